@@ -1,0 +1,296 @@
+"""``mrt analyze``: sample traces, split them into episodes, estimate J after every prefix, and
+report progress, regret, maj@k / pass@k, accuracy vs tokens and budget extrapolation.
+
+Output (``OUT``): ``traces.jsonl`` (one line per trace, written a problem at a time),
+``run.json`` (the settings; a rerun with the same settings resumes), ``summary.json``,
+``plots/*.png`` and ``report.html``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mrt import metrics
+from mrt.config import arg
+from mrt.metaprover import estimate_prefixes, find_subsequence
+from mrt.samplers.base import SamplingParams
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AnalyzeConfig:
+    model: str = arg("", "model directory or hub id (default: the shipped didactic base model)")
+    task: str = arg("star", "task name")
+    knobs: list[str] = arg([], "task knobs as name=value, e.g. arms=2-5 arm_len=3")
+    out: str = arg("runs/analyze", "output directory")
+    n_problems: int = arg(64, "problems to analyse")
+    problem_seed: int = arg(0, "seed of the problem set (the base model was pretrained on other seeds)")
+    traces_per_problem: int = arg(4, "traces sampled per problem")
+    answers_per_prefix: int = arg(8, "forced answers sampled per prefix to estimate J")
+    max_new_tokens: int = arg(0, "token cap of a trace (0: the task's default)")
+    answer_tokens: int = arg(0, "token cap of a forced answer (0: the task's default)")
+    temperature: float = arg(1.0, "sampling temperature of traces and answers")
+    top_p: float = arg(1.0, "nucleus sampling of traces and answers")
+    budgets: list[int] = arg([], "token budgets C for normalised regret (default: the task's)")
+    maj_k: list[int] = arg([1, 2, 4, 8], "k values for maj@k and pass@k")
+    extensions: int = arg(4, "budget-forcing extensions past the natural end of thinking (0: off)")
+    seed: int = arg(0, "sampling seed")
+    backend: str = arg("hf", "sampler backend")
+
+
+def _problem_seed(seed: int, index: int) -> int:
+    return seed * 1_000_003 + index * 7919 + 1
+
+
+# ---------------------------------------------------------------------------- one problem
+
+
+def analyze_problem(sampler, task, problem, cfg: AnalyzeConfig, index: int) -> list[dict]:
+    tok = sampler.tokenizer
+    seed = _problem_seed(cfg.seed, index)
+    prompt_ids = tok.encode(problem.prompt, add_special_tokens=False)
+    max_new = cfg.max_new_tokens or task.default_max_new_tokens
+    n_ans = cfg.answer_tokens or task.default_answer_tokens
+    traces = sampler.sample([prompt_ids], SamplingParams(
+        n=cfg.traces_per_problem, max_new_tokens=max_new, temperature=cfg.temperature,
+        top_p=cfg.top_p, seed=seed))[0]
+    end_ids = tok.encode(task.think_end_text, add_special_tokens=False)
+    records, thinkings = [], []
+    for t_idx, comp in enumerate(traces):
+        out_ids = comp.token_ids
+        cut = find_subsequence(out_ids, end_ids)
+        closed = cut >= 0
+        thinking = out_ids[:cut] if closed else [i for i in out_ids if i != tok.eos_token_id]
+        answer_text = tok.decode(out_ids[cut + len(end_ids):], skip_special_tokens=False) if closed else ""
+        answer = task.extract_answer(answer_text) if closed else None
+        try:
+            correct = bool(task.grade(problem, answer))
+        except Exception as e:
+            log.warning("grading failed on problem %s: %s", problem.id, e)
+            correct = False
+        ends = task.episode_ends(thinking, tok)
+        thinkings.append((thinking, ends))
+        status = ("empty" if not out_ids or (not thinking and not closed) else
+                  "truncated" if comp.finish_reason == "length" else "ok")
+        records.append({
+            "problem_id": problem.id, "trace": t_idx, "reference": problem.answer,
+            "meta": problem.meta, "output": comp.text, "n_output_tokens": len(out_ids),
+            "n_thinking_tokens": len(thinking), "finish_reason": comp.finish_reason,
+            "status": status, "closed_thinking": closed, "answer": answer, "correct": correct,
+            "episodes": [{"start": a, "end": b, "text": tok.decode(thinking[a:b])}
+                         for a, b in zip([0] + ends[:-1], ends)],
+        })
+    ks = tuple(cfg.maj_k)
+    estimates = estimate_prefixes(sampler, task, problem, prompt_ids, thinkings,
+                                  n=cfg.answers_per_prefix, answer_tokens=n_ans,
+                                  temperature=cfg.temperature, top_p=cfg.top_p, seed=seed + 1, ks=ks)
+    for rec, ests in zip(records, estimates):
+        rec["prefixes"] = [e.to_json() for e in ests]
+        rec["progress"] = metrics.progress([e.j for e in ests])
+    if cfg.extensions > 0:
+        _extend(sampler, task, problem, prompt_ids, thinkings, records, cfg, seed + 2, n_ans, ks)
+    return records
+
+
+def _extend(sampler, task, problem, prompt_ids, thinkings, records, cfg, seed, n_ans, ks):
+    """Budget forcing: after the natural end, append an extension text and let the model think
+    one more stretch, ``cfg.extensions`` times; J is estimated after each extension."""
+    tok = sampler.tokenizer
+    stop_ids = tuple(i for s in task.extension_stop_texts
+                     for i in tok.encode(s, add_special_tokens=False)[:1])
+    live = [i for i, r in enumerate(records) if r["closed_thinking"]]
+    cur = {i: list(thinkings[i][0]) for i in live}
+    for rec in records:
+        rec["extension"] = []
+    for e in range(cfg.extensions):
+        if not live:
+            break
+        ext = tok.encode(task.extension_texts[e % len(task.extension_texts)], add_special_tokens=False)
+        prompts = [prompt_ids + cur[i] + ext for i in live]
+        comps = sampler.sample(prompts, SamplingParams(
+            n=1, max_new_tokens=task.extension_tokens, temperature=cfg.temperature,
+            top_p=cfg.top_p, stop_token_ids=stop_ids, seed=seed + 7 * e))
+        for i, cs in zip(live, comps):
+            new = cs[0].token_ids
+            if new and new[-1] in stop_ids + (tok.eos_token_id,):
+                new = new[:-1]
+            cur[i] = cur[i] + ext + new
+        ests = estimate_prefixes(sampler, task, problem, prompt_ids,
+                                 [(cur[i], [len(cur[i])]) for i in live], n=cfg.answers_per_prefix,
+                                 answer_tokens=n_ans, temperature=cfg.temperature, top_p=cfg.top_p,
+                                 seed=seed + 7 * e + 3, ks=ks)
+        for i, est in zip(live, ests):
+            last = est[-1]
+            records[i]["extension"].append({"extensions": e + 1, "tokens": len(cur[i]),
+                                            "j": last.j, "ci": list(last.ci)})
+
+
+# ---------------------------------------------------------------------------- resume / I/O
+
+
+def load_finished(path: Path, per_problem: int) -> tuple[dict[str, list[dict]], int]:
+    """Complete problems in a traces file; malformed lines and partial problems are dropped
+    (counted and logged), and the file is rewritten to hold only what is kept."""
+    if not path.exists():
+        return {}, 0
+    groups: dict[str, list[dict]] = defaultdict(list)
+    bad = 0
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            groups[rec["problem_id"]].append(rec)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            bad += 1
+            log.warning("%s line %d is malformed; skipped", path, n)
+    done = {pid: recs for pid, recs in groups.items() if len(recs) == per_problem}
+    partial = len(groups) - len(done)
+    if bad or partial:
+        log.warning("dropping %d malformed line(s) and %d partial problem(s) from %s", bad, partial, path)
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w") as f:
+            for recs in done.values():
+                for r in recs:
+                    f.write(json.dumps(r) + "\n")
+        os.replace(tmp, path)
+    return done, bad
+
+
+def _settings(cfg: AnalyzeConfig, task) -> dict:
+    s = asdict(cfg)
+    s.pop("out")
+    s["knobs"] = task.knobs()
+    return s
+
+
+# ---------------------------------------------------------------------------- summary
+
+
+def summarize(records: list[dict], cfg: AnalyzeConfig, task, model_name: str) -> dict:
+    budgets = list(cfg.budgets or task.default_budgets)
+    n = len(records)
+    if n == 0:
+        raise ValueError("no traces to summarise")
+    ks = sorted({int(k) for r in records for k in r["prefixes"][-1]["maj_at_k"]})
+    j_sum, j_cnt, p_sum = defaultdict(float), defaultdict(int), defaultdict(float)
+    regret = {c: 0.0 for c in budgets}
+    areas = {c: [] for c in budgets}
+    for r in records:
+        js = [p["j"] for p in r["prefixes"]]
+        for i, v in enumerate(js):
+            j_sum[i] += v
+            j_cnt[i] += 1
+        for i, v in enumerate(r["progress"]):
+            p_sum[i] += v
+        ends = [e["end"] for e in r["episodes"]]
+        maj = [p["maj_at_k"].get(str(max(ks)), p["j"]) if ks else p["j"] for p in r["prefixes"][1:]]
+        for c in budgets:
+            regret[c] += metrics.normalized_regret(ends, js[1:], c)
+            areas[c].append(metrics.comparator_areas(ends, js[1:], maj, c))
+    max_ep = max(j_cnt)
+    j_by_ep = [j_sum[i] / j_cnt[i] for i in range(max_ep + 1)]
+    prog_by_ep = [p_sum[i] / j_cnt[i + 1] for i in range(max_ep)]
+    max_tokens = max(r["n_thinking_tokens"] for r in records)
+    grid = list(range(0, max_tokens + 1))
+    acc_curve = [sum(metrics.j_at_budget([e["end"] for e in r["episodes"]],
+                                         [p["j"] for p in r["prefixes"]], b) for r in records) / n
+                 for b in grid]
+    final_acc = acc_curve[-1]
+    targets = sorted({round(final_acc * f, 4) for f in (0.5, 0.75, 0.9, 1.0)})
+    tokens_to = {str(t): metrics.tokens_to_reach(grid, acc_curve, t) for t in targets}
+    step = max(1, len(grid) // 32)
+    ext = defaultdict(list)
+    for r in records:
+        for e in r.get("extension", []):
+            ext[e["extensions"]].append((e["tokens"] - r["n_thinking_tokens"], e["j"]))
+    base_closed = [r["prefixes"][-1]["j"] for r in records if r["closed_thinking"]]
+    extrapolation = ([{"extensions": 0, "extra_tokens": 0.0, "j": sum(base_closed) / len(base_closed),
+                       "n": len(base_closed)}] if base_closed else [])
+    extrapolation += [{"extensions": k, "extra_tokens": sum(t for t, _ in v) / len(v),
+                       "j": sum(j for _, j in v) / len(v), "n": len(v)} for k, v in sorted(ext.items())]
+    correct = sum(r["correct"] for r in records)
+    status = defaultdict(int)
+    for r in records:
+        status[r["status"]] += 1
+    return {
+        "model": model_name, "task": cfg.task, "knobs": task.knobs(),
+        "n_problems": len({r["problem_id"] for r in records}), "n_traces": n,
+        "accuracy": correct / n, "accuracy_ci": list(metrics.wilson_interval(correct, n)),
+        "mean_output_tokens": sum(r["n_output_tokens"] for r in records) / n,
+        "mean_thinking_tokens": sum(r["n_thinking_tokens"] for r in records) / n,
+        "mean_episodes": sum(len(r["episodes"]) for r in records) / n,
+        "trace_status": dict(status),
+        "j_by_episode": j_by_ep, "traces_by_episode": [j_cnt[i] for i in range(max_ep + 1)],
+        "progress_by_episode": prog_by_ep,
+        "normalized_regret": {str(c): regret[c] / n for c in budgets},
+        "majority_regret": {str(c): metrics.majority_regret(areas[c]) for c in budgets},
+        "maj_at_k": {str(k): sum(r["prefixes"][-1]["maj_at_k"][str(k)] for r in records) / n for k in ks},
+        "pass_at_k": {str(k): sum(r["prefixes"][-1]["pass_at_k"][str(k)] for r in records) / n for k in ks},
+        "accuracy_vs_tokens": {str(b): a for b, a in zip(grid[::step], acc_curve[::step])},
+        "forced_accuracy_at_end": final_acc,
+        "tokens_to_accuracy": tokens_to,
+        "extrapolation": extrapolation,
+        "settings": {k: v for k, v in asdict(cfg).items() if k != "out"},
+    }
+
+
+# ---------------------------------------------------------------------------- driver
+
+
+def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
+    from tqdm import tqdm
+
+    from mrt.samplers import load_sampler
+    from mrt.tasks import get_task, parse_knobs
+    from mrt.tiny import shipped_model_path
+
+    task = get_task(cfg.task, **parse_knobs(cfg.knobs))  # bad task / knob: error before any work
+    for name in ("n_problems", "traces_per_problem", "answers_per_prefix"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if any(k < 1 for k in cfg.maj_k) or any(b < 1 for b in cfg.budgets):
+        raise ValueError("maj_k and budgets must be positive")
+    model_name = cfg.model or str(shipped_model_path())
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = _settings(cfg, task)
+    run_file = out / "run.json"
+    if run_file.exists():
+        old = json.loads(run_file.read_text())
+        diff = sorted(k for k in set(old) | set(settings)
+                      if k not in ("n_problems", "budgets", "maj_k") and old.get(k) != settings.get(k))
+        if diff:
+            raise ValueError(f"{out} holds a run with other settings ({', '.join(diff)}); "
+                             "use another --out or delete it")
+    run_file.write_text(json.dumps(settings, indent=1))
+    traces_path = out / "traces.jsonl"
+    done, _ = load_finished(traces_path, cfg.traces_per_problem)
+    problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)
+    todo = [(i, p) for i, p in enumerate(problems) if p.id not in done]
+    if done:
+        log.info("resuming: %d of %d problems already finished", len(problems) - len(todo), len(problems))
+    if todo and sampler is None:
+        sampler = load_sampler(model_name, cfg.backend)
+    t0 = time.time()
+    with traces_path.open("a") as f:
+        for i, p in tqdm(todo, desc="analyze", unit="problem"):
+            recs = analyze_problem(sampler, task, p, cfg, i)
+            f.write("".join(json.dumps(r) + "\n" for r in recs))
+            f.flush()
+            done[p.id] = recs
+    wanted = {p.id for p in problems}
+    records = [r for pid, recs in done.items() if pid in wanted for r in recs]
+    summary = summarize(records, cfg, task, model_name)
+    summary["wall_seconds_this_run"] = round(time.time() - t0, 2)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    from mrt.report import write_report
+
+    write_report(out, summary, records)
+    return summary

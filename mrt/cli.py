@@ -1,0 +1,81 @@
+"""The ``mrt`` command: thin wrappers over the package."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from mrt.config import add_dataclass_args, from_namespace
+
+
+def _cmd_pretrain(ns):
+    from mrt.pretrain import PretrainConfig, pretrain
+
+    out = pretrain(from_namespace(PretrainConfig, ns))
+    print(f"saved model and tokenizer to {out}")
+
+
+def _cmd_analyze(ns):
+    from mrt.analyze import AnalyzeConfig, run_analysis
+
+    summary = run_analysis(from_namespace(AnalyzeConfig, ns))
+    _print_summary(summary, ns.out)
+
+
+def _cmd_demo(ns):
+    from mrt.demo import DemoConfig, run_demo
+
+    run_demo(from_namespace(DemoConfig, ns))
+
+
+def _print_summary(s: dict, out: str) -> None:
+    print(f"accuracy {s['accuracy']:.3f} over {s['n_traces']} traces of {s['n_problems']} problems; "
+          f"{s['mean_output_tokens']:.1f} output tokens, {s['mean_episodes']:.2f} episodes per trace")
+    print("J by episode:      " + " ".join(f"{x:.2f}" for x in s["j_by_episode"]))
+    print("progress by ep.:   " + " ".join(f"{x:+.2f}" for x in s["progress_by_episode"]))
+    print("normalised regret: " + ", ".join(f"C={c}: {v:.3f}" for c, v in s["normalized_regret"].items()))
+    print("maj@k:             " + ", ".join(f"k={k}: {v:.3f}" for k, v in s["maj_at_k"].items()))
+    print(f"report: {out}/report.html")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mrt.analyze import AnalyzeConfig
+    from mrt.demo import DemoConfig
+    from mrt.pretrain import PretrainConfig
+
+    p = argparse.ArgumentParser(prog="mrt", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sp = sub.add_parser("pretrain", help="train the tiny didactic base model from scratch",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_dataclass_args(sp, PretrainConfig)
+    sp.set_defaults(func=_cmd_pretrain)
+
+    sp = sub.add_parser("analyze", help="measure J, progress and regret of a model's traces",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_dataclass_args(sp, AnalyzeConfig)
+    sp.set_defaults(func=_cmd_analyze)
+
+    sp = sub.add_parser("demo", help="the didactic pipeline end to end on the shipped base model",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_dataclass_args(sp, DemoConfig)
+    sp.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if ns.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        ns.func(ns)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"mrt {ns.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Configs are dataclasses whose fields carry a help line; this turns them into CLI flags."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from dataclasses import MISSING, field
+
+
+def arg(default, help: str, **kw):  # noqa: A002 - mirrors argparse
+    """A dataclass field with a help line: ``steps: int = arg(100, "optimizer steps")``."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: default, metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+def add_dataclass_args(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip or not f.init:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else (
+            f.default_factory() if f.default_factory is not MISSING else None)
+        kind = hints[f.name]
+        help_ = f.metadata.get("help", "") + (f" (default: {default})" if default is not None else "")
+        if kind is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=default, help=help_)
+        elif typing.get_origin(kind) is list:
+            inner = typing.get_args(kind)[0]
+            parser.add_argument(flag, dest=f.name, type=inner, nargs="+", default=default, help=help_)
+        else:
+            base = kind
+            if typing.get_origin(kind) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+                base = next(a for a in typing.get_args(kind) if a is not type(None))
+            parser.add_argument(flag, dest=f.name, type=base, default=default, help=help_)
+
+
+def from_namespace(cls, ns: argparse.Namespace, **extra):
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    kw = {k: v for k, v in vars(ns).items() if k in names}
+    kw.update(extra)
+    return cls(**kw)

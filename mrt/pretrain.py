@@ -1,0 +1,119 @@
+"""Pretrain the tiny base model of the didactic world on noisy explorer traces.
+
+Every batch is drawn fresh from the explorer (seeded by the step), so the run is reproducible
+and resumes exactly from ``OUT/checkpoint.pt`` after an interruption.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mrt.config import arg
+
+log = logging.getLogger(__name__)
+PRETRAIN_SEED_NAMESPACE = 7  # problem seeds used for pretraining; analysis uses other seeds
+
+
+@dataclass
+class PretrainConfig:
+    out: str = arg("runs/star-base", "output directory (model, tokenizer, log)")
+    arms: str = arg("2-5", "arms of the star graphs in the pretraining traces")
+    arm_len: str = arg("2-4", "nodes per arm in the pretraining traces")
+    steps: int = arg(1500, "optimizer steps")
+    batch_size: int = arg(64, "traces per step")
+    lr: float = arg(1e-3, "peak learning rate (AdamW, linear warm-up, cosine decay)")
+    warmup: int = arg(100, "warm-up steps")
+    weight_decay: float = arg(0.01, "AdamW weight decay")
+    n_layer: int = arg(4, "transformer layers")
+    n_embd: int = arg(128, "model width")
+    n_head: int = arg(4, "attention heads")
+    seed: int = arg(0, "random seed (model init and data)")
+    save_every: int = arg(250, "write a resumable checkpoint every this many steps")
+    threads: int = arg(0, "torch CPU threads (0: torch's default)")
+
+
+def make_batch(step: int, cfg: PretrainConfig, tokenizer, task):
+    """Token ids and labels for one batch; the loss covers the trace and answer, not the prompt."""
+    import torch
+
+    from mrt.tasks import star
+
+    rng = random.Random(f"{cfg.seed}-{step}")
+    rows, labels = [], []
+    for _ in range(cfg.batch_size):
+        g = task.graph(PRETRAIN_SEED_NAMESPACE * 1_000_003 + rng.randrange(10**9))
+        prompt = tokenizer.convert_tokens_to_ids(g.prompt_words())
+        trace = tokenizer.convert_tokens_to_ids(star.explore(g, rng))
+        rows.append(prompt + trace)
+        labels.append([-100] * len(prompt) + trace)
+    width = max(map(len, rows))
+    pad = tokenizer.pad_token_id
+    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+    lab = torch.tensor([r + [-100] * (width - len(r)) for r in labels])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    return ids, lab, mask
+
+
+def pretrain(cfg: PretrainConfig) -> Path:
+    import torch
+    from tqdm import tqdm
+
+    from mrt.tasks import StarTask
+    from mrt.tiny import build_model, build_tokenizer
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    task = StarTask(arms=cfg.arms, arm_len=cfg.arm_len)
+    tokenizer = build_tokenizer()
+    model = build_model(tokenizer, cfg.n_layer, cfg.n_embd, cfg.n_head, seed=cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            betas=(0.9, 0.95))
+
+    def lr_at(step):
+        if step < cfg.warmup:
+            return cfg.lr * (step + 1) / cfg.warmup
+        frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+    ckpt = out / "checkpoint.pt"
+    start, history = 0, []
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start, history = state["step"], state["history"]
+        log.info("resuming pretraining from step %d", start)
+    model.train()
+    t0 = time.time()
+    bar = tqdm(range(start, cfg.steps), desc="pretrain", initial=start, total=cfg.steps)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        ids, lab, mask = make_batch(step, cfg, tokenizer, task)
+        loss = model(input_ids=ids, attention_mask=mask, labels=lab).loss
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss at step {step}; last checkpoint kept in {ckpt}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        history.append(round(loss.item(), 4))
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1,
+                        "history": history}, ckpt)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / "pretrain.json").write_text(json.dumps({
+        "config": asdict(cfg), "final_loss": sum(history[-50:]) / max(1, len(history[-50:])),
+        "wall_seconds_this_run": round(time.time() - t0, 1), "loss_history": history}, indent=1))
+    if ckpt.exists():
+        ckpt.unlink()
+    return out

@@ -1,0 +1,44 @@
+"""Task registry: ``get_task("star", arms="2-5", arm_len=3)``."""
+from __future__ import annotations
+
+import dataclasses
+
+from mrt.tasks.base import Problem, Task
+from mrt.tasks.star import StarTask
+
+TASKS: dict[str, type[Task]] = {"star": StarTask}
+
+
+def task_knobs(name: str) -> list[str]:
+    cls = _task_class(name)
+    return [f.name for f in dataclasses.fields(cls) if f.init and f.name != "name"]
+
+
+def _task_class(name: str) -> type[Task]:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
+    return TASKS[name]
+
+
+def get_task(name: str, **knobs) -> Task:
+    """Build a task by name; an unknown task or knob raises ValueError naming it."""
+    cls = _task_class(name)
+    allowed = task_knobs(name)
+    for key in knobs:
+        if key not in allowed:
+            raise ValueError(f"unknown knob {key!r} for task {name!r}; known knobs: {', '.join(allowed)}")
+    return cls(**knobs)
+
+
+def parse_knobs(items: list[str] | None) -> dict:
+    """``["arms=2-5", "arm_len=3"]`` -> dict; a malformed item raises ValueError."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"task knob {item!r} must look like name=value")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+__all__ = ["Problem", "Task", "StarTask", "TASKS", "get_task", "parse_knobs", "task_knobs"]

@@ -1,0 +1,75 @@
+"""What a task is: problems with a prompt and a reference answer, plus an exact verifier."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mrt.episodes import R1_MARKERS, segment_r1
+
+R1_TERMINATION = ("Time is up.\n\nGiven the time I've spent and the approaches I've tried, I should "
+                  "stop thinking and formulate a final answer based on what I already have.\n</think>")
+
+
+@dataclass
+class Problem:
+    id: str
+    prompt: str  # the text the model continues (already templated)
+    answer: str  # the reference answer
+    meta: dict = field(default_factory=dict)
+
+
+class Task:
+    """Base class. Subclasses implement ``problems``, ``extract_answer`` and ``grade``.
+
+    ``termination_text`` is appended to a thinking prefix to force an answer (the meta-prover);
+    ``think_end_text`` marks the natural end of thinking in an output; ``extension_texts`` are
+    appended in turn after a natural end to make the model think on (budget forcing), each
+    extension running until one of ``extension_stop_texts`` or ``extension_tokens`` tokens.
+    The defaults are the R1-style choices of MRT-NOTES §2.
+    """
+
+    name: str = "task"
+    termination_text: str = "\n\n" + R1_TERMINATION
+    think_end_text: str = "</think>"
+    extension_texts: tuple[str, ...] = ("\nWait", "\nBut wait", "\nAlternatively", "\nBut hold on")
+    extension_stop_texts: tuple[str, ...] = ("</think>",)
+    extension_tokens: int = 2048
+    answer_stop_texts: tuple[str, ...] = ()
+    default_budgets: tuple[int, ...] = (4096, 8192, 12288, 16384)
+    default_max_new_tokens: int = 16384
+    default_answer_tokens: int = 4096
+    r1_max_steps: int = 49
+    r1_group_size: int = 5
+
+    def knobs(self) -> dict:
+        return {}
+
+    def problems(self, n: int, seed: int = 0) -> list[Problem]:
+        raise NotImplementedError
+
+    def extract_answer(self, completion: str) -> str | None:
+        """The final answer inside the answer part of a completion (never the thinking)."""
+        raise NotImplementedError
+
+    def grade(self, problem: Problem, answer: str | None) -> bool:
+        raise NotImplementedError
+
+    def episode_ends(self, thinking_ids: list[int], tokenizer) -> list[int]:
+        """Episode end offsets, in tokens, of a thinking stream (R1 segmentation by default).
+
+        Character ends of the R1 segmentation are mapped to the first token whose decoded text
+        reaches them (tokens decoded one by one).
+        """
+        text = tokenizer.decode(thinking_ids, skip_special_tokens=False)
+        seg = segment_r1(text, self.r1_max_steps, self.r1_group_size, R1_MARKERS)
+        cum, ends, i = 0, [], 0
+        tok_ends = []
+        for t in thinking_ids:
+            cum += len(tokenizer.decode([t], skip_special_tokens=False))
+            tok_ends.append(cum)
+        for ce in seg.char_ends:
+            while i < len(tok_ends) and tok_ends[i] < ce:
+                i += 1
+            ends.append(min(i + 1, len(thinking_ids)))
+        if ends:
+            ends[-1] = len(thinking_ids)
+        return ends

@@ -1,0 +1,77 @@
+import random
+
+import pytest
+
+from mrt.episodes import didactic_ends
+from mrt.tasks import get_task, parse_knobs
+from mrt.tasks import star
+
+
+def test_graph_is_a_star_with_a_unique_path():
+    g = star.make_graph(random.Random(3), arms=4, arm_len=3)
+    assert len(g.edges) == 12
+    children = {}
+    for u, v in g.edges:
+        children.setdefault(u, []).append(v)
+    assert len(children[g.start]) == 4
+    path = g.path
+    assert path[0] == g.start and path[-1] == g.goal
+    for u, v in zip(path, path[1:]):
+        assert (u, v) in g.edges
+
+
+def test_verifier():
+    task = get_task("star", arms="3", arm_len="2")
+    p = task.problems(1, seed=5)[0]
+    ref = p.answer
+    assert task.grade(p, task.extract_answer(f"answer {ref} <eos> junk"))
+    assert task.grade(p, task.extract_answer(f"answer {ref}"))
+    assert not task.grade(p, task.extract_answer("answer " + " ".join(reversed(ref.split()))))
+    assert not task.grade(p, task.extract_answer(f"answer {ref} v63 <eos>"))
+    assert task.extract_answer("try v1 v2 dead") is None
+    assert task.extract_answer("answer <eos>") is None
+    assert not task.grade(p, None)
+
+
+def test_explorer_traces_are_well_formed():
+    task = get_task("star")
+    rng = random.Random(0)
+    for i in range(200):
+        g = task.graph(i)
+        words = star.explore(g, rng)
+        end = words.index(star.END_THINK)
+        assert words[-1] == star.EOS and words[end + 1] == star.ANSWER
+        answer = words[end + 2:-1]
+        assert answer[0] == g.start
+        thinking = words[:end]
+        ends = didactic_ends(thinking)
+        if "found" in thinking:
+            assert answer == g.path  # a trace that found the goal answers it
+
+
+def test_guessing_without_exploring_is_near_chance():
+    task = get_task("star", arms="4", arm_len="3")
+    rng = random.Random(0)
+    hits = sum(star.answer_words(task.graph(i), set(), False, rng)[1:-1] == task.graph(i).path
+               for i in range(400))
+    assert 0.15 < hits / 400 < 0.35
+
+
+def test_knob_errors_name_the_knob():
+    with pytest.raises(ValueError, match="unknown task"):
+        get_task("nope")
+    with pytest.raises(ValueError, match="unknown knob 'width'"):
+        get_task("star", width=3)
+    with pytest.raises(ValueError, match="'arms'"):
+        get_task("star", arms="5-2")
+    with pytest.raises(ValueError, match="name=value"):
+        parse_knobs(["arms"])
+    with pytest.raises(ValueError, match="at most 63 nodes"):
+        get_task("star", arms="20", arm_len="5")
+
+
+def test_harder_knobs_change_the_problems():
+    easy = get_task("star", arms="2-3", arm_len="2").problems(20)
+    hard = get_task("star", arms="6", arm_len="5").problems(20)
+    assert max(p.meta["arms"] for p in easy) <= 3
+    assert all(p.meta["arms"] == 6 and p.meta["arm_len"] == 5 for p in hard)
