@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mrt import metrics
 from mrt.config import arg
+from mrt.episodes import chunk_ends
 from mrt.metaprover import estimate_prefixes, find_subsequence
 from mrt.samplers.base import SamplingParams
 
@@ -42,6 +43,16 @@ class AnalyzeConfig:
     extensions: int = arg(4, "budget-forcing extensions past the natural end of thinking (0: off)")
     seed: int = arg(0, "sampling seed")
     backend: str = arg("hf", "sampler backend")
+    segmentation: str = arg("task", "episode splitter: 'task' (the task's own) or 'chunk:N' (N-token chunks)")
+    termination_text: str = arg("", "text appended to a prefix to force an answer (default: the task's)")
+
+
+def _episode_ends(cfg: AnalyzeConfig, task, thinking: list[int], tok) -> list[int]:
+    if cfg.segmentation == "task":
+        return task.episode_ends(thinking, tok)
+    if cfg.segmentation.startswith("chunk:") and cfg.segmentation[6:].isdigit():
+        return chunk_ends(len(thinking), int(cfg.segmentation[6:]))
+    raise ValueError(f"segmentation must be 'task' or 'chunk:N', got {cfg.segmentation!r}")
 
 
 def _problem_seed(seed: int, index: int) -> int:
@@ -74,7 +85,7 @@ def analyze_problem(sampler, task, problem, cfg: AnalyzeConfig, index: int) -> l
         except Exception as e:
             log.warning("grading failed on problem %s: %s", problem.id, e)
             correct = False
-        ends = task.episode_ends(thinking, tok)
+        ends = _episode_ends(cfg, task, thinking, tok)
         thinkings.append((thinking, ends))
         status = ("empty" if not out_ids or (not thinking and not closed) else
                   "truncated" if comp.finish_reason == "length" else "ok")
@@ -102,8 +113,9 @@ def _extend(sampler, task, problem, prompt_ids, thinkings, records, cfg, seed, n
     """Budget forcing: after the natural end, append an extension text and let the model think
     one more stretch, ``cfg.extensions`` times; J is estimated after each extension."""
     tok = sampler.tokenizer
-    stop_ids = tuple(i for s in task.extension_stop_texts
-                     for i in tok.encode(s, add_special_tokens=False)[:1])
+    encoded = [tok.encode(s, add_special_tokens=False) for s in task.extension_stop_texts]
+    stop_ids = tuple(e[0] for e in encoded if len(e) == 1)  # one-token stops: exact and cheap
+    stop_texts = tuple(s for s, e in zip(task.extension_stop_texts, encoded) if len(e) != 1)
     live = [i for i, r in enumerate(records) if r["closed_thinking"]]
     cur = {i: list(thinkings[i][0]) for i in live}
     for rec in records:
@@ -115,7 +127,7 @@ def _extend(sampler, task, problem, prompt_ids, thinkings, records, cfg, seed, n
         prompts = [prompt_ids + cur[i] + ext for i in live]
         comps = sampler.sample(prompts, SamplingParams(
             n=1, max_new_tokens=task.extension_tokens, temperature=cfg.temperature,
-            top_p=cfg.top_p, stop_token_ids=stop_ids, seed=seed + 7 * e))
+            top_p=cfg.top_p, stop_token_ids=stop_ids, stop=stop_texts, seed=seed + 7 * e))
         for i, cs in zip(live, comps):
             new = cs[0].token_ids
             if new and new[-1] in stop_ids + (tok.eos_token_id,):
@@ -252,6 +264,10 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
     from mrt.tiny import shipped_model_path
 
     task = get_task(cfg.task, **parse_knobs(cfg.knobs))  # bad task / knob: error before any work
+    if cfg.termination_text:
+        task.termination_text = cfg.termination_text.replace("\\n", "\n")  # "\n" from a shell
+    if cfg.segmentation != "task":
+        _episode_ends(cfg, task, [], None)  # a bad value fails before any work
     for name in ("n_problems", "traces_per_problem", "answers_per_prefix"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
@@ -289,6 +305,9 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
     records = [r for pid, recs in done.items() if pid in wanted for r in recs]
     summary = summarize(records, cfg, task, model_name)
     summary["wall_seconds_this_run"] = round(time.time() - t0, 2)
+    odd = {k: v for k, v in summary["trace_status"].items() if k != "ok"}
+    if odd:
+        log.warning("traces that did not end normally (counted in summary.json): %s", odd)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     from mrt.report import write_report
 

@@ -1,21 +1,20 @@
 """``mrt demo``: the didactic pipeline end to end on the shipped base model."""
 from __future__ import annotations
 
-import logging
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from mrt.config import arg
 
-log = logging.getLogger(__name__)
-
 
 @dataclass
 class DemoConfig:
     out: str = arg("runs/demo", "output directory")
     model: str = arg("", "base model (default: the shipped didactic base model)")
-    n_problems: int = arg(64, "held-out problems to analyse")
+    n_problems: int = arg(64, "problems per evaluation set")
+    hard_knobs: list[str] = arg(["arms=5-6", "arm_len=4-5"], "knobs of the harder held-out set")
     seed: int = arg(0, "sampling seed")
 
 
@@ -25,10 +24,19 @@ def run_demo(cfg: DemoConfig) -> dict:
 
     t0 = time.time()
     out = Path(cfg.out)
-    base = AnalyzeConfig(model=cfg.model, task="star", out=str(out / "base"),
-                         n_problems=cfg.n_problems, seed=cfg.seed)
-    print(f"[1/1] analysing the base model on {cfg.n_problems} held-out star-graph problems")
-    summary = run_analysis(base)
-    _print_summary(summary, base.out)
-    print(f"demo finished in {time.time() - t0:.0f} s; open {out}/base/report.html")
-    return {"base": summary}
+    sets = {"base": [], "base-hard": list(cfg.hard_knobs)}
+    results = {}
+    for i, (name, knobs) in enumerate(sets.items(), 1):
+        what = "held-out" if not knobs else f"harder held-out ({' '.join(knobs)})"
+        print(f"[{i}/{len(sets)}] analysing the base model on {cfg.n_problems} {what} star-graph problems")
+        acfg = AnalyzeConfig(model=cfg.model, task="star", knobs=knobs, out=str(out / name),
+                             n_problems=cfg.n_problems, seed=cfg.seed)
+        results[name] = run_analysis(acfg)
+        _print_summary(results[name], acfg.out)
+    (out / "demo.json").write_text(json.dumps(
+        {name: {k: s[k] for k in ("accuracy", "mean_output_tokens", "j_by_episode",
+                                  "normalized_regret", "maj_at_k")} for name, s in results.items()},
+        indent=1))
+    print(f"demo finished in {time.time() - t0:.0f} s; reports: "
+          + ", ".join(f"{out / n / 'report.html'}" for n in sets))
+    return results

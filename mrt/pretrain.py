@@ -22,19 +22,23 @@ PRETRAIN_SEED_NAMESPACE = 7  # problem seeds used for pretraining; analysis uses
 @dataclass
 class PretrainConfig:
     out: str = arg("runs/star-base", "output directory (model, tokenizer, log)")
-    arms: str = arg("2-5", "arms of the star graphs in the pretraining traces")
+    arms: str = arg("2-4", "arms of the star graphs in the pretraining traces")
     arm_len: str = arg("2-4", "nodes per arm in the pretraining traces")
-    steps: int = arg(1500, "optimizer steps")
-    batch_size: int = arg(64, "traces per step")
-    lr: float = arg(1e-3, "peak learning rate (AdamW, linear warm-up, cosine decay)")
-    warmup: int = arg(100, "warm-up steps")
+    curriculum_steps: int = arg(0, "first steps on small graphs (arms 2-3, arm_len 2-3), "
+                                "where the edge look-up is learned faster")
+    steps: int = arg(4000, "optimizer steps")
+    batch_size: int = arg(32, "traces per step")
+    lr: float = arg(3e-3, "peak learning rate (AdamW, linear warm-up, cosine decay)")
+    warmup: int = arg(50, "warm-up steps")
     weight_decay: float = arg(0.01, "AdamW weight decay")
-    n_layer: int = arg(4, "transformer layers")
+    n_layer: int = arg(2, "transformer layers")
     n_embd: int = arg(128, "model width")
     n_head: int = arg(4, "attention heads")
+    arch: str = arg("llama", "llama (rotary positions) or gpt2 (learned positions)")
     seed: int = arg(0, "random seed (model init and data)")
     save_every: int = arg(250, "write a resumable checkpoint every this many steps")
     threads: int = arg(0, "torch CPU threads (0: torch's default)")
+    init: str = arg("", "start from this saved model's weights (continued pretraining)")
 
 
 def make_batch(step: int, cfg: PretrainConfig, tokenizer, task):
@@ -71,8 +75,17 @@ def pretrain(cfg: PretrainConfig) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     task = StarTask(arms=cfg.arms, arm_len=cfg.arm_len)
+    small = StarTask(arms=f"{task._arms[0]}-{min(task._arms[1], 3)}",
+                     arm_len=f"{task._len[0]}-{min(task._len[1], 3)}")
     tokenizer = build_tokenizer()
-    model = build_model(tokenizer, cfg.n_layer, cfg.n_embd, cfg.n_head, seed=cfg.seed)
+    if cfg.init:
+        from transformers import AutoModelForCausalLM
+
+        if not Path(cfg.init).exists():
+            raise FileNotFoundError(f"--init model {cfg.init!r} does not exist")
+        model = AutoModelForCausalLM.from_pretrained(cfg.init)
+    else:
+        model = build_model(tokenizer, cfg.n_layer, cfg.n_embd, cfg.n_head, seed=cfg.seed, arch=cfg.arch)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.9, 0.95))
 
@@ -96,7 +109,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
-        ids, lab, mask = make_batch(step, cfg, tokenizer, task)
+        ids, lab, mask = make_batch(step, cfg, tokenizer, small if step < cfg.curriculum_steps else task)
         loss = model(input_ids=ids, attention_mask=mask, labels=lab).loss
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss at step {step}; last checkpoint kept in {ckpt}")

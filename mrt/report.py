@@ -16,6 +16,13 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def make_plots(out: Path, summary: dict) -> dict[str, Path]:
     plt = _plt()
     pdir = out / "plots"
@@ -33,10 +40,7 @@ def make_plots(out: Path, summary: dict) -> dict[str, Path]:
     a2.bar(range(1, len(prg) + 1), prg, color=["tab:green" if p >= 0 else "tab:red" for p in prg])
     a2.axhline(0, color="k", lw=0.6)
     a2.set(xlabel="episode", ylabel="mean progress", title="Progress by episode")
-    fig.tight_layout()
-    paths["j_progress"] = pdir / "j_progress.png"
-    fig.savefig(paths["j_progress"], dpi=110)
-    plt.close(fig)
+    paths["j_progress"] = _save(plt, fig, pdir / "j_progress.png")
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     b = [int(x) for x in summary["normalized_regret"]]
@@ -44,10 +48,7 @@ def make_plots(out: Path, summary: dict) -> dict[str, Path]:
     ax.plot(b, list(summary["majority_regret"].values()), marker="s", label="vs max(J, maj@k)")
     ax.set(xlabel="token budget C", ylabel="normalised regret", ylim=(0, 1), title="Regret vs budget")
     ax.legend()
-    fig.tight_layout()
-    paths["regret"] = pdir / "regret.png"
-    fig.savefig(paths["regret"], dpi=110)
-    plt.close(fig)
+    paths["regret"] = _save(plt, fig, pdir / "regret.png")
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     acc = summary["accuracy_vs_tokens"]
@@ -59,10 +60,7 @@ def make_plots(out: Path, summary: dict) -> dict[str, Path]:
                 label="budget forcing (extensions)")
     ax.set(xlabel="thinking tokens", ylabel="accuracy", ylim=(0, 1.02), title="Accuracy vs tokens")
     ax.legend()
-    fig.tight_layout()
-    paths["accuracy_tokens"] = pdir / "accuracy_tokens.png"
-    fig.savefig(paths["accuracy_tokens"], dpi=110)
-    plt.close(fig)
+    paths["accuracy_tokens"] = _save(plt, fig, pdir / "accuracy_tokens.png")
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     ks = [int(k) for k in summary["maj_at_k"]]
@@ -72,10 +70,7 @@ def make_plots(out: Path, summary: dict) -> dict[str, Path]:
            xscale="log", title="maj@k and pass@k")
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.legend()
-    fig.tight_layout()
-    paths["majk"] = pdir / "majk.png"
-    fig.savefig(paths["majk"], dpi=110)
-    plt.close(fig)
+    paths["majk"] = _save(plt, fig, pdir / "majk.png")
     return paths
 
 

@@ -11,8 +11,17 @@ def _ids(tok, text):
 PROMPTS = ["<bos> v1 v2 | v3 v4 | start v1", "<bos> v1 v2 | v5 v6 v7 v8 | start v9 goal", "<bos> v1"]
 
 
-def test_greedy_matches_generate_and_logprobs_match_a_full_forward(tiny_sampler):
-    s = tiny_sampler
+@pytest.fixture(params=["llama", "gpt2"])
+def any_arch_sampler(request, tmp_path_factory):
+    from mrt.samplers.hf import HFSampler
+    from mrt.tiny import build_model, build_tokenizer
+
+    tok = build_tokenizer()
+    return HFSampler(build_model(tok, n_layer=2, n_embd=32, n_head=2, arch=request.param), tok)
+
+
+def test_greedy_matches_generate_and_logprobs_match_a_full_forward(any_arch_sampler):
+    s = any_arch_sampler
     tok, model = s.tokenizer, s.model
     prompts = [_ids(tok, p) for p in PROMPTS]
     out = s.sample(prompts, SamplingParams(n=2, max_new_tokens=12, temperature=0))

@@ -4,12 +4,13 @@ A star graph has ``arms`` branches of ``arm_len`` nodes hanging off a start node
 the last node of one arm. The prompt lists the directed edges in random order, so the only way
 to know which arm leads to the goal is to walk arms in the output stream (explore):
 
-    <bos> v3 v17 | v17 v9 | ... start v3 goal v9 <think>
+    <bos> v3 v17 | v17 v9 goal | ... start v3 goal v9 <think>
     try v3 v40 v22 dead try v3 v17 v9 found </think> answer v3 v17 v9 <eos>
 
-* generation/verification asymmetry: checking an arm (follow edges, compare the last node with
-  the goal) is a chain of in-context look-ups a small transformer learns; guessing the goal arm
-  without exploring succeeds with probability about 1/arms;
+* generation/verification asymmetry: checking an arm is a chain of one-hop in-context look-ups
+  (what follows the current node in the edge list: its child, or at the end of the arm ``goal``
+  or nothing), which a small transformer learns; naming the goal arm without walking needs
+  ``arm_len`` hops backwards in one forward pass, and a guess succeeds with probability 1/arms;
 * explicit episodes: each ``try``/``check`` walk is one episode; ``</think>`` ends thinking and
   asks for the answer, so forced termination is just appending ``</think>``;
 * knobs: ``arms`` and ``arm_len`` (ranges such as ``2-5``) set the search space and the length of
@@ -78,8 +79,8 @@ class StarGraph:
 
     def prompt_words(self) -> list[str]:
         words = [BOS]
-        for u, v in self.edges:
-            words += [u, v, SEP]
+        for u, v in self.edges:  # the goal's edge is marked: "u goal_node goal |"
+            words += [u, v, GOAL, SEP] if v == self.goal else [u, v, SEP]
         return words + [START, self.start, GOAL, self.goal, THINK]
 
 
@@ -186,7 +187,7 @@ def answer_words(g: StarGraph, dead: set[int], found: bool, rng: random.Random,
 class StarTask(Task):
     """The didactic star-graph world as a :class:`Task`."""
 
-    arms: object = "2-5"
+    arms: object = "2-4"
     arm_len: object = "2-4"
     name: str = "star"
     _arms: tuple[int, int] = field(init=False, repr=False)
