@@ -26,7 +26,7 @@ class PretrainConfig:
     arm_len: str = arg("2-4", "nodes per arm in the pretraining traces")
     curriculum_steps: int = arg(0, "first steps on small graphs (arms 2-3, arm_len 2-3), "
                                 "where the edge look-up is learned faster")
-    steps: int = arg(4000, "optimizer steps")
+    steps: int = arg(1500, "optimizer steps")
     batch_size: int = arg(32, "traces per step")
     lr: float = arg(3e-3, "peak learning rate (AdamW, linear warm-up, cosine decay)")
     warmup: int = arg(50, "warm-up steps")
