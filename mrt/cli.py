@@ -49,18 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 
-    sp = sub.add_parser("pretrain", help="train the tiny didactic base model from scratch",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sp = sub.add_parser("pretrain", help="train the tiny didactic base model from scratch")
     add_dataclass_args(sp, PretrainConfig)
     sp.set_defaults(func=_cmd_pretrain)
 
-    sp = sub.add_parser("analyze", help="measure J, progress and regret of a model's traces",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sp = sub.add_parser("analyze", help="measure J, progress and regret of a model's traces")
     add_dataclass_args(sp, AnalyzeConfig)
     sp.set_defaults(func=_cmd_analyze)
 
-    sp = sub.add_parser("demo", help="the didactic pipeline end to end on the shipped base model",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sp = sub.add_parser("demo", help="the didactic pipeline end to end on the shipped base model")
     add_dataclass_args(sp, DemoConfig)
     sp.set_defaults(func=_cmd_demo)
     return p

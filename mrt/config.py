@@ -23,7 +23,8 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls, skip: tuple[str, ..
         default = f.default if f.default is not MISSING else (
             f.default_factory() if f.default_factory is not MISSING else None)
         kind = hints[f.name]
-        help_ = f.metadata.get("help", "") + (f" (default: {default})" if default is not None else "")
+        shown = default not in (None, "", [])
+        help_ = f.metadata.get("help", "") + (f" (default: {default})" if shown else "")
         if kind is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
                                 default=default, help=help_)
