@@ -281,7 +281,7 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
     if run_file.exists():
         old = json.loads(run_file.read_text())
         diff = sorted(k for k in set(old) | set(settings)
-                      if k not in ("n_problems", "budgets", "maj_k") and old.get(k) != settings.get(k))
+                      if k not in ("n_problems", "budgets") and old.get(k) != settings.get(k))
         if diff:
             raise ValueError(f"{out} holds a run with other settings ({', '.join(diff)}); "
                              "use another --out or delete it")
