@@ -136,7 +136,7 @@ def _extend(sampler, task, problem, prompt_ids, thinkings, records, cfg, seed, n
         ests = estimate_prefixes(sampler, task, problem, prompt_ids,
                                  [(cur[i], [len(cur[i])]) for i in live], n=cfg.answers_per_prefix,
                                  answer_tokens=n_ans, temperature=cfg.temperature, top_p=cfg.top_p,
-                                 seed=seed + 7 * e + 3, ks=ks)
+                                 seed=seed + 7 * e + 3, ks=ks, include_empty=False)
         for i, est in zip(live, ests):
             last = est[-1]
             records[i]["extension"].append({"extensions": e + 1, "tokens": len(cur[i]),
@@ -209,8 +209,8 @@ def summarize(records: list[dict], cfg: AnalyzeConfig, task, model_name: str) ->
     max_ep = max(j_cnt)
     j_by_ep = [j_sum[i] / j_cnt[i] for i in range(max_ep + 1)]
     prog_by_ep = [p_sum[i] / j_cnt[i + 1] for i in range(max_ep)]
-    max_tokens = max(r["n_thinking_tokens"] for r in records)
-    grid = list(range(0, max_tokens + 1))
+    # accuracy vs budget is a step function that changes only at episode ends: evaluate it there
+    grid = sorted({0} | {e["end"] for r in records for e in r["episodes"]})
     acc_curve = [sum(metrics.j_at_budget([e["end"] for e in r["episodes"]],
                                          [p["j"] for p in r["prefixes"]], b) for r in records) / n
                  for b in grid]

@@ -20,7 +20,7 @@ def didactic_ends(tokens: list[str], markers=("try", "check")) -> list[int]:
     Tokens before the first marker belong to the first episode. An empty stream has no episodes.
     """
     starts = [i for i, t in enumerate(tokens) if t in markers and i > 0]
-    return [s for s in starts] + ([len(tokens)] if tokens else [])
+    return starts + ([len(tokens)] if tokens else [])
 
 
 def chunk_ends(n_tokens: int, chunk: int) -> list[int]:

@@ -67,15 +67,17 @@ def grade_completions(task, problem, comps: list[Completion], ks=(1, 2, 4, 8)) -
 def estimate_prefixes(sampler, task, problem, prompt_ids: list[int],
                       thinkings: list[tuple[list[int], list[int]]], n: int, answer_tokens: int,
                       temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
-                      ks=(1, 2, 4, 8)) -> list[list[PrefixEstimate]]:
+                      ks=(1, 2, 4, 8), include_empty: bool = True) -> list[list[PrefixEstimate]]:
     """J after 0..k episodes for each (thinking_ids, episode_ends) of one problem, in one batch.
 
-    Returns, per thinking, k+1 estimates (index 0: no thinking at all).
+    Returns, per thinking, k+1 estimates (index 0: no thinking at all), or k without the empty
+    prefix when ``include_empty`` is False.
     """
     term = sampler.tokenizer.encode(task.termination_text, add_special_tokens=False)
     prompts, where = [], []
     for t, (ids, ends) in enumerate(thinkings):
-        for j, cut in enumerate([0] + list(ends)):
+        cuts = ([0] if include_empty else []) + list(ends)
+        for j, cut in enumerate(cuts, start=0 if include_empty else 1):
             prompts.append(prompt_ids + ids[:cut] + term)
             where.append((t, j, cut))
     params = SamplingParams(n=n, max_new_tokens=answer_tokens, temperature=temperature, top_p=top_p,
