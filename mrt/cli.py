@@ -22,6 +22,25 @@ def _cmd_analyze(ns):
     _print_summary(summary, ns.out)
 
 
+def _cmd_train(ns):
+    from mrt.train.config import TrainConfig, load_config
+    from mrt.train.run import run_train
+
+    overrides = {k: v for k, v in vars(ns).items() if k in TrainConfig.__dataclass_fields__ and k != "config"}
+    s = run_train(load_config(getattr(ns, "config", ""), {**overrides, "config": getattr(ns, "config", "")}))
+    print(f"{s['algo']}: {s['steps']} steps, {s['sampled_tokens']} sampled tokens, {s['wall_seconds']:.0f} s; "
+          f"model in {ns.out if 'out' in ns else s['config']['out']}/model")
+    for name, e in s.get("eval", {}).items():
+        print(f"  {name}: accuracy {e['accuracy']:.3f}, {e['mean_output_tokens']:.1f} output tokens, regret "
+              + ", ".join(f"C={c}: {v:.3f}" for c, v in e["normalized_regret"].items()))
+
+
+def _cmd_compare(ns):
+    from mrt.compare import compare
+
+    compare(ns.runs, ns.out)
+
+
 def _cmd_demo(ns):
     from mrt.demo import DemoConfig, run_demo
 
@@ -57,6 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_args(sp, AnalyzeConfig)
     sp.set_defaults(func=_cmd_analyze)
 
+    from mrt.train.config import TrainConfig
+
+    sp = sub.add_parser("train", help="fine-tune with grpo, length-penalty, mrt, mrt-dense, star, mrt-star or sft")
+    add_dataclass_args(sp, TrainConfig, only_given=True)
+    sp.set_defaults(func=_cmd_train)
+
+    sp = sub.add_parser("compare", help="tables and plots of several runs side by side")
+    sp.add_argument("runs", nargs="+", help="run directories (of mrt train or mrt analyze)")
+    sp.add_argument("--out", default="runs/compare", help="output directory (default: runs/compare)")
+    sp.set_defaults(func=_cmd_compare)
+
     sp = sub.add_parser("demo", help="the didactic pipeline end to end on the shipped base model")
     add_dataclass_args(sp, DemoConfig)
     sp.set_defaults(func=_cmd_demo)
@@ -70,7 +100,7 @@ def main(argv=None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         ns.func(ns)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, FloatingPointError) as e:
         print(f"mrt {ns.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -14,7 +14,10 @@ def arg(default, help: str, **kw):  # noqa: A002 - mirrors argparse
     return field(default=default, metadata={"help": help, **kw})
 
 
-def add_dataclass_args(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
+def add_dataclass_args(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = (),
+                       only_given: bool = False) -> None:
+    """One flag per field. ``only_given``: flags left out stay out of the namespace (so that a
+    config file's values are overridden only by the flags a user actually typed)."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip or not f.init:
@@ -25,6 +28,8 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls, skip: tuple[str, ..
         kind = hints[f.name]
         shown = default not in (None, "", [])
         help_ = f.metadata.get("help", "") + (f" (default: {default})" if shown else "")
+        if only_given:
+            default = argparse.SUPPRESS
         if kind is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
                                 default=default, help=help_)

@@ -30,6 +30,7 @@ class Task:
     name: str = "task"
     termination_text: str = "\n\n" + R1_TERMINATION
     think_end_text: str = "</think>"
+    text_sep: str = ""  # joins a prompt, a thinking prefix and the termination text as text
     extension_texts: tuple[str, ...] = ("\nWait", "\nBut wait", "\nAlternatively", "\nBut hold on")
     extension_stop_texts: tuple[str, ...] = ("</think>",)
     extension_tokens: int = 2048
@@ -52,6 +53,18 @@ class Task:
 
     def grade(self, problem: Problem, answer: str | None) -> bool:
         raise NotImplementedError
+
+    def answer_part(self, completion: str, terminated: bool = False) -> str | None:
+        """The part of a completion that is graded: what follows the end of thinking.
+
+        ``terminated``: the prompt already ended thinking (a forced answer), so all of it.
+        None when thinking never ended (nothing may be graded then).
+        """
+        if terminated:
+            return completion
+        if self.think_end_text not in completion:
+            return None
+        return completion.split(self.think_end_text, 1)[1]
 
     def episode_ends(self, thinking_ids: list[int], tokenizer) -> list[int]:
         """Episode end offsets, in tokens, of a thinking stream (R1 segmentation by default).

@@ -1,0 +1,132 @@
+"""Rewards, advantages and trace filters of the training algorithms (pure functions, no I/O).
+
+Rows are laid out group by group: ``rewards[g * G : (g + 1) * G]`` are the ``G`` rollouts of
+prompt ``g`` (TRL's layout). Every function takes and returns plain Python lists so that the
+arithmetic can be checked by hand; the trainer turns them into tensors.
+
+Forms (also in docs/training.md):
+
+* **GRPO** — ``A_i = (R_i - mean_G R) / (std_G R + eps)`` (``scale=False`` drops the division).
+* **Length penalty** — ``R_i = 1[correct_i] - coef * L_i / L_max`` (``L_i`` completion tokens).
+* **MRT (termination baseline)** — half of each group is force-terminated at a shared prefix,
+  half continues. ``b = mean of R over the terminated rows``;
+  ``A_i = (R_i - mean_G R) + alpha * (R_i - b)``, then divided by ``std_G R + eps`` if scaled.
+  The first term is GRPO's outcome advantage; the second is the progress a rollout makes over
+  answering at the prefix (the paper's ``A = R - R_termination``), which is zero on average for
+  the terminated half and ``J(continue) - J(stop now)`` for the continuing half.
+* **MRT dense** — the tokens of episode ``j`` get ``A_outcome + alpha * (J_j - J_{j-1})`` with
+  ``J_0 = J(x, empty)``; tokens after the last episode end (the answer) get ``A_outcome``.
+* **STaR** — keep correct traces; advantage 1 on kept rows and 0 elsewhere (so the policy
+  gradient is the supervised loss on the kept traces).
+* **MRT-STaR** — see :func:`mrt_star_keep`.
+"""
+from __future__ import annotations
+
+import math
+
+EPS = 1e-4
+
+
+def _mean(xs):
+    return sum(xs) / len(xs) if xs else 0.0
+
+
+def _std(xs):
+    """Sample standard deviation (n - 1), as torch.std and TRL use; 0 for a single value."""
+    if len(xs) < 2:
+        return 0.0
+    m = _mean(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def _groups(xs: list, size: int):
+    if size < 1 or len(xs) % size:
+        raise ValueError(f"{len(xs)} rows do not split into groups of {size}")
+    return [xs[i:i + size] for i in range(0, len(xs), size)]
+
+
+def grpo_advantages(rewards: list[float], group_size: int, scale: bool = True) -> list[float]:
+    out = []
+    for g in _groups(rewards, group_size):
+        m, s = _mean(g), _std(g)
+        out += [(r - m) / (s + EPS) if scale else r - m for r in g]
+    return out
+
+
+def length_penalty_rewards(correct: list[bool], lengths: list[int], max_length: int,
+                           coef: float) -> list[float]:
+    if max_length < 1:
+        raise ValueError("max_length must be >= 1")
+    return [float(c) - coef * min(n, max_length) / max_length for c, n in zip(correct, lengths)]
+
+
+def termination_baseline_advantages(rewards: list[float], terminated: list[bool], group_size: int,
+                                    alpha: float = 1.0, scale: bool = True) -> list[float]:
+    out = []
+    for g, t in zip(_groups(rewards, group_size), _groups(terminated, group_size)):
+        term = [r for r, ti in zip(g, t) if ti]
+        if not term:
+            raise ValueError("each MRT group needs at least one force-terminated rollout")
+        b, m, s = _mean(term), _mean(g), _std(g)
+        for r in g:
+            a = (r - m) + alpha * (r - b)
+            out.append(a / (s + EPS) if scale else a)
+    return out
+
+
+def progress_from_j(j: list[float]) -> list[float]:
+    """Progress of each episode from J after 0, 1, ..., k episodes (``len(j) == k + 1``)."""
+    return [j[i] - j[i - 1] for i in range(1, len(j))]
+
+
+def dense_token_advantages(outcome: float, episode_ends: list[int], progress: list[float],
+                           length: int, alpha: float) -> list[float]:
+    """Per-token advantages of one completion of ``length`` tokens.
+
+    ``episode_ends[j]`` is the token offset (within the completion) where episode ``j`` ends;
+    ``progress[j]`` its progress. Tokens after the last end get the outcome advantage alone.
+    """
+    if len(episode_ends) != len(progress):
+        raise ValueError("one progress value per episode end is needed")
+    adv = [outcome] * length
+    start = 0
+    for end, p in zip(episode_ends, progress):
+        end = min(end, length)
+        for t in range(start, end):
+            adv[t] = outcome + alpha * p
+        start = max(start, end)
+    return adv
+
+
+def star_keep(correct: list[bool]) -> list[bool]:
+    return [bool(c) for c in correct]
+
+
+def mrt_star_keep(correct: list[bool], j_curves: list[list[float]], group_size: int,
+                  min_final_j: float = 0.5) -> list[bool]:
+    """The MRT-STaR filter, per group of rollouts of one problem.
+
+    A rollout is a *candidate* when its own final answer is correct and the meta-prover's J
+    after its last thinking episode is at least ``min_final_j`` (it is followed by a correct
+    answer once thinking is terminated). Its score is the mean progress per episode,
+    ``(J_k - J_0) / k`` (``k`` = episodes; ``-inf`` with no episode). Kept: the candidates
+    whose score equals the best candidate score of the group (ties all kept). So among correct
+    traces, the filter prefers those that got from J(empty) to a confident answer in the fewest
+    episodes, i.e. with no wasted episodes.
+    """
+    keep = []
+    for c_g, j_g in zip(_groups(list(correct), group_size), _groups(list(j_curves), group_size)):
+        scores = []
+        for c, j in zip(c_g, j_g):
+            k = len(j) - 1
+            ok = bool(c) and len(j) > 0 and j[-1] >= min_final_j
+            scores.append(((j[-1] - j[0]) / k if k > 0 else -math.inf) if ok else None)
+        cand = [s for s in scores if s is not None]
+        best = max(cand) if cand else None
+        keep += [s is not None and abs(s - best) < 1e-9 if best != -math.inf else s is not None
+                 for s in scores]
+    return keep
+
+
+def kept_advantages(keep: list[bool]) -> list[float]:
+    return [1.0 if k else 0.0 for k in keep]

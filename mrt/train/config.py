@@ -1,0 +1,125 @@
+"""One config for every training algorithm; YAML file plus command-line overrides."""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+
+from mrt.config import arg
+
+ALGOS = ("grpo", "length-penalty", "mrt", "mrt-dense", "star", "mrt-star", "sft")
+
+
+@dataclass
+class TrainConfig:
+    algo: str = arg("grpo", "one of: " + ", ".join(ALGOS))
+    model: str = arg("", "model directory or hub id to start from (default: the shipped didactic base model)")
+    task: str = arg("star", "task name")
+    knobs: list[str] = arg([], "task knobs of the training problems, e.g. arms=2-4")
+    out: str = arg("runs/train", "output directory (model, checkpoints, logs, summary.json)")
+    config: str = arg("", "YAML file of settings; command-line flags override it")
+    seed: int = arg(0, "random seed (sampling, data order)")
+    max_steps: int = arg(100, "optimizer steps at most")
+    token_budget: int = arg(0, "stop once this many tokens have been sampled in all (0: no limit); "
+                            "counts every sampled token, MRT's prefixes and J estimates included")
+    learning_rate: float = arg(2e-4, "AdamW learning rate (constant after warm-up)")
+    warmup_steps: int = arg(5, "linear warm-up steps")
+    prompts_per_step: int = arg(8, "problems per optimizer step (per process)")
+    num_generations: int = arg(8, "rollouts per problem (the group G)")
+    max_completion_length: int = arg(0, "token cap of a rollout (0: the task's default)")
+    temperature: float = arg(1.0, "sampling temperature of rollouts, prefixes and J estimates")
+    beta: float = arg(0.0, "KL coefficient against the starting model (0: no reference model)")
+    scale_rewards: str = arg("group", "divide advantages by the group's reward std: group | batch | none")
+    alpha: float = arg(1.0, "weight of the progress bonus (mrt, mrt-dense)")
+    length_penalty: float = arg(0.5, "length-penalty coefficient: R = correct - coef * tokens / max tokens")
+    mc_answers: int = arg(4, "forced answers per prefix to estimate J (mrt-dense, mrt-star)")
+    answer_tokens: int = arg(0, "token cap of a forced answer (0: the task's default)")
+    min_final_j: float = arg(0.5, "mrt-star: J after the last episode must reach this")
+    train_problems: int = arg(4096, "training problems")
+    train_seed: int = arg(11, "seed of the training problem set (evaluation uses eval_seed)")
+    sft_data: str = arg("", "sft: JSONL of {prompt, completion}; default: expert search traces of the didactic world")
+    sft_style: str = arg("expert", "sft on the didactic world: 'expert' (shortest searches) or 'noisy' (the pretraining explorer)")
+    batch_size: int = arg(32, "sft: sequences per step")
+    save_every: int = arg(20, "checkpoint every this many steps (resume after a kill)")
+    logging_steps: int = arg(5, "log every this many steps")
+    report_to: str = arg("tensorboard", "TRL/transformers report_to: tensorboard, wandb, none, ...")
+    eval_problems: int = arg(64, "held-out problems in the final evaluation (0: skip it)")
+    eval_seed: int = arg(0, "problem seed of the held-out evaluation set")
+    eval_knobs: list[str] = arg([], "knobs of a second, harder held-out set (empty: none), e.g. arms=5-6 arm_len=4-5")
+    eval_traces: int = arg(4, "traces per evaluation problem")
+    threads: int = arg(0, "torch CPU threads (0: torch's default)")
+
+
+def _coerce(name: str, kind, value):
+    origin = typing.get_origin(kind)
+    try:
+        if origin is list:
+            if isinstance(value, str):
+                value = value.split()
+            if not isinstance(value, (list, tuple)):
+                raise TypeError
+            inner = typing.get_args(kind)[0]
+            return [inner(v) for v in value]
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise TypeError
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"config key {name!r}: {value!r} is not a valid {getattr(kind, '__name__', kind)}") from None
+
+
+def load_config(path: str | None, overrides: dict) -> TrainConfig:
+    """Merge a YAML file with overrides; an unknown key or a bad value raises ValueError naming it."""
+    import yaml
+
+    hints = typing.get_type_hints(TrainConfig)
+    values: dict = {}
+    if path:
+        try:
+            data = yaml.safe_load(open(path)) or {}
+        except FileNotFoundError:
+            raise FileNotFoundError(f"config file {path!r} does not exist") from None
+        except yaml.YAMLError as e:
+            raise ValueError(f"config file {path!r} is not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"config file {path!r} must hold a mapping of settings")
+        for key, value in data.items():
+            key_ = str(key).replace("-", "_")
+            if key_ not in hints:
+                raise ValueError(f"unknown config key {key!r} in {path}; known keys: {', '.join(hints)}")
+            values[key_] = _coerce(key_, hints[key_], value)
+    values.update(overrides)
+    cfg = TrainConfig(**values)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    if cfg.algo not in ALGOS:
+        raise ValueError(f"config key 'algo': unknown algorithm {cfg.algo!r}; one of {', '.join(ALGOS)}")
+    positive = ("max_steps", "prompts_per_step", "num_generations", "mc_answers", "train_problems",
+                "batch_size", "save_every", "logging_steps", "eval_traces")
+    for name in positive:
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"config key {name!r} must be >= 1, got {getattr(cfg, name)}")
+    for name in ("token_budget", "max_completion_length", "answer_tokens", "eval_problems", "warmup_steps",
+                 "threads"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"config key {name!r} must be >= 0, got {getattr(cfg, name)}")
+    if not cfg.learning_rate > 0:
+        raise ValueError(f"config key 'learning_rate' must be > 0, got {cfg.learning_rate}")
+    if cfg.temperature <= 0:
+        raise ValueError(f"config key 'temperature' must be > 0, got {cfg.temperature}")
+    if cfg.scale_rewards not in ("group", "batch", "none"):
+        raise ValueError(f"config key 'scale_rewards' must be group, batch or none, got {cfg.scale_rewards!r}")
+    if cfg.algo == "mrt" and cfg.num_generations < 2:
+        raise ValueError("config key 'num_generations' must be >= 2 for mrt (half terminate, half continue)")
+    if cfg.sft_style not in ("expert", "noisy"):
+        raise ValueError(f"config key 'sft_style' must be expert or noisy, got {cfg.sft_style!r}")
+
+
+def as_dict(cfg: TrainConfig) -> dict:
+    return dataclasses.asdict(cfg)

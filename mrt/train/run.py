@@ -1,0 +1,244 @@
+"""``mrt train``: fine-tune a model with one algorithm, then evaluate it with the analysis module.
+
+Output (``OUT``): ``run.json`` (settings; a rerun with the same settings resumes),
+``checkpoints/checkpoint-N`` (TRL/transformers checkpoints, plus ``mrt_state.json``),
+``model/`` (``save_pretrained``), ``logs/`` (TensorBoard), ``train_log.jsonl`` (the trainer's
+log history), ``eval/`` and ``eval-hard/`` (``mrt analyze`` outputs) and ``summary.json``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from pathlib import Path
+
+from mrt.train.config import TrainConfig, as_dict
+
+log = logging.getLogger(__name__)
+STATE_FILE = "mrt_state.json"
+EVAL_KEYS = ("accuracy", "mean_output_tokens", "mean_episodes", "j_by_episode", "progress_by_episode",
+             "normalized_regret", "maj_at_k", "accuracy_vs_tokens", "tokens_to_accuracy", "extrapolation")
+
+
+def _settings(cfg: TrainConfig) -> dict:
+    s = as_dict(cfg)
+    for k in ("out", "config", "eval_problems", "eval_knobs", "eval_traces", "report_to", "threads", "logging_steps"):
+        s.pop(k)
+    return s
+
+
+def _load(cfg: TrainConfig):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mrt.tiny import shipped_model_path
+
+    path = cfg.model or str(shipped_model_path())
+    p = Path(path)
+    if not p.exists() and (path.startswith((".", "/", "~")) or path.count("/") != 1):
+        raise FileNotFoundError(f"model path {path!r} does not exist")
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype="float32")
+    return path, model, tok
+
+
+def _dataset(task, cfg: TrainConfig):
+    from datasets import Dataset
+
+    probs = task.problems(cfg.train_problems, seed=cfg.train_seed)
+    return Dataset.from_list([{"prompt": p.prompt, "problem_id": p.id, "answer": p.answer} for p in probs])
+
+
+def _sft_dataset(task, cfg: TrainConfig):
+    """Prompt/completion pairs: a JSONL file, or search traces of the didactic world."""
+    from datasets import Dataset
+
+    if cfg.sft_data:
+        rows = []
+        with open(cfg.sft_data) as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{cfg.sft_data}:{n}: not valid JSON ({e})") from None
+                missing = [k for k in ("prompt", "completion") if k not in row]
+                if missing:
+                    raise ValueError(f"{cfg.sft_data}:{n}: missing field(s) {', '.join(missing)}")
+                rows.append({"prompt": row["prompt"], "completion": row["completion"]})
+        if not rows:
+            raise ValueError(f"{cfg.sft_data} holds no examples")
+        return Dataset.from_list(rows)
+    from mrt.tasks import star
+
+    if not isinstance(task, star.StarTask):
+        raise ValueError("sft needs --sft-data FILE for tasks other than the didactic world")
+    rng = random.Random(f"sft-{cfg.seed}")
+    rows = []
+    for p in task.problems(cfg.train_problems, seed=cfg.train_seed):
+        g = task.graph(p.meta["seed"])
+        style = star.ExplorerStyle(0.0, 0.0, 0.0, 1.0, 0.0) if cfg.sft_style == "expert" else None
+        rows.append({"prompt": p.prompt, "completion": " " + " ".join(star.explore(g, rng, style))})
+    return Dataset.from_list(rows)
+
+
+def _last_checkpoint(ckpt_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+
+
+def _callbacks(cfg: TrainConfig, counters):
+    from transformers import TrainerCallback
+
+    class Budget(TrainerCallback):
+        """Stops at the token budget; writes the sampled-token counters into each checkpoint."""
+
+        def on_step_end(self, args, state, control, **kw):
+            if cfg.token_budget and counters() >= cfg.token_budget:
+                control.should_training_stop = True
+                control.should_save = True
+
+        def on_save(self, args, state, control, **kw):
+            d = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if d.is_dir():
+                (d / STATE_FILE).write_text(json.dumps(counters(state=True)))
+
+    return [Budget()]
+
+
+def _build_trainer(cfg: TrainConfig, task, model, tok, out: Path):
+    import torch
+
+    cpu = not torch.cuda.is_available()
+    common = dict(output_dir=str(out / "checkpoints"), max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
+                  lr_scheduler_type="constant_with_warmup", warmup_steps=cfg.warmup_steps, weight_decay=0.0,
+                  logging_steps=cfg.logging_steps, save_steps=cfg.save_every, save_strategy="steps",
+                  report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+                  seed=cfg.seed, data_seed=cfg.seed, bf16=False, use_cpu=cpu, dataloader_num_workers=0,
+                  disable_tqdm=False, save_only_model=False)
+    if cfg.algo == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        args = SFTConfig(per_device_train_batch_size=cfg.batch_size, completion_only_loss=True,
+                         max_length=None, **common)
+        _fix_logging_dir(args, out)
+        return SFTTrainer(model=model, args=args, train_dataset=_sft_dataset(task, cfg), processing_class=tok)
+    from trl import GRPOConfig
+
+    from mrt.train.trainer import MRTTrainer, make_reward_fn
+
+    max_len = cfg.max_completion_length or task.default_max_new_tokens
+    args = GRPOConfig(per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
+                      num_generations=cfg.num_generations, max_completion_length=max_len,
+                      temperature=cfg.temperature, beta=cfg.beta, scale_rewards=cfg.scale_rewards,
+                      steps_per_generation=1, num_iterations=1, remove_unused_columns=False, **common)
+    _fix_logging_dir(args, out)
+    record: dict = {}
+    reward = make_reward_fn(task, tok, cfg.algo, max_len, cfg.length_penalty, record)
+    return MRTTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=_dataset(task, cfg),
+                      processing_class=tok, mrt_config=cfg, task=task, reward_record=record)
+
+
+def _fix_logging_dir(args, out: Path):
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "logs")  # transformers 5 reads it at train start
+    if hasattr(args, "logging_dir"):  # transformers 4
+        args.logging_dir = str(out / "logs")
+
+
+def evaluate(model, tok, cfg: TrainConfig, out: Path) -> dict:
+    """The analysis module on held-out (and, if set, harder held-out) problems."""
+    from mrt.analyze import AnalyzeConfig, run_analysis
+    from mrt.samplers.hf import HFSampler
+
+    import torch
+
+    sampler = HFSampler(model, tok, device="cuda" if torch.cuda.is_available() else "cpu")
+    res = {}
+    sets = {"held_out": ("eval", [])}
+    if cfg.eval_knobs:
+        sets["hard"] = ("eval-hard", list(cfg.eval_knobs))
+    for name, (sub, knobs) in sets.items():
+        acfg = AnalyzeConfig(model=str(out / "model"), task=cfg.task, knobs=list(cfg.knobs if not knobs else knobs),
+                             out=str(out / sub), n_problems=cfg.eval_problems, problem_seed=cfg.eval_seed,
+                             traces_per_problem=cfg.eval_traces, seed=cfg.seed)
+        s = run_analysis(acfg, sampler=sampler)
+        res[name] = {k: s[k] for k in EVAL_KEYS if k in s}
+    return res
+
+
+def run_train(cfg: TrainConfig) -> dict:
+    import torch
+
+    from mrt.tasks import get_task, parse_knobs
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    task = get_task(cfg.task, **parse_knobs(cfg.knobs))
+    if cfg.eval_knobs:
+        get_task(cfg.task, **parse_knobs(cfg.eval_knobs))  # a bad knob fails before any work
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = _settings(cfg)
+    run_file = out / "run.json"
+    if run_file.exists():
+        old = json.loads(run_file.read_text())
+        diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        if diff:
+            raise ValueError(f"{out} holds a run with other settings ({', '.join(diff)}); "
+                             "use another --out or delete it")
+    run_file.write_text(json.dumps(settings, indent=1))
+    if (out / "summary.json").exists():
+        log.info("%s already finished; delete summary.json to evaluate again", out)
+        return json.loads((out / "summary.json").read_text())
+
+    model_path, model, tok = _load(cfg)
+    trainer = _build_trainer(cfg, task, model, tok, out)
+    resume = _last_checkpoint(out / "checkpoints")
+    prior = {"tokens_sampled": 0, "extra_tokens": 0, "wall_seconds": 0.0}
+    if resume:
+        f = Path(resume) / STATE_FILE
+        if f.exists():
+            prior.update(json.loads(f.read_text()))
+        log.info("resuming from %s", resume)
+    if hasattr(trainer, "tokens_sampled"):
+        trainer.tokens_sampled = int(prior["tokens_sampled"])
+        trainer.extra_tokens = int(prior["extra_tokens"])
+    t0 = time.time()
+
+    def counters(state: bool = False):
+        if not state:
+            return getattr(trainer, "tokens_sampled", 0)
+        return {"tokens_sampled": getattr(trainer, "tokens_sampled", 0),
+                "extra_tokens": getattr(trainer, "extra_tokens", 0),
+                "wall_seconds": prior["wall_seconds"] + time.time() - t0}
+
+    for cb in _callbacks(cfg, counters):
+        trainer.add_callback(cb)
+    trainer.train(resume_from_checkpoint=resume)
+    wall = prior["wall_seconds"] + time.time() - t0
+    steps = trainer.state.global_step
+    trainer.save_model(str(out / "model"))
+    tok.save_pretrained(str(out / "model"))
+    with (out / "train_log.jsonl").open("w") as f:
+        for row in trainer.state.log_history:
+            f.write(json.dumps(row) + "\n")
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    summary = {"algo": cfg.algo, "model": model_path, "task": cfg.task, "knobs": list(cfg.knobs), "seed": cfg.seed,
+               "steps": steps, "wall_seconds": round(wall, 2),
+               "wall_seconds_per_step": round(wall / max(steps, 1), 3),
+               "sampled_tokens": int(getattr(trainer, "tokens_sampled", 0)),
+               "extra_sampled_tokens": int(getattr(trainer, "extra_tokens", 0)),
+               "sampled_tokens_per_step": round(getattr(trainer, "tokens_sampled", 0) / max(steps, 1), 1),
+               "config": as_dict(cfg)}
+    if trainer.accelerator.is_main_process and cfg.eval_problems:
+        t1 = time.time()
+        summary["eval"] = evaluate(model, tok, cfg, out)
+        summary["eval_wall_seconds"] = round(time.time() - t1, 2)
+    if trainer.accelerator.is_main_process:
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary

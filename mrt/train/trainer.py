@@ -1,0 +1,240 @@
+"""GRPO, length penalty, MRT (termination baseline and dense progress), STaR and MRT-STaR as one
+subclass of TRL's ``GRPOTrainer``.
+
+All six algorithms share TRL's rollout generation, loss and optimiser; they differ only in
+
+* the prompts (``mrt``: each problem's group continues from a prefix of the policy's own trace,
+  cut after a random number of episodes; half the group is force-terminated there), and
+* the advantages (see :mod:`mrt.advantages`): TRL's group-normalised outcome advantage
+  (``grpo``, ``length-penalty``), the termination baseline (``mrt``), per-token progress
+  bonuses from Monte Carlo J estimates (``mrt-dense``), or 1/0 on kept traces (``star``,
+  ``mrt-star``: on-policy rejection-sampling fine-tuning, one update per sampled batch).
+
+The hooks used are ``_generate_and_score_completions`` (prompts before, advantages after TRL's
+own code) and ``_calculate_rewards`` (to keep the gathered rewards). TRL's loss accepts
+per-token advantages of shape (B, T).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+
+import torch
+from trl import GRPOTrainer
+
+from mrt import advantages as adv
+from mrt.metaprover import find_subsequence
+from mrt.samplers.base import SamplingParams
+from mrt.tasks.base import Problem
+
+log = logging.getLogger(__name__)
+
+
+class RewardError(RuntimeError):
+    pass
+
+
+def make_reward_fn(task, tokenizer, algo: str, max_length: int, length_coef: float, record: dict):
+    """TRL reward function: 0/1 correctness of the answer part (length-penalised if asked).
+
+    ``record["correct"]`` receives the local rows' correctness of the last call.
+    """
+    eos = tokenizer.eos_token_id
+
+    def correctness(completions, completion_ids, problem_id, answer, mrt_terminated=None, **_):
+        correct = []
+        for i, ids in enumerate(completion_ids):
+            terminated = bool(mrt_terminated[i]) if mrt_terminated is not None else False
+            if eos not in ids:  # unfinished (hit the token cap): never graded correct
+                correct.append(False)
+                continue
+            text = tokenizer.decode(ids, skip_special_tokens=False)
+            try:
+                part = task.answer_part(text, terminated)
+                ok = part is not None and bool(task.grade(Problem(problem_id[i], "", answer[i]),
+                                                         task.extract_answer(part)))
+            except Exception as e:
+                raise RewardError(f"reward failed on problem {problem_id[i]!r}: {type(e).__name__}: {e}") from e
+            correct.append(ok)
+        record["correct"] = correct
+        if algo == "length-penalty":
+            return adv.length_penalty_rewards(correct, [len(x) for x in completion_ids], max_length, length_coef)
+        return [float(c) for c in correct]
+
+    correctness.__name__ = "correct" if algo != "length-penalty" else "correct_minus_length"
+    return correctness
+
+
+class MRTTrainer(GRPOTrainer):
+    """``GRPOTrainer`` with the prompt and advantage hooks of the MRT family (see module doc)."""
+
+    def __init__(self, *args, mrt_config, task, reward_record: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.mrt_config = mrt_config
+        self.task = task
+        self._record = reward_record
+        self.tokens_sampled = 0  # every sampled token: rollouts, MRT prefixes, J estimates
+        self.extra_tokens = 0  # the part of it sampled outside TRL's rollouts
+        self.kept_fraction: list[float] = []
+
+    # ------------------------------------------------------------------ helpers
+    def _tok(self):
+        return self.processing_class
+
+    def _sample(self, prompt_ids: list[list[int]], params: SamplingParams):
+        """Sample with the current policy through the package's HF sampler (no gradient)."""
+        from mrt.samplers.hf import HFSampler
+
+        model = self.accelerator.unwrap_model(self.model)
+        was_training = model.training
+        device = str(next(model.parameters()).device)
+        sampler = HFSampler(model, self._tok(), device=device)
+        try:
+            comps = sampler.sample(prompt_ids, params)
+        finally:
+            model.train(was_training)
+        self.extra_tokens += sampler.tokens_generated
+        self.tokens_sampled += sampler.tokens_generated
+        return comps
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        return self._tok()(text=texts)["input_ids"]  # as TRL encodes prompts
+
+    def _thinking(self, ids: list[int]) -> list[int]:
+        end = self._tok().encode(self.task.think_end_text, add_special_tokens=False)
+        i = find_subsequence(list(ids), end)
+        return list(ids) if i < 0 else list(ids[:i])
+
+    def _rng(self) -> random.Random:
+        return random.Random(f"{self.args.seed}-{self.state.global_step}-{self.accelerator.process_index}")
+
+    def _check_groups(self, inputs):
+        g = self.num_generations
+        if len(inputs) % g or any(inputs[i]["problem_id"] != inputs[i - i % g]["problem_id"]
+                                  for i in range(len(inputs))):
+            raise ValueError(f"{self.mrt_config.algo} needs each process's batch to hold whole groups of "
+                             f"{g} rollouts; make prompts_per_step * num_generations a multiple of it")
+
+    # ------------------------------------------------------------------ MRT prompts
+    def _mrt_inputs(self, inputs: list[dict]) -> list[dict]:
+        """Each group continues from one prefix of the policy's own trace, cut after a random
+        number of episodes k in {0, ..., K-1}; the first half of the group is force-terminated."""
+        self._check_groups(inputs)
+        g, task, cfg = self.num_generations, self.task, self.mrt_config
+        firsts = inputs[::g]
+        params = SamplingParams(n=1, max_new_tokens=self.max_completion_length, temperature=cfg.temperature,
+                                seed=self._rng().randrange(2**31))
+        comps = self._sample(self._encode([x["prompt"] for x in firsts]), params)
+        rng, sep, out = self._rng(), task.text_sep, []
+        n_term = max(1, g // 2)
+        for gi, (x, c) in enumerate(zip(firsts, comps)):
+            think = self._thinking(c[0].token_ids)
+            ends = task.episode_ends(think, self._tok()) if think else []
+            k = rng.randrange(len(ends)) if ends else 0
+            cut = ends[k - 1] if k > 0 else 0
+            base = x["prompt"]
+            if cut:
+                base += sep + self._tok().decode(think[:cut], skip_special_tokens=False)
+            for r in range(g):
+                term = r < n_term
+                out.append({**inputs[gi * g + r], "mrt_terminated": term, "mrt_cut_episodes": k,
+                            "prompt": base + sep + task.termination_text if term else base})
+        return out
+
+    # ------------------------------------------------------------------ J estimates
+    def _j_curves(self, inputs, completion_ids: list[list[int]]):
+        """Episode ends and J after 0..k episodes of each local rollout (one sampler call)."""
+        g, task, cfg, tok = self.num_generations, self.task, self.mrt_config, self._tok()
+        term = tok.encode(task.termination_text, add_special_tokens=False)
+        prompt_ids = self._encode([x["prompt"] for x in inputs[::g]])
+        prompts, where, ends_all = [], [], []
+        for gi, p in enumerate(prompt_ids):
+            prompts.append(p + term)
+            where.append((gi, None, 0))  # J(empty), once per group
+        for i, ids in enumerate(completion_ids):
+            think = self._thinking(ids)
+            ends = task.episode_ends(think, tok) if think else []
+            ends_all.append(ends)
+            for j, e in enumerate(ends):
+                prompts.append(prompt_ids[i // g] + think[:e] + term)
+                where.append((i // g, i, j + 1))
+        answer_tokens = cfg.answer_tokens or task.default_answer_tokens
+        params = SamplingParams(n=cfg.mc_answers, max_new_tokens=answer_tokens, temperature=cfg.temperature,
+                                stop=tuple(task.answer_stop_texts), seed=self._rng().randrange(2**31))
+        comps = self._sample(prompts, params)
+        j_empty = {}
+        curves = [[0.0] * (len(e) + 1) for e in ends_all]
+        for (gi, i, j), cs in zip(where, comps):
+            x = inputs[gi * g]
+            prob = Problem(x["problem_id"], "", x["answer"])
+            grades = []
+            for c in cs:
+                try:
+                    grades.append(bool(task.grade(prob, task.extract_answer(c.text))))
+                except Exception as e:
+                    raise RewardError(f"grading a forced answer failed on problem {x['problem_id']!r}: {e}") from e
+            value = sum(grades) / len(grades)
+            if i is None:
+                j_empty[gi] = value
+            else:
+                curves[i][j] = value
+        for i, curve in enumerate(curves):
+            curve[0] = j_empty[i // g]
+        return ends_all, curves
+
+    # ------------------------------------------------------------------ TRL hooks
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._gathered_rewards = rewards_per_func  # all processes' rows, in order
+        return rewards_per_func
+
+    def _generate_and_score_completions(self, inputs):
+        algo = self.mrt_config.algo
+        if algo == "mrt":
+            inputs = self._mrt_inputs(inputs)
+        elif algo in ("mrt-dense", "mrt-star"):
+            self._check_groups(inputs)
+        out = super()._generate_and_score_completions(inputs)
+        mask = out["completion_mask"]
+        n_tok = self.accelerator.gather(mask.sum().reshape(1)).sum().item()
+        self.tokens_sampled += int(n_tok)
+        if algo in ("grpo", "length-penalty") or not self.model.training:
+            return out
+        device = out["advantages"].device
+        scale = self.mrt_config.scale_rewards != "none"
+        local = [ids[m.bool()].tolist() for ids, m in zip(out["completion_ids"], mask)]
+        correct = self._record["correct"]
+        if algo == "mrt":
+            rewards = (self._gathered_rewards * self.reward_weights.to(device)).nansum(dim=1).tolist()
+            flags = torch.tensor([float(x["mrt_terminated"]) for x in inputs], device=device)
+            terminated = [f > 0.5 for f in self.accelerator.gather(flags).tolist()]
+            a = adv.termination_baseline_advantages(rewards, terminated, self.num_generations,
+                                                    self.mrt_config.alpha, scale)
+            start = self.accelerator.process_index * len(inputs)
+            out["advantages"] = torch.tensor(a[start:start + len(inputs)], device=device)
+        elif algo == "mrt-dense":
+            ends, curves = self._j_curves(inputs, local)
+            outcome = out["advantages"].tolist()
+            rows = [adv.dense_token_advantages(outcome[i], ends[i], adv.progress_from_j(curves[i]),
+                                               mask.shape[1], self.mrt_config.alpha) for i in range(len(local))]
+            out["advantages"] = torch.tensor(rows, device=device)
+            prg = [p for c in curves for p in adv.progress_from_j(c)]
+            self._metrics["train"]["mrt/mean_progress"].append(sum(prg) / len(prg) if prg else 0.0)
+        elif algo in ("star", "mrt-star"):
+            if algo == "star":
+                keep = adv.star_keep(correct)
+            else:
+                _, curves = self._j_curves(inputs, local)
+                keep = adv.mrt_star_keep(correct, curves, self.num_generations, self.mrt_config.min_final_j)
+            out["advantages"] = torch.tensor(adv.kept_advantages(keep), device=device)
+            self._metrics["train"]["star/kept_fraction"].append(sum(keep) / len(keep))
+        self._metrics["train"]["mrt/tokens_sampled"].append(float(self.tokens_sampled))
+        return out
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not math.isfinite(float(loss)):
+            raise FloatingPointError(f"non-finite loss ({float(loss)}) at step {self.state.global_step + 1}; "
+                                     "stopped before the update was saved")
+        return loss
