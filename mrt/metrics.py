@@ -145,3 +145,57 @@ def tokens_to_reach(budgets: Sequence[float], accuracy: Sequence[float], target:
         if a >= target - 1e-12:
             return b
     return None
+
+
+def resample_curve(points: dict, grid: Sequence[int]) -> list[float]:
+    """A step curve {budget: accuracy} (keys may be strings) read at each budget of ``grid``:
+    the value at the largest key <= budget (the first value before the first key; the last
+    value past the last key)."""
+    pts = sorted((float(k), float(v)) for k, v in points.items())
+    if not pts:
+        raise ValueError("empty curve")
+    out, i = [], 0
+    for b in grid:
+        while i + 1 < len(pts) and pts[i + 1][0] <= b:
+            i += 1
+        out.append(pts[i][1])
+    return out
+
+
+def token_efficiency(budgets: Sequence[float], acc_ref: Sequence[float], acc_new: Sequence[float]) -> float | None:
+    """Tokens the reference needs to reach its own final accuracy divided by the tokens the new
+    method needs to reach that accuracy (> 1: the new method is more token-efficient).
+
+    None when the new method never reaches it."""
+    target = acc_ref[-1]
+    t_ref = tokens_to_reach(budgets, acc_ref, target)
+    t_new = tokens_to_reach(budgets, acc_new, target)
+    if t_new is None:
+        return None
+    if t_new == 0:
+        return math.inf if t_ref else 1.0
+    return t_ref / t_new
+
+
+def extrapolated_accuracy(extrapolation: list[dict], base_tokens: float,
+                          factors: Sequence[float] = (1, 2, 4)) -> dict[str, dict]:
+    """Accuracy at ``factor`` x the natural thinking length, from budget-forcing results.
+
+    ``extrapolation`` rows hold ``extensions``, ``extra_tokens`` (mean tokens added) and ``j``;
+    the budget of a row is ``base_tokens + extra_tokens``. J is linearly interpolated between
+    rows; a factor past the last row gets the last row's J and ``reached`` < factor.
+    """
+    rows = sorted(extrapolation, key=lambda r: r["extra_tokens"])
+    xs = [(base_tokens + r["extra_tokens"]) / base_tokens if base_tokens > 0 else 1.0 for r in rows]
+    ys = [r["j"] for r in rows]
+    out = {}
+    for f in factors:
+        if f <= xs[0]:
+            out[f"{f:g}x"] = {"j": ys[0], "reached": xs[0]}
+        elif f >= xs[-1]:
+            out[f"{f:g}x"] = {"j": ys[-1], "reached": xs[-1]}
+        else:
+            k = next(i for i in range(1, len(xs)) if xs[i] >= f)
+            w = (f - xs[k - 1]) / (xs[k] - xs[k - 1]) if xs[k] > xs[k - 1] else 1.0
+            out[f"{f:g}x"] = {"j": ys[k - 1] + w * (ys[k] - ys[k - 1]), "reached": f}
+    return out

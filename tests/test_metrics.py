@@ -76,3 +76,32 @@ def test_budget_curves():
     assert M.tokens_to_reach([0, 10, 20], [0.1, 0.5, 0.9], 0.5) == 10
     assert M.tokens_to_reach([0, 10], [0.1, 0.2], 0.5) is None
     assert not math.isnan(M.normalized_regret([5], [1.0], 5))
+
+
+def test_resample_curve():
+    from mrt.metrics import resample_curve
+
+    assert resample_curve({"0": 0.1, "5": 0.5, "10": 0.9}, [0, 4, 5, 7, 10, 20]) == [0.1, 0.1, 0.5, 0.5, 0.9, 0.9]
+
+
+def test_token_efficiency():
+    from mrt.metrics import token_efficiency
+
+    b = [0, 10, 20, 30, 40]
+    grpo = [0.2, 0.4, 0.6, 0.7, 0.7]  # reaches its final .7 at 30 tokens
+    mrt = [0.3, 0.7, 0.8, 0.8, 0.8]  # reaches .7 at 10 tokens
+    assert token_efficiency(b, grpo, mrt) == 3.0
+    assert token_efficiency(b, grpo, [0.1] * 5) is None
+    assert token_efficiency(b, mrt, grpo) is None
+
+
+def test_extrapolated_accuracy():
+    from mrt.metrics import extrapolated_accuracy
+
+    rows = [{"extensions": 0, "extra_tokens": 0.0, "j": 0.6}, {"extensions": 2, "extra_tokens": 10.0, "j": 0.8},
+            {"extensions": 4, "extra_tokens": 30.0, "j": 0.7}]
+    e = extrapolated_accuracy(rows, base_tokens=10.0, factors=(1, 2, 3, 5))
+    assert e["1x"] == {"j": 0.6, "reached": 1.0}
+    assert e["2x"]["j"] == pytest.approx(0.8)
+    assert e["3x"]["j"] == pytest.approx(0.8 + 0.5 * (0.7 - 0.8))  # halfway from 2x (20 tok) to 4x (40 tok)
+    assert e["5x"] == {"j": 0.7, "reached": 4.0}

@@ -47,6 +47,7 @@ class TrainConfig:
     eval_seed: int = arg(0, "problem seed of the held-out evaluation set")
     eval_knobs: list[str] = arg([], "knobs of a second, harder held-out set (empty: none), e.g. arms=5-6 arm_len=4-5")
     eval_traces: int = arg(4, "traces per evaluation problem")
+    eval_extensions: int = arg(4, "budget-forcing extensions in the evaluation (extrapolation past the natural end)")
     threads: int = arg(0, "torch CPU threads (0: torch's default)")
 
 
@@ -106,7 +107,7 @@ def validate(cfg: TrainConfig) -> None:
         if getattr(cfg, name) < 1:
             raise ValueError(f"config key {name!r} must be >= 1, got {getattr(cfg, name)}")
     for name in ("token_budget", "max_completion_length", "answer_tokens", "eval_problems", "warmup_steps",
-                 "threads"):
+                 "threads", "eval_extensions"):
         if getattr(cfg, name) < 0:
             raise ValueError(f"config key {name!r} must be >= 0, got {getattr(cfg, name)}")
     if not cfg.learning_rate > 0:

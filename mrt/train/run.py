@@ -24,7 +24,7 @@ EVAL_KEYS = ("accuracy", "mean_output_tokens", "mean_episodes", "j_by_episode", 
 
 def _settings(cfg: TrainConfig) -> dict:
     s = as_dict(cfg)
-    for k in ("out", "config", "eval_problems", "eval_knobs", "eval_traces", "report_to", "threads", "logging_steps"):
+    for k in ("out", "config", "eval_problems", "eval_knobs", "eval_traces", "eval_extensions", "report_to", "threads", "logging_steps"):
         s.pop(k)
     return s
 
@@ -150,6 +150,16 @@ def _fix_logging_dir(args, out: Path):
         args.logging_dir = str(out / "logs")
 
 
+def eval_figures(s: dict) -> dict:
+    """The figures of an analysis summary that runs are compared on."""
+    from mrt.metrics import extrapolated_accuracy
+
+    e = {k: s[k] for k in EVAL_KEYS if k in s}
+    if s.get("extrapolation"):
+        e["accuracy_at_budget"] = extrapolated_accuracy(s["extrapolation"], s["mean_thinking_tokens"], (1, 2, 4))
+    return e
+
+
 def evaluate(model, tok, cfg: TrainConfig, out: Path) -> dict:
     """The analysis module on held-out (and, if set, harder held-out) problems."""
     from mrt.analyze import AnalyzeConfig, run_analysis
@@ -165,9 +175,9 @@ def evaluate(model, tok, cfg: TrainConfig, out: Path) -> dict:
     for name, (sub, knobs) in sets.items():
         acfg = AnalyzeConfig(model=str(out / "model"), task=cfg.task, knobs=list(cfg.knobs if not knobs else knobs),
                              out=str(out / sub), n_problems=cfg.eval_problems, problem_seed=cfg.eval_seed,
-                             traces_per_problem=cfg.eval_traces, seed=cfg.seed)
+                             traces_per_problem=cfg.eval_traces, extensions=cfg.eval_extensions, seed=cfg.seed)
         s = run_analysis(acfg, sampler=sampler)
-        res[name] = {k: s[k] for k in EVAL_KEYS if k in s}
+        res[name] = eval_figures(s)
     return res
 
 

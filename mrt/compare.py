@@ -1,0 +1,125 @@
+"""``mrt compare RUN_DIR... --out DIR``: runs side by side (a table and four plots).
+
+A run directory is either an ``mrt train`` output (its ``summary.json`` holds ``eval``) or an
+``mrt analyze`` output (its ``summary.json`` is the analysis itself). Writes ``DIR/table.md``,
+``DIR/compare.json`` and ``DIR/plots/{accuracy_vs_tokens,regret_vs_budget,j_by_episode,training}.png``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def load_run(path: str | Path) -> dict:
+    p = Path(path)
+    f = p / "summary.json"
+    if not f.exists():
+        raise FileNotFoundError(f"{p} has no summary.json (not a finished mrt train / mrt analyze run)")
+    s = json.loads(f.read_text())
+    if "eval" in s:
+        sets, train = s["eval"], s
+    elif "accuracy" in s:
+        from mrt.train.run import eval_figures
+
+        sets, train = {"held_out": eval_figures(s)}, None
+    else:
+        raise ValueError(f"{f} is neither a training nor an analysis summary")
+    curve = []
+    log = p / "train_log.jsonl"
+    if log.exists():
+        for line in log.read_text().splitlines():
+            row = json.loads(line)
+            if "reward" in row or "loss" in row:
+                curve.append(row)
+    return {"name": p.name, "path": str(p), "sets": sets, "train": train, "log": curve}
+
+
+def _row(run: dict, set_name: str) -> dict | None:
+    e = run["sets"].get(set_name)
+    if e is None:
+        return None
+    t = run["train"] or {}
+    return {"run": run["name"], "algo": t.get("algo", "-"), "accuracy": e["accuracy"],
+            "mean_output_tokens": e["mean_output_tokens"], "normalized_regret": e["normalized_regret"],
+            "maj_at_k": e.get("maj_at_k", {}), "accuracy_at_budget": e.get("accuracy_at_budget", {}),
+            "steps": t.get("steps"), "sampled_tokens": t.get("sampled_tokens"),
+            "wall_seconds_per_step": t.get("wall_seconds_per_step")}
+
+
+def table(rows: list[dict]) -> str:
+    budgets = list(rows[0]["normalized_regret"]) if rows else []
+    head = (["run", "algo", "accuracy", "output tokens"] + [f"regret C={b}" for b in budgets]
+            + ["steps", "sampled tokens", "s/step"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["run"], r["algo"], f"{r['accuracy']:.3f}", f"{r['mean_output_tokens']:.1f}"]
+        cells += [f"{r['normalized_regret'].get(b, float('nan')):.3f}" for b in budgets]
+        cells += [str(r["steps"] if r["steps"] is not None else "-"),
+                  str(r["sampled_tokens"] if r["sampled_tokens"] is not None else "-"),
+                  f"{r['wall_seconds_per_step']:.2f}" if r["wall_seconds_per_step"] else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plots(runs: list[dict], out: Path) -> list[Path]:
+    from mrt.report import _plt, _save
+
+    plt = _plt()
+    made = []
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for r in runs:
+        e = r["sets"]["held_out"]
+        pts = sorted((int(k), v) for k, v in e["accuracy_vs_tokens"].items())
+        ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=r["name"])
+    ax.set(xlabel="thinking tokens before the forced answer", ylabel="accuracy", title="Accuracy vs tokens")
+    ax.legend(fontsize=7)
+    made.append(_save(plt, fig, out / "accuracy_vs_tokens.png"))
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for r in runs:
+        reg = r["sets"]["held_out"]["normalized_regret"]
+        ax.plot([int(k) for k in reg], list(reg.values()), marker="o", label=r["name"])
+    ax.set(xlabel="token budget C", ylabel="normalised regret", title="Regret vs budget (lower is better)")
+    ax.legend(fontsize=7)
+    made.append(_save(plt, fig, out / "regret_vs_budget.png"))
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for r in runs:
+        j = r["sets"]["held_out"]["j_by_episode"][:8]
+        ax.plot(range(len(j)), j, marker="o", label=r["name"])
+    ax.set(xlabel="episodes before the forced answer", ylabel="J", title="Progress by episode")
+    ax.legend(fontsize=7)
+    made.append(_save(plt, fig, out / "j_by_episode.png"))
+
+    if any(r["log"] for r in runs):
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+        for r in runs:
+            rows = [x for x in r["log"] if "reward" in x]
+            if rows:
+                axes[0].plot([x["step"] for x in rows], [x["reward"] for x in rows], label=r["name"])
+                axes[1].plot([x["step"] for x in rows], [x.get("completions/mean_length", float("nan")) for x in rows],
+                             label=r["name"])
+        axes[0].set(xlabel="step", ylabel="mean reward", title="Training reward")
+        axes[1].set(xlabel="step", ylabel="tokens", title="Mean completion length")
+        axes[0].legend(fontsize=7)
+        made.append(_save(plt, fig, out / "training.png"))
+    return made
+
+
+def compare(run_dirs: list[str], out: str) -> dict:
+    runs = [load_run(d) for d in run_dirs]
+    outp = Path(out)
+    (outp / "plots").mkdir(parents=True, exist_ok=True)
+    result = {}
+    text = []
+    for set_name in ("held_out", "hard"):
+        rows = [r for r in (_row(run, set_name) for run in runs) if r]
+        if rows:
+            result[set_name] = rows
+            text.append(f"### {set_name.replace('_', '-')}\n\n{table(rows)}\n")
+    (outp / "compare.json").write_text(json.dumps(result, indent=1))
+    (outp / "table.md").write_text("\n".join(text))
+    made = plots(runs, outp / "plots")
+    print("\n".join(text))
+    print("plots: " + ", ".join(str(p) for p in made))
+    return result

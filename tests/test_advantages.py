@@ -1,0 +1,98 @@
+"""Hand-computed cases for the rewards, advantages and filters of mrt.advantages."""
+import math
+
+import pytest
+
+from mrt import advantages as adv
+
+
+def test_grpo_group_normalised():
+    # group 1: [1, 0, 0, 1] mean .5, sample std sqrt(1/3)=.57735; group 2: all equal -> 0
+    a = adv.grpo_advantages([1, 0, 0, 1, 1, 1, 1, 1], 4)
+    s = math.sqrt(1 / 3) + adv.EPS
+    assert a[:4] == pytest.approx([0.5 / s, -0.5 / s, -0.5 / s, 0.5 / s])
+    assert a[4:] == [0, 0, 0, 0]
+    assert adv.grpo_advantages([1, 0], 2, scale=False) == [0.5, -0.5]
+    with pytest.raises(ValueError):
+        adv.grpo_advantages([1, 0, 1], 2)
+
+
+def test_length_penalty():
+    r = adv.length_penalty_rewards([True, True, False], [10, 100, 0], max_length=100, coef=0.5)
+    assert r == pytest.approx([1 - 0.05, 0.5, 0.0])
+    # lengths past the cap are clipped to it
+    assert adv.length_penalty_rewards([False], [300], 100, 0.5) == [-0.5]
+
+
+def test_termination_baseline_unscaled():
+    # terminated rows (first half) score 1, 0 -> b = .5; group mean m = (1+0+1+1)/4 = .75
+    r, t = [1, 0, 1, 1], [True, True, False, False]
+    a = adv.termination_baseline_advantages(r, t, 4, alpha=1.0, scale=False)
+    # A = (R - .75) + 1 * (R - .5)
+    assert a == pytest.approx([0.25 + 0.5, -0.75 - 0.5, 0.25 + 0.5, 0.25 + 0.5])
+    # alpha = 0 is GRPO's unscaled advantage
+    assert adv.termination_baseline_advantages(r, t, 4, alpha=0.0, scale=False) == \
+        pytest.approx(adv.grpo_advantages(r, 4, scale=False))
+
+
+def test_termination_baseline_progress_sign():
+    # stopping now already solves it (b = 1): continuing rows that fail get a large negative
+    # advantage, continuing rows that also solve it get only the group term
+    a = adv.termination_baseline_advantages([1, 1, 1, 0], [True, True, False, False], 4, alpha=2.0, scale=False)
+    m = 0.75
+    assert a == pytest.approx([1 - m, 1 - m, 1 - m, (0 - m) + 2 * (0 - 1)])
+    with pytest.raises(ValueError, match="force-terminated"):
+        adv.termination_baseline_advantages([1, 0], [False, False], 2)
+
+
+def test_termination_baseline_scaled():
+    r, t = [1, 0, 0, 0], [True, True, False, False]
+    s = adv._std(r) + adv.EPS  # sample std of [1,0,0,0] = .5
+    assert adv._std(r) == pytest.approx(0.5)
+    a = adv.termination_baseline_advantages(r, t, 4, alpha=1.0, scale=True)
+    # m = .25, b = .5
+    assert a == pytest.approx([((1 - .25) + .5) / s, ((0 - .25) - .5) / s, ((0 - .25) - .5) / s, ((0 - .25) - .5) / s])
+
+
+def test_progress_from_j():
+    assert adv.progress_from_j([0.25, 0.5, 0.5, 1.0]) == pytest.approx([0.25, 0.0, 0.5])
+    assert adv.progress_from_j([0.3]) == []
+
+
+def test_dense_token_advantages():
+    # 8 tokens: episode 0 = tokens 0-2, episode 1 = tokens 3-5, answer = tokens 6-7
+    a = adv.dense_token_advantages(0.5, [3, 6], [0.25, -0.5], 8, alpha=2.0)
+    assert a == pytest.approx([1.0, 1.0, 1.0, -0.5, -0.5, -0.5, 0.5, 0.5])
+    # ends past the completion are clipped; no episodes -> outcome everywhere
+    assert adv.dense_token_advantages(1.0, [10], [1.0], 3, alpha=1.0) == [2.0, 2.0, 2.0]
+    assert adv.dense_token_advantages(-1.0, [], [], 2, alpha=1.0) == [-1.0, -1.0]
+    with pytest.raises(ValueError):
+        adv.dense_token_advantages(0.0, [1, 2], [0.1], 3, 1.0)
+
+
+def test_star_filter():
+    assert adv.star_keep([1, 0, True, False]) == [True, False, True, False]
+    assert adv.kept_advantages([True, False]) == [1.0, 0.0]
+
+
+def test_mrt_star_filter():
+    correct = [True, True, True, False]
+    curves = [
+        [0.25, 0.5, 1.0],        # 2 episodes: (1 - .25) / 2 = .375
+        [0.25, 1.0],             # 1 episode: .75  <- best
+        [0.25, 0.0, 0.25, 1.0],  # 3 episodes: .25
+        [0.25, 1.0],             # wrong final answer: never kept
+    ]
+    assert adv.mrt_star_keep(correct, curves, 4) == [False, True, False, False]
+
+
+def test_mrt_star_filter_final_j_and_ties():
+    correct = [True, True, True, True]
+    curves = [[0.0, 1.0], [0.5, 1.5 - 1.0], [0.0, 0.4], [0.0, 1.0]]
+    # row 2 ends below min_final_j; rows 0 and 3 tie at 1.0; row 1 scores 0
+    assert adv.mrt_star_keep(correct, curves, 4) == [True, False, False, True]
+    # a group with no candidate keeps nothing
+    assert adv.mrt_star_keep([False, False], [[0, 1], [0, 1]], 2) == [False, False]
+    # correct traces with no thinking episode are kept only when no candidate has episodes
+    assert adv.mrt_star_keep([True, True], [[1.0], [1.0]], 2) == [True, True]
+    assert adv.mrt_star_keep([True, True], [[1.0], [0.0, 1.0]], 2) == [False, True]

@@ -1,0 +1,139 @@
+"""Every algorithm trains a few real steps on CPU (TRL GRPOTrainer / SFTTrainer) and moves the
+weights; config errors name the key; a kill resumes from the last checkpoint; NaN stops the run."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mrt.train.config import ALGOS, TrainConfig, load_config
+from mrt.train.run import run_train
+
+SMALL = dict(max_steps=2, prompts_per_step=2, num_generations=4, mc_answers=2, train_problems=32,
+             save_every=2, logging_steps=1, report_to="none", eval_problems=0, batch_size=4, threads=2)
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(path) / "model.safetensors"))
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_each_algorithm_changes_the_weights(algo, tmp_path):
+    from mrt.tiny import shipped_model_path
+
+    out = tmp_path / algo
+    s = run_train(load_config(None, dict(SMALL, algo=algo, out=str(out))))
+    assert s["algo"] == algo and s["steps"] == 2
+    before, after = _weights(shipped_model_path()), _weights(out / "model")
+    moved = sum(not torch.equal(before[k], after[k]) for k in before)
+    assert moved > 0, f"{algo} did not change any weight"
+    assert (out / "train_log.jsonl").read_text().strip()
+    if algo != "sft":
+        assert s["sampled_tokens"] > 0
+    if algo in ("mrt", "mrt-dense", "mrt-star"):
+        assert s["extra_sampled_tokens"] > 0  # prefixes or J estimates were sampled
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("algo", "steps", "wall_seconds", "sampled_tokens"):
+        assert key in summary
+
+
+def test_summary_has_final_evaluation(tmp_path):
+    cfg = dict(SMALL, algo="grpo", out=str(tmp_path / "g"), eval_problems=3, eval_traces=2,
+               eval_knobs=["arms=5", "arm_len=4"])
+    s = run_train(load_config(None, cfg))
+    for name in ("held_out", "hard"):
+        e = s["eval"][name]
+        assert 0 <= e["accuracy"] <= 1 and e["normalized_regret"] and e["j_by_episode"]
+    assert (tmp_path / "g" / "eval" / "report.html").exists()
+    # a second call with the same settings finds the finished run
+    assert run_train(load_config(None, cfg))["steps"] == 2
+
+
+def test_config_file_and_errors(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("algo: mrt\nalpha: 0.5\nknobs: [arms=2-3]\n")
+    cfg = load_config(str(f), {"alpha": 2.0})
+    assert cfg.algo == "mrt" and cfg.alpha == 2.0 and cfg.knobs == ["arms=2-3"]
+    f.write_text("algo: mrt\nalpah: 0.5\n")
+    with pytest.raises(ValueError, match="'alpah'"):
+        load_config(str(f), {})
+    f.write_text("learning_rate: fast\n")
+    with pytest.raises(ValueError, match="'learning_rate'"):
+        load_config(str(f), {})
+    with pytest.raises(ValueError, match="'algo'"):
+        load_config(None, {"algo": "ppo"})
+    with pytest.raises(ValueError, match="'num_generations'"):
+        load_config(None, {"algo": "mrt", "num_generations": 1})
+    with pytest.raises(FileNotFoundError):
+        load_config(str(tmp_path / "missing.yaml"), {})
+
+
+def test_cli_reports_bad_key(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("stepz: 3\n")
+    r = subprocess.run([sys.executable, "-m", "mrt.cli", "train", "--config", str(f), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "'stepz'" in r.stderr
+
+
+def test_reward_error_names_the_problem(tmp_path, monkeypatch):
+    from mrt.tasks.star import StarTask
+    from mrt.train.trainer import RewardError
+
+    def boom(self, problem, answer):
+        raise ZeroDivisionError("grader bug")
+
+    monkeypatch.setattr(StarTask, "grade", boom)
+    with pytest.raises(RewardError, match=r"problem 'star-11-\d+'"):
+        run_train(load_config(None, dict(SMALL, algo="grpo", out=str(tmp_path / "r"))))
+
+
+def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+    from mrt.train import trainer as tr
+
+    out = tmp_path / "n"
+    calls = {"n": 0}
+    real = tr.GRPOTrainer.training_step
+
+    def step(self, *a, **k):
+        calls["n"] += 1
+        loss = real(self, *a, **k)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(tr.GRPOTrainer, "training_step", step)
+    with pytest.raises(FloatingPointError, match="step 3"):
+        run_train(load_config(None, dict(SMALL, algo="grpo", out=str(out), max_steps=4)))
+    assert (out / "checkpoints" / "checkpoint-2").is_dir()
+    assert not (out / "checkpoints" / "checkpoint-4").exists()
+    assert not (out / "summary.json").exists()
+
+
+def test_killed_run_resumes(tmp_path):
+    out = tmp_path / "k"
+    cmd = [sys.executable, "-m", "mrt.cli", "train", "--algo", "mrt", "--out", str(out), "--max-steps", "4",
+           "--prompts-per-step", "2", "--num-generations", "4", "--train-problems", "32", "--save-every", "2",
+           "--report-to", "none", "--eval-problems", "0", "--threads", "2"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    ckpt = out / "checkpoints" / "checkpoint-2" / "mrt_state.json"
+    t0 = time.time()
+    while not ckpt.exists() and p.poll() is None and time.time() - t0 < 120:
+        time.sleep(0.2)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert ckpt.exists(), "no checkpoint before the kill"
+    if (out / "summary.json").exists():
+        pytest.skip("the run finished before it could be killed")
+    tokens_at_2 = json.loads(ckpt.read_text())["tokens_sampled"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "resuming from" in r.stderr
+    s = json.loads((out / "summary.json").read_text())
+    assert s["steps"] == 4 and s["sampled_tokens"] > tokens_at_2
