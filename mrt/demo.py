@@ -16,6 +16,7 @@ class DemoConfig:
     n_problems: int = arg(64, "problems per evaluation set")
     hard_knobs: list[str] = arg(["arms=5-6", "arm_len=4-5"], "knobs of the harder held-out set")
     seed: int = arg(0, "sampling seed")
+    train_steps: int = arg(30, "optimizer steps of the GRPO and MRT runs (0: analyse the base only)")
 
 
 def run_demo(cfg: DemoConfig) -> dict:
@@ -28,15 +29,36 @@ def run_demo(cfg: DemoConfig) -> dict:
     results = {}
     for i, (name, knobs) in enumerate(sets.items(), 1):
         what = "held-out" if not knobs else f"harder held-out ({' '.join(knobs)})"
-        print(f"[{i}/{len(sets)}] analysing the base model on {cfg.n_problems} {what} star-graph problems")
+        total = len(sets) + (3 if cfg.train_steps else 0)
+        print(f"[{i}/{total}] analysing the base model on {cfg.n_problems} {what} star-graph problems")
         acfg = AnalyzeConfig(model=cfg.model, task="star", knobs=knobs, out=str(out / name),
                              n_problems=cfg.n_problems, seed=cfg.seed)
         results[name] = run_analysis(acfg)
         _print_summary(results[name], acfg.out)
+    runs = [str(out / "base")]
+    if cfg.train_steps:
+        from mrt.compare import compare
+        from mrt.train.config import load_config
+        from mrt.train.run import run_train
+
+        for i, algo in enumerate(("grpo", "mrt"), len(sets) + 1):
+            print(f"[{i}/{len(sets) + 3}] training the base model with {algo} for {cfg.train_steps} steps, "
+                  "then analysing it")
+            tcfg = load_config(None, dict(algo=algo, model=cfg.model, out=str(out / algo), seed=cfg.seed,
+                                          max_steps=cfg.train_steps, eval_problems=cfg.n_problems,
+                                          eval_knobs=list(cfg.hard_knobs), report_to="tensorboard"))
+            s = run_train(tcfg)
+            results[algo] = s["eval"]["held_out"]
+            results[algo + "-hard"] = s["eval"]["hard"]
+            _print_summary(json.loads((out / algo / "eval" / "summary.json").read_text()), str(out / algo / "eval"))
+            runs.append(str(out / algo))
+        print(f"[{len(sets) + 3}/{len(sets) + 3}] comparing base, grpo and mrt")
+        compare(runs, str(out / "compare"))
     (out / "demo.json").write_text(json.dumps(
         {name: {k: s[k] for k in ("accuracy", "mean_output_tokens", "j_by_episode",
-                                  "normalized_regret", "maj_at_k")} for name, s in results.items()},
+                                  "normalized_regret", "maj_at_k") if k in s} for name, s in results.items()},
         indent=1))
     print(f"demo finished in {time.time() - t0:.0f} s; reports: "
-          + ", ".join(f"{out / n / 'report.html'}" for n in sets))
+          + ", ".join(f"{out / n / 'report.html'}" for n in sets)
+          + (f"; comparison: {out / 'compare' / 'table.md'}" if cfg.train_steps else ""))
     return results
