@@ -52,6 +52,18 @@ def test_summary_has_final_evaluation(tmp_path):
         e = s["eval"][name]
         assert 0 <= e["accuracy"] <= 1 and e["normalized_regret"] and e["j_by_episode"]
     assert (tmp_path / "g" / "eval" / "report.html").exists()
+    # mrt compare: a training run next to an analysis run
+    from mrt.compare import compare
+
+    res = compare([str(tmp_path / "g"), str(tmp_path / "g" / "eval")], str(tmp_path / "cmp"))
+    assert [r["run"] for r in res["held_out"]] == ["g", "eval"] and [r["run"] for r in res["hard"]] == ["g"]
+    assert res["held_out"][0]["accuracy"] == s["eval"]["held_out"]["accuracy"]
+    table = (tmp_path / "cmp" / "table.md").read_text()
+    assert "| g | grpo |" in table and "regret C=16" in table
+    for name in ("accuracy_vs_tokens", "regret_vs_budget", "j_by_episode", "training"):
+        assert (tmp_path / "cmp" / "plots" / f"{name}.png").stat().st_size > 1000
+    with pytest.raises(FileNotFoundError, match="summary.json"):
+        compare([str(tmp_path)], str(tmp_path / "cmp2"))
     # a second call with the same settings finds the finished run
     assert run_train(load_config(None, cfg))["steps"] == 2
 
