@@ -41,6 +41,7 @@ def parse():
     p.add_argument("--jobs", type=int, default=1, help="runs at once (default: 1)")
     p.add_argument("--threads", type=int, default=0, help="torch threads per run (default: torch's)")
     p.add_argument("--quick", action="store_true", help="tiny budget, 2 algos, 1 seed: checks the pipeline")
+    p.add_argument("--report-only", action="store_true", help="rewrite tables and plots from OUT/didactic.json")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more mrt train flags for every run")
     return p.parse_args()
 
@@ -64,12 +65,13 @@ def _base_cmds(ns, seed: int, out: Path) -> list[list[str]]:
 
 
 def _run(job):
-    name, cmds, log = job
+    name, cmds, log, threads = job
     t0 = time.time()
     with open(log, "a") as f:
         for cmd in cmds:
             r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT,
-                               env=dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false"))
+                               env=dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false",
+                                        **({"OMP_NUM_THREADS": str(threads)} if threads else {})))
             if r.returncode:
                 return name, False, time.time() - t0
     return name, True, time.time() - t0
@@ -97,6 +99,7 @@ def _per_seed(run_dir: Path, base: bool) -> dict:
         row[name] = {"accuracy": e["accuracy"], "mean_output_tokens": e["mean_output_tokens"],
                      "normalized_regret": e["normalized_regret"],
                      "accuracy_at_budget": {k: v["j"] for k, v in e.get("accuracy_at_budget", {}).items()},
+                     "budget_reached": {k: v["reached"] for k, v in e.get("accuracy_at_budget", {}).items()},
                      "accuracy_vs_tokens": e["accuracy_vs_tokens"], "j_by_episode": e["j_by_episode"][:8],
                      "maj_at_k": e.get("maj_at_k", {})}
     for k in ("steps", "wall_seconds", "wall_seconds_per_step", "sampled_tokens", "sampled_tokens_per_step",
@@ -113,6 +116,8 @@ def _aggregate(seeds: list[dict]) -> dict:
                                 for c in seeds[0]["held_out"]["normalized_regret"]}
     agg["accuracy_at_budget"] = {b: _ms([s["held_out"]["accuracy_at_budget"].get(b) for s in seeds])
                                  for b in seeds[0]["held_out"]["accuracy_at_budget"]}
+    agg["budget_reached"] = {b: _ms([s["held_out"]["budget_reached"].get(b) for s in seeds])
+                             for b in seeds[0]["held_out"]["budget_reached"]}
     agg["hard"] = {"accuracy": _ms([s["hard"]["accuracy"] for s in seeds]),
                    "mean_output_tokens": _ms([s["hard"]["mean_output_tokens"] for s in seeds]),
                    "normalized_regret": {c: _ms([s["hard"]["normalized_regret"][c] for s in seeds])
@@ -192,24 +197,68 @@ def plots(results: dict, out: Path):
     _save(plt, fig, out / "extrapolation.png")
 
 
+def _f(ms, digits=3):
+    return "—" if ms["mean"] is None else f"{ms['mean']:.{digits}f} ± {ms['std']:.{digits}f}"
+
+
+def _algo_names(doc: dict) -> list[str]:
+    return [n for n, v in doc.items() if isinstance(v, dict) and v.get("seeds") and isinstance(v["seeds"][0], dict)]
+
+
+def markdown(doc: dict) -> str:
+    """The tables of docs/benchmarks-didactic.md, from didactic.json."""
+    names = _algo_names(doc)
+    cs = list(doc["base"]["normalized_regret"])
+    bb = list(doc["base"]["accuracy_at_budget"])
+    out = ["Held-out problems (mean ± std over seeds):", "",
+           "| algo | accuracy | output tokens | " + " | ".join(f"regret C={c}" for c in cs) + " |",
+           "|---|---|---|" + "---|" * len(cs)]
+    for n in names:
+        r = doc[n]
+        out.append(f"| {n} | {_f(r['accuracy'])} | {_f(r['mean_output_tokens'], 1)} | "
+                   + " | ".join(_f(r["normalized_regret"][c]) for c in cs) + " |")
+    out += ["", "Accuracy with budget forcing at multiples of the natural thinking length "
+            "(held-out | harder held-out):", "",
+            "| algo | " + " | ".join(f"held-out {b}" for b in bb) + " | " + " | ".join(f"hard {b}" for b in bb)
+            + " | hard regret C=" + cs[-1] + " |", "|---|" + "---|" * (2 * len(bb) + 1)]
+    for n in names:
+        r = doc[n]
+        out.append(f"| {n} | " + " | ".join(_f(r["accuracy_at_budget"][b]) for b in bb) + " | "
+                   + " | ".join(_f(r["hard"]["accuracy_at_budget"][b]) for b in bb) + " | "
+                   + _f(r["hard"]["normalized_regret"][cs[-1]]) + " |")
+    out += ["", "Cost (all runs had the same sampled-token budget):", "",
+            "| algo | steps | sampled tokens / step | wall s / step |", "|---|---|---|---|"]
+    for n in names[1:]:
+        r = doc[n]
+        out.append(f"| {n} | {_f(r['steps'], 1)} | {_f(r['sampled_tokens_per_step'], 0)} | "
+                   f"{_f(r['wall_seconds_per_step'], 2)} |")
+    return "\n".join(out) + "\n"
+
+
 def main():
     ns = parse()
+    if ns.report_only:  # aggregate the finished runs again (settings from OUT/bench.json)
+        saved = json.loads((Path(ns.out) / "bench.json").read_text())
+        for k in ("algos", "seeds", "token_budget", "eval_problems", "eval_extensions", "jobs", "threads"):
+            setattr(ns, k, saved[k])
     if ns.quick:
         ns.algos, ns.seeds = ns.algos[:1] + ["mrt"] if ns.algos == ALGOS else ns.algos, ns.seeds[:1]
         ns.token_budget, ns.eval_problems, ns.eval_extensions = min(ns.token_budget, 4000), min(ns.eval_problems, 8), 2
     out = Path(ns.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(json.dumps(vars(ns), indent=1))
+    if not ns.report_only:
+        (out / "bench.json").write_text(json.dumps(
+            {**vars(ns), "command": "python benchmarks/didactic.py " + " ".join(sys.argv[1:])}, indent=1))
     jobs = []
     for seed in ns.seeds:
         d = out / f"base-s{seed}"
-        if not (d / "eval-hard" / "summary.json").exists():
-            jobs.append((f"base-s{seed}", _base_cmds(ns, seed, d), out / f"base-s{seed}.log"))
+        if not (d / "eval-hard" / "summary.json").exists() and not ns.report_only:
+            jobs.append((f"base-s{seed}", _base_cmds(ns, seed, d), out / f"base-s{seed}.log", ns.threads))
     for algo in ns.algos:
         for seed in ns.seeds:
             d = out / f"{algo}-s{seed}"
-            if not (d / "summary.json").exists():
-                jobs.append((f"{algo}-s{seed}", [_cmd(ns, algo, seed, d)], out / f"{algo}-s{seed}.log"))
+            if not (d / "summary.json").exists() and not ns.report_only:
+                jobs.append((f"{algo}-s{seed}", [_cmd(ns, algo, seed, d)], out / f"{algo}-s{seed}.log", ns.threads))
     t0 = time.time()
     print(f"{len(jobs)} runs to do, {ns.jobs} at a time")
     failed = []
@@ -223,7 +272,11 @@ def main():
     results = {"base": _aggregate([_per_seed(out / f"base-s{s}", True) for s in ns.seeds])}
     for algo in ns.algos:
         results[algo] = _aggregate([_per_seed(out / f"{algo}-s{s}", False) for s in ns.seeds])
-    doc = {"command": "python benchmarks/didactic.py " + " ".join(sys.argv[1:]), "settings": vars(ns),
+    cmd = json.loads((out / "bench.json").read_text()).get("command")
+    if not cmd and (out / "didactic.json").exists():
+        cmd = json.loads((out / "didactic.json").read_text()).get("command")
+    cmd = cmd or "python benchmarks/didactic.py " + " ".join(sys.argv[1:])
+    doc = {"command": cmd, "settings": {k: v for k, v in vars(ns).items() if k != "report_only"},
            "wall_seconds_this_run": round(time.time() - t0, 1), **results}
     for name in ("mrt", "mrt-dense", "mrt-star"):
         h = headline(results, name)
@@ -238,6 +291,7 @@ def main():
         Path(ns.results).parent.mkdir(parents=True, exist_ok=True)
         Path(ns.results).write_text(json.dumps(doc, indent=1))
     plots(results, out / "plots")
+    (out / "table.md").write_text(markdown(doc))
     print(f"\n{'algo':16s} {'accuracy':>16s} {'hard acc':>16s} {'tokens':>8s} " +
           " ".join(f"{'reg C=' + c:>14s}" for c in results["base"]["normalized_regret"]))
     for n, r in results.items():

@@ -182,7 +182,12 @@ def evaluate(model, tok, cfg: TrainConfig, out: Path) -> dict:
 
 
 def run_train(cfg: TrainConfig) -> dict:
+    import warnings
+
     import torch
+
+    # TRL 1.16 calls transformers' deprecated gradient_checkpointing names on every step
+    warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*", category=FutureWarning)
 
     from mrt.tasks import get_task, parse_knobs
 
