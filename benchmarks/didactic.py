@@ -226,6 +226,10 @@ def markdown(doc: dict) -> str:
         out.append(f"| {n} | " + " | ".join(_f(r["accuracy_at_budget"][b]) for b in bb) + " | "
                    + " | ".join(_f(r["hard"]["accuracy_at_budget"][b]) for b in bb) + " | "
                    + _f(r["hard"]["normalized_regret"][cs[-1]]) + " |")
+    out += ["", "Budget actually reached by the forcing (mean thinking length with extensions / natural "
+            "length; a multiple past it is read at the last point): "
+            + "; ".join(f"{n} {b}: {doc[n]['budget_reached'][b]['mean']:.2f}x" for n in names if "budget_reached" in doc[n]
+                        for b in bb[-1:]) + "."]
     out += ["", "Cost (all runs had the same sampled-token budget):", "",
             "| algo | steps | sampled tokens / step | wall s / step |", "|---|---|---|---|"]
     for n in names[1:]:
@@ -277,7 +281,9 @@ def main():
         cmd = json.loads((out / "didactic.json").read_text()).get("command")
     cmd = cmd or "python benchmarks/didactic.py " + " ".join(sys.argv[1:])
     doc = {"command": cmd, "settings": {k: v for k, v in vars(ns).items() if k != "report_only"},
-           "wall_seconds_this_run": round(time.time() - t0, 1), **results}
+           "wall_seconds_this_run": None if ns.report_only else round(time.time() - t0, 1), **results}
+    if ns.report_only and (out / "didactic.json").exists():  # keep the timing of the run that made the data
+        doc["wall_seconds_this_run"] = json.loads((out / "didactic.json").read_text()).get("wall_seconds_this_run")
     for name in ("mrt", "mrt-dense", "mrt-star"):
         h = headline(results, name)
         if h:

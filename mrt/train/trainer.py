@@ -213,6 +213,10 @@ class MRTTrainer(GRPOTrainer):
                                                     self.mrt_config.alpha, scale)
             start = self.accelerator.process_index * len(inputs)
             out["advantages"] = torch.tensor(a[start:start + len(inputs)], device=device)
+            for name, rows in (("terminated", [r for r, t in zip(rewards, terminated) if t]),
+                               ("continued", [r for r, t in zip(rewards, terminated) if not t])):
+                if rows:  # the progress signal: J(continue) - J(stop at the prefix)
+                    self._metrics["train"][f"mrt/reward_{name}"].append(sum(rows) / len(rows))
         elif algo == "mrt-dense":
             ends, curves = self._j_curves(inputs, local)
             outcome = out["advantages"].tolist()
