@@ -292,6 +292,10 @@ def main():
     h = doc.get("headline_mrt_vs_grpo", {})
     doc["token_efficiency_mrt_vs_grpo"] = h.get("token_efficiency")
     doc["relative_gain_mrt_vs_grpo"] = h.get("relative_gain")
+    doc["notes"] = ("token_efficiency: GRPO's thinking tokens to reach its own final forced accuracy divided by "
+                    "the new method's tokens to reach it, on seed-averaged accuracy-vs-tokens curves; null means "
+                    "the new method's curve never reaches that accuracy. relative_gain: (acc_new - acc_base) / "
+                    "(acc_grpo - acc_base), held-out accuracy means.")
     (out / "didactic.json").write_text(json.dumps(doc, indent=1))
     if ns.results:
         Path(ns.results).parent.mkdir(parents=True, exist_ok=True)
