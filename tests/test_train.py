@@ -46,8 +46,9 @@ def test_each_algorithm_changes_the_weights(algo, tmp_path):
 
 def test_summary_has_final_evaluation(tmp_path):
     cfg = dict(SMALL, algo="grpo", out=str(tmp_path / "g"), eval_problems=3, eval_traces=2,
-               eval_knobs=["arms=5", "arm_len=4"])
+               eval_knobs=["arms=5", "arm_len=4"], report_to="tensorboard")
     s = run_train(load_config(None, cfg))
+    assert list((tmp_path / "g" / "logs").glob("events.out.tfevents.*")), "no TensorBoard events written"
     for name in ("held_out", "hard"):
         e = s["eval"][name]
         assert 0 <= e["accuracy"] <= 1 and e["normalized_regret"] and e["j_by_episode"]
