@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mrt import metrics
-from mrt.config import arg
+from mrt.config import arg, claim_run_dir
 from mrt.episodes import chunk_ends
 from mrt.metaprover import estimate_prefixes, find_subsequence
 from mrt.samplers.base import SamplingParams
@@ -275,17 +275,7 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
         raise ValueError("maj_k and budgets must be positive")
     model_name = cfg.model or str(shipped_model_path())
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    settings = _settings(cfg, task)
-    run_file = out / "run.json"
-    if run_file.exists():
-        old = json.loads(run_file.read_text())
-        diff = sorted(k for k in set(old) | set(settings)
-                      if k not in ("n_problems", "budgets") and old.get(k) != settings.get(k))
-        if diff:
-            raise ValueError(f"{out} holds a run with other settings ({', '.join(diff)}); "
-                             "use another --out or delete it")
-    run_file.write_text(json.dumps(settings, indent=1))
+    claim_run_dir(out, _settings(cfg, task), free=("n_problems", "budgets"))
     traces_path = out / "traces.jsonl"
     done, _ = load_finished(traces_path, cfg.traces_per_problem)
     problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)

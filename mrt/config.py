@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import typing
 from dataclasses import MISSING, field
 
@@ -48,3 +49,20 @@ def from_namespace(cls, ns: argparse.Namespace, **extra):
     kw = {k: v for k, v in vars(ns).items() if k in names}
     kw.update(extra)
     return cls(**kw)
+
+
+def claim_run_dir(out, settings: dict, free: tuple[str, ...] = ()) -> None:
+    """Create ``out`` and record ``settings`` in ``out/run.json``; refuse a directory that holds
+    a run with other settings (keys in ``free`` may differ), so that a rerun resumes safely."""
+    from pathlib import Path
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    run_file = out / "run.json"
+    if run_file.exists():
+        old = json.loads(run_file.read_text())
+        diff = sorted(k for k in set(old) | set(settings) if k not in free and old.get(k) != settings.get(k))
+        if diff:
+            raise ValueError(f"{out} holds a run with other settings ({', '.join(diff)}); "
+                             "use another --out or delete it")
+    run_file.write_text(json.dumps(settings, indent=1))

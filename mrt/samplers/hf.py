@@ -18,6 +18,12 @@ from mrt.samplers.base import Completion, SamplingParams
 log = logging.getLogger(__name__)
 
 
+def check_model_path(path: str) -> None:
+    """A local-looking path that does not exist fails here, not deep inside a hub download."""
+    if not Path(path).exists() and (path.startswith((".", "/", "~")) or path.count("/") != 1):
+        raise FileNotFoundError(f"model path {path!r} does not exist")
+
+
 def _lcp(prompts: list[list[int]]) -> int:
     first, n = prompts[0], min(map(len, prompts))
     for i in range(n):
@@ -44,9 +50,7 @@ class HFSampler:
     def from_pretrained(cls, path: str, dtype: str = "auto", **kw) -> "HFSampler":
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        p = Path(path)
-        if not p.exists() and (path.startswith((".", "/", "~")) or path.count("/") != 1):
-            raise FileNotFoundError(f"model path {path!r} does not exist")
+        check_model_path(path)
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
         return cls(model, tok, **kw)

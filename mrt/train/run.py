@@ -14,6 +14,7 @@ import random
 import time
 from pathlib import Path
 
+from mrt.config import claim_run_dir
 from mrt.train.config import TrainConfig, as_dict
 
 log = logging.getLogger(__name__)
@@ -32,12 +33,11 @@ def _settings(cfg: TrainConfig) -> dict:
 def _load(cfg: TrainConfig):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from mrt.samplers.hf import check_model_path
     from mrt.tiny import shipped_model_path
 
     path = cfg.model or str(shipped_model_path())
-    p = Path(path)
-    if not p.exists() and (path.startswith((".", "/", "~")) or path.count("/") != 1):
-        raise FileNotFoundError(f"model path {path!r} does not exist")
+    check_model_path(path)
     tok = AutoTokenizer.from_pretrained(path)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -197,16 +197,7 @@ def run_train(cfg: TrainConfig) -> dict:
     if cfg.eval_knobs:
         get_task(cfg.task, **parse_knobs(cfg.eval_knobs))  # a bad knob fails before any work
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    settings = _settings(cfg)
-    run_file = out / "run.json"
-    if run_file.exists():
-        old = json.loads(run_file.read_text())
-        diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-        if diff:
-            raise ValueError(f"{out} holds a run with other settings ({', '.join(diff)}); "
-                             "use another --out or delete it")
-    run_file.write_text(json.dumps(settings, indent=1))
+    claim_run_dir(out, _settings(cfg))
     if (out / "summary.json").exists():
         log.info("%s already finished; delete summary.json to evaluate again", out)
         return json.loads((out / "summary.json").read_text())

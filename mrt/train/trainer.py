@@ -76,7 +76,7 @@ class MRTTrainer(GRPOTrainer):
         self._record = reward_record
         self.tokens_sampled = 0  # every sampled token: rollouts, MRT prefixes, J estimates
         self.extra_tokens = 0  # the part of it sampled outside TRL's rollouts
-        self.kept_fraction: list[float] = []
+        self._think_end: list[int] | None = None  # token ids of the task's end-of-thinking text
 
     # ------------------------------------------------------------------ helpers
     def _tok(self):
@@ -102,8 +102,9 @@ class MRTTrainer(GRPOTrainer):
         return self._tok()(text=texts)["input_ids"]  # as TRL encodes prompts
 
     def _thinking(self, ids: list[int]) -> list[int]:
-        end = self._tok().encode(self.task.think_end_text, add_special_tokens=False)
-        i = find_subsequence(list(ids), end)
+        if self._think_end is None:
+            self._think_end = self._tok().encode(self.task.think_end_text, add_special_tokens=False)
+        i = find_subsequence(list(ids), self._think_end)
         return list(ids) if i < 0 else list(ids[:i])
 
     def _rng(self) -> random.Random:
