@@ -18,7 +18,7 @@ from pathlib import Path
 from mrt import metrics
 from mrt.config import arg, claim_run_dir
 from mrt.episodes import chunk_ends
-from mrt.metaprover import estimate_prefixes, find_subsequence
+from mrt.metaprover import estimate_prefixes
 from mrt.samplers.base import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -65,26 +65,33 @@ def _problem_seed(seed: int, index: int) -> int:
 def analyze_problem(sampler, task, problem, cfg: AnalyzeConfig, index: int) -> list[dict]:
     tok = sampler.tokenizer
     seed = _problem_seed(cfg.seed, index)
-    prompt_ids = tok.encode(problem.prompt, add_special_tokens=False)
+    prompt_ids = task.prompt_ids(problem, tok)
     max_new = cfg.max_new_tokens or task.default_max_new_tokens
-    n_ans = cfg.answer_tokens or task.default_answer_tokens
     traces = sampler.sample([prompt_ids], SamplingParams(
         n=cfg.traces_per_problem, max_new_tokens=max_new, temperature=cfg.temperature,
         top_p=cfg.top_p, seed=seed))[0]
-    end_ids = tok.encode(task.think_end_text, add_special_tokens=False)
+    return analyze_outputs(sampler, task, problem, cfg, index, prompt_ids, traces)
+
+
+def analyze_outputs(sampler, task, problem, cfg: AnalyzeConfig, index: int, prompt_ids: list[int],
+                    traces: list) -> list[dict]:
+    """Episodes, J after every prefix, progress and budget forcing for given outputs of one
+    problem (sampled here, or read from a traces file)."""
+    tok = sampler.tokenizer
+    seed = _problem_seed(cfg.seed, index)
+    n_ans = cfg.answer_tokens or task.default_answer_tokens
     records, thinkings = [], []
     for t_idx, comp in enumerate(traces):
         out_ids = comp.token_ids
-        cut = find_subsequence(out_ids, end_ids)
-        closed = cut >= 0
-        thinking = out_ids[:cut] if closed else [i for i in out_ids if i != tok.eos_token_id]
-        answer_text = tok.decode(out_ids[cut + len(end_ids):], skip_special_tokens=False) if closed else ""
-        answer = task.extract_answer(answer_text) if closed else None
+        thinking, answer_ids = task.split_output(out_ids, tok)
+        closed = answer_ids is not None
+        answer_text = tok.decode(answer_ids, skip_special_tokens=False) if closed else ""
         try:
+            answer = task.extract_answer(answer_text) if closed else None
             correct = bool(task.grade(problem, answer))
         except Exception as e:
             log.warning("grading failed on problem %s: %s", problem.id, e)
-            correct = False
+            answer, correct = None, False
         ends = _episode_ends(cfg, task, thinking, tok)
         thinkings.append((thinking, ends))
         status = ("empty" if not out_ids or (not thinking and not closed) else

@@ -73,12 +73,12 @@ def estimate_prefixes(sampler, task, problem, prompt_ids: list[int],
     Returns, per thinking, k+1 estimates (index 0: no thinking at all), or k without the empty
     prefix when ``include_empty`` is False.
     """
-    term = sampler.tokenizer.encode(task.termination_text, add_special_tokens=False)
+    tok = sampler.tokenizer
     prompts, where = [], []
     for t, (ids, ends) in enumerate(thinkings):
         cuts = ([0] if include_empty else []) + list(ends)
         for j, cut in enumerate(cuts, start=0 if include_empty else 1):
-            prompts.append(prompt_ids + ids[:cut] + term)
+            prompts.append(task.forced_ids(tok, prompt_ids, ids[:cut]))
             where.append((t, j, cut))
     params = SamplingParams(n=n, max_new_tokens=answer_tokens, temperature=temperature, top_p=top_p,
                             stop=tuple(task.answer_stop_texts), seed=seed)

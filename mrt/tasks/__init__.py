@@ -5,13 +5,15 @@ import dataclasses
 
 from mrt.tasks.base import Problem, Task
 from mrt.tasks.star import StarTask
+from mrt.tasks.text import PRESETS, DataTask, GymTask
 
-TASKS: dict[str, type[Task]] = {"star": StarTask}
+TASKS: dict[str, type[Task]] = {"star": StarTask, "data": DataTask, "gym": GymTask,
+                                **{name: DataTask for name in PRESETS}}
 
 
 def task_knobs(name: str) -> list[str]:
     cls = _task_class(name)
-    return [f.name for f in dataclasses.fields(cls) if f.init and f.name != "name"]
+    return [f.name for f in dataclasses.fields(cls) if f.init and f.name != "name" and not f.name.startswith("_")]
 
 
 def _task_class(name: str) -> type[Task]:
@@ -27,6 +29,8 @@ def get_task(name: str, **knobs) -> Task:
     for key in knobs:
         if key not in allowed:
             raise ValueError(f"unknown knob {key!r} for task {name!r}; known knobs: {', '.join(allowed)}")
+    if name in PRESETS:
+        knobs = {"preset": name, **knobs}
     return cls(**knobs)
 
 
@@ -41,4 +45,4 @@ def parse_knobs(items: list[str] | None) -> dict:
     return out
 
 
-__all__ = ["Problem", "Task", "StarTask", "TASKS", "get_task", "parse_knobs", "task_knobs"]
+__all__ = ["Problem", "Task", "StarTask", "DataTask", "GymTask", "PRESETS", "TASKS", "get_task", "parse_knobs", "task_knobs"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mrt.chat import encode_prompt
 from mrt.episodes import R1_MARKERS, segment_r1
 
 R1_TERMINATION = ("Time is up.\n\nGiven the time I've spent and the approaches I've tried, I should "
@@ -54,13 +55,66 @@ class Task:
     def grade(self, problem: Problem, answer: str | None) -> bool:
         raise NotImplementedError
 
+    # ------------------------------------------------------------------ prompts and tokens
+    def render(self, problem: Problem, tokenizer) -> str:
+        """The prompt text the model continues (a chat task applies the chat template here)."""
+        return problem.prompt
+
+    def prompt_ids(self, problem: Problem, tokenizer) -> list[int]:
+        """Token ids of the rendered prompt, with exactly one BOS where the tokenizer uses one."""
+        return encode_prompt(tokenizer, self.render(problem, tokenizer))
+
+    def termination_ids(self, tokenizer, thinking_ids: list[int]) -> list[int]:
+        """Token ids of the termination text to append after ``thinking_ids``.
+
+        A termination text that starts with newlines (the R1 default ``"\n\n" + R1_TERMINATION``)
+        is placed the authors' way: after an empty prefix the text comes right after the prompt,
+        otherwise after exactly one blank line; newlines the prefix already ends with are not
+        repeated. Other termination texts are appended as they are.
+        """
+        text = self.termination_text
+        core = text.lstrip("\n")
+        if core != text:
+            if not thinking_ids:
+                text = core
+            else:
+                tail = tokenizer.decode(list(thinking_ids[-8:]), skip_special_tokens=False)
+                have = len(tail) - len(tail.rstrip("\n"))
+                text = text[min(have, len(text) - len(core)):]
+        return _encode_cached(tokenizer, text)
+
+    def forced_ids(self, tokenizer, prompt_ids: list[int], thinking_ids: list[int]) -> list[int]:
+        """The meta-prover's prompt: prompt + thinking prefix + termination text, as token ids."""
+        return list(prompt_ids) + list(thinking_ids) + self.termination_ids(tokenizer, thinking_ids)
+
+    def split_output(self, token_ids: list[int], tokenizer) -> tuple[list[int], list[int] | None]:
+        """(thinking ids, answer ids) of an output; answer None when thinking never ended.
+
+        With an empty ``think_end_text`` (a model that does not think in tags) the whole output,
+        less a final EOS, is the thinking, and a finished output (ending in EOS) is also its own
+        answer part.
+        """
+        ids = list(token_ids)
+        eos = tokenizer.eos_token_id
+        if not self.think_end_text:
+            done = bool(ids) and ids[-1] == eos
+            thinking = ids[:-1] if done else ids
+            return thinking, (thinking if done else None)
+        end = _encode_cached(tokenizer, self.think_end_text)
+        from mrt.metaprover import find_subsequence
+
+        cut = find_subsequence(ids, end)
+        if cut < 0:
+            return [i for i in ids if i != eos], None
+        return ids[:cut], ids[cut + len(end):]
+
     def answer_part(self, completion: str, terminated: bool = False) -> str | None:
         """The part of a completion that is graded: what follows the end of thinking.
 
         ``terminated``: the prompt already ended thinking (a forced answer), so all of it.
         None when thinking never ended (nothing may be graded then).
         """
-        if terminated:
+        if terminated or not self.think_end_text:
             return completion
         if self.think_end_text not in completion:
             return None
@@ -86,3 +140,11 @@ class Task:
         if ends:
             ends[-1] = len(thinking_ids)
         return ends
+
+
+def _encode_cached(tokenizer, text: str) -> list[int]:
+    """``tokenizer.encode(text)`` without special tokens, remembered on the tokenizer."""
+    cache = tokenizer.__dict__.setdefault("_mrt_encoded", {})
+    if text not in cache:
+        cache[text] = list(tokenizer.encode(text, add_special_tokens=False)) if text else []
+    return cache[text]

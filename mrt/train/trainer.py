@@ -24,7 +24,7 @@ import torch
 from trl import GRPOTrainer
 
 from mrt import advantages as adv
-from mrt.metaprover import find_subsequence
+from mrt.chat import encode_prompt
 from mrt.samplers.base import SamplingParams
 from mrt.tasks.base import Problem
 
@@ -76,7 +76,7 @@ class MRTTrainer(GRPOTrainer):
         self._record = reward_record
         self.tokens_sampled = 0  # every sampled token: rollouts, MRT prefixes, J estimates
         self.extra_tokens = 0  # the part of it sampled outside TRL's rollouts
-        self._think_end: list[int] | None = None  # token ids of the task's end-of-thinking text
+        self._prompt_ids: dict[str, list[int]] = {}  # text -> ids of the MRT prefix prompts of this step
 
     # ------------------------------------------------------------------ helpers
     def _tok(self):
@@ -94,18 +94,26 @@ class MRTTrainer(GRPOTrainer):
             comps = sampler.sample(prompt_ids, params)
         finally:
             model.train(was_training)
-        self.extra_tokens += sampler.tokens_generated
-        self.tokens_sampled += sampler.tokens_generated
+        # every process samples its own rows: count all of them, so that every process sees the
+        # same total and stops at the token budget on the same step
+        n = self.accelerator.gather(torch.tensor([sampler.tokens_generated], device=self.accelerator.device))
+        self.extra_tokens += int(n.sum().item())
+        self.tokens_sampled += int(n.sum().item())
         return comps
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
-        return self._tok()(text=texts)["input_ids"]  # as TRL encodes prompts
+        """Prompt ids: token-exact ids of the prompts this trainer built, else the task's encoding
+        (one BOS, never two; see :mod:`mrt.chat`)."""
+        return [list(self._prompt_ids[t]) if t in self._prompt_ids else encode_prompt(self._tok(), t)
+                for t in texts]
+
+    def _tokenize_prompts(self, prompts: list):
+        if prompts and isinstance(prompts[0], str):  # TRL would add special tokens (a second BOS)
+            return self._encode(prompts), None, {}
+        return super()._tokenize_prompts(prompts)
 
     def _thinking(self, ids: list[int]) -> list[int]:
-        if self._think_end is None:
-            self._think_end = self._tok().encode(self.task.think_end_text, add_special_tokens=False)
-        i = find_subsequence(list(ids), self._think_end)
-        return list(ids) if i < 0 else list(ids[:i])
+        return self.task.split_output(list(ids), self._tok())[0]
 
     def _rng(self) -> random.Random:
         return random.Random(f"{self.args.seed}-{self.state.global_step}-{self.accelerator.process_index}")
@@ -127,38 +135,40 @@ class MRTTrainer(GRPOTrainer):
         params = SamplingParams(n=1, max_new_tokens=self.max_completion_length, temperature=cfg.temperature,
                                 seed=self._rng().randrange(2**31))
         comps = self._sample(self._encode([x["prompt"] for x in firsts]), params)
-        rng, sep, out = self._rng(), task.text_sep, []
+        rng, out, tok = self._rng(), [], self._tok()
+        self._prompt_ids = {}
         n_term = max(1, g // 2)
-        for gi, (x, c) in enumerate(zip(firsts, comps)):
+        for gi, (x, c, p_ids) in enumerate(zip(firsts, comps, self._encode([x["prompt"] for x in firsts]))):
             think = self._thinking(c[0].token_ids)
-            ends = task.episode_ends(think, self._tok()) if think else []
+            ends = task.episode_ends(think, tok) if think else []
             k = rng.randrange(len(ends)) if ends else 0
             cut = ends[k - 1] if k > 0 else 0
-            base = x["prompt"]
-            if cut:
-                base += sep + self._tok().decode(think[:cut], skip_special_tokens=False)
+            variants = {False: p_ids + think[:cut], True: task.forced_ids(tok, p_ids, think[:cut])}
+            texts = {}
+            for term, ids in variants.items():  # TRL carries text prompts; the ids stay exact
+                texts[term] = tok.decode(ids, skip_special_tokens=False)
+                self._prompt_ids[texts[term]] = ids
             for r in range(g):
                 term = r < n_term
                 out.append({**inputs[gi * g + r], "mrt_terminated": term, "mrt_cut_episodes": k,
-                            "prompt": base + sep + task.termination_text if term else base})
+                            "prompt": texts[term]})
         return out
 
     # ------------------------------------------------------------------ J estimates
     def _j_curves(self, inputs, completion_ids: list[list[int]]):
         """Episode ends and J after 0..k episodes of each local rollout (one sampler call)."""
         g, task, cfg, tok = self.num_generations, self.task, self.mrt_config, self._tok()
-        term = tok.encode(task.termination_text, add_special_tokens=False)
         prompt_ids = self._encode([x["prompt"] for x in inputs[::g]])
         prompts, where, ends_all = [], [], []
         for gi, p in enumerate(prompt_ids):
-            prompts.append(p + term)
+            prompts.append(task.forced_ids(tok, p, []))
             where.append((gi, None, 0))  # J(empty), once per group
         for i, ids in enumerate(completion_ids):
             think = self._thinking(ids)
             ends = task.episode_ends(think, tok) if think else []
             ends_all.append(ends)
             for j, e in enumerate(ends):
-                prompts.append(prompt_ids[i // g] + think[:e] + term)
+                prompts.append(task.forced_ids(tok, prompt_ids[i // g], think[:e]))
                 where.append((i // g, i, j + 1))
         answer_tokens = cfg.answer_tokens or task.default_answer_tokens
         params = SamplingParams(n=cfg.mc_answers, max_new_tokens=answer_tokens, temperature=cfg.temperature,
