@@ -41,8 +41,16 @@ class AnalyzeConfig:
     budgets: list[int] = arg([], "token budgets C for normalised regret (default: the task's)")
     maj_k: list[int] = arg([1, 2, 4, 8], "k values for maj@k and pass@k")
     extensions: int = arg(4, "budget-forcing extensions past the natural end of thinking (0: off)")
+    extension_tokens: int = arg(0, "token cap of each budget-forcing extension (0: the task's default)")
     seed: int = arg(0, "sampling seed")
-    backend: str = arg("hf", "sampler backend")
+    backend: str = arg("hf", "sampler backend: hf (transformers here), vllm (in-process engine) or openai (a server)")
+    base_url: str = arg("", "openai backend: the server's address, e.g. http://localhost:8000/v1")
+    tokenizer: str = arg("", "openai/vllm backends: a local tokenizer of the served model (default: --model)")
+    concurrency: int = arg(8, "openai backend: requests in flight")
+    request_timeout: float = arg(600.0, "openai backend: seconds per request before a retry")
+    max_retries: int = arg(4, "openai backend: retries of a failed request (then the run stops, work so far kept)")
+    traces: str = arg("", "JSONL of traces made elsewhere (fields: output, answer, problem or prompt, "
+                          "optional problem_id): analyse them instead of sampling new ones")
     segmentation: str = arg("task", "episode splitter: 'task' (the task's own) or 'chunk:N' (N-token chunks)")
     termination_text: str = arg("", "text appended to a prefix to force an answer (default: the task's)")
 
@@ -133,7 +141,7 @@ def _extend(sampler, task, problem, prompt_ids, thinkings, records, cfg, seed, n
         ext = tok.encode(task.extension_texts[e % len(task.extension_texts)], add_special_tokens=False)
         prompts = [prompt_ids + cur[i] + ext for i in live]
         comps = sampler.sample(prompts, SamplingParams(
-            n=1, max_new_tokens=task.extension_tokens, temperature=cfg.temperature,
+            n=1, max_new_tokens=cfg.extension_tokens or task.extension_tokens, temperature=cfg.temperature,
             top_p=cfg.top_p, stop_token_ids=stop_ids, stop=stop_texts, seed=seed + 7 * e))
         for i, cs in zip(live, comps):
             new = cs[0].token_ids
@@ -153,9 +161,62 @@ def _extend(sampler, task, problem, prompt_ids, thinkings, records, cfg, seed, n
 # ---------------------------------------------------------------------------- resume / I/O
 
 
-def load_finished(path: Path, per_problem: int) -> tuple[dict[str, list[dict]], int]:
-    """Complete problems in a traces file; malformed lines and partial problems are dropped
-    (counted and logged), and the file is rewritten to hold only what is kept."""
+def read_traces(path: str) -> list[tuple]:
+    """Problems and their outputs from a JSONL file of traces made elsewhere.
+
+    Each line: ``output`` (the model's text after the prompt), ``answer`` (the reference), and
+    ``problem`` (the question, rendered with the task's template) or ``prompt`` (the exact prompt
+    text the output continued); ``problem_id`` groups lines (default: the problem/prompt text).
+    A malformed line or a missing field is an error naming the line.
+    """
+    from mrt.tasks.base import Problem
+
+    groups: dict[str, tuple] = {}
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"traces file {path!r} does not exist")
+    for n, line in enumerate(p.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: not valid JSON ({e})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{n}: expected a JSON object")
+        missing = [k for k in ("output", "answer") if k not in row]
+        if "problem" not in row and "prompt" not in row:
+            missing.append("problem (or prompt)")
+        if missing:
+            raise ValueError(f"{path}:{n}: missing field(s) {', '.join(missing)}")
+        text = row.get("prompt") if "prompt" in row else row["problem"]
+        pid = str(row.get("problem_id", text))
+        if pid not in groups:
+            groups[pid] = (Problem(id=pid, prompt=str(text), answer=str(row["answer"]),
+                                   meta={"rendered": "prompt" in row}), [])
+        groups[pid][1].append(str(row["output"]))
+    if not groups:
+        raise ValueError(f"traces file {path!r} holds no traces")
+    return list(groups.values())
+
+
+def _as_completions(outputs: list[str], tok) -> list:
+    """Given output texts as completions: token ids by the model's tokenizer, ended by EOS."""
+    from mrt.samplers.base import Completion
+
+    comps = []
+    for text in outputs:
+        ids = list(tok.encode(text, add_special_tokens=False))
+        if tok.eos_token_id is not None and (not ids or ids[-1] != tok.eos_token_id):
+            ids.append(tok.eos_token_id)
+        comps.append(Completion(ids, text, [], "stop"))
+    return comps
+
+
+def load_finished(path: Path, per_problem) -> tuple[dict[str, list[dict]], int]:
+    """Complete problems in a traces file (``per_problem``: traces per problem, an int or a dict
+    by problem id); malformed lines and partial problems are dropped (counted and logged), and
+    the file is rewritten to hold only what is kept."""
     if not path.exists():
         return {}, 0
     groups: dict[str, list[dict]] = defaultdict(list)
@@ -169,7 +230,10 @@ def load_finished(path: Path, per_problem: int) -> tuple[dict[str, list[dict]], 
         except (json.JSONDecodeError, KeyError, TypeError):
             bad += 1
             log.warning("%s line %d is malformed; skipped", path, n)
-    done = {pid: recs for pid, recs in groups.items() if len(recs) == per_problem}
+    def want(pid):
+        return per_problem.get(pid, -1) if isinstance(per_problem, dict) else per_problem
+
+    done = {pid: recs for pid, recs in groups.items() if len(recs) == want(pid)}
     partial = len(groups) - len(done)
     if bad or partial:
         log.warning("dropping %d malformed line(s) and %d partial problem(s) from %s", bad, partial, path)
@@ -282,19 +346,32 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
         raise ValueError("maj_k and budgets must be positive")
     model_name = cfg.model or str(shipped_model_path())
     out = Path(cfg.out)
-    claim_run_dir(out, _settings(cfg, task), free=("n_problems", "budgets"))
+    given = read_traces(cfg.traces)[:cfg.n_problems] if cfg.traces else None  # bad file: error first
+    claim_run_dir(out, _settings(cfg, task), free=("n_problems", "budgets", "concurrency", "request_timeout",
+                                                   "max_retries", "base_url"))
     traces_path = out / "traces.jsonl"
-    done, _ = load_finished(traces_path, cfg.traces_per_problem)
-    problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)
+    if given is not None:
+        problems = [p for p, _ in given]
+        expected = {p.id: len(outs) for p, outs in given}
+    else:
+        problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)
+        expected = {p.id: cfg.traces_per_problem for p in problems}
+    done, _ = load_finished(traces_path, expected)
     todo = [(i, p) for i, p in enumerate(problems) if p.id not in done]
     if done:
         log.info("resuming: %d of %d problems already finished", len(problems) - len(todo), len(problems))
     if todo and sampler is None:
-        sampler = load_sampler(model_name, cfg.backend)
+        sampler = load_sampler(model_name, cfg.backend, base_url=cfg.base_url, tokenizer=cfg.tokenizer,
+                               concurrency=cfg.concurrency, timeout=cfg.request_timeout,
+                               max_retries=cfg.max_retries)
     t0 = time.time()
     with traces_path.open("a") as f:
         for i, p in tqdm(todo, desc="analyze", unit="problem"):
-            recs = analyze_problem(sampler, task, p, cfg, i)
+            if given is None:
+                recs = analyze_problem(sampler, task, p, cfg, i)
+            else:
+                recs = analyze_outputs(sampler, task, p, cfg, i, task.prompt_ids(p, sampler.tokenizer),
+                                       _as_completions(given[i][1], sampler.tokenizer))
             f.write("".join(json.dumps(r) + "\n" for r in recs))
             f.flush()
             done[p.id] = recs

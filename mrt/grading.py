@@ -34,6 +34,14 @@ def last_boxed(text: str | None) -> str | None:
     return None
 
 
+def last_number(text: str | None) -> str | None:
+    """The last number in ``text`` (thousands commas dropped), for models that do not box."""
+    import re
+
+    found = re.findall(r"-?\d[\d,]*(?:\.\d+)?", text or "")
+    return found[-1].replace(",", "").rstrip(".") if found else None
+
+
 def _find_all(text: str, key: str):
     i = text.find(key)
     while i >= 0:

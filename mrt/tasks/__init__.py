@@ -5,9 +5,9 @@ import dataclasses
 
 from mrt.tasks.base import Problem, Task
 from mrt.tasks.star import StarTask
-from mrt.tasks.text import PRESETS, DataTask, GymTask
+from mrt.tasks.text import PRESETS, DataTask, GymTask, MathTask
 
-TASKS: dict[str, type[Task]] = {"star": StarTask, "data": DataTask, "gym": GymTask,
+TASKS: dict[str, type[Task]] = {"star": StarTask, "data": DataTask, "gym": GymTask, "math": MathTask,
                                 **{name: DataTask for name in PRESETS}}
 
 

@@ -17,6 +17,7 @@ Thinking modes (knob ``thinking``):
 """
 from __future__ import annotations
 
+import json
 import logging
 import random
 from dataclasses import dataclass, field
@@ -59,12 +60,15 @@ class TextTask(Task):
     instruction: str = INSTRUCTION  # appended to each problem in the user message
     system: str = ""  # system message (chat template only)
     grader_timeout: object = 5  # seconds per answer for math-verify; a time-out grades wrong
+    extract: str = "boxed"  # boxed: the last \boxed{}; last-number: that, else the last number (small models)
     episode_max_steps: object = 49  # R1 segmentation: at most this many episode boundaries
     episode_group_size: object = 5  # R1 segmentation: merge episodes in groups of this size
 
     def __post_init__(self):
         if self.template not in ("chat", "raw"):
             raise ValueError(f"knob 'template' must be 'chat' or 'raw', got {self.template!r}")
+        if self.extract not in ("boxed", "last-number"):
+            raise ValueError(f"knob 'extract' must be 'boxed' or 'last-number', got {self.extract!r}")
         if self.thinking not in ("r1", "none"):
             raise ValueError(f"knob 'thinking' must be 'r1' or 'none', got {self.thinking!r}")
         for name in ("grader_timeout", "episode_max_steps", "episode_group_size"):
@@ -85,10 +89,12 @@ class TextTask(Task):
 
     def base_knobs(self) -> dict:
         return {"template": self.template, "thinking": self.thinking, "instruction": self.instruction,
-                "system": self.system, "grader_timeout": self.grader_timeout,
+                "system": self.system, "grader_timeout": self.grader_timeout, "extract": self.extract,
                 "episode_max_steps": self.episode_max_steps, "episode_group_size": self.episode_group_size}
 
     def render(self, problem: Problem, tokenizer) -> str:
+        if problem.meta.get("rendered"):  # an exact prompt given with traces made elsewhere
+            return problem.prompt
         user = problem.prompt + ("\n" + self.instruction if self.instruction else "")
         think = THINK_OPEN if self.thinking == "r1" else ""
         if self.template == "chat":
@@ -96,10 +102,28 @@ class TextTask(Task):
         return user + "\n" + think
 
     def extract_answer(self, completion: str) -> str | None:
-        return grading.last_boxed(completion)
+        boxed = grading.last_boxed(completion)
+        if boxed is None and self.extract == "last-number":
+            return grading.last_number(completion)
+        return boxed
 
     def grade(self, problem: Problem, answer: str | None) -> bool:
         return grading.math_equal(answer, problem.answer, self.grader_timeout)
+
+
+@dataclass
+class MathTask(TextTask):
+    """Math grading, prompts and thinking settings with no problems of its own: for
+    ``mrt analyze --traces FILE`` (the file brings problems and reference answers)."""
+
+    name: str = "math"
+
+    def knobs(self) -> dict:
+        return self.base_knobs()
+
+    def problems(self, n: int, seed: int = 0) -> list[Problem]:
+        raise ValueError("task 'math' has no problems of its own; use it with --traces FILE, "
+                         "or use a data task (data, math500, gsm8k, ...)")
 
 
 # ---------------------------------------------------------------------------- data sets
@@ -238,6 +262,7 @@ class GymTask(TextTask):
     its own scorer on the last ``\\boxed{}`` (or ``<answer>`` tag) of the answer part."""
 
     dataset: str = "chain_sum"  # a reasoning-gym data set name, e.g. chain_sum, basic_arithmetic
+    options: str = ""  # the data set's own settings, e.g. "max_terms:2,max_digits:1"
     name: str = "gym"
     _entries: dict = field(default_factory=dict, init=False, repr=False)
 
@@ -249,17 +274,32 @@ class GymTask(TextTask):
                              "basic_arithmetic, gsm_symbolic (see reasoning_gym.factory.DATASETS)")
 
     def knobs(self) -> dict:
-        return {**self.base_knobs(), "dataset": self.dataset}
+        return {**self.base_knobs(), "dataset": self.dataset, "options": self.options}
+
+    def _options(self) -> dict:
+        out = {}
+        for item in filter(None, (x.strip() for x in self.options.split(","))):
+            key, sep, value = item.partition(":")
+            if not sep:
+                raise ValueError(f"knob 'options': {item!r} must look like name:value")
+            try:
+                out[key.strip()] = json.loads(value)
+            except json.JSONDecodeError:
+                out[key.strip()] = value.strip()
+        return out
 
     def _entry(self, seed: int, index: int) -> dict:
         key = f"{self.dataset}-{seed}-{index}"
         if key not in self._entries:
-            ds = _reasoning_gym().create_dataset(self.dataset, size=index + 1, seed=seed)
+            ds = _reasoning_gym().create_dataset(self.dataset, size=index + 1, seed=seed, **self._options())
             self._entries[key] = ds[index]
         return self._entries[key]
 
     def problems(self, n: int, seed: int = 0) -> list[Problem]:
-        ds = _reasoning_gym().create_dataset(self.dataset, size=n, seed=seed)
+        try:
+            ds = _reasoning_gym().create_dataset(self.dataset, size=n, seed=seed, **self._options())
+        except (TypeError, AssertionError) as e:
+            raise ValueError(f"reasoning-gym {self.dataset!r} refused options {self.options!r}: {e}") from None
         out = []
         for i in range(n):
             e = ds[i]
@@ -270,11 +310,14 @@ class GymTask(TextTask):
 
     def extract_answer(self, completion: str) -> str | None:
         boxed = grading.last_boxed(completion)
-        if boxed is not None:
+        if boxed is not None or not completion:
             return boxed
         from reasoning_gym.utils import extract_answer
 
-        return extract_answer(completion) if completion else None
+        tagged = extract_answer(completion)
+        if tagged is None and self.extract == "last-number":
+            return grading.last_number(completion)
+        return tagged
 
     def grade(self, problem: Problem, answer: str | None) -> bool:
         if answer is None:
