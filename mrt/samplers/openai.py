@@ -3,8 +3,8 @@
 Prompts go to ``POST {base_url}/completions`` as token ids (no re-tokenisation on the server,
 so no second BOS), ``n`` samples per request, ``concurrency`` requests in flight. Token ids of
 the outputs come from the response where the server gives them (vLLM's ``token_ids`` or
-``token_id:N`` log-prob tokens, llama.cpp's log-prob ``id``), else from encoding the returned
-text with the local tokenizer. Failed requests (connection errors, time-outs, HTTP 429 and 5xx)
+``token_id:N`` log-prob tokens, llama.cpp's log-prob ``id``) when they decode to the returned
+text, else from encoding that text with the local tokenizer (counted in ``stats["reencoded"]``). Failed requests (connection errors, time-outs, HTTP 429 and 5xx)
 are retried with exponential back-off; ``stats`` counts requests, retries, failures and tokens.
 A request that still fails raises :class:`ServerError` with those counts; callers that write
 results as they go (``mrt analyze``) keep everything finished before it.
@@ -142,6 +142,12 @@ class OpenAISampler:
     def _completion(self, choice: dict, params: SamplingParams) -> Completion:
         text = choice.get("text") or ""
         ids, lps = _ids_and_logprobs(choice)
+        if ids is not None and self.tokenizer.decode(ids, skip_special_tokens=True) != text:
+            # llama.cpp merges the log-prob entries of tokens that split a UTF-8 character, so
+            # its ids can miss one: then the text, encoded here, is the better record
+            with self._lock:
+                self.stats["reencoded"] += 1
+            ids = None
         if ids is None:
             ids = list(self.tokenizer.encode(text, add_special_tokens=False))
         reason = choice.get("finish_reason") or "stop"
