@@ -45,11 +45,14 @@ def _load(cfg: TrainConfig):
     return path, model, tok
 
 
-def _dataset(task, cfg: TrainConfig):
+def _dataset(task, cfg: TrainConfig, tok):
+    """Training prompts as rendered text (chat template applied); the trainer encodes them with
+    one BOS (see :mod:`mrt.chat`)."""
     from datasets import Dataset
 
     probs = task.problems(cfg.train_problems, seed=cfg.train_seed)
-    return Dataset.from_list([{"prompt": p.prompt, "problem_id": p.id, "answer": p.answer} for p in probs])
+    return Dataset.from_list([{"prompt": task.render(p, tok), "problem_id": p.id, "answer": p.answer}
+                              for p in probs])
 
 
 def _sft_dataset(task, cfg: TrainConfig):
@@ -140,7 +143,7 @@ def _build_trainer(cfg: TrainConfig, task, model, tok, out: Path):
     _fix_logging_dir(args, out)
     record: dict = {}
     reward = make_reward_fn(task, tok, cfg.algo, max_len, cfg.length_penalty, record)
-    return MRTTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=_dataset(task, cfg),
+    return MRTTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=_dataset(task, cfg, tok),
                       processing_class=tok, mrt_config=cfg, task=task, reward_record=record)
 
 
@@ -160,22 +163,34 @@ def eval_figures(s: dict) -> dict:
     return e
 
 
+def _eval_budgets(cfg: TrainConfig, task) -> list[int]:
+    """The task's regret budgets, or fractions of the rollout cap when all of them exceed it."""
+    cap = cfg.max_completion_length
+    if not cap or any(b <= cap for b in task.default_budgets):
+        return []
+    return sorted({max(1, cap // 4), max(1, cap // 2), cap})
+
+
 def evaluate(model, tok, cfg: TrainConfig, out: Path) -> dict:
     """The analysis module on held-out (and, if set, harder held-out) problems."""
     from mrt.analyze import AnalyzeConfig, run_analysis
     from mrt.samplers.hf import HFSampler
+    from mrt.tasks import get_task, parse_knobs
 
     import torch
 
     sampler = HFSampler(model, tok, device="cuda" if torch.cuda.is_available() else "cpu")
     res = {}
+    task = get_task(cfg.task, **parse_knobs(cfg.knobs))
     sets = {"held_out": ("eval", [])}
     if cfg.eval_knobs:
         sets["hard"] = ("eval-hard", list(cfg.eval_knobs))
     for name, (sub, knobs) in sets.items():
         acfg = AnalyzeConfig(model=str(out / "model"), task=cfg.task, knobs=list(cfg.knobs if not knobs else knobs),
                              out=str(out / sub), n_problems=cfg.eval_problems, problem_seed=cfg.eval_seed,
-                             traces_per_problem=cfg.eval_traces, extensions=cfg.eval_extensions, seed=cfg.seed)
+                             traces_per_problem=cfg.eval_traces, extensions=cfg.eval_extensions, seed=cfg.seed,
+                             max_new_tokens=cfg.max_completion_length, answer_tokens=cfg.answer_tokens,
+                             extension_tokens=cfg.max_completion_length // 4, budgets=_eval_budgets(cfg, task))
         s = run_analysis(acfg, sampler=sampler)
         res[name] = eval_figures(s)
     return res
@@ -197,7 +212,9 @@ def run_train(cfg: TrainConfig) -> dict:
     if cfg.eval_knobs:
         get_task(cfg.task, **parse_knobs(cfg.eval_knobs))  # a bad knob fails before any work
     out = Path(cfg.out)
-    claim_run_dir(out, _settings(cfg))
+    main_proc = int(os.environ.get("RANK", "0")) == 0  # under accelerate launch / torchrun
+    if main_proc:
+        claim_run_dir(out, _settings(cfg))
     if (out / "summary.json").exists():
         log.info("%s already finished; delete summary.json to evaluate again", out)
         return json.loads((out / "summary.json").read_text())
@@ -228,11 +245,12 @@ def run_train(cfg: TrainConfig) -> dict:
     trainer.train(resume_from_checkpoint=resume)
     wall = prior["wall_seconds"] + time.time() - t0
     steps = trainer.state.global_step
-    trainer.save_model(str(out / "model"))
-    tok.save_pretrained(str(out / "model"))
-    with (out / "train_log.jsonl").open("w") as f:
-        for row in trainer.state.log_history:
-            f.write(json.dumps(row) + "\n")
+    trainer.save_model(str(out / "model"))  # the main process writes; the others wait
+    if trainer.accelerator.is_main_process:
+        tok.save_pretrained(str(out / "model"))
+        with (out / "train_log.jsonl").open("w") as f:
+            for row in trainer.state.log_history:
+                f.write(json.dumps(row) + "\n")
     model = trainer.accelerator.unwrap_model(trainer.model)
     summary = {"algo": cfg.algo, "model": model_path, "task": cfg.task, "knobs": list(cfg.knobs), "seed": cfg.seed,
                "steps": steps, "wall_seconds": round(wall, 2),
@@ -240,7 +258,7 @@ def run_train(cfg: TrainConfig) -> dict:
                "sampled_tokens": int(getattr(trainer, "tokens_sampled", 0)),
                "extra_sampled_tokens": int(getattr(trainer, "extra_tokens", 0)),
                "sampled_tokens_per_step": round(getattr(trainer, "tokens_sampled", 0) / max(steps, 1), 1),
-               "config": as_dict(cfg)}
+               "processes": trainer.accelerator.num_processes, "config": as_dict(cfg)}
     if trainer.accelerator.is_main_process and cfg.eval_problems:
         t1 = time.time()
         summary["eval"] = evaluate(model, tok, cfg, out)
