@@ -50,6 +50,33 @@ def _cmd_convert_gguf(ns):
         print(f"(the GGUF file itself, e.g. for llama.cpp's server: {smollm2_gguf()})")
 
 
+def _cmd_diagnose(ns):
+    from mrt.diagnose import DiagnoseConfig, run_diagnose
+
+    s = run_diagnose(from_namespace(DiagnoseConfig, ns))
+    h = s["correct_trace_heterogeneity"]
+    print(f"mean reward {s['mean_reward']:.3f} over {s['n_problems']} problems x {s['rollouts_per_problem']} rollouts; "
+          f"{s['solved_fraction']:.0%} of problems solved at least once, {s['all_correct_fraction']:.0%} always")
+    print("anti-concentration: " + ", ".join(f"c={c}: {v:.3f}" for c, v in s["anti_concentration"].items()))
+    print(f"correct traces: length cv {h['length_cv']:.3f}, episodes cv {h['episodes_cv']:.3f}, "
+          f"distinct styles {h['distinct_style_fraction']:.2f} ({h['problems']} problems)")
+    mc = s["mc_heterogeneity"]
+    if mc["traces"]:
+        print(f"Monte Carlo heterogeneity (sum of next-segment J variances): {mc['mean']:.4f} over {mc['traces']} traces")
+    print(f"results: {ns.out}/diagnose.json")
+
+
+def _cmd_study(ns):
+    from mrt.study import StudyConfig, run_study
+
+    r = run_study(from_namespace(StudyConfig, ns))
+    print((__import__("pathlib").Path(ns.out) / "table.md").read_text())
+    for arm, c in r["claims"].items():
+        print(f"{arm}: VB >= VF at the largest budget {c['vb_ge_vf_at_largest_budget']}; gap grows with budget "
+              f"{c['gap_grows_with_budget']}; gap grows with heterogeneity: {c['gap_grows_with_heterogeneity']}")
+    print(f"results: {ns.out}/vb_vf.json")
+
+
 def _cmd_train(ns):
     from mrt.train.config import TrainConfig, load_config
     from mrt.train.run import run_train
@@ -117,6 +144,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tokenizer-only", action="store_true",
                     help="only the tokenizer (works on a file holding just the start of a GGUF model)")
     sp.set_defaults(func=_cmd_convert_gguf)
+
+    from mrt.diagnose import DiagnoseConfig
+    from mrt.study import StudyConfig
+
+    sp = sub.add_parser("diagnose", help="reward spread, anti-concentration and heterogeneity of a base policy")
+    add_dataclass_args(sp, DiagnoseConfig)
+    sp.set_defaults(func=_cmd_diagnose)
+
+    sp = sub.add_parser("study", help="studies: vb-vf (verifier-based vs verifier-free scaling)")
+    studies = sp.add_subparsers(dest="study", required=True)
+    st = studies.add_parser("vb-vf", help="SFT on expert traces vs GRPO and best-of-N with a trained verifier")
+    add_dataclass_args(st, StudyConfig)
+    st.set_defaults(func=_cmd_study)
 
     from mrt.train.config import TrainConfig
 

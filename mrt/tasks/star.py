@@ -125,6 +125,29 @@ def sample_style(rng: random.Random) -> ExplorerStyle:
     )
 
 
+EXPERT = ExplorerStyle(0.0, 0.0, 0.0, 1.0, 0.0)  # walks unexplored arms until it finds the goal
+# Heterogeneity levels of expert search traces (the verifier-free arm's training data): which
+# explorer styles write them; every trace kept is correct.
+HETEROGENEITY: dict[str, list[ExplorerStyle] | None] = {
+    "low": [EXPERT],
+    "mid": [EXPERT, ExplorerStyle(0.0, 0.0, 0.0, 1.0, 1.0), ExplorerStyle(0.1, 0.0, 0.0, 1.0, 0.0),
+            ExplorerStyle(0.0, 0.1, 0.0, 1.0, 0.0)],
+    "high": None,  # the noisy explorer's whole style distribution (sample_style)
+}
+
+
+def correct_trace(g: "StarGraph", rng: random.Random, level: str, tries: int = 64) -> list[str]:
+    """A correct search trace written by a style of heterogeneity ``level`` (low, mid, high)."""
+    if level not in HETEROGENEITY:
+        raise ValueError(f"heterogeneity level must be one of {', '.join(HETEROGENEITY)}, got {level!r}")
+    styles = HETEROGENEITY[level]
+    for _ in range(tries):
+        words = explore(g, rng, rng.choice(styles) if styles else sample_style(rng))
+        if words[words.index(ANSWER) + 1:-1] == g.path:
+            return words
+    return explore(g, rng, EXPERT)  # always correct
+
+
 def walk(g: StarGraph, arm: int, marker: str, upto: int | None = None) -> list[str]:
     nodes = g.arms[arm] if upto is None else g.arms[arm][:upto]
     if upto is not None:

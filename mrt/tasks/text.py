@@ -173,7 +173,7 @@ def load_rows(source: str, split: str = "", subset: str = ""):
             f"could not load {source!r} from the Hugging Face hub ({type(e).__name__}: {str(e)[:200]}). "
             "Without hub access, save the data set elsewhere (e.g. datasets.load_dataset(...).to_json"
             "('file.jsonl')) and pass it as a local file: source=file.jsonl problem_field=... "
-            "answer_field=...") from None
+            "answer_field=... (HF_HUB_OFFLINE=1 makes this fail at once instead of after retries)") from None
 
 
 @dataclass

@@ -38,7 +38,9 @@ class TrainConfig:
     train_problems: int = arg(4096, "training problems")
     train_seed: int = arg(11, "seed of the training problem set (evaluation uses eval_seed)")
     sft_data: str = arg("", "sft: JSONL of {prompt, completion}; default: expert search traces of the didactic world")
-    sft_style: str = arg("expert", "sft on the didactic world: 'expert' (shortest searches) or 'noisy' (the pretraining explorer)")
+    sft_style: str = arg("expert", "sft on the didactic world: 'expert' (shortest searches), 'noisy' (the "
+                         "pretraining explorer), or hetero-low/-mid/-high (correct search traces of rising "
+                         "heterogeneity of styles and lengths)")
     batch_size: int = arg(32, "sft: sequences per step")
     save_every: int = arg(20, "checkpoint every this many steps (resume after a kill)")
     logging_steps: int = arg(5, "log every this many steps")
@@ -122,8 +124,9 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"config key 'scale_rewards' must be group, batch or none, got {cfg.scale_rewards!r}")
     if cfg.algo == "mrt" and cfg.num_generations < 2:
         raise ValueError("config key 'num_generations' must be >= 2 for mrt (half terminate, half continue)")
-    if cfg.sft_style not in ("expert", "noisy"):
-        raise ValueError(f"config key 'sft_style' must be expert or noisy, got {cfg.sft_style!r}")
+    if cfg.sft_style not in ("expert", "noisy", "hetero-low", "hetero-mid", "hetero-high"):
+        raise ValueError(f"config key 'sft_style' must be expert, noisy, hetero-low, hetero-mid or hetero-high, "
+                         f"got {cfg.sft_style!r}")
 
 
 def as_dict(cfg: TrainConfig) -> dict:

@@ -84,8 +84,11 @@ def _sft_dataset(task, cfg: TrainConfig):
     rows = []
     for p in task.problems(cfg.train_problems, seed=cfg.train_seed):
         g = task.graph(p.meta["seed"])
-        style = star.ExplorerStyle(0.0, 0.0, 0.0, 1.0, 0.0) if cfg.sft_style == "expert" else None
-        rows.append({"prompt": p.prompt, "completion": " " + " ".join(star.explore(g, rng, style))})
+        if cfg.sft_style.startswith("hetero-"):
+            words = star.correct_trace(g, rng, cfg.sft_style.split("-", 1)[1])
+        else:
+            words = star.explore(g, rng, star.EXPERT if cfg.sft_style == "expert" else None)
+        rows.append({"prompt": p.prompt, "completion": " " + " ".join(words)})
     return Dataset.from_list(rows)
 
 

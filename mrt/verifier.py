@@ -1,0 +1,168 @@
+"""An outcome verifier and best-of-N search under a token budget (the verifier-based search arm).
+
+The verifier is the base model with a scalar value head
+(``AutoModelForSequenceClassification``, one logit read at the last token), trained with
+binary cross-entropy on the base policy's own rollouts, labelled 1/0 by the task's grader. It
+trains with transformers' ``Trainer``. At test time it scores N rollouts of the base policy:
+
+* best-of-N keeps the rollout with the highest score;
+* verifier-weighted majority sums the scores of the rollouts that give each answer and keeps
+  the answer with the largest sum;
+* maj@N (no verifier) and pass@N (an oracle verifier) are reported beside them.
+
+The budget of best-of-N is its sampled tokens: N times the mean rollout length.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from mrt.samplers.base import SamplingParams
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Rollout:
+    prompt: list[int]
+    output: list[int]
+    answer: str | None
+    correct: bool
+
+
+def sample_rollouts(sampler, task, problems, n: int, max_new_tokens: int, temperature: float = 1.0,
+                    seed: int = 0) -> list[list[Rollout]]:
+    """``n`` rollouts of each problem, graded on their answer part."""
+    tok = sampler.tokenizer
+    prompts = [task.prompt_ids(p, tok) for p in problems]
+    comps = sampler.sample(prompts, SamplingParams(n=n, max_new_tokens=max_new_tokens, temperature=temperature,
+                                                   seed=seed))
+    out = []
+    for p, prompt, cs in zip(problems, prompts, comps):
+        rows = []
+        for c in cs:
+            _, answer_ids = task.split_output(c.token_ids, tok)
+            answer = None
+            if answer_ids is not None:
+                answer = task.extract_answer(tok.decode(answer_ids, skip_special_tokens=False))
+            ok = answer is not None and bool(task.grade(p, answer))
+            rows.append(Rollout(prompt, list(c.token_ids), answer, ok))
+        out.append(rows)
+    return out
+
+
+def train_verifier(base_model: str, rollouts: list[Rollout], out: str | Path, steps: int = 200,
+                   batch_size: int = 32, learning_rate: float = 3e-4, seed: int = 0, threads: int = 0):
+    """Train the value-head verifier on labelled rollouts; saves it to ``out``; returns the model.
+
+    A finished verifier in ``out`` (``config.json`` present) is loaded instead of retrained.
+    """
+    import torch
+    from datasets import Dataset
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
+                              Trainer, TrainingArguments)
+
+    out = Path(out)
+    tok = AutoTokenizer.from_pretrained(base_model)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if (out / "config.json").is_file():
+        return AutoModelForSequenceClassification.from_pretrained(str(out)), tok
+    if not rollouts or len({r.correct for r in rollouts}) < 2:
+        raise ValueError("the verifier needs both correct and wrong rollouts to learn from")
+    if threads:
+        torch.set_num_threads(threads)
+    model = AutoModelForSequenceClassification.from_pretrained(base_model, num_labels=1,
+                                                               problem_type="multi_label_classification")
+    model.config.pad_token_id = tok.pad_token_id
+    ds = Dataset.from_list([{"input_ids": r.prompt + r.output, "labels": [float(r.correct)]} for r in rollouts])
+    args = TrainingArguments(output_dir=str(out.with_name(out.name + ".ckpt")), max_steps=steps,
+                             per_device_train_batch_size=batch_size, learning_rate=learning_rate,
+                             lr_scheduler_type="cosine", warmup_steps=min(10, steps // 10), weight_decay=0.0,
+                             logging_steps=max(1, steps // 10), save_strategy="no", report_to=[], seed=seed,
+                             use_cpu=not torch.cuda.is_available(), disable_tqdm=True, dataloader_num_workers=0)
+    trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=DataCollatorWithPadding(tok))
+    trainer.train()
+    trainer.save_model(str(out))
+    tok.save_pretrained(str(out))
+    return trainer.model, tok
+
+
+def score(model, tok, rollouts: list[Rollout], batch_size: int = 64) -> list[float]:
+    """P(correct) of each rollout under the verifier."""
+    import torch
+
+    model.eval()
+    device = next(model.parameters()).device
+    pad = tok.pad_token_id
+    scores = []
+    with torch.inference_mode():
+        for i in range(0, len(rollouts), batch_size):
+            seqs = [r.prompt + r.output for r in rollouts[i:i + batch_size]]
+            width = max(map(len, seqs))
+            ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(seqs), width), dtype=torch.long)
+            for j, s in enumerate(seqs):  # right padding: the head reads the last non-pad token
+                ids[j, :len(s)] = torch.tensor(s)
+                mask[j, :len(s)] = 1
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, 0]
+            scores += torch.sigmoid(logits.float()).tolist()
+    return scores
+
+
+def verifier_accuracy(scores: list[float], labels: list[bool]) -> dict:
+    """Accuracy at threshold 0.5 and ROC AUC (ties count half) of the verifier's scores."""
+    acc = sum((s >= 0.5) == y for s, y in zip(scores, labels)) / len(labels)
+    pos = [s for s, y in zip(scores, labels) if y]
+    neg = [s for s, y in zip(scores, labels) if not y]
+    auc = None
+    if pos and neg:
+        auc = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg) / (len(pos) * len(neg))
+    return {"accuracy": acc, "auc": auc, "n": len(labels), "positive_fraction": len(pos) / len(labels)}
+
+
+def select(rollouts: list[Rollout], scores: list[float], how: str) -> bool:
+    """Is the answer chosen from these rollouts correct? ``how``: best (best-of-N),
+    weighted (verifier-weighted majority), majority (plain votes) or oracle (pass@N)."""
+    if how == "oracle":
+        return any(r.correct for r in rollouts)
+    if how == "best":
+        return rollouts[max(range(len(rollouts)), key=lambda i: scores[i])].correct
+    votes: dict[str, float] = {}
+    right: dict[str, bool] = {}
+    for r, s in zip(rollouts, scores):
+        if r.answer is None:
+            continue
+        votes[r.answer] = votes.get(r.answer, 0.0) + (s if how == "weighted" else 1.0)
+        right[r.answer] = r.correct
+    if not votes:
+        return False
+    top = max(votes.values())
+    winners = [a for a, v in votes.items() if v == top]
+    return right[sorted(winners)[0]]  # ties: a fixed choice
+
+
+def best_of_n_curve(per_problem: list[list[Rollout]], scores: list[list[float]], ns: list[int],
+                    draws: int = 8, seed: int = 0) -> list[dict]:
+    """Accuracy of each selection rule at each N, averaged over ``draws`` random subsets of N of
+    each problem's rollouts; ``tokens``: mean sampled tokens per problem at that N."""
+    rng = random.Random(seed)
+    total = max(len(r) for r in per_problem)
+    rows = []
+    for n in ns:
+        if n > total:
+            raise ValueError(f"N={n} needs at least {n} rollouts per problem, have {total}")
+        acc = {h: 0.0 for h in ("best", "weighted", "majority", "oracle")}
+        tokens = 0.0
+        for rs, ss in zip(per_problem, scores):
+            for _ in range(draws):
+                idx = rng.sample(range(len(rs)), n)
+                sub, sc = [rs[i] for i in idx], [ss[i] for i in idx]
+                tokens += sum(len(r.output) for r in sub) / draws
+                for h in acc:
+                    acc[h] += select(sub, sc, h) / draws
+        k = len(per_problem)
+        rows.append({"n": n, "tokens": tokens / k, **{h: v / k for h, v in acc.items()}})
+    return rows
