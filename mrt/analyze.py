@@ -169,26 +169,13 @@ def read_traces(path: str) -> list[tuple]:
     text the output continued); ``problem_id`` groups lines (default: the problem/prompt text).
     A malformed line or a missing field is an error naming the line.
     """
+    from mrt.config import read_jsonl
     from mrt.tasks.base import Problem
 
     groups: dict[str, tuple] = {}
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"traces file {path!r} does not exist")
-    for n, line in enumerate(p.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{n}: not valid JSON ({e})") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}:{n}: expected a JSON object")
-        missing = [k for k in ("output", "answer") if k not in row]
+    for n, row in read_jsonl(path, ("output", "answer")):
         if "problem" not in row and "prompt" not in row:
-            missing.append("problem (or prompt)")
-        if missing:
-            raise ValueError(f"{path}:{n}: missing field(s) {', '.join(missing)}")
+            raise ValueError(f"{path}:{n}: missing field(s) problem (or prompt)")
         text = row.get("prompt") if "prompt" in row else row["problem"]
         pid = str(row.get("problem_id", text))
         if pid not in groups:

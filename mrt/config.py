@@ -66,3 +66,26 @@ def claim_run_dir(out, settings: dict, free: tuple[str, ...] = ()) -> None:
             raise ValueError(f"{out} holds a run with other settings ({', '.join(diff)}); "
                              "use another --out or delete it")
     run_file.write_text(json.dumps(settings, indent=1))
+
+
+def read_jsonl(path, required: tuple[str, ...] = ()):
+    """``(line number, object)`` of each non-blank line of a JSONL file; a line that is not a JSON
+    object, or lacks a ``required`` field, raises ValueError naming the file, line and field."""
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"file {str(path)!r} does not exist")
+    for n, line in enumerate(p.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: not valid JSON ({e})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{n}: expected a JSON object")
+        missing = [k for k in required if k not in row]
+        if missing:
+            raise ValueError(f"{path}:{n}: missing field(s) {', '.join(missing)}")
+        yield n, row

@@ -12,6 +12,8 @@ Arms, all starting from the same base model (the shipped didactic model unless `
 Accuracy at a test budget H (sampled tokens per problem):
 * a sequential model (VF, VB-RL, the base) thinks for at most H tokens and answers at the last
   episode end within H (J there, estimated by forced answers: ``metrics.j_at_budget``);
+* the same model may instead spend H on k = H / (mean trace length) independent traces and a
+  majority vote (no verifier); the VF arm is credited with the better of the two at each H;
 * best-of-N uses the largest N of ``--best-of`` whose mean sampled tokens (N x mean rollout
   length) fit in H; below N = 2 it is the base model's sequential accuracy at H.
 
@@ -84,6 +86,31 @@ def sequential_curve(traces: Path, budgets: list[int]) -> dict[str, float]:
     for h in budgets:
         out[str(h)] = sum(j_at_budget([e["end"] for e in r["episodes"]], [p["j"] for p in r["prefixes"]], h)
                           for r in recs) / len(recs)
+    return out
+
+
+def majority_curve(traces: Path, budgets: list[int], sequential: dict[str, float]) -> dict[str, float]:
+    """Verifier-free parallel sampling: at budget H, majority vote over k = H / (mean trace
+    length) of a model's independent traces of each problem (at most as many as were sampled);
+    below k = 2, the sequential accuracy at H."""
+    from collections import defaultdict
+
+    from mrt.metrics import maj_at_k
+
+    recs = [json.loads(x) for x in traces.read_text().splitlines() if x.strip()]
+    by_problem = defaultdict(list)
+    for r in recs:
+        by_problem[r["problem_id"]].append(r)
+    mean_len = sum(r["n_output_tokens"] for r in recs) / len(recs)
+    k_max = min(len(v) for v in by_problem.values())
+    out = {}
+    for h in budgets:
+        k = min(k_max, int(h // mean_len))
+        if k < 2:
+            out[str(h)] = sequential[str(h)]
+        else:
+            out[str(h)] = sum(maj_at_k([r["answer"] for r in v], [r["correct"] for r in v], k)
+                              for v in by_problem.values()) / len(by_problem)
     return out
 
 
@@ -178,16 +205,19 @@ def run_study(cfg: StudyConfig) -> dict:
     n_max = max(cfg.data_sizes)
     for seed in cfg.seeds:
         sd = out / f"seed{seed}"
-        r: dict = {"base": _base_curve(cfg, seed, sd / "base"), "vf": {}, "rl": {}, "search": {}}
+        r: dict = {"base": _base_curve(cfg, seed, sd / "base"), "vf": {}, "vf_maj": {}, "rl": {}, "rl_maj": {},
+                   "search": {}}
         for n in cfg.data_sizes:
             for lv in cfg.levels:
                 t = _train(cfg, seed, sd / f"vf-{lv}-n{n}", algo="sft", sft_style=f"hetero-{lv}", train_problems=n,
                            max_steps=cfg.sft_steps, batch_size=32)
                 r["vf"][f"{lv}/{n}"] = sequential_curve(t, cfg.budgets)
+                r["vf_maj"][f"{lv}/{n}"] = majority_curve(t, cfg.budgets, r["vf"][f"{lv}/{n}"])
             if cfg.rl_all_sizes or n == n_max:
                 t = _train(cfg, seed, sd / f"rl-n{n}", algo="grpo", train_problems=n, max_steps=cfg.grpo_steps,
                            prompts_per_step=8 if not cfg.quick else 2, num_generations=8 if not cfg.quick else 4)
                 r["rl"][str(n)] = sequential_curve(t, cfg.budgets)
+                r["rl_maj"][str(n)] = majority_curve(t, cfg.budgets, r["rl"][str(n)])
             r["search"][str(n)] = _search_arm(cfg, seed, n, sd / f"search-n{n}", r["base"])
         results["seeds"][str(seed)] = r
         (out / "vb_vf.json").write_text(json.dumps(results, indent=1))
@@ -209,13 +239,17 @@ def _ms(xs: list[float]) -> dict:
 def aggregate(results: dict, cfg: StudyConfig) -> dict:
     """Mean and std over seeds of every curve, keyed like the per-seed results."""
     seeds = list(results["seeds"].values())
-    agg: dict = {"base": {}, "vf": {}, "rl": {}, "search_best": {}, "search_weighted": {}}
+    agg: dict = {"base": {}, "vf": {}, "vf_maj": {}, "rl": {}, "rl_maj": {}, "search_best": {},
+                 "search_weighted": {}}
     for h in map(str, cfg.budgets):
         agg["base"][h] = _ms([s["base"][h] for s in seeds])
+    for arm in ("vf", "vf_maj", "rl", "rl_maj"):
+        for key in seeds[0][arm]:
+            agg[arm][key] = {h: _ms([s[arm][key][h] for s in seeds]) for h in map(str, cfg.budgets)}
+    # the best verifier-free method at each budget: one trace, or majority over several
     for key in seeds[0]["vf"]:
-        agg["vf"][key] = {h: _ms([s["vf"][key][h] for s in seeds]) for h in map(str, cfg.budgets)}
-    for key in seeds[0]["rl"]:
-        agg["rl"][key] = {h: _ms([s["rl"][key][h] for s in seeds]) for h in map(str, cfg.budgets)}
+        agg.setdefault("vf_best", {})[key] = {h: _ms([max(s["vf"][key][h], s["vf_maj"][key][h]) for s in seeds])
+                                              for h in map(str, cfg.budgets)}
     for key in seeds[0]["search"]:
         for rule in ("best", "weighted"):
             agg[f"search_{rule}"][key] = {h: _ms([s["search"][key]["at_budget"][rule][h] for s in seeds])
@@ -233,8 +267,8 @@ def claims(agg: dict, cfg: StudyConfig) -> dict:
     if n in agg["rl"]:
         vb_arms["RL"] = agg["rl"][n]
     out = {}
-    for name, vb in vb_arms.items():
-        gaps = {lv: {h: vb[h]["mean"] - agg["vf"][f"{lv}/{n}"][h]["mean"] for h in map(str, cfg.budgets)}
+    for name, vb in vb_arms.items():  # against the better VF method (one trace or majority) at each H
+        gaps = {lv: {h: vb[h]["mean"] - agg["vf_best"][f"{lv}/{n}"][h]["mean"] for h in map(str, cfg.budgets)}
                 for lv in cfg.levels}
         out[name] = {
             "gap_by_level_and_budget": gaps,
@@ -258,8 +292,10 @@ def write_table(out: Path, results: dict, cfg: StudyConfig) -> None:
              "|---|" + "---|" * len(hs), row("base", agg["base"])]
     for lv in cfg.levels:
         lines.append(row(f"VF: SFT on {lv}-heterogeneity traces", agg["vf"][f"{lv}/{n}"]))
+        lines.append(row(f"VF: same, majority over H/length traces", agg["vf_maj"][f"{lv}/{n}"]))
     if n in agg["rl"]:
         lines.append(row("VB: RL (GRPO, 0/1 reward)", agg["rl"][n]))
+        lines.append(row("VB: RL, majority over H/length traces", agg["rl_maj"][n]))
     lines.append(row("VB: best-of-N, trained verifier", agg["search_best"][n]))
     lines.append(row("VB: verifier-weighted majority", agg["search_weighted"][n]))
     (out / "table.md").write_text("\n".join(lines) + "\n")
@@ -283,7 +319,7 @@ def plot(out: Path, results: dict, cfg: StudyConfig) -> None:
 
     line(agg["base"], "base", color="gray", ls=":")
     for lv, c in zip(cfg.levels, ("tab:blue", "tab:cyan", "tab:purple")):
-        line(agg["vf"][f"{lv}/{n}"], f"VF SFT ({lv} het.)", color=c, ls="--")
+        line(agg["vf_best"][f"{lv}/{n}"], f"VF SFT ({lv} het.), best of 1 trace / majority", color=c, ls="--")
     if n in agg["rl"]:
         line(agg["rl"][n], "VB RL (GRPO)", color="tab:red")
     line(agg["search_best"][n], "VB best-of-N + verifier", color="tab:orange")
@@ -300,7 +336,7 @@ def plot(out: Path, results: dict, cfg: StudyConfig) -> None:
         h = str(max(hs))
         ns = sorted(cfg.data_sizes)
         for lv in cfg.levels:
-            ax.plot(ns, [agg["vf"][f"{lv}/{k}"][h]["mean"] for k in ns], "--o", label=f"VF ({lv})")
+            ax.plot(ns, [agg["vf_best"][f"{lv}/{k}"][h]["mean"] for k in ns], "--o", label=f"VF ({lv})")
         ax.plot(ns, [agg["search_best"][str(k)][h]["mean"] for k in ns], "-o", label="VB best-of-N")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("training data n")

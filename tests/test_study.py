@@ -60,7 +60,7 @@ def test_quick_vb_vf_study(tmp_path):
         assert row["oracle"] >= max(row["best"], row["weighted"], row["majority"]) - 1e-9
     for arm in r["claims"].values():
         assert set(arm["vb_ge_vf_at_largest_budget"]) == {"low", "high"}
-    assert (out / "table.md").read_text().count("| VF:") == 2
+    assert (out / "table.md").read_text().count("| VF: SFT") == 2
     assert (out / "plots" / "accuracy_vs_budget.png").is_file()
     before = (out / "vb_vf.json").read_text()
     assert main(["study", "vb-vf", "--quick", "--out", str(out)]) == 0  # finished runs are reused

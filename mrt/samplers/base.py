@@ -43,3 +43,10 @@ class Sampler(Protocol):
     def sample(self, prompts: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
         """``params.n`` completions for each token-id prompt, in order."""
         ...
+
+
+def check_prompts(prompts: list[list[int]]) -> None:
+    """Every backend refuses an empty prompt the same way."""
+    for i, p in enumerate(prompts):
+        if not p:
+            raise ValueError(f"prompt {i} is empty")

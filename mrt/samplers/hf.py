@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from mrt.samplers.base import Completion, SamplingParams
+from mrt.samplers.base import Completion, SamplingParams, check_prompts
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,7 @@ class HFSampler:
 
         if not prompts:
             return []
-        for i, p in enumerate(prompts):
-            if not p:
-                raise ValueError(f"prompt {i} is empty")
+        check_prompts(prompts)
         gen = torch.Generator(device="cpu").manual_seed(params.seed)
         per_chunk = max(1, self.max_batch_rows // params.n)
         out: list[list[Completion]] = []

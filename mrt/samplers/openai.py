@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from mrt.samplers.base import Completion, SamplingParams
+from mrt.samplers.base import Completion, SamplingParams, check_prompts
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -52,9 +52,7 @@ class OpenAISampler:
     def sample(self, prompts: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
         if not prompts:
             return []
-        for i, p in enumerate(prompts):
-            if not p:
-                raise ValueError(f"prompt {i} is empty")
+        check_prompts(prompts)
         with ThreadPoolExecutor(self.concurrency) as pool:
             return list(pool.map(lambda ip: self._one_prompt(ip[1], params, params.seed + 7919 * ip[0]),
                                  enumerate(prompts)))

@@ -6,7 +6,7 @@ Not run in this project's CI (no GPU there); see docs/real-models.md for what wa
 """
 from __future__ import annotations
 
-from mrt.samplers.base import Completion, SamplingParams
+from mrt.samplers.base import Completion, SamplingParams, check_prompts
 
 
 class VLLMSampler:
@@ -25,9 +25,7 @@ class VLLMSampler:
 
         if not prompts:
             return []
-        for i, p in enumerate(prompts):
-            if not p:
-                raise ValueError(f"prompt {i} is empty")
+        check_prompts(prompts)
         vp = VParams(n=params.n, max_tokens=params.max_new_tokens, temperature=params.temperature,
                      top_p=params.top_p, stop=list(params.stop) or None,
                      stop_token_ids=list(params.stop_token_ids) or None, seed=params.seed, logprobs=0,

@@ -60,19 +60,10 @@ def _sft_dataset(task, cfg: TrainConfig):
     from datasets import Dataset
 
     if cfg.sft_data:
-        rows = []
-        with open(cfg.sft_data) as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{cfg.sft_data}:{n}: not valid JSON ({e})") from None
-                missing = [k for k in ("prompt", "completion") if k not in row]
-                if missing:
-                    raise ValueError(f"{cfg.sft_data}:{n}: missing field(s) {', '.join(missing)}")
-                rows.append({"prompt": row["prompt"], "completion": row["completion"]})
+        from mrt.config import read_jsonl
+
+        rows = [{"prompt": row["prompt"], "completion": row["completion"]}
+                for _, row in read_jsonl(cfg.sft_data, ("prompt", "completion"))]
         if not rows:
             raise ValueError(f"{cfg.sft_data} holds no examples")
         return Dataset.from_list(rows)
