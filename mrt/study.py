@@ -263,7 +263,7 @@ def claims(agg: dict, cfg: StudyConfig) -> dict:
     """The paper's three claims, checked on the mean curves at the largest data size."""
     n = str(max(cfg.data_sizes))
     lo, hi = str(min(cfg.budgets)), str(max(cfg.budgets))
-    vb_arms = {"best-of-N": agg["search_best"][n]}
+    vb_arms = {"best-of-N": agg["search_best"][n], "verifier-weighted majority": agg["search_weighted"][n]}
     if n in agg["rl"]:
         vb_arms["RL"] = agg["rl"][n]
     out = {}
