@@ -63,7 +63,8 @@ def _episode_ends(cfg: AnalyzeConfig, task, thinking: list[int], tok) -> list[in
     raise ValueError(f"segmentation must be 'task' or 'chunk:N', got {cfg.segmentation!r}")
 
 
-def _problem_seed(seed: int, index: int) -> int:
+def problem_seed(seed: int, index: int) -> int:
+    """The sampling seed of the ``index``-th problem of a run (analyze, eval, diagnose)."""
     return seed * 1_000_003 + index * 7919 + 1
 
 
@@ -72,7 +73,7 @@ def _problem_seed(seed: int, index: int) -> int:
 
 def analyze_problem(sampler, task, problem, cfg: AnalyzeConfig, index: int) -> list[dict]:
     tok = sampler.tokenizer
-    seed = _problem_seed(cfg.seed, index)
+    seed = problem_seed(cfg.seed, index)
     prompt_ids = task.prompt_ids(problem, tok)
     max_new = cfg.max_new_tokens or task.default_max_new_tokens
     traces = sampler.sample([prompt_ids], SamplingParams(
@@ -86,20 +87,14 @@ def analyze_outputs(sampler, task, problem, cfg: AnalyzeConfig, index: int, prom
     """Episodes, J after every prefix, progress and budget forcing for given outputs of one
     problem (sampled here, or read from a traces file)."""
     tok = sampler.tokenizer
-    seed = _problem_seed(cfg.seed, index)
+    seed = problem_seed(cfg.seed, index)
     n_ans = cfg.answer_tokens or task.default_answer_tokens
     records, thinkings = [], []
     for t_idx, comp in enumerate(traces):
         out_ids = comp.token_ids
         thinking, answer_ids = task.split_output(out_ids, tok)
         closed = answer_ids is not None
-        answer_text = tok.decode(answer_ids, skip_special_tokens=False) if closed else ""
-        try:
-            answer = task.extract_answer(answer_text) if closed else None
-            correct = bool(task.grade(problem, answer))
-        except Exception as e:
-            log.warning("grading failed on problem %s: %s", problem.id, e)
-            answer, correct = None, False
+        answer, correct = task.grade_answer_ids(problem, answer_ids, tok)
         ends = _episode_ends(cfg, task, thinking, tok)
         thinkings.append((thinking, ends))
         status = ("empty" if not out_ids or (not thinking and not closed) else

@@ -106,7 +106,7 @@ def _print_summary(s: dict, out: str) -> None:
     print(f"accuracy {s['accuracy']:.3f} over {s['n_traces']} traces of {s['n_problems']} problems; "
           f"{s['mean_output_tokens']:.1f} output tokens, {s['mean_episodes']:.2f} episodes per trace")
     shown = sum(c >= 0.1 * s["n_traces"] for c in s["traces_by_episode"])  # >= 10% of traces
-    print(f"J by episode:      " + " ".join(f"{x:.2f}" for x in s["j_by_episode"][:shown])
+    print("J by episode:      " + " ".join(f"{x:.2f}" for x in s["j_by_episode"][:shown])
           + "   (episodes reached by >= 10% of traces; all in summary.json)")
     print("progress by ep.:   " + " ".join(f"{x:+.2f}" for x in s["progress_by_episode"][:shown - 1]))
     print("normalised regret: " + ", ".join(f"C={c}: {v:.3f}" for c, v in s["normalized_regret"].items()))

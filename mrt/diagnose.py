@@ -11,7 +11,6 @@ Output (``OUT``): ``rollouts.jsonl`` (per problem, written as it finishes; a rer
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,8 +18,6 @@ from mrt import diagnostics as dg
 from mrt.config import arg, claim_run_dir
 from mrt.metaprover import estimate_prefixes
 from mrt.samplers.base import SamplingParams
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,8 +50,10 @@ def _style(task, tok, thinking: list[int], ends: list[int]) -> str:
 
 
 def rollouts_of(sampler, task, problem, cfg: DiagnoseConfig, index: int) -> dict:
+    from mrt.analyze import problem_seed
+
     tok = sampler.tokenizer
-    seed = cfg.seed * 1_000_003 + index * 7919 + 1
+    seed = problem_seed(cfg.seed, index)
     prompt = task.prompt_ids(problem, tok)
     comps = sampler.sample([prompt], SamplingParams(
         n=cfg.rollouts, max_new_tokens=cfg.max_new_tokens or task.default_max_new_tokens,
@@ -62,12 +61,7 @@ def rollouts_of(sampler, task, problem, cfg: DiagnoseConfig, index: int) -> dict
     rows = []
     for c in comps:
         thinking, answer_ids = task.split_output(c.token_ids, tok)
-        ok = False
-        if answer_ids is not None:
-            try:
-                ok = bool(task.grade(problem, task.extract_answer(tok.decode(answer_ids, skip_special_tokens=False))))
-            except Exception as e:  # noqa: BLE001 - a grader that chokes grades wrong
-                log.warning("grading failed on problem %s: %s", problem.id, e)
+        _, ok = task.grade_answer_ids(problem, answer_ids, tok)
         ends = task.episode_ends(thinking, tok) if thinking else []
         rows.append({"reward": float(ok), "tokens": len(c.token_ids), "episodes": len(ends),
                      "style": _style(task, tok, thinking, ends), "thinking": thinking, "ends": ends})

@@ -10,7 +10,6 @@ the same settings resumes), ``run.json`` and ``summary.json``. No per-episode J 
 from __future__ import annotations
 
 import json
-import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,8 +17,6 @@ from pathlib import Path
 from mrt import metrics
 from mrt.config import arg, claim_run_dir
 from mrt.samplers.base import SamplingParams
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,10 +43,10 @@ class EvalConfig:
 
 
 def eval_problem(sampler, task, problem, cfg: EvalConfig, index: int) -> dict:
-    from mrt.analyze import AnalyzeConfig, _extend
+    from mrt.analyze import AnalyzeConfig, _extend, problem_seed
 
     tok = sampler.tokenizer
-    seed = cfg.seed * 1_000_003 + index * 7919 + 1
+    seed = problem_seed(cfg.seed, index)
     prompt = task.prompt_ids(problem, tok)
     params = SamplingParams(n=cfg.samples, max_new_tokens=cfg.max_new_tokens or task.default_max_new_tokens,
                             temperature=cfg.temperature, top_p=cfg.top_p, seed=seed)
@@ -57,13 +54,7 @@ def eval_problem(sampler, task, problem, cfg: EvalConfig, index: int) -> dict:
     answers, correct, thinkings, records = [], [], [], []
     for c in comps:
         thinking, answer_ids = task.split_output(c.token_ids, tok)
-        answer = None
-        if answer_ids is not None:
-            try:
-                answer = task.extract_answer(tok.decode(answer_ids, skip_special_tokens=True))
-            except Exception as e:  # noqa: BLE001 - an extractor that chokes grades wrong
-                log.warning("answer extraction failed on problem %s: %s", problem.id, e)
-        ok = answer is not None and bool(task.grade(problem, answer))
+        answer, ok = task.grade_answer_ids(problem, answer_ids, tok)
         answers.append(answer)
         correct.append(ok)
         thinkings.append((thinking, [len(thinking)]))

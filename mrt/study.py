@@ -292,7 +292,7 @@ def write_table(out: Path, results: dict, cfg: StudyConfig) -> None:
              "|---|" + "---|" * len(hs), row("base", agg["base"])]
     for lv in cfg.levels:
         lines.append(row(f"VF: SFT on {lv}-heterogeneity traces", agg["vf"][f"{lv}/{n}"]))
-        lines.append(row(f"VF: same, majority over H/length traces", agg["vf_maj"][f"{lv}/{n}"]))
+        lines.append(row("VF: same, majority over H/length traces", agg["vf_maj"][f"{lv}/{n}"]))
     if n in agg["rl"]:
         lines.append(row("VB: RL (GRPO, 0/1 reward)", agg["rl"][n]))
         lines.append(row("VB: RL, majority over H/length traces", agg["rl_maj"][n]))

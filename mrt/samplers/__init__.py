@@ -25,6 +25,6 @@ def load_sampler(model: str, backend: str = "hf", base_url: str = "", tokenizer:
 
         path = tokenizer or model
         check_model_path(path)
-        return OpenAISampler(base_url, AutoTokenizer.from_pretrained(path), model=model if not tokenizer else model,
+        return OpenAISampler(base_url, AutoTokenizer.from_pretrained(path), model=model,
                              concurrency=concurrency, timeout=timeout, max_retries=max_retries)
     raise ValueError(f"unknown sampler backend {backend!r}; known: {', '.join(BACKENDS)}")

@@ -1,10 +1,14 @@
 """What a task is: problems with a prompt and a reference answer, plus an exact verifier."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from mrt.chat import encode_prompt
 from mrt.episodes import R1_MARKERS, segment_r1
+from mrt.metaprover import find_subsequence
+
+log = logging.getLogger(__name__)
 
 R1_TERMINATION = ("Time is up.\n\nGiven the time I've spent and the approaches I've tried, I should "
                   "stop thinking and formulate a final answer based on what I already have.\n</think>")
@@ -31,7 +35,6 @@ class Task:
     name: str = "task"
     termination_text: str = "\n\n" + R1_TERMINATION
     think_end_text: str = "</think>"
-    text_sep: str = ""  # joins a prompt, a thinking prefix and the termination text as text
     extension_texts: tuple[str, ...] = ("\nWait", "\nBut wait", "\nAlternatively", "\nBut hold on")
     extension_stop_texts: tuple[str, ...] = ("</think>",)
     extension_tokens: int = 2048
@@ -101,12 +104,23 @@ class Task:
             thinking = ids[:-1] if done else ids
             return thinking, (thinking if done else None)
         end = _encode_cached(tokenizer, self.think_end_text)
-        from mrt.metaprover import find_subsequence
-
         cut = find_subsequence(ids, end)
         if cut < 0:
             return [i for i in ids if i != eos], None
         return ids[:cut], ids[cut + len(end):]
+
+    def grade_answer_ids(self, problem: Problem, answer_ids: list[int] | None, tokenizer) -> tuple[str | None, bool]:
+        """(extracted answer, correct) of an output's answer part (``split_output``'s second
+        value); (None, False) when there is none. A grader or extractor that raises grades the
+        answer wrong (logged), never the run."""
+        if answer_ids is None:
+            return None, False
+        try:
+            answer = self.extract_answer(tokenizer.decode(answer_ids, skip_special_tokens=False))
+            return answer, answer is not None and bool(self.grade(problem, answer))
+        except Exception as e:  # noqa: BLE001
+            log.warning("grading failed on problem %s: %s", problem.id, e)
+            return None, False
 
     def answer_part(self, completion: str, terminated: bool = False) -> str | None:
         """The part of a completion that is graded: what follows the end of thinking.

@@ -217,7 +217,6 @@ class StarTask(Task):
     _len: tuple[int, int] = field(init=False, repr=False)
 
     termination_text = END_THINK
-    text_sep = " "  # word-level: texts join with a space
     think_end_text = END_THINK
     extension_texts = (TRY,)
     extension_stop_texts = (TRY, CHECK, END_THINK)  # one more episode, then stop

@@ -178,17 +178,15 @@ def _eval_budgets(cfg: TrainConfig, task) -> list[int]:
     return sorted({max(1, cap // 4), max(1, cap // 2), cap})
 
 
-def evaluate(model, tok, cfg: TrainConfig, out: Path) -> dict:
+def evaluate(model, tok, cfg: TrainConfig, out: Path, task) -> dict:
     """The analysis module on held-out (and, if set, harder held-out) problems."""
     from mrt.analyze import AnalyzeConfig, run_analysis
     from mrt.samplers.hf import HFSampler
-    from mrt.tasks import get_task, parse_knobs
 
     import torch
 
     sampler = HFSampler(model, tok, device="cuda" if torch.cuda.is_available() else "cpu")
     res = {}
-    task = get_task(cfg.task, **parse_knobs(cfg.knobs))
     sets = {"held_out": ("eval", [])}
     if cfg.eval_knobs:
         sets["hard"] = ("eval-hard", list(cfg.eval_knobs))
@@ -268,7 +266,7 @@ def run_train(cfg: TrainConfig) -> dict:
                "processes": trainer.accelerator.num_processes, "config": as_dict(cfg)}
     if trainer.accelerator.is_main_process and cfg.eval_problems:
         t1 = time.time()
-        summary["eval"] = evaluate(model, tok, cfg, out)
+        summary["eval"] = evaluate(model, tok, cfg, out, task)
         summary["eval_wall_seconds"] = round(time.time() - t1, 2)
     if trainer.accelerator.is_main_process:
         (out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -134,11 +134,12 @@ class MRTTrainer(GRPOTrainer):
         firsts = inputs[::g]
         params = SamplingParams(n=1, max_new_tokens=self.max_completion_length, temperature=cfg.temperature,
                                 seed=self._rng().randrange(2**31))
-        comps = self._sample(self._encode([x["prompt"] for x in firsts]), params)
+        first_ids = self._encode([x["prompt"] for x in firsts])
+        comps = self._sample(first_ids, params)
         rng, out, tok = self._rng(), [], self._tok()
         self._prompt_ids = {}
         n_term = max(1, g // 2)
-        for gi, (x, c, p_ids) in enumerate(zip(firsts, comps, self._encode([x["prompt"] for x in firsts]))):
+        for gi, (c, p_ids) in enumerate(zip(comps, first_ids)):
             think = self._thinking(c[0].token_ids)
             ends = task.episode_ends(think, tok) if think else []
             k = rng.randrange(len(ends)) if ends else 0
