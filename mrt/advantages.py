@@ -9,15 +9,20 @@ Forms (also in docs/training.md):
 * **GRPO** — ``A_i = (R_i - mean_G R) / (std_G R + eps)`` (``scale=False`` drops the division).
 * **Length penalty** — ``R_i = 1[correct_i] - coef * L_i / L_max`` (``L_i`` completion tokens).
 * **MRT (termination baseline)** — half of each group is force-terminated at a shared prefix,
-  half continues. ``b = mean of R over the terminated rows``;
-  ``A_i = (R_i - mean_G R) + alpha * (R_i - b)``, then divided by ``std_G R + eps`` if scaled.
-  The first term is GRPO's outcome advantage; the second is the progress a rollout makes over
-  answering at the prefix (the paper's ``A = R - R_termination``), which is zero on average for
-  the terminated half and ``J(continue) - J(stop now)`` for the continuing half.
+  half continues. ``b = mean of R over the terminated rows``. Two forms (``form``):
+  ``"outcome+progress"`` (default): ``A_i = (R_i - mean_G R) + alpha * (R_i - b)``, the paper's
+  objective ``l_FT + alpha * progress``: GRPO's outcome advantage plus the progress a rollout
+  makes over answering at the prefix, which is zero on average for the terminated half and
+  ``J(continue) - J(stop now)`` for the continuing half; ``"termination"``: ``A_i = R_i - b``, the
+  authors' RL README (``A = R - R_termination``: the group mean replaced by the termination
+  baseline). Either is then divided by the reward std of the group (``scale="group"``) or of
+  the whole batch (``"batch"``), or not (``"none"``).
 * **MRT dense** — the tokens of episode ``j`` get ``A_outcome + alpha * (J_j - J_{j-1})`` with
   ``J_0 = J(x, empty)``; tokens after the last episode end (the answer) get ``A_outcome``.
-* **STaR** — keep correct traces; advantage 1 on kept rows and 0 elsewhere (so the policy
-  gradient is the supervised loss on the kept traces).
+* **STaR** — keep correct traces; kept rows get the advantage ``T / T_kept`` (all completion
+  tokens of the batch over the kept ones) and the rest 0, so that under the token-mean loss
+  (``loss_type="dapo"``) the update is the supervised loss averaged over the kept tokens: its
+  size no longer depends on how many traces were kept (:func:`kept_advantages`).
 * **MRT-STaR** — see :func:`mrt_star_keep`.
 """
 from __future__ import annotations
@@ -60,17 +65,28 @@ def length_penalty_rewards(correct: list[bool], lengths: list[int], max_length: 
     return [float(c) - coef * min(n, max_length) / max_length for c, n in zip(correct, lengths)]
 
 
+MRT_FORMS = ("outcome+progress", "termination")
+SCALES = ("group", "batch", "none")
+
+
 def termination_baseline_advantages(rewards: list[float], terminated: list[bool], group_size: int,
-                                    alpha: float = 1.0, scale: bool = True) -> list[float]:
+                                    alpha: float = 1.0, scale: str = "group",
+                                    form: str = "outcome+progress") -> list[float]:
+    if form not in MRT_FORMS:
+        raise ValueError(f"MRT advantage form must be one of {MRT_FORMS}, got {form!r}")
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    batch_std = _std(rewards)
     out = []
     for g, t in zip(_groups(rewards, group_size), _groups(terminated, group_size)):
         term = [r for r, ti in zip(g, t) if ti]
         if not term:
             raise ValueError("each MRT group needs at least one force-terminated rollout")
-        b, m, s = _mean(term), _mean(g), _std(g)
+        b, m = _mean(term), _mean(g)
+        s = _std(g) if scale == "group" else batch_std
         for r in g:
-            a = (r - m) + alpha * (r - b)
-            out.append(a / (s + EPS) if scale else a)
+            a = (r - m) + alpha * (r - b) if form == "outcome+progress" else r - b
+            out.append(a / (s + EPS) if scale != "none" else a)
     return out
 
 
@@ -107,26 +123,34 @@ def mrt_star_keep(correct: list[bool], j_curves: list[list[float]], group_size: 
     """The MRT-STaR filter, per group of rollouts of one problem.
 
     A rollout is a *candidate* when its own final answer is correct and the meta-prover's J
-    after its last thinking episode is at least ``min_final_j`` (it is followed by a correct
-    answer once thinking is terminated). Its score is the mean progress per episode,
-    ``(J_k - J_0) / k`` (``k`` = episodes; ``-inf`` with no episode). Kept: the candidates
-    whose score equals the best candidate score of the group (ties all kept). So among correct
-    traces, the filter prefers those that got from J(empty) to a confident answer in the fewest
-    episodes, i.e. with no wasted episodes.
+    after its last thinking episode (J(empty) when it has none) is at least ``min_final_j`` (it
+    is followed by a correct answer once thinking is terminated). Kept: every candidate with no
+    episode (it spent no episode, so wasted none), and among the candidates with episodes those
+    whose mean progress per episode, ``(J_k - J_0) / k``, equals the group's best (ties all
+    kept). So among correct traces, the filter prefers those that got from J(empty) to a
+    confident answer in the fewest episodes, i.e. with no wasted episodes.
     """
     keep = []
     for c_g, j_g in zip(_groups(list(correct), group_size), _groups(list(j_curves), group_size)):
-        scores = []
+        scores = []  # None: not a candidate; inf: a candidate with no episode
         for c, j in zip(c_g, j_g):
             k = len(j) - 1
             ok = bool(c) and len(j) > 0 and j[-1] >= min_final_j
-            scores.append(((j[-1] - j[0]) / k if k > 0 else -math.inf) if ok else None)
-        cand = [s for s in scores if s is not None]
-        best = max(cand) if cand else None
-        keep += [s is not None and abs(s - best) < 1e-9 if best != -math.inf else s is not None
-                 for s in scores]
+            scores.append(((j[-1] - j[0]) / k if k > 0 else math.inf) if ok else None)
+        finite = [s for s in scores if s is not None and s != math.inf]
+        best = max(finite) if finite else None
+        keep += [s is not None and (s == math.inf or abs(s - best) < 1e-9) for s in scores]
     return keep
 
 
-def kept_advantages(keep: list[bool]) -> list[float]:
-    return [1.0 if k else 0.0 for k in keep]
+def kept_advantages(keep: list[bool], lengths: list[int] | None = None,
+                    total: tuple[int, int] | None = None) -> list[float]:
+    """Advantages of kept rows (STaR, MRT-STaR): ``T / T_kept`` on kept rows, 0 elsewhere, with
+    ``T`` the completion tokens of all rows and ``T_kept`` those of the kept rows (``lengths``:
+    the rows' completion tokens; ``total``: (T, T_kept) over the whole batch of every process
+    when these rows are one process's share). Without ``lengths``: 1 on kept rows."""
+    if lengths is None:
+        return [1.0 if k else 0.0 for k in keep]
+    t_all, t_kept = total if total is not None else (sum(lengths), sum(n for n, k in zip(lengths, keep) if k))
+    w = t_all / t_kept if t_kept else 0.0
+    return [w if k else 0.0 for k in keep]

@@ -11,14 +11,14 @@ import json
 import logging
 import os
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mrt import metrics
+from mrt import grading, metrics
 from mrt.config import arg, claim_run_dir
 from mrt.episodes import chunk_ends
-from mrt.metaprover import estimate_prefixes
+from mrt.metaprover import VoteRule, estimate_prefixes
 from mrt.samplers.base import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,12 @@ class AnalyzeConfig:
                           "optional problem_id): analyse them instead of sampling new ones")
     segmentation: str = arg("task", "episode splitter: 'task' (the task's own) or 'chunk:N' (N-token chunks)")
     termination_text: str = arg("", "text appended to a prefix to force an answer (default: the task's)")
+    regret_axis: str = arg("thinking", "x-axis of normalized_regret: 'thinking' (thinking tokens, curve from "
+                                       "(0, J(empty))) or 'authors' (their notebook's input + mean answer tokens, "
+                                       "curve from (0, 0)); both are always in summary.json's regret_by_axis")
+    vote_tie: str = arg("expected", "maj@k tie that includes the correct answer: 'expected' (1/m of m tied) "
+                                    "or 'authors' (0.5)")
+    vote_weights: str = arg("none", "maj@k votes: 'none' (one each) or 'logprob' (the authors' 2^mean log-prob)")
 
 
 def _episode_ends(cfg: AnalyzeConfig, task, thinking: list[int], tok) -> list[int]:
@@ -96,7 +102,7 @@ def analyze_outputs(sampler, task, problem, cfg: AnalyzeConfig, index: int, prom
         closed = answer_ids is not None
         answer, correct = task.grade_answer_ids(problem, answer_ids, tok)
         ends = _episode_ends(cfg, task, thinking, tok)
-        thinkings.append((thinking, ends))
+        thinkings.append((thinking, ends, closed))
         status = ("empty" if not out_ids or (not thinking and not closed) else
                   "truncated" if comp.finish_reason == "length" else "ok")
         records.append({
@@ -110,7 +116,8 @@ def analyze_outputs(sampler, task, problem, cfg: AnalyzeConfig, index: int, prom
     ks = tuple(cfg.maj_k)
     estimates = estimate_prefixes(sampler, task, problem, prompt_ids, thinkings,
                                   n=cfg.answers_per_prefix, answer_tokens=n_ans,
-                                  temperature=cfg.temperature, top_p=cfg.top_p, seed=seed + 1, ks=ks)
+                                  temperature=cfg.temperature, top_p=cfg.top_p, seed=seed + 1, ks=ks,
+                                  votes=VoteRule(cfg.vote_tie, cfg.vote_weights))
     for rec, ests in zip(records, estimates):
         rec["prefixes"] = [e.to_json() for e in ests]
         rec["progress"] = metrics.progress([e.j for e in ests])
@@ -146,7 +153,8 @@ def _extend(sampler, task, problem, prompt_ids, thinkings, records, cfg, seed, n
         ests = estimate_prefixes(sampler, task, problem, prompt_ids,
                                  [(cur[i], [len(cur[i])]) for i in live], n=cfg.answers_per_prefix,
                                  answer_tokens=n_ans, temperature=cfg.temperature, top_p=cfg.top_p,
-                                 seed=seed + 7 * e + 3, ks=ks, include_empty=False)
+                                 seed=seed + 7 * e + 3, ks=ks, include_empty=False,
+                                 votes=VoteRule(cfg.vote_tie, cfg.vote_weights))
         for i, est in zip(live, ests):
             last = est[-1]
             records[i]["extension"].append({"extensions": e + 1, "tokens": len(cur[i]),
@@ -238,6 +246,23 @@ def _settings(cfg: AnalyzeConfig, task) -> dict:
 # ---------------------------------------------------------------------------- summary
 
 
+REGRET_AXES = ("thinking", "authors")
+EPISODE_BUDGETS = (1, 2, 3, 4, 5, 6)  # steps of the authors' majority-comparator regret
+
+
+def trace_regret(r: dict, budget: float, axis: str) -> float:
+    """Normalised regret of one trace record at ``budget`` on ``axis`` (see REGRET_AXES)."""
+    js = [p["j"] for p in r["prefixes"]]
+    if axis == "thinking":
+        return metrics.normalized_regret([e["end"] for e in r["episodes"]], js, budget)
+    if "input_tokens" not in r["prefixes"][0]:
+        raise ValueError("these traces predate the authors' regret axis (no input_tokens per prefix); "
+                         "analyse them again into a new directory")
+    xs = metrics.authors_axis([p["input_tokens"] for p in r["prefixes"]],
+                              [p["answer_tokens"] for p in r["prefixes"]])
+    return metrics.normalized_regret_authors(xs, js, budget)
+
+
 def summarize(records: list[dict], cfg: AnalyzeConfig, task, model_name: str) -> dict:
     budgets = list(cfg.budgets or task.default_budgets)
     n = len(records)
@@ -245,20 +270,14 @@ def summarize(records: list[dict], cfg: AnalyzeConfig, task, model_name: str) ->
         raise ValueError("no traces to summarise")
     ks = sorted({int(k) for r in records for k in r["prefixes"][-1]["maj_at_k"]})
     j_sum, j_cnt, p_sum = defaultdict(float), defaultdict(int), defaultdict(float)
-    regret = {c: 0.0 for c in budgets}
-    areas = {c: [] for c in budgets}
     for r in records:
-        js = [p["j"] for p in r["prefixes"]]
-        for i, v in enumerate(js):
-            j_sum[i] += v
+        for i, p in enumerate(r["prefixes"]):
+            j_sum[i] += p["j"]
             j_cnt[i] += 1
         for i, v in enumerate(r["progress"]):
             p_sum[i] += v
-        ends = [e["end"] for e in r["episodes"]]
-        maj = [p["maj_at_k"].get(str(max(ks)), p["j"]) if ks else p["j"] for p in r["prefixes"][1:]]
-        for c in budgets:
-            regret[c] += metrics.normalized_regret(ends, js[1:], c)
-            areas[c].append(metrics.comparator_areas(ends, js[1:], maj, c))
+    regret = {axis: {str(c): sum(trace_regret(r, c, axis) for r in records) / n for c in budgets}
+              for axis in REGRET_AXES}
     max_ep = max(j_cnt)
     j_by_ep = [j_sum[i] / j_cnt[i] for i in range(max_ep + 1)]
     prog_by_ep = [p_sum[i] / j_cnt[i + 1] for i in range(max_ep)]
@@ -267,10 +286,6 @@ def summarize(records: list[dict], cfg: AnalyzeConfig, task, model_name: str) ->
     acc_curve = [sum(metrics.j_at_budget([e["end"] for e in r["episodes"]],
                                          [p["j"] for p in r["prefixes"]], b) for r in records) / n
                  for b in grid]
-    final_acc = acc_curve[-1]
-    targets = sorted({round(final_acc * f, 4) for f in (0.5, 0.75, 0.9, 1.0)})
-    tokens_to = {str(t): metrics.tokens_to_reach(grid, acc_curve, t) for t in targets}
-    step = max(1, len(grid) // 32)
     ext = defaultdict(list)
     for r in records:
         for e in r.get("extension", []):
@@ -281,9 +296,11 @@ def summarize(records: list[dict], cfg: AnalyzeConfig, task, model_name: str) ->
     extrapolation += [{"extensions": k, "extra_tokens": sum(t for t, _ in v) / len(v),
                        "j": sum(j for _, j in v) / len(v), "n": len(v)} for k, v in sorted(ext.items())]
     correct = sum(r["correct"] for r in records)
-    status = defaultdict(int)
+    status, grader = defaultdict(int), defaultdict(int)
     for r in records:
         status[r["status"]] += 1
+        for kind, c in r.get("grader_failures", {}).items():
+            grader[kind] += c
     return {
         "model": model_name, "task": cfg.task, "knobs": task.knobs(),
         "n_problems": len({r["problem_id"] for r in records}), "n_traces": n,
@@ -291,19 +308,33 @@ def summarize(records: list[dict], cfg: AnalyzeConfig, task, model_name: str) ->
         "mean_output_tokens": sum(r["n_output_tokens"] for r in records) / n,
         "mean_thinking_tokens": sum(r["n_thinking_tokens"] for r in records) / n,
         "mean_episodes": sum(len(r["episodes"]) for r in records) / n,
-        "trace_status": dict(status),
+        "trace_status": dict(status), "grader_failures": dict(grader),
         "j_by_episode": j_by_ep, "traces_by_episode": [j_cnt[i] for i in range(max_ep + 1)],
         "progress_by_episode": prog_by_ep,
-        "normalized_regret": {str(c): regret[c] / n for c in budgets},
-        "majority_regret": {str(c): metrics.majority_regret(areas[c]) for c in budgets},
+        "regret_axis": cfg.regret_axis, "normalized_regret": regret[cfg.regret_axis], "regret_by_axis": regret,
+        "majority_regret": _majority_regret(records, ks),
         "maj_at_k": {str(k): sum(r["prefixes"][-1]["maj_at_k"][str(k)] for r in records) / n for k in ks},
         "pass_at_k": {str(k): sum(r["prefixes"][-1]["pass_at_k"][str(k)] for r in records) / n for k in ks},
-        "accuracy_vs_tokens": {str(b): a for b, a in zip(grid[::step], acc_curve[::step])},
-        "forced_accuracy_at_end": final_acc,
-        "tokens_to_accuracy": tokens_to,
+        "accuracy_vs_tokens": metrics.step_points(grid, acc_curve),
+        "forced_accuracy_at_end": acc_curve[-1],
+        "tokens_to_accuracy": metrics.tokens_to_fraction(grid, acc_curve),
         "extrapolation": extrapolation,
         "settings": {k: v for k, v in asdict(cfg).items() if k != "out"},
     }
+
+
+def _majority_regret(records: list[dict], ks: list[int]) -> dict:
+    """The authors' majority-comparator regret at episode budgets 1..6 (mean of per-trace
+    values; traces with no comparator area skipped). Needs maj@1, 2, 4 and 8."""
+    if not {1, 2, 4, 8} <= set(ks):
+        return {"note": "needs maj@1, 2, 4 and 8 (--maj-k 1 2 4 8 --answers-per-prefix 8 or more)"}
+    out = {}
+    for b in EPISODE_BUDGETS:
+        vals = [metrics.majority_regret([[p["maj_at_k"][k] for k in ("1", "2", "4", "8")] for p in r["prefixes"]], b)
+                for r in records]
+        vals = [v for v in vals if v is not None]
+        out[str(b)] = sum(vals) / len(vals) if vals else None
+    return out
 
 
 # ---------------------------------------------------------------------------- driver
@@ -324,12 +355,15 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
     for name in ("n_problems", "traces_per_problem", "answers_per_prefix"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.regret_axis not in REGRET_AXES:
+        raise ValueError(f"regret_axis must be one of {REGRET_AXES}, got {cfg.regret_axis!r}")
+    VoteRule(cfg.vote_tie, cfg.vote_weights)  # bad values fail before any work
     if any(k < 1 for k in cfg.maj_k) or any(b < 1 for b in cfg.budgets):
         raise ValueError("maj_k and budgets must be positive")
     model_name = cfg.model or str(shipped_model_path())
     out = Path(cfg.out)
     given = read_traces(cfg.traces)[:cfg.n_problems] if cfg.traces else None  # bad file: error first
-    claim_run_dir(out, _settings(cfg, task), free=("n_problems", "budgets", "concurrency", "request_timeout",
+    claim_run_dir(out, _settings(cfg, task), free=("n_problems", "budgets", "regret_axis", "concurrency", "request_timeout",
                                                    "max_retries", "base_url"))
     traces_path = out / "traces.jsonl"
     if given is not None:
@@ -349,11 +383,13 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
     t0 = time.time()
     with traces_path.open("a") as f:
         for i, p in tqdm(todo, desc="analyze", unit="problem"):
+            before = Counter(grading.failures)
             if given is None:
                 recs = analyze_problem(sampler, task, p, cfg, i)
             else:
                 recs = analyze_outputs(sampler, task, p, cfg, i, task.prompt_ids(p, sampler.tokenizer),
                                        _as_completions(given[i][1], sampler.tokenizer))
+            recs[0]["grader_failures"] = dict(Counter(grading.failures) - before)
             f.write("".join(json.dumps(r) + "\n" for r in recs))
             f.flush()
             done[p.id] = recs
@@ -364,6 +400,9 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
     odd = {k: v for k, v in summary["trace_status"].items() if k != "ok"}
     if odd:
         log.warning("traces that did not end normally (counted in summary.json): %s", odd)
+    if summary["grader_failures"]:
+        log.warning("answers graded wrong by a grader failure (counted in summary.json): %s",
+                    summary["grader_failures"])
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     from mrt.report import write_report
 

@@ -2,8 +2,8 @@
 
 An episode segmentation is returned as the *end offsets* of the episodes: episode ``j`` covers
 ``[ends[j-1], ends[j])`` (``ends[-1]`` is the length of the thinking part). Offsets are in tokens
-for token-level splitters and in characters for the R1 text splitter (the analysis maps those
-to token offsets with the tokenizer's offset mapping).
+for token-level splitters and in characters for the R1 text splitter (``Task.episode_ends`` maps
+those to token offsets exactly, through the characters each token adds to the decoded text).
 """
 from __future__ import annotations
 
@@ -44,7 +44,9 @@ def r1_episode_starts(paragraphs: list[str], markers=R1_MARKERS, min_gap: int = 
                       max_steps: int = 49) -> list[int]:
     """Paragraph indices where a new episode starts (MRT-NOTES §2).
 
-    A paragraph opening with a marker starts an episode only if it is at least ``min_gap``
+    A paragraph opening with a marker (its very first characters: a paragraph that starts with a
+    space or a newline before the marker does not count, as in the authors' code) starts an
+    episode only if it is at least ``min_gap``
     paragraphs after the previous start (the stream's start counts as one, at index 0); at most
     ``max_steps`` starts are kept, the rest of the stream is the last episode.
     """
@@ -52,7 +54,7 @@ def r1_episode_starts(paragraphs: list[str], markers=R1_MARKERS, min_gap: int = 
     for i, par in enumerate(paragraphs):
         if len(starts) >= max_steps:
             break
-        if i > 0 and par.lstrip().startswith(tuple(markers)) and i - last >= min_gap:
+        if i > 0 and par.startswith(tuple(markers)) and i - last >= min_gap:  # the authors': no strip
             starts.append(i)
             last = i
     return starts

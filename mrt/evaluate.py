@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mrt import metrics
+from mrt import grading, metrics
 from mrt.config import arg, claim_run_dir
 from mrt.samplers.base import SamplingParams
 
@@ -60,6 +61,7 @@ def eval_problem(sampler, task, problem, cfg: EvalConfig, index: int) -> dict:
         thinkings.append((thinking, [len(thinking)]))
         records.append({"closed_thinking": answer_ids is not None, "n_thinking_tokens": len(thinking)})
     row = {"problem_id": problem.id, "reference": problem.answer, "answers": answers, "correct": correct,
+           "labels": task.answer_labels(answers),  # equivalent answers share a label (one vote)
            "n_tokens": [len(c.token_ids) for c in comps], "finish": [c.finish_reason for c in comps],
            "mean_logprobs": [round(c.mean_logprob, 4) for c in comps]}
     if cfg.extensions:
@@ -83,12 +85,14 @@ def summarize(rows: list[dict], cfg: EvalConfig) -> dict:
            "pass@1": mean, "pass@1_stderr": sd / n ** 0.5,
            "pass_at_k": {str(k): sum(metrics.pass_at_k(len(r["correct"]), sum(r["correct"]), k) for r in rows) / n
                          for k in ks},
-           "maj_at_k": {str(k): sum(metrics.maj_at_k(r["answers"], r["correct"], k) for r in rows) / n for k in ks},
+           "maj_at_k": {str(k): sum(metrics.maj_at_k(r.get("labels", r["answers"]), r["correct"], k) for r in rows) / n
+                        for k in ks},
            "mean_tokens": sum(sum(r["n_tokens"]) for r in rows) / sum(len(r["n_tokens"]) for r in rows),
            "truncated_fraction": sum(f == "length" for r in rows for f in r["finish"])
            / sum(len(r["finish"]) for r in rows),
            "no_answer_fraction": sum(a is None for r in rows for a in r["answers"])
-           / sum(len(r["answers"]) for r in rows)}
+           / sum(len(r["answers"]) for r in rows),
+           "grader_failures": dict(sum((Counter(r.get("grader_failures", {})) for r in rows), Counter()))}
     if cfg.extensions:
         by_e: dict[int, list[float]] = {}
         for r in rows:
@@ -127,7 +131,9 @@ def run_eval(cfg: EvalConfig, sampler=None) -> dict:
     t0 = time.time()
     with path.open("a") as f:
         for i, p in tqdm(todo, desc="eval", unit="problem"):
+            before = Counter(grading.failures)
             row = eval_problem(sampler, task, p, cfg, i)
+            row["grader_failures"] = dict(Counter(grading.failures) - before)
             f.write(json.dumps(row) + "\n")
             f.flush()
             done[p.id] = [row]

@@ -28,17 +28,18 @@ def progress(j: Sequence[float]) -> list[float]:
     return [b - a for a, b in zip(j[:-1], j[1:])]
 
 
-def _curve_area(ts: Sequence[float], vs: Sequence[float], budget: float) -> float:
-    """Area under the piecewise-linear curve through (0,0), (ts[i], vs[i]) on [0, budget].
+def _curve_area(ts: Sequence[float], vs: Sequence[float], budget: float, t0: float = 0.0,
+                v0: float = 0.0) -> float:
+    """Area under the piecewise-linear curve through (t0, v0), (ts[i], vs[i]) on [t0, budget].
 
     After the last point the curve stays flat at its last value (the trace has finished).
     """
     if budget <= 0:
         raise ValueError(f"budget must be positive, got {budget}")
-    area, t_prev, v_prev = 0.0, 0.0, 0.0
+    area, t_prev, v_prev = 0.0, t0, v0
     for t, v in zip(ts, vs):
         if t < t_prev:
-            raise ValueError("episode end offsets must be non-decreasing")
+            raise ValueError("curve points must be non-decreasing in tokens")
         if t >= budget:
             v_cut = v_prev + (v - v_prev) * (budget - t_prev) / (t - t_prev) if t > t_prev else v
             return area + 0.5 * (v_prev + v_cut) * (budget - t_prev)
@@ -47,31 +48,73 @@ def _curve_area(ts: Sequence[float], vs: Sequence[float], budget: float) -> floa
     return area + v_prev * (budget - t_prev)
 
 
-def normalized_regret(ends: Sequence[int], j_after: Sequence[float], budget: float) -> float:
-    """regret(C) = 1 - (1/C) * integral_0^C J(t) dt against the constant comparator J* = 1.
+def normalized_regret(ends: Sequence[int], j: Sequence[float], budget: float) -> float:
+    """regret(C) = 1 - (1/C) * integral_0^C J(t) dt against the constant comparator J* = 1, on
+    the thinking-token axis (this package's default, ``regret_axis="thinking"``).
 
-    J(t) is J at the episode ends ``ends`` (``j_after[i]`` after episode i+1), linearly
-    interpolated over output tokens starting from (0, 0), cut at the budget C.
+    ``j`` holds J(empty) and then J after each episode (``len(j) == len(ends) + 1``). J(t) starts
+    at (0, J(empty)) -- answering at once is worth J(empty) -- and is linear between episode
+    ends, cut at the budget C, flat after the last end. A trace with no thinking scores
+    1 - J(empty).
     """
-    if len(ends) != len(j_after):
-        raise ValueError("ends and j_after must have the same length")
-    return 1.0 - _curve_area(ends, j_after, budget) / budget
+    if len(j) != len(ends) + 1:
+        raise ValueError("j must hold J(empty) and one value per episode end")
+    return 1.0 - _curve_area(ends, j[1:], budget, 0.0, j[0]) / budget
 
 
-def comparator_areas(ends: Sequence[int], j_after: Sequence[float], comparator: Sequence[float],
-                     budget: float) -> tuple[float, float]:
-    """(area_opt, area_model) on [0, C] where the comparator curve is max(comparator, J) per end.
+def authors_axis(input_tokens: Sequence[int], answer_tokens: Sequence[float]) -> list[float]:
+    """The x-axis of the MRT authors' regret notebook: for every prefix (J(empty) first), the
+    tokens of the meta-prover's whole input (prompt, thinking prefix, and the termination text
+    or, at a natural end, the end-of-thinking text) plus the mean tokens of its sampled answers.
 
-    With ``comparator`` = maj@k of the forced answers at each prefix this is the appendix variant;
-    the regret over a set of traces is ``sum(area_opt - area_model) / sum(area_opt)``.
+    Shorter answers at a later prefix can put it before an earlier one; their code assumes the
+    axis rises, so each x is raised to the largest x before it (a vertical step in the curve).
     """
-    opt = [max(a, b) for a, b in zip(comparator, j_after)]
-    return _curve_area(ends, opt, budget), _curve_area(ends, j_after, budget)
+    xs, top = [], 0.0
+    for i, a in zip(input_tokens, answer_tokens):
+        top = max(top, float(i) + float(a))
+        xs.append(top)
+    return xs
 
 
-def majority_regret(areas: Sequence[tuple[float, float]]) -> float:
-    total_opt = sum(a for a, _ in areas)
-    return (total_opt - sum(b for _, b in areas)) / total_opt if total_opt > 0 else 0.0
+def normalized_regret_authors(xs: Sequence[float], j: Sequence[float], budget: float) -> float:
+    """The MRT authors' normalised regret of one trace (``regret_axis="authors"``):
+    1 - (1/C) * integral_0^C J, the curve through (0, 0), (xs[0], J(empty)), (xs[1], J_1), ...
+    (``xs`` from :func:`authors_axis`), linear, cut at C, flat after the last point. Averaged over
+    traces as a plain mean of these per-trace values, as they did."""
+    if len(xs) != len(j) or not xs:
+        raise ValueError("one x per J value is needed, J(empty) included")
+    return 1.0 - _curve_area(xs, j, budget) / budget
+
+
+def majority_regret(maj_rows: Sequence[Sequence[float]], budget: int) -> float | None:
+    """The MRT authors' regret against a majority-vote comparator on the episode axis, for one
+    trace (their ``regret_additional`` notebook).
+
+    ``maj_rows[i]`` = (maj@1, maj@2, maj@4, maj@8) of the answers forced after prefix i (J(empty)
+    first). Over each of the first ``budget`` steps i -> i+1 the axis runs x = 1..6 and a sampled
+    answer costs one unit of it: thinking on is the line from maj@1(i) at x=1 to J(i+1) at x=6,
+    and the comparator is the better of that line and stopping to vote, maj@k at x = k (maj@6 =
+    the mean of maj@4 and maj@8), taken at x in {1, 2, 4, 6}, trapezoid areas. The trace's value
+    is sum(area_opt - area_line) / sum(area_opt) over its steps; None when area_opt is 0 (the
+    authors skip such traces) or it has no step. Average the values over traces.
+    """
+    xs = (1.0, 2.0, 4.0, 6.0)
+    opt_total, gap_total = 0.0, 0.0
+    for i in range(min(len(maj_rows) - 1, budget)):
+        m1, m2, m4, m8 = (float(v) for v in maj_rows[i][:4])
+        nxt = float(maj_rows[i + 1][0])
+        vote = (m1, m2, m4, (m4 + m8) / 2)
+        line = [m1 + (x - 1) / 5 * (nxt - m1) for x in xs]
+        opt = [max(a, b) for a, b in zip(vote, line)]
+        area_opt, area_line = _trapz(xs, opt), _trapz(xs, line)
+        opt_total += area_opt
+        gap_total += area_opt - area_line
+    return gap_total / opt_total if opt_total > 0 else None
+
+
+def _trapz(xs: Sequence[float], ys: Sequence[float]) -> float:
+    return sum(0.5 * (y0 + y1) * (x1 - x0) for x0, x1, y0, y1 in zip(xs[:-1], xs[1:], ys[:-1], ys[1:]))
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -83,11 +126,20 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
+TIE_RULES = ("expected", "authors")
+
+
 def majority_vote_score(answers: Sequence[str | None], correct: Sequence[bool],
-                        weights: Sequence[float] | None = None) -> float:
-    """Score of one majority vote: missing answers (None) do not vote; a tie at the top among m
-    answers that includes the correct one scores 1/m (0.5 for the common two-way tie); no votes
-    scores 0."""
+                        weights: Sequence[float] | None = None, tie: str = "expected") -> float:
+    """Score of one majority vote. ``answers`` are vote labels: equivalent answers must carry the
+    same label (see ``Task.answer_labels``); None (no answer) does not vote; no votes scores 0.
+
+    A tie at the top that includes the correct answer scores 1/m among m tied answers with
+    ``tie="expected"`` (the expected score of a random tie-break) and 0.5 whatever m with
+    ``tie="authors"`` (the MRT authors' code); the two agree on the common two-way tie.
+    """
+    if tie not in TIE_RULES:
+        raise ValueError(f"tie must be one of {TIE_RULES}, got {tie!r}")
     votes: dict[str, float] = defaultdict(float)
     good: set[str] = set()
     for i, (a, c) in enumerate(zip(answers, correct)):
@@ -100,17 +152,25 @@ def majority_vote_score(answers: Sequence[str | None], correct: Sequence[bool],
         return 0.0
     top = max(votes.values())
     tied = [a for a, v in votes.items() if math.isclose(v, top, rel_tol=1e-9, abs_tol=1e-12)]
-    return sum(a in good for a in tied) / len(tied)
+    hits = sum(a in good for a in tied)
+    if not hits or len(tied) == 1:
+        return float(hits > 0)
+    return hits / len(tied) if tie == "expected" else 0.5
+
+
+def vote_weights(mean_logprobs: Sequence[float]) -> list[float]:
+    """The MRT authors' vote weight of an answer: 2 ** (its mean token log-prob, natural log)."""
+    return [2.0 ** float(x) for x in mean_logprobs]
 
 
 def maj_at_k(answers: Sequence[str | None], correct: Sequence[bool], k: int,
              weights: Sequence[float] | None = None, max_subsets: int = 2000,
-             seed: int = 0) -> float:
+             seed: int = 0, tie: str = "expected") -> float:
     """Expected majority-vote score over k answers drawn without replacement from the n given.
 
     Exact (all C(n, k) subsets) when there are at most ``max_subsets`` of them, otherwise the
-    mean over ``max_subsets`` random subsets (seeded). The authors weighted votes by
-    2^(mean token logprob); pass such ``weights`` to reproduce that.
+    mean over ``max_subsets`` random subsets (seeded). ``weights`` (e.g. :func:`vote_weights`)
+    weight the votes; ``tie`` is the tie rule of :func:`majority_vote_score`.
     """
     n = len(answers)
     if not 1 <= k <= n:
@@ -118,7 +178,7 @@ def maj_at_k(answers: Sequence[str | None], correct: Sequence[bool], k: int,
 
     def score(idx):
         return majority_vote_score([answers[i] for i in idx], [correct[i] for i in idx],
-                                   None if weights is None else [weights[i] for i in idx])
+                                   None if weights is None else [weights[i] for i in idx], tie)
 
     if math.comb(n, k) <= max_subsets:
         subsets = list(itertools.combinations(range(n), k))
@@ -145,6 +205,26 @@ def tokens_to_reach(budgets: Sequence[float], accuracy: Sequence[float], target:
         if a >= target - 1e-12:
             return b
     return None
+
+
+def tokens_to_fraction(budgets: Sequence[float], accuracy: Sequence[float],
+                       fractions: Sequence[float] = (0.5, 0.75, 0.9, 1.0)) -> dict[str, dict]:
+    """Tokens to reach each fraction of the curve's final accuracy: {"0.9": {"accuracy": target,
+    "tokens": budget or None}}. The target is the exact product (never rounded above the final
+    accuracy, so the 100% target is always reached)."""
+    final = accuracy[-1]
+    return {f"{f:g}": {"accuracy": f * final, "tokens": tokens_to_reach(budgets, accuracy, f * final)}
+            for f in fractions}
+
+
+def step_points(budgets: Sequence[float], values: Sequence[float]) -> dict[str, float]:
+    """A step curve reduced to the points where it changes, plus its first and last point: a
+    lossless form of it for :func:`resample_curve` (which reads a step curve)."""
+    out = {}
+    for i, (b, v) in enumerate(zip(budgets, values)):
+        if i == 0 or i == len(values) - 1 or v != values[i - 1]:
+            out[f"{b:g}"] = v
+    return out
 
 
 def resample_curve(points: dict, grid: Sequence[int]) -> list[float]:

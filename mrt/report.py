@@ -42,12 +42,17 @@ def make_plots(out: Path, summary: dict) -> dict[str, Path]:
     a2.set(xlabel="episode", ylabel="mean progress", title="Progress by episode")
     paths["j_progress"] = _save(plt, fig, pdir / "j_progress.png")
 
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    b = [int(x) for x in summary["normalized_regret"]]
-    ax.plot(b, list(summary["normalized_regret"].values()), marker="o", label="vs J* = 1")
-    ax.plot(b, list(summary["majority_regret"].values()), marker="s", label="vs max(J, maj@k)")
-    ax.set(xlabel="token budget C", ylabel="normalised regret", ylim=(0, 1), title="Regret vs budget")
-    ax.legend()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    labels = {"thinking": "thinking tokens, from (0, J(empty))", "authors": "authors' axis, from (0, 0)"}
+    for axis, values in summary.get("regret_by_axis", {"thinking": summary["normalized_regret"]}).items():
+        a1.plot([int(x) for x in values], list(values.values()), marker="o", label=labels.get(axis, axis))
+    a1.set(xlabel="token budget C", ylabel="normalised regret (J* = 1)", ylim=(0, 1), title="Regret vs budget")
+    a1.legend(fontsize=8)
+    maj = {k: v for k, v in summary.get("majority_regret", {}).items() if k.isdigit() and v is not None}
+    if maj:
+        a2.plot([int(k) for k in maj], list(maj.values()), marker="s")
+    a2.set(xlabel="episode budget (steps)", ylabel="regret vs majority vote", ylim=(0, 1),
+           title="Majority-comparator regret (authors' form)")
     paths["regret"] = _save(plt, fig, pdir / "regret.png")
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
@@ -83,8 +88,8 @@ def write_report(out: Path, summary: dict, records: list[dict], n_examples: int 
     out = Path(out)
     plots = make_plots(out, summary)
     keys = ["model", "task", "knobs", "n_problems", "n_traces", "accuracy", "accuracy_ci",
-            "mean_output_tokens", "mean_episodes", "trace_status", "normalized_regret",
-            "majority_regret", "maj_at_k", "pass_at_k", "tokens_to_accuracy", "extrapolation"]
+            "mean_output_tokens", "mean_episodes", "trace_status", "grader_failures", "regret_axis",
+            "normalized_regret", "regret_by_axis", "majority_regret", "maj_at_k", "pass_at_k", "tokens_to_accuracy", "extrapolation"]
     rows = "".join(f"<tr><th>{k}</th><td><code>{html.escape(json.dumps(summary.get(k), default=str))}"
                    "</code></td></tr>" for k in keys)
     examples = []
@@ -105,7 +110,8 @@ img{{max-width:100%}}code{{white-space:pre-wrap;word-break:break-all}}</style></
 <h1>Test-time compute analysis</h1>
 <p>J is the success rate of answers forced after a thinking prefix; progress is the change of J
 across an episode; normalised regret at budget C is 1 - (1/C)&int;J(t)dt with J interpolated
-over thinking tokens from (0, 0).</p>
+between episode ends (on thinking tokens from (0, J(empty)), or on the MRT authors' axis from
+(0, 0): see docs/concepts.md).</p>
 <table>{rows}</table>
 <h2>Plots</h2>{''.join(_img(p) for p in plots.values())}
 <h2>Example traces</h2>{''.join(examples)}

@@ -27,18 +27,18 @@ def test_length_penalty():
 def test_termination_baseline_unscaled():
     # terminated rows (first half) score 1, 0 -> b = .5; group mean m = (1+0+1+1)/4 = .75
     r, t = [1, 0, 1, 1], [True, True, False, False]
-    a = adv.termination_baseline_advantages(r, t, 4, alpha=1.0, scale=False)
+    a = adv.termination_baseline_advantages(r, t, 4, alpha=1.0, scale="none")
     # A = (R - .75) + 1 * (R - .5)
     assert a == pytest.approx([0.25 + 0.5, -0.75 - 0.5, 0.25 + 0.5, 0.25 + 0.5])
     # alpha = 0 is GRPO's unscaled advantage
-    assert adv.termination_baseline_advantages(r, t, 4, alpha=0.0, scale=False) == \
+    assert adv.termination_baseline_advantages(r, t, 4, alpha=0.0, scale="none") == \
         pytest.approx(adv.grpo_advantages(r, 4, scale=False))
 
 
 def test_termination_baseline_progress_sign():
     # stopping now already solves it (b = 1): continuing rows that fail get a large negative
     # advantage, continuing rows that also solve it get only the group term
-    a = adv.termination_baseline_advantages([1, 1, 1, 0], [True, True, False, False], 4, alpha=2.0, scale=False)
+    a = adv.termination_baseline_advantages([1, 1, 1, 0], [True, True, False, False], 4, alpha=2.0, scale="none")
     m = 0.75
     assert a == pytest.approx([1 - m, 1 - m, 1 - m, (0 - m) + 2 * (0 - 1)])
     with pytest.raises(ValueError, match="force-terminated"):
@@ -49,9 +49,26 @@ def test_termination_baseline_scaled():
     r, t = [1, 0, 0, 0], [True, True, False, False]
     s = adv._std(r) + adv.EPS  # sample std of [1,0,0,0] = .5
     assert adv._std(r) == pytest.approx(0.5)
-    a = adv.termination_baseline_advantages(r, t, 4, alpha=1.0, scale=True)
+    a = adv.termination_baseline_advantages(r, t, 4, alpha=1.0, scale="group")
     # m = .25, b = .5
     assert a == pytest.approx([((1 - .25) + .5) / s, ((0 - .25) - .5) / s, ((0 - .25) - .5) / s, ((0 - .25) - .5) / s])
+
+
+def test_termination_baseline_batch_scale_and_authors_form():
+    # two groups of 2; batch std of [1, 0, 1, 1] = .5
+    r, t = [1, 0, 1, 1], [True, False, True, False]
+    s = 0.5 + adv.EPS
+    a = adv.termination_baseline_advantages(r, t, 2, alpha=1.0, scale="batch")
+    # group 1: m = .5, b = 1 -> (.5 + 0), (-.5 - 1); group 2: m = 1, b = 1 -> 0, 0 (not 0/EPS)
+    assert a == pytest.approx([0.5 / s, -1.5 / s, 0.0, 0.0])
+    # the authors' RL README: A = R - R_termination, no group-mean term
+    a = adv.termination_baseline_advantages([1, 0, 1, 1], [True, True, False, False], 4, scale="none",
+                                            form="termination")
+    assert a == pytest.approx([0.5, -0.5, 0.5, 0.5])  # b = .5
+    with pytest.raises(ValueError, match="form"):
+        adv.termination_baseline_advantages(r, t, 2, form="paper")
+    with pytest.raises(ValueError, match="scale"):
+        adv.termination_baseline_advantages(r, t, 2, scale=True)
 
 
 def test_progress_from_j():
@@ -73,6 +90,13 @@ def test_dense_token_advantages():
 def test_star_filter():
     assert adv.star_keep([1, 0, True, False]) == [True, False, True, False]
     assert adv.kept_advantages([True, False]) == [1.0, 0.0]
+    # token-mean loss: kept rows weigh T / T_kept, so the step is the mean over the kept tokens
+    # whether 1 or 3 of 4 traces are kept (rows of 10, 20, 30, 40 tokens: T = 100)
+    assert adv.kept_advantages([True, False, False, False], [10, 20, 30, 40]) == pytest.approx([10, 0, 0, 0])
+    assert adv.kept_advantages([True, True, True, False], [10, 20, 30, 40]) == pytest.approx([100 / 60] * 3 + [0])
+    # one process's rows, with the batch totals of all processes
+    assert adv.kept_advantages([True, False], [10, 20], total=(200, 50)) == pytest.approx([4.0, 0.0])
+    assert adv.kept_advantages([False, False], [10, 20]) == [0.0, 0.0]
 
 
 def test_mrt_star_filter():
@@ -93,6 +117,9 @@ def test_mrt_star_filter_final_j_and_ties():
     assert adv.mrt_star_keep(correct, curves, 4) == [True, False, False, True]
     # a group with no candidate keeps nothing
     assert adv.mrt_star_keep([False, False], [[0, 1], [0, 1]], 2) == [False, False]
-    # correct traces with no thinking episode are kept only when no candidate has episodes
+    # a correct trace with no thinking episode and a confident J(empty) wasted no episode: kept
     assert adv.mrt_star_keep([True, True], [[1.0], [1.0]], 2) == [True, True]
-    assert adv.mrt_star_keep([True, True], [[1.0], [0.0, 1.0]], 2) == [False, True]
+    assert adv.mrt_star_keep([True, True], [[1.0], [0.0, 1.0]], 2) == [True, True]
+    assert adv.mrt_star_keep([True, True, True], [[1.0], [0.0, 1.0], [0.0, 0.5, 1.0]], 3) == [True, True, False]
+    # ... but not when J(empty) is below min_final_j
+    assert adv.mrt_star_keep([True, True], [[0.25], [0.0, 1.0]], 2) == [False, True]

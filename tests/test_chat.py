@@ -5,7 +5,7 @@ import pytest
 
 from mrt.chat import encode_prompt
 from mrt.tasks import get_task
-from mrt.tasks.base import Problem, R1_TERMINATION
+from mrt.tasks.base import Problem, R1_ANSWER_OPENER, R1_TERMINATION
 
 THINKING = ("Let me compute 12 * 7 first.\n\n12 * 7 = 84.\n\nThen add 5: 89.\n\n"
             "Wait, the question asks for 12 * 7 + 5, so 89 is right.\n\nLet me re-check: 84 + 5 = 89.\n\n"
@@ -50,14 +50,20 @@ def test_termination_text_placed_token_exactly(tok):
         prefix = tok.decode(think[:cut], skip_special_tokens=False)
         assert text.startswith(prompt_text + prefix)
         if cut == 0:  # right after "<think>\n", as the authors did
-            assert text == prompt_text + R1_TERMINATION
+            assert text == prompt_text + R1_TERMINATION + R1_ANSWER_OPENER
         else:  # the prefix's own text, trailing newlines dropped, then exactly one blank line
-            assert text == prompt_text + prefix.rstrip("\n") + "\n\n" + R1_TERMINATION
-        assert text.endswith("formulate a final answer based on what I already have.\n</think>")
+            assert text == prompt_text + prefix.rstrip("\n") + "\n\n" + R1_TERMINATION + R1_ANSWER_OPENER
+        # the authors' exact text, with their answer opener after </think>
+        assert text.endswith("formulate a final answer based on what I already have.\n</think>\n\n"
+                             "**Step-by-Step Explanation and Answer:**\n\n1. **")
         # the boxed guess in the thinking is never part of what gets graded
         assert task.answer_part("anything", terminated=True) == "anything"
-    end_ids = tok.encode("</think>", add_special_tokens=False)
-    assert forced[-len(end_ids):] == end_ids
+    # a natural end (the output closed thinking itself): only "\n</think>", as the authors did
+    natural = task.forced_ids(tok, prompt, think, natural_end=True)
+    assert natural[:len(prompt) + len(think)] == prompt + think
+    assert tok.decode(natural, skip_special_tokens=False) == prompt_text + THINKING + "\n</think>"
+    with_nl = tok.encode(THINKING + "\n", add_special_tokens=False)
+    assert tok.decode(task.forced_ids(tok, prompt, with_nl, natural_end=True)).endswith("No, 89.\n</think>")
 
 
 def test_thinking_split_and_answer_part_only(tok):
@@ -73,3 +79,25 @@ def test_thinking_split_and_answer_part_only(tok):
     plain = get_task("math", thinking="none")
     th, ans = plain.split_output(out, tok)
     assert ans == th and out[-1] == tok.eos_token_id and len(th) == len(out) - 1
+
+
+MULTIBYTE = ["Soit f(x) = x² — café, déjà vu, naïve.", "東京と大阪の距離を計算します。",
+             "Emoji check 🙂🎉👩‍👩‍👧: $\\frac{\\sqrt{3}}{2} \\approx 0.866$.",
+             "Wait, ça fait combien ? 中文 😀.", "Let $\\alpha \\in \\mathbb{R}$ and ∑ᵢ xᵢ.", "Ok.",
+             "But wait, Ωmega ≠ ω; 🤔.", "Done ✅."]
+
+
+def test_episode_ends_are_token_exact_on_multibyte_text(tok):
+    """Byte-level tokens that split accents, CJK and emoji must not shift episode ends: each end
+    is the first token whose prefix decodes to the whole episodes before it."""
+    task = get_task("math", episode_max_steps=49, episode_group_size=1)
+    text = "\n\n".join(MULTIBYTE)
+    ids = tok.encode(text, add_special_tokens=False)
+    assert len(ids) > len(text) // 3  # byte-level pieces, not one token per character
+    ends = task.episode_ends(ids, tok)
+    # hand-computed: paragraphs 3 ("Wait") and 6 ("But wait") start episodes (gap >= 3)
+    expected = ["\n\n".join(MULTIBYTE[:3]), "\n\n".join(MULTIBYTE[:6]), text]
+    assert len(ends) == 3 and ends[-1] == len(ids)
+    for end, want in zip(ends, expected):
+        assert tok.decode(ids[:end]).startswith(want)
+        assert len(tok.decode(ids[:end - 1])) < len(want)  # and not one token later than needed

@@ -44,3 +44,9 @@ def test_didactic_and_chunk_ends():
     assert didactic_ends(["v1", "try", "v2"]) == [1, 3]
     assert chunk_ends(10, 4) == [4, 8, 10]
     assert chunk_ends(8, 4) == [4, 8]
+
+
+def test_r1_marker_after_leading_whitespace_is_not_a_boundary():
+    # the authors match the paragraph's first characters, with no strip
+    paras = ["a", "b", "c", " Wait, spaced", "\nWait, newline", "d", "e", "Wait, real"]
+    assert r1_episode_starts(paras) == [7]

@@ -39,3 +39,32 @@ def test_adversarial_answer_is_wrong_not_a_hang():
     t0 = time.time()
     assert not grade_answer_part(r"\boxed{9^{9^{9^{9^{9^{9}}}}}}", "70", timeout=2)
     assert time.time() - t0 < 30
+
+
+def test_boxed_without_braces():
+    assert last_boxed(r"so the answer is \boxed 5.") == "5."
+    assert last_boxed(r"$\boxed 5$") == "5"
+    assert last_boxed(r"\boxed{3} then \boxed 7") == "7"
+    assert grade_answer_part(r"</think> Hence $\boxed 5$", "5")
+
+
+def test_grader_failures_counted_by_kind_and_logged_short(caplog, capfd):
+    import logging
+
+    from mrt import grading
+
+    before = dict(grading.failures)
+    with caplog.at_level(logging.WARNING):
+        # math-verify's own time-out (it used to swallow it: nothing was counted)
+        assert not math_equal(r"10^{10^{10^{10}}}", "70", timeout=2)
+        # an answer math-verify finds nothing in: graded wrong and counted, no string fallback
+        assert not math_equal("}}}{", "70")
+        # an adversarial 10,000-character answer: at most ~80 characters of it reach the log
+        assert not math_equal("(" * 10000 + "1", "70", timeout=2)
+    added = {k: grading.failures[k] - before.get(k, 0) for k in grading.FAILURE_KINDS}
+    assert added["timeout"] >= 1 and added["unparsed"] >= 1
+    assert sum(added.values()) >= 3
+    lines = [r.getMessage() for r in caplog.records if "grader" in r.getMessage()]
+    assert lines and all(len(line) < 250 for line in lines)
+    err = capfd.readouterr().err
+    assert "(" * 200 not in err and "(" * 200 not in caplog.text

@@ -11,26 +11,51 @@ def test_progress():
 
 
 def test_normalized_regret_hand_computed():
-    ends, j = [10, 30], [0.5, 1.0]
-    # area: 0.5*0.5*10 + 0.5*(0.5+1)*20 + 1*10 = 27.5
-    assert M.normalized_regret(ends, j, 40) == pytest.approx(1 - 27.5 / 40)
-    # cut-off inside the second segment: J(20) = 0.75 by interpolation
-    assert M.normalized_regret(ends, j, 20) == pytest.approx(1 - (2.5 + 0.5 * (0.5 + 0.75) * 10) / 20)
-    # cut-off inside the first segment, from (0, 0): J(5) = 0.25
-    assert M.normalized_regret(ends, j, 5) == pytest.approx(1 - 0.625 / 5)
-    # exactly at a boundary
-    assert M.normalized_regret(ends, j, 10) == pytest.approx(1 - 2.5 / 10)
-    assert M.normalized_regret([], [], 8) == 1.0
+    # thinking axis: the curve starts at (0, J(empty)) and is linear between episode ends
+    ends, j = [10, 30], [0.2, 0.5, 1.0]
+    # area on [0, 40]: 10*(0.2+0.5)/2 + 20*(0.5+1)/2 + 10*1 = 3.5 + 15 + 10 = 28.5
+    assert M.normalized_regret(ends, j, 40) == pytest.approx(1 - 28.5 / 40)
+    # cut-off inside the second segment: J(20) = 0.75
+    assert M.normalized_regret(ends, j, 20) == pytest.approx(1 - (3.5 + 0.5 * (0.5 + 0.75) * 10) / 20)
+    # cut-off inside the first segment: J(5) = 0.35
+    assert M.normalized_regret(ends, j, 5) == pytest.approx(1 - 0.5 * (0.2 + 0.35) * 5 / 5)
+    assert M.normalized_regret(ends, j, 10) == pytest.approx(1 - 3.5 / 10)
+    # no thinking at all: answering at once is worth J(empty), at every budget (was 1.0)
+    assert M.normalized_regret([], [0.3], 8) == pytest.approx(0.7)
+    assert M.normalized_regret([], [0.0], 8) == 1.0
     with pytest.raises(ValueError):
         M.normalized_regret(ends, j, 0)
+    with pytest.raises(ValueError):
+        M.normalized_regret(ends, j[1:], 40)  # J(empty) missing
 
 
-def test_majority_comparator_regret():
-    ends, j, maj = [10, 20], [0.0, 1.0], [1.0, 1.0]
-    opt, model = M.comparator_areas(ends, j, maj, 20)
-    assert opt == pytest.approx(5 + 10)  # (0,0)->(10,1)->(20,1)
-    assert model == pytest.approx(5)  # (0,0)->(10,0)->(20,1)
-    assert M.majority_regret([(opt, model), (10.0, 10.0)]) == pytest.approx((15 - 5) / 25)
+def test_normalized_regret_authors_axis():
+    # the authors' notebook: x_j = meta-prover input tokens + mean answer tokens; curve from (0, 0)
+    xs = M.authors_axis([15, 35, 65], [4.0, 4.0, 4.0])
+    assert xs == [19, 39, 69]
+    assert M.authors_axis([15, 35, 45], [4.0, 30.0, 2.0]) == [19, 65, 65]  # never backwards
+    j = [0.2, 0.5, 1.0]
+    # area on [0, 100]: 19*0.1 + 20*0.35 + 30*0.75 + 31*1 = 62.4
+    assert M.normalized_regret_authors(xs, j, 100) == pytest.approx(0.376)
+    # C = 15 falls in the first segment, from (0, 0) to (19, 0.2): J(15) = 0.2*15/19
+    assert M.normalized_regret_authors(xs, j, 15) == pytest.approx(1 - 0.5 * 15 * (0.2 * 15 / 19) / 15)
+    assert M.normalized_regret_authors(xs, j, 15) == pytest.approx(0.921053, abs=1e-6)
+    with pytest.raises(ValueError):
+        M.normalized_regret_authors(xs, j[:2], 100)
+
+
+def test_majority_regret_authors_episode_axis():
+    # one trace, rows (maj@1, maj@2, maj@4, maj@8) per prefix (J(empty) first)
+    rows = [[0.2, 0.3, 0.5, 0.6], [0.5, 0.6, 0.7, 0.8], [1.0, 1.0, 1.0, 1.0]]
+    # step 0: vote (x=1,2,4,6) = .2 .3 .5 .55; thinking on, .2 -> .5 over x 1..6: .2 .26 .38 .5
+    # opt = .2 .3 .5 .55: area 0.25 + 0.8 + 1.05 = 2.1; line: 0.23 + 0.64 + 0.88 = 1.75
+    assert M.majority_regret(rows, 1) == pytest.approx((2.1 - 1.75) / 2.1)
+    # step 1: vote .5 .6 .7 .75; line .5 -> 1: .5 .6 .8 1.0; opt .5 .6 .8 1.0 = line: gap 0
+    # area_opt = 0.55 + 1.4 + 1.8 = 3.75, so (0.35 + 0) / (2.1 + 3.75)
+    assert M.majority_regret(rows, 2) == pytest.approx(0.35 / 5.85)
+    assert M.majority_regret(rows, 6) == pytest.approx(0.35 / 5.85)  # only 2 steps exist
+    assert M.majority_regret([[0, 0, 0, 0], [0, 0, 0, 0]], 1) is None  # no comparator area: skipped
+    assert M.majority_regret([[1, 1, 1, 1]], 3) is None  # no step
 
 
 def test_maj_at_k_ties_and_missing():
@@ -41,9 +66,39 @@ def test_maj_at_k_ties_and_missing():
     assert M.maj_at_k(answers, correct, 2) == pytest.approx(4 / 6)
     assert M.maj_at_k(answers, correct, 1) == pytest.approx(2 / 4)
     assert M.majority_vote_score([None, None], [False, False]) == 0.0
+    # a three-way tie with the correct answer: 1/3 expected, 0.5 by the authors' rule
     assert M.majority_vote_score(["a", "b", "c"], [False, True, False]) == pytest.approx(1 / 3)
+    assert M.majority_vote_score(["a", "b", "c"], [False, True, False], tie="authors") == 0.5
+    assert M.majority_vote_score(["a", "b", "c"], [False, False, False], tie="authors") == 0.0
     assert M.majority_vote_score(["a", "b", "b"], [True, False, False], weights=[3, 1, 1]) == 1.0
     assert M.majority_vote_score(["a", "b", "b"], [True, False, False]) == 0.0
+    with pytest.raises(ValueError):
+        M.majority_vote_score(["a"], [True], tie="coin")
+
+
+def test_vote_weights_are_the_authors():
+    # 2 ** mean log-prob: a confident answer (-0.1) outweighs two unsure ones (-3)
+    w = M.vote_weights([-0.1, -3.0, -3.0])
+    assert w == pytest.approx([2 ** -0.1, 0.125, 0.125])
+    assert M.majority_vote_score(["a", "b", "b"], [True, False, False], weights=w) == 1.0
+
+
+def test_maj_at_k_votes_equivalent_answers_together():
+    from mrt.tasks import get_task
+    from mrt.tasks.base import Problem
+
+    task = get_task("math")
+    p = Problem("p", "", "1/2")
+    answers = ["\\frac{1}{2}", "0.5", "3", "3"]
+    correct = [task.grade(p, a) for a in answers]
+    assert correct == [True, True, False, False]
+    labels = task.answer_labels(answers)
+    assert labels == ["\\frac{1}{2}", "\\frac{1}{2}", "3", "3"]
+    # raw strings: "3" wins 2 to 1 (maj@4 = 0); as labels: a two-way tie with the correct answer
+    assert M.maj_at_k(answers, correct, 4) == 0.0
+    assert M.maj_at_k(labels, correct, 4) == 0.5
+    assert M.maj_at_k(labels, correct, 4, tie="authors") == 0.5
+    assert task.answer_labels([None, "x", "x"]) == [None, "x", "x"]
 
 
 def test_maj_at_k_sampled_when_many_subsets():
@@ -75,7 +130,23 @@ def test_budget_curves():
     assert [M.j_at_budget(ends, j, b) for b in (0, 9, 10, 29, 30, 99)] == [0.1, 0.1, 0.5, 0.5, 1.0, 1.0]
     assert M.tokens_to_reach([0, 10, 20], [0.1, 0.5, 0.9], 0.5) == 10
     assert M.tokens_to_reach([0, 10], [0.1, 0.2], 0.5) is None
-    assert not math.isnan(M.normalized_regret([5], [1.0], 5))
+    assert not math.isnan(M.normalized_regret([5], [0.0, 1.0], 5))
+
+
+def test_tokens_to_fraction_reaches_the_final_accuracy():
+    # final accuracy 2/3: a target rounded to 4 places (0.6667) would never be reached
+    b, acc = [0, 10, 20], [0.0, 1 / 3, 2 / 3]
+    t = M.tokens_to_fraction(b, acc)
+    assert t["1"] == {"accuracy": pytest.approx(2 / 3), "tokens": 20}
+    assert t["0.5"]["tokens"] == 10 and t["0.9"]["tokens"] == 20
+    assert set(t) == {"0.5", "0.75", "0.9", "1"}
+
+
+def test_step_points_are_lossless():
+    b, acc = [0, 3, 5, 9, 12, 40], [0.1, 0.1, 0.4, 0.4, 0.4, 0.4]
+    pts = M.step_points(b, acc)
+    assert pts == {"0": 0.1, "5": 0.4, "40": 0.4}  # the changes, and the last point (the tail)
+    assert M.resample_curve(pts, b) == acc
 
 
 def test_resample_curve():

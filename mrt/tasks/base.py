@@ -1,6 +1,7 @@
 """What a task is: problems with a prompt and a reference answer, plus an exact verifier."""
 from __future__ import annotations
 
+import bisect
 import logging
 from dataclasses import dataclass, field
 
@@ -12,6 +13,8 @@ log = logging.getLogger(__name__)
 
 R1_TERMINATION = ("Time is up.\n\nGiven the time I've spent and the approaches I've tried, I should "
                   "stop thinking and formulate a final answer based on what I already have.\n</think>")
+# what the authors' meta-prover writes after </think> before the model's forced answer
+R1_ANSWER_OPENER = "\n\n**Step-by-Step Explanation and Answer:**\n\n1. **"
 
 
 @dataclass
@@ -26,14 +29,16 @@ class Task:
     """Base class. Subclasses implement ``problems``, ``extract_answer`` and ``grade``.
 
     ``termination_text`` is appended to a thinking prefix to force an answer (the meta-prover);
-    ``think_end_text`` marks the natural end of thinking in an output; ``extension_texts`` are
-    appended in turn after a natural end to make the model think on (budget forcing), each
+    ``natural_end_text`` replaces it after the whole thinking of an output that ended thinking by
+    itself (None: the termination text there too); ``think_end_text`` marks the natural end of
+    thinking in an output; ``extension_texts`` are appended in turn after a natural end to make the model think on (budget forcing), each
     extension running until one of ``extension_stop_texts`` or ``extension_tokens`` tokens.
     The defaults are the R1-style choices of MRT-NOTES §2.
     """
 
     name: str = "task"
-    termination_text: str = "\n\n" + R1_TERMINATION
+    termination_text: str = "\n\n" + R1_TERMINATION + R1_ANSWER_OPENER
+    natural_end_text: str | None = "\n</think>"
     think_end_text: str = "</think>"
     extension_texts: tuple[str, ...] = ("\nWait", "\nBut wait", "\nAlternatively", "\nBut hold on")
     extension_stop_texts: tuple[str, ...] = ("</think>",)
@@ -67,15 +72,18 @@ class Task:
         """Token ids of the rendered prompt, with exactly one BOS where the tokenizer uses one."""
         return encode_prompt(tokenizer, self.render(problem, tokenizer))
 
-    def termination_ids(self, tokenizer, thinking_ids: list[int]) -> list[int]:
-        """Token ids of the termination text to append after ``thinking_ids``.
+    def termination_ids(self, tokenizer, thinking_ids: list[int], natural_end: bool = False) -> list[int]:
+        """Token ids of the text to append after ``thinking_ids`` to force an answer: the
+        termination text, or the natural-end text after the whole thinking of an output that
+        ended thinking by itself (``natural_end``; the authors append only ``\n</think>`` there).
 
-        A termination text that starts with newlines (the R1 default ``"\n\n" + R1_TERMINATION``)
-        is placed the authors' way: after an empty prefix the text comes right after the prompt,
-        otherwise after exactly one blank line; newlines the prefix already ends with are not
-        repeated. Other termination texts are appended as they are.
+        A text that starts with newlines (the R1 defaults) is placed the authors' way: after an
+        empty prefix it comes right after the prompt, otherwise its newlines are not repeated
+        where the prefix already ends with them. Other texts are appended as they are.
         """
         text = self.termination_text
+        if natural_end and self.natural_end_text is not None:
+            text = self.natural_end_text
         core = text.lstrip("\n")
         if core != text:
             if not thinking_ids:
@@ -86,9 +94,31 @@ class Task:
                 text = text[min(have, len(text) - len(core)):]
         return _encode_cached(tokenizer, text)
 
-    def forced_ids(self, tokenizer, prompt_ids: list[int], thinking_ids: list[int]) -> list[int]:
-        """The meta-prover's prompt: prompt + thinking prefix + termination text, as token ids."""
-        return list(prompt_ids) + list(thinking_ids) + self.termination_ids(tokenizer, thinking_ids)
+    def forced_ids(self, tokenizer, prompt_ids: list[int], thinking_ids: list[int],
+                   natural_end: bool = False) -> list[int]:
+        """The meta-prover's prompt: prompt + thinking prefix + termination (or natural-end)
+        text, as token ids."""
+        return list(prompt_ids) + list(thinking_ids) + self.termination_ids(tokenizer, thinking_ids, natural_end)
+
+    def same_answer(self, a: str, b: str) -> bool:
+        """Are two extracted answers the same answer (one vote in maj@k)? Equal strings here;
+        math tasks compare with math-verify."""
+        return a == b
+
+    def answer_labels(self, answers: list[str | None]) -> list[str | None]:
+        """Vote labels of answers: each answer is labelled with the first earlier answer it is
+        the same as (:meth:`same_answer`), so that equivalent answers vote together."""
+        reps: list[str] = []
+        out: list[str | None] = []
+        for a in answers:
+            if a is None:
+                out.append(None)
+                continue
+            rep = next((r for r in reps if a == r or self.same_answer(a, r)), None)
+            if rep is None:
+                reps.append(a)
+            out.append(a if rep is None else rep)
+        return out
 
     def split_output(self, token_ids: list[int], tokenizer) -> tuple[list[int], list[int] | None]:
         """(thinking ids, answer ids) of an output; answer None when thinking never ended.
@@ -137,23 +167,48 @@ class Task:
     def episode_ends(self, thinking_ids: list[int], tokenizer) -> list[int]:
         """Episode end offsets, in tokens, of a thinking stream (R1 segmentation by default).
 
-        Character ends of the R1 segmentation are mapped to the first token whose decoded text
-        reaches them (tokens decoded one by one).
+        The text is segmented as the tokens decode (:func:`decoded_char_ends`); each episode's
+        character end maps to the first token whose text reaches it, so a prefix of ``end``
+        tokens decodes to the episodes before it (plus, at most, the rest of that token).
         """
-        text = tokenizer.decode(thinking_ids, skip_special_tokens=False)
+        text, tok_ends = decoded_char_ends(tokenizer, thinking_ids)
         seg = segment_r1(text, self.r1_max_steps, self.r1_group_size, R1_MARKERS)
-        cum, ends, i = 0, [], 0
-        tok_ends = []
-        for t in thinking_ids:
-            cum += len(tokenizer.decode([t], skip_special_tokens=False))
-            tok_ends.append(cum)
-        for ce in seg.char_ends:
-            while i < len(tok_ends) and tok_ends[i] < ce:
-                i += 1
-            ends.append(min(i + 1, len(thinking_ids)))
+        ends = [bisect.bisect_left(tok_ends, ce) + 1 for ce in seg.char_ends]
+        ends = [min(e, len(thinking_ids)) for e in ends]
         if ends:
             ends[-1] = len(thinking_ids)
         return ends
+
+
+def decoded_char_ends(tokenizer, ids: list[int]) -> tuple[str, list[int]]:
+    """(text, ends): the decoded text of ``ids`` and, per token, the number of characters of it
+    that are complete once that token is read.
+
+    Byte-level tokens that split one character (an accent, a CJK character, an emoji) add
+    nothing until the character is whole: a token's text is the difference between decoding a
+    short window with and without it, and a window that decodes to an incomplete character
+    (U+FFFD at its end) waits for the next token. So ``text[:ends[i]]`` is exactly what the first
+    ``i + 1`` tokens decode to, for SentencePiece and byte-level BPE tokenizers alike.
+    """
+    def dec(a, b):
+        return tokenizer.decode(ids[a:b], skip_special_tokens=False)
+
+    pieces, ends, total = [], [], 0
+    start, read = 0, 0  # the window ids[start:i+1]; ids[start:read] is already in the text
+    for i in range(len(ids)):
+        before = dec(start, read) if read > start else ""
+        now = dec(start, i + 1)
+        if len(now) > len(before) and not now.endswith("\ufffd") and now.startswith(before):
+            pieces.append(now[len(before):])
+            total += len(now) - len(before)
+            start, read = read, i + 1
+        ends.append(total)
+    if read < len(ids):  # a trailing incomplete character: keep what the decoder makes of it
+        tail = dec(start, len(ids))[len(dec(start, read)) if read > start else 0:]
+        pieces.append(tail)
+        total += len(tail)
+        ends[-1] = total
+    return "".join(pieces), ends
 
 
 def _encode_cached(tokenizer, text: str) -> list[int]:

@@ -217,6 +217,7 @@ class StarTask(Task):
     _len: tuple[int, int] = field(init=False, repr=False)
 
     termination_text = END_THINK
+    natural_end_text = None  # the same END_THINK as a forced stop
     think_end_text = END_THINK
     extension_texts = (TRY,)
     extension_stop_texts = (TRY, CHECK, END_THINK)  # one more episode, then stop

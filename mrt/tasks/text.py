@@ -25,7 +25,7 @@ from pathlib import Path
 
 from mrt import grading
 from mrt.chat import THINK_OPEN, render_chat
-from mrt.tasks.base import R1_TERMINATION, Problem, Task
+from mrt.tasks.base import R1_ANSWER_OPENER, R1_TERMINATION, Problem, Task
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,10 @@ class TextTask(Task):
         if self.thinking == "none":
             self.think_end_text = ""
             self.termination_text = "\n\n" + NO_THINK_TERMINATION
+            self.natural_end_text = None
             self.extension_stop_texts = ()
         else:
-            self.termination_text = "\n\n" + R1_TERMINATION
+            self.termination_text = "\n\n" + R1_TERMINATION + R1_ANSWER_OPENER
 
     def base_knobs(self) -> dict:
         return {"template": self.template, "thinking": self.thinking, "instruction": self.instruction,
@@ -109,6 +110,9 @@ class TextTask(Task):
 
     def grade(self, problem: Problem, answer: str | None) -> bool:
         return grading.math_equal(answer, problem.answer, self.grader_timeout)
+
+    def same_answer(self, a: str, b: str) -> bool:
+        return grading.equivalent(a, b, self.grader_timeout)
 
 
 @dataclass

@@ -31,6 +31,8 @@ class TrainConfig:
     beta: float = arg(0.0, "KL coefficient against the starting model (0: no reference model)")
     scale_rewards: str = arg("group", "divide advantages by the group's reward std: group | batch | none")
     alpha: float = arg(1.0, "weight of the progress bonus (mrt, mrt-dense)")
+    mrt_advantage: str = arg("outcome+progress", "mrt: 'outcome+progress' ((R - mean R) + alpha (R - R_term)) or "
+                                                 "'termination' (R - R_term, the authors' RL README; alpha must be 1)")
     length_penalty: float = arg(0.5, "length-penalty coefficient: R = correct - coef * tokens / max tokens")
     mc_answers: int = arg(4, "forced answers per prefix to estimate J (mrt-dense, mrt-star)")
     answer_tokens: int = arg(0, "token cap of a forced answer (0: the task's default)")
@@ -122,6 +124,10 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"config key 'temperature' must be > 0, got {cfg.temperature}")
     if cfg.scale_rewards not in ("group", "batch", "none"):
         raise ValueError(f"config key 'scale_rewards' must be group, batch or none, got {cfg.scale_rewards!r}")
+    if cfg.mrt_advantage not in ("outcome+progress", "termination"):
+        raise ValueError(f"config key 'mrt_advantage' must be outcome+progress or termination, got {cfg.mrt_advantage!r}")
+    if cfg.mrt_advantage == "termination" and cfg.alpha != 1.0:
+        raise ValueError("config key 'alpha' has no role in mrt_advantage=termination (A = R - R_term); leave it at 1")
     if cfg.algo == "mrt" and cfg.num_generations < 2:
         raise ValueError("config key 'num_generations' must be >= 2 for mrt (half terminate, half continue)")
     if cfg.sft_style not in ("expert", "noisy", "hetero-low", "hetero-mid", "hetero-high"):

@@ -214,7 +214,6 @@ class MRTTrainer(GRPOTrainer):
         if algo in ("grpo", "length-penalty") or not self.model.training:
             return out
         device = out["advantages"].device
-        scale = self.mrt_config.scale_rewards != "none"
         local = [ids[m.bool()].tolist() for ids, m in zip(out["completion_ids"], mask)]
         correct = self._record["correct"]
         if algo == "mrt":
@@ -222,7 +221,8 @@ class MRTTrainer(GRPOTrainer):
             flags = torch.tensor([float(x["mrt_terminated"]) for x in inputs], device=device)
             terminated = [f > 0.5 for f in self.accelerator.gather(flags).tolist()]
             a = adv.termination_baseline_advantages(rewards, terminated, self.num_generations,
-                                                    self.mrt_config.alpha, scale)
+                                                    self.mrt_config.alpha, self.mrt_config.scale_rewards,
+                                                    self.mrt_config.mrt_advantage)
             start = self.accelerator.process_index * len(inputs)
             out["advantages"] = torch.tensor(a[start:start + len(inputs)], device=device)
             for name, rows in (("terminated", [r for r, t in zip(rewards, terminated) if t]),
@@ -243,7 +243,11 @@ class MRTTrainer(GRPOTrainer):
             else:
                 _, curves = self._j_curves(inputs, local)
                 keep = adv.mrt_star_keep(correct, curves, self.num_generations, self.mrt_config.min_final_j)
-            out["advantages"] = torch.tensor(adv.kept_advantages(keep), device=device)
+            lengths = [len(x) for x in local]
+            kept_tokens = sum(n for n, k in zip(lengths, keep) if k)
+            tot = self.accelerator.gather(torch.tensor([sum(lengths), kept_tokens], device=device).reshape(1, 2))
+            total = (int(tot[:, 0].sum().item()), int(tot[:, 1].sum().item()))
+            out["advantages"] = torch.tensor(adv.kept_advantages(keep, lengths, total), device=device)
             self._metrics["train"]["star/kept_fraction"].append(sum(keep) / len(keep))
         self._metrics["train"]["mrt/tokens_sampled"].append(float(self.tokens_sampled))
         return out
