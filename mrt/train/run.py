@@ -20,7 +20,8 @@ from mrt.train.config import TrainConfig, as_dict
 log = logging.getLogger(__name__)
 STATE_FILE = "mrt_state.json"
 EVAL_KEYS = ("accuracy", "mean_output_tokens", "mean_episodes", "j_by_episode", "progress_by_episode",
-             "normalized_regret", "maj_at_k", "accuracy_vs_tokens", "tokens_to_accuracy", "extrapolation")
+             "normalized_regret", "regret_by_axis", "majority_regret", "maj_at_k", "accuracy_vs_tokens",
+             "tokens_to_accuracy", "grader_failures", "extrapolation")
 
 
 def _settings(cfg: TrainConfig) -> dict:
