@@ -27,8 +27,24 @@ def test_analyze_traces_made_elsewhere(smollm2_dir, tmp_path):
     assert [r["correct"] for r in recs] == [True, False]  # graded on the answer part as given
     assert len(recs[0]["episodes"]) == 3 and recs[0]["episodes"][1]["text"].lstrip().startswith("Wait")
     assert len(recs[0]["prefixes"]) == 4 and all(len(p["answers"]) == 2 for p in recs[0]["prefixes"])
+    # every prefix but the last is forced with the termination text; the last of a trace that
+    # closed its thinking is a natural end ("\n</think>" only) with a shorter meta-prover input
+    for r in recs:
+        assert [p["natural_end"] for p in r["prefixes"]] == [False] * (len(r["prefixes"]) - 1) + [True]
+    p = recs[0]["prefixes"]
+    assert p[-1]["input_tokens"] < p[-2]["input_tokens"] + 20  # no "Time is up ..." text there
+    assert all(q["answer_tokens"] > 0 and len(q["labels"]) == 2 for q in p)
     s = json.loads((out / "summary.json").read_text())
     assert s["n_traces"] == 2 and s["accuracy"] == 0.5
+    assert set(s["regret_by_axis"]) == {"thinking", "authors"} and s["regret_axis"] == "thinking"
+    assert s["normalized_regret"] == s["regret_by_axis"]["thinking"]
+    # the authors' axis starts at (0, 0) and counts the prompt: before the meta-prover's first
+    # input is even read, nothing is solved, so regret at a budget below the prompt is 1
+    assert main(args[:-2] + ["--budgets", "8", "16", "--out", str(tmp_path / "d")]) == 0
+    s8 = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert s8["regret_by_axis"]["authors"]["8"] == 1.0
+    assert isinstance(s["grader_failures"], dict)
+    assert main(args[:-2] + ["--regret-axis", "tokens", "--out", str(tmp_path / "c")]) == 2
     assert main(args) == 0  # a rerun resumes: nothing sampled again, same records
     assert [json.loads(x) for x in (out / "traces.jsonl").read_text().splitlines()] == recs
     bad = tmp_path / "bad.jsonl"
