@@ -110,6 +110,7 @@ def analyze_outputs(sampler, task, problem, cfg: AnalyzeConfig, index: int, prom
             "meta": problem.meta, "output": comp.text, "n_output_tokens": len(out_ids),
             "n_thinking_tokens": len(thinking), "finish_reason": comp.finish_reason,
             "status": status, "closed_thinking": closed, "answer": answer, "correct": correct,
+            "prompt_ids": list(prompt_ids), "thinking_ids": list(thinking),  # for the progress estimator
             "episodes": [{"start": a, "end": b, "text": tok.decode(thinking[a:b])}
                          for a, b in zip([0] + ends[:-1], ends)],
         })

@@ -41,14 +41,25 @@ class EvalConfig:
     base_url: str = arg("", "openai backend: the server's address, e.g. http://localhost:8000/v1")
     tokenizer: str = arg("", "openai/vllm backends: a local tokenizer of the served model (default: --model)")
     concurrency: int = arg(8, "openai backend: requests in flight")
+    stop: str = arg("", "stop thinking early by a rule: j-threshold:tau=T, stall:eps=E,m=M, confidence:tau=T, "
+                        "budget:tokens=B or natural (see docs/early-stopping.md)")
+    j_source: str = arg("oracle", "J estimate of j-threshold/stall: oracle (graded forced answers), vote "
+                                  "(their top vote share) or estimator (the learned progress estimator)")
+    stop_k: int = arg(4, "forced answers per boundary for the oracle/vote J estimate")
+    estimator: str = arg("", "trained progress estimator directory (j_source=estimator)")
+    chunk_tokens: int = arg(32, "--stop: tokens generated between looks for new episode boundaries")
+    segmentation: str = arg("task", "--stop: episode boundaries: 'task' (the task's own) or 'chunk:N' "
+                                    "(N-token chunks; the default for models that do not think in tags)")
 
 
-def eval_problem(sampler, task, problem, cfg: EvalConfig, index: int) -> dict:
+def eval_problem(sampler, task, problem, cfg: EvalConfig, index: int, controller=None) -> dict:
     from mrt.analyze import AnalyzeConfig, _extend, problem_seed
 
     tok = sampler.tokenizer
     seed = problem_seed(cfg.seed, index)
     prompt = task.prompt_ids(problem, tok)
+    if controller is not None:
+        return _controlled_row(sampler, task, problem, cfg, prompt, seed, controller)
     params = SamplingParams(n=cfg.samples, max_new_tokens=cfg.max_new_tokens or task.default_max_new_tokens,
                             temperature=cfg.temperature, top_p=cfg.top_p, seed=seed)
     comps = sampler.sample([prompt], params)[0]
@@ -73,6 +84,56 @@ def eval_problem(sampler, task, problem, cfg: EvalConfig, index: int) -> dict:
     return row
 
 
+def _controlled_row(sampler, task, problem, cfg: EvalConfig, prompt, seed, controller) -> dict:
+    from mrt.act.controller import run_controller
+
+    rule, estimator, segmentation = controller
+    traces = run_controller(sampler, task, problem, prompt, cfg.samples, rule, source=cfg.j_source, k=cfg.stop_k,
+                            max_new_tokens=cfg.max_new_tokens or task.default_max_new_tokens,
+                            answer_tokens=cfg.answer_tokens or task.default_answer_tokens,
+                            chunk_tokens=cfg.chunk_tokens, segmentation=segmentation, temperature=cfg.temperature,
+                            top_p=cfg.top_p, seed=seed, estimator=estimator)
+    answers = [t["answer"] for t in traces]
+    return {"problem_id": problem.id, "reference": problem.answer, "answers": answers,
+            "correct": [t["correct"] for t in traces], "labels": task.answer_labels(answers),
+            "n_tokens": [t["tokens"] for t in traces],
+            "finish": ["stop" if t["stopped_early"] or t["natural_end"] else "length" for t in traces],
+            "controller": traces}
+
+
+def _controller(cfg: EvalConfig, task):
+    """(rule, estimator, segmentation) of --stop, checked before any work; None without --stop."""
+    if not cfg.stop:
+        return None
+    import logging
+
+    from mrt.act.rules import parse_rule
+    from mrt.act.tradeoff import J_SOURCES
+
+    rule = parse_rule(cfg.stop)
+    if cfg.j_source not in J_SOURCES:
+        raise ValueError(f"j_source must be one of {', '.join(J_SOURCES)}, got {cfg.j_source!r}")
+    if cfg.stop_k < 1 or cfg.chunk_tokens < 1:
+        raise ValueError("stop_k and chunk_tokens must be >= 1")
+    segmentation = cfg.segmentation
+    if not (segmentation == "task" or (segmentation.startswith("chunk:") and segmentation[6:].isdigit()
+                                       and int(segmentation[6:]) > 0)):
+        raise ValueError(f"segmentation must be 'task' or 'chunk:N', got {segmentation!r}")
+    if segmentation == "task" and not task.think_end_text:
+        segmentation = f"chunk:{cfg.chunk_tokens}"
+        logging.getLogger(__name__).warning(
+            "the model does not think in tags (thinking=none): episode boundaries fall back to %s-token chunks "
+            "(--segmentation chunk:N to choose)", cfg.chunk_tokens)
+    estimator = None
+    if rule.signal == "j" and cfg.j_source == "estimator":
+        if not cfg.estimator:
+            raise ValueError("j_source=estimator needs --estimator DIR (mrt estimator train)")
+        from mrt.act.estimator import load_estimator
+
+        estimator = load_estimator(cfg.estimator)
+    return rule, estimator, segmentation
+
+
 def summarize(rows: list[dict], cfg: EvalConfig) -> dict:
     n = len(rows)
     if n == 0:
@@ -93,6 +154,13 @@ def summarize(rows: list[dict], cfg: EvalConfig) -> dict:
            "no_answer_fraction": sum(a is None for r in rows for a in r["answers"])
            / sum(len(r["answers"]) for r in rows),
            "grader_failures": dict(sum((Counter(r.get("grader_failures", {})) for r in rows), Counter()))}
+    if cfg.stop:
+        ts = [t for r in rows for t in r["controller"]]
+        out["stop"] = {"rule": cfg.stop, "j_source": cfg.j_source, "k": cfg.stop_k,
+                       "stopped_early_fraction": sum(t["stopped_early"] for t in ts) / len(ts),
+                       "mean_thinking_tokens": sum(t["generated_tokens"] for t in ts) / len(ts),
+                       "mean_overhead_tokens": sum(t["overhead_tokens"] for t in ts) / len(ts),
+                       "mean_answer_tokens": sum(t["answer_tokens"] for t in ts) / len(ts)}
     if cfg.extensions:
         by_e: dict[int, list[float]] = {}
         for r in rows:
@@ -113,6 +181,9 @@ def run_eval(cfg: EvalConfig, sampler=None) -> dict:
     from mrt.tiny import shipped_model_path
 
     task = get_task(cfg.task, **parse_knobs(cfg.knobs))
+    controller = _controller(cfg, task)  # a bad rule or setting: error before any work
+    if controller is not None and cfg.extensions:
+        raise ValueError("--stop and --extensions do not go together (stop early, or force thinking on)")
     for name in ("n_problems", "samples"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
@@ -132,7 +203,7 @@ def run_eval(cfg: EvalConfig, sampler=None) -> dict:
     with path.open("a") as f:
         for i, p in tqdm(todo, desc="eval", unit="problem"):
             before = Counter(grading.failures)
-            row = eval_problem(sampler, task, p, cfg, i)
+            row = eval_problem(sampler, task, p, cfg, i, controller)
             row["grader_failures"] = dict(Counter(grading.failures) - before)
             f.write(json.dumps(row) + "\n")
             f.flush()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mrt.samplers.base import SamplingParams
+from mrt.value_head import score_sequences, train_value_head
 
 
 @dataclass
@@ -52,57 +53,16 @@ def train_verifier(base_model: str, rollouts: list[Rollout], out: str | Path, st
 
     A finished verifier in ``out`` (``config.json`` present) is loaded instead of retrained.
     """
-    import torch
-    from datasets import Dataset
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
-                              Trainer, TrainingArguments)
-
-    out = Path(out)
-    tok = AutoTokenizer.from_pretrained(base_model)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    if (out / "config.json").is_file():
-        return AutoModelForSequenceClassification.from_pretrained(str(out)), tok
-    if not rollouts or len({r.correct for r in rollouts}) < 2:
+    if not (Path(out) / "config.json").is_file() and (not rollouts or len({r.correct for r in rollouts}) < 2):
         raise ValueError("the verifier needs both correct and wrong rollouts to learn from")
-    if threads:
-        torch.set_num_threads(threads)
-    model = AutoModelForSequenceClassification.from_pretrained(base_model, num_labels=1,
-                                                               problem_type="multi_label_classification")
-    model.config.pad_token_id = tok.pad_token_id
-    ds = Dataset.from_list([{"input_ids": r.prompt + r.output, "labels": [float(r.correct)]} for r in rollouts])
-    args = TrainingArguments(output_dir=str(out.with_name(out.name + ".ckpt")), max_steps=steps,
-                             per_device_train_batch_size=batch_size, learning_rate=learning_rate,
-                             lr_scheduler_type="cosine", warmup_steps=min(10, steps // 10), weight_decay=0.0,
-                             logging_steps=max(1, steps // 10), save_strategy="no", report_to=[], seed=seed,
-                             use_cpu=not torch.cuda.is_available(), disable_tqdm=True, dataloader_num_workers=0)
-    trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=DataCollatorWithPadding(tok))
-    trainer.train()
-    trainer.save_model(str(out))
-    tok.save_pretrained(str(out))
-    return trainer.model, tok
+    return train_value_head(base_model, [(r.prompt + r.output, float(r.correct)) for r in rollouts], out,
+                            steps=steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                            threads=threads)
 
 
 def score(model, tok, rollouts: list[Rollout], batch_size: int = 64) -> list[float]:
     """P(correct) of each rollout under the verifier."""
-    import torch
-
-    model.eval()
-    device = next(model.parameters()).device
-    pad = tok.pad_token_id
-    scores = []
-    with torch.inference_mode():
-        for i in range(0, len(rollouts), batch_size):
-            seqs = [r.prompt + r.output for r in rollouts[i:i + batch_size]]
-            width = max(map(len, seqs))
-            ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(seqs), width), dtype=torch.long)
-            for j, s in enumerate(seqs):  # right padding: the head reads the last non-pad token
-                ids[j, :len(s)] = torch.tensor(s)
-                mask[j, :len(s)] = 1
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, 0]
-            scores += torch.sigmoid(logits.float()).tolist()
-    return scores
+    return score_sequences(model, tok, [r.prompt + r.output for r in rollouts], batch_size)
 
 
 def verifier_accuracy(scores: list[float], labels: list[bool]) -> dict:

@@ -149,7 +149,7 @@ class Task:
             answer = self.extract_answer(tokenizer.decode(answer_ids, skip_special_tokens=False))
             return answer, answer is not None and bool(self.grade(problem, answer))
         except Exception as e:  # noqa: BLE001
-            log.warning("grading failed on problem %s: %s", problem.id, e)
+            log.warning("grading failed on problem %s: %.80s", problem.id, str(e))
             return None, False
 
     def answer_part(self, completion: str, terminated: bool = False) -> str | None:

@@ -165,11 +165,12 @@ class MRTTrainer(GRPOTrainer):
             prompts.append(task.forced_ids(tok, p, []))
             where.append((gi, None, 0))  # J(empty), once per group
         for i, ids in enumerate(completion_ids):
-            think = self._thinking(ids)
+            think, answer = task.split_output(list(ids), tok)
             ends = task.episode_ends(think, tok) if think else []
             ends_all.append(ends)
-            for j, e in enumerate(ends):
-                prompts.append(task.forced_ids(tok, prompt_ids[i // g], think[:e]))
+            for j, e in enumerate(ends):  # a rollout that closed its thinking ends naturally
+                natural = answer is not None and j == len(ends) - 1 and e == len(think)
+                prompts.append(task.forced_ids(tok, prompt_ids[i // g], think[:e], natural_end=natural))
                 where.append((i // g, i, j + 1))
         answer_tokens = cfg.answer_tokens or task.default_answer_tokens
         params = SamplingParams(n=cfg.mc_answers, max_new_tokens=answer_tokens, temperature=cfg.temperature,
