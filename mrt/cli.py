@@ -77,6 +77,42 @@ def _cmd_study(ns):
     print(f"results: {ns.out}/vb_vf.json")
 
 
+def _cmd_estimator(ns):
+    from mrt.act.estimator import EstimatorConfig, predict, train_estimator
+
+    if ns.action == "predict":
+        n = predict(ns.estimator, ns.analysis_dir, ns.out)
+        print(f"J predicted at every prefix of {n} traces: {ns.out}")
+        return
+    rep = train_estimator(from_namespace(EstimatorConfig, ns))
+    c = rep.get("calibration")
+    if c:
+        print(f"held-out prefixes: {c['n']}; ECE {c['ece']:.3f}, Brier {c['brier']:.4f} (the mean alone: "
+              f"{c['brier_of_the_mean']:.4f}), correlation {c['correlation'] if c['correlation'] is None else round(c['correlation'], 3)}")
+    print(f"estimator: {ns.out}; calibration: {ns.out}/calibration.json, {ns.out}/reliability.png")
+
+
+def _cmd_early_stop(ns):
+    import json
+    from pathlib import Path
+
+    from mrt.act.estimator import read_estimates, read_records
+    from mrt.act.tradeoff import tradeoff
+
+    records = read_records(ns.analysis_dir)
+    estimates = read_estimates(ns.estimates) if ns.estimates else None
+    sources = tuple(s for s in ns.j_sources if s != "estimator" or estimates is not None)
+    res = tradeoff(records, k=ns.k, rules=ns.rules or None, sources=sources, estimates=estimates)
+    out = Path(ns.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tradeoff.json").write_text(json.dumps(res, indent=1))
+    print(f"{'rule':28s} {'J source':9s} {'accuracy':>8s} {'tokens':>8s} {'overhead':>8s} {'vs natural':>10s}")
+    for p in res["points"]:
+        print(f"{p['rule']:28s} {p['source']:9s} {p['accuracy']:8.3f} {p['tokens']:8.1f} {p['overhead_tokens']:8.1f} "
+              f"{p['accuracy_vs_natural']:+10.3f}")
+    print(f"results: {out}/tradeoff.json")
+
+
 def _cmd_train(ns):
     from mrt.train.config import TrainConfig, load_config
     from mrt.train.run import run_train
@@ -163,6 +199,30 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("train", help="fine-tune with grpo, length-penalty, mrt, mrt-dense, star, mrt-star or sft")
     add_dataclass_args(sp, TrainConfig, only_given=True)
     sp.set_defaults(func=_cmd_train)
+
+    from mrt.act.estimator import EstimatorConfig
+
+    sp = sub.add_parser("estimator", help="the learned progress estimator: train it from analyses, or predict J")
+    acts = sp.add_subparsers(dest="action", required=True)
+    et = acts.add_parser("train", help="train on mrt analyze directories; report calibration on held-out problems")
+    add_dataclass_args(et, EstimatorConfig)
+    et.set_defaults(func=_cmd_estimator)
+    ep = acts.add_parser("predict", help="J at every prefix of an analysis directory's traces (JSONL)")
+    ep.add_argument("--estimator", required=True, help="trained estimator directory")
+    ep.add_argument("--analysis", dest="analysis_dir", required=True, help="mrt analyze directory")
+    ep.add_argument("--out", required=True, help="output JSONL file")
+    ep.set_defaults(func=_cmd_estimator)
+
+    sp = sub.add_parser("early-stop", help="accuracy vs tokens of every stop rule, replayed on an analysis directory")
+    sp.add_argument("--analysis", dest="analysis_dir", required=True, help="mrt analyze directory (its traces)")
+    sp.add_argument("--out", default="runs/early-stop", help="output directory (default: runs/early-stop)")
+    sp.add_argument("--k", type=int, default=4, help="forced answers per boundary for the controller's signal; "
+                                                    "the rest measure accuracy (default: 4)")
+    sp.add_argument("--rules", nargs="+", default=[], help="rules to replay (default: a grid of every rule)")
+    sp.add_argument("--j-sources", nargs="+", default=["oracle", "vote", "estimator"],
+                    help="J sources of j-threshold/stall (default: oracle vote estimator)")
+    sp.add_argument("--estimates", default="", help="estimator predictions (mrt estimator predict) for j-source estimator")
+    sp.set_defaults(func=_cmd_early_stop)
 
     sp = sub.add_parser("compare", help="tables and plots of several runs side by side")
     sp.add_argument("runs", nargs="+", help="run directories (of mrt train or mrt analyze)")
