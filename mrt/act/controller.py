@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from mrt.act.rules import StopRule, should_stop
 from mrt.episodes import chunk_ends
-from mrt.metaprover import grade_completions
+from mrt.metaprover import find_subsequence as _find, grade_completions
 from mrt.samplers.base import SamplingParams
 
 
@@ -143,13 +143,6 @@ def run_controller(sampler, task, problem, prompt_ids: list[int], n: int, rule: 
                     pending[i] = []
         live = [i for i in live if traces[i].stop is None and not traces[i].ended]
     return _answer(sampler, task, problem, prompt_ids, traces, answer_tokens, temperature, seed)
-
-
-def _find(seq: list[int], sub: list[int]) -> int:
-    for i in range(len(seq) - len(sub) + 1):
-        if seq[i:i + len(sub)] == sub:
-            return i
-    return -1
 
 
 def _answer(sampler, task, problem, prompt_ids, traces: list[Trace], answer_tokens, temperature, seed) -> list[dict]:
