@@ -19,13 +19,14 @@ from mrt import grading, metrics
 from mrt.config import arg, claim_run_dir
 from mrt.episodes import chunk_ends
 from mrt.metaprover import VoteRule, estimate_prefixes
+from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 from mrt.samplers.base import SamplingParams
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class AnalyzeConfig:
+class AnalyzeConfig(SamplerArgs):
     model: str = arg("", "model directory or hub id (default: the shipped didactic base model)")
     task: str = arg("star", "task name")
     knobs: list[str] = arg([], "task knobs as name=value, e.g. arms=2-5 arm_len=3")
@@ -43,12 +44,6 @@ class AnalyzeConfig:
     extensions: int = arg(4, "budget-forcing extensions past the natural end of thinking (0: off)")
     extension_tokens: int = arg(0, "token cap of each budget-forcing extension (0: the task's default)")
     seed: int = arg(0, "sampling seed")
-    backend: str = arg("hf", "sampler backend: hf (transformers here), vllm (in-process engine) or openai (a server)")
-    base_url: str = arg("", "openai backend: the server's address, e.g. http://localhost:8000/v1")
-    tokenizer: str = arg("", "openai/vllm backends: a local tokenizer of the served model (default: --model)")
-    concurrency: int = arg(8, "openai backend: requests in flight")
-    request_timeout: float = arg(600.0, "openai backend: seconds per request before a retry")
-    max_retries: int = arg(4, "openai backend: retries of a failed request (then the run stops, work so far kept)")
     traces: str = arg("", "JSONL of traces made elsewhere (fields: output, answer, problem or prompt, "
                           "optional problem_id): analyse them instead of sampling new ones")
     segmentation: str = arg("task", "episode splitter: 'task' (the task's own) or 'chunk:N' (N-token chunks)")
@@ -344,7 +339,7 @@ def _majority_regret(records: list[dict], ks: list[int]) -> dict:
 def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
     from tqdm import tqdm
 
-    from mrt.samplers import load_sampler
+
     from mrt.tasks import get_task, parse_knobs
     from mrt.tiny import shipped_model_path
 
@@ -364,8 +359,8 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
     model_name = cfg.model or str(shipped_model_path())
     out = Path(cfg.out)
     given = read_traces(cfg.traces)[:cfg.n_problems] if cfg.traces else None  # bad file: error first
-    claim_run_dir(out, _settings(cfg, task), free=("n_problems", "budgets", "regret_axis", "concurrency", "request_timeout",
-                                                   "max_retries", "base_url"))
+    claim_run_dir(out, _settings(cfg, task), free=("n_problems", "budgets", "regret_axis", "base_url",
+                                                   *ENGINE_FIELDS))
     traces_path = out / "traces.jsonl"
     if given is not None:
         problems = [p for p, _ in given]
@@ -378,9 +373,7 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
     if done:
         log.info("resuming: %d of %d problems already finished", len(problems) - len(todo), len(problems))
     if todo and sampler is None:
-        sampler = load_sampler(model_name, cfg.backend, base_url=cfg.base_url, tokenizer=cfg.tokenizer,
-                               concurrency=cfg.concurrency, timeout=cfg.request_timeout,
-                               max_retries=cfg.max_retries)
+        sampler = sampler_from(cfg, model_name)
     t0 = time.time()
     with traces_path.open("a") as f:
         for i, p in tqdm(todo, desc="analyze", unit="problem"):

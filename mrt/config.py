@@ -20,7 +20,8 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls, skip: tuple[str, ..
     """One flag per field. ``only_given``: flags left out stay out of the namespace (so that a
     config file's values are overridden only by the flags a user actually typed)."""
     hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
+    own = set(cls.__dict__.get("__annotations__", {}))  # a config's own flags first, shared ones after
+    for f in sorted(dataclasses.fields(cls), key=lambda f: f.name not in own):
         if f.name in skip or not f.init:
             continue
         flag = "--" + f.name.replace("_", "-")

@@ -17,11 +17,12 @@ from pathlib import Path
 from mrt import diagnostics as dg
 from mrt.config import arg, claim_run_dir
 from mrt.metaprover import estimate_prefixes
+from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 from mrt.samplers.base import SamplingParams
 
 
 @dataclass
-class DiagnoseConfig:
+class DiagnoseConfig(SamplerArgs):
     model: str = arg("", "model directory or hub id (default: the shipped didactic base model)")
     task: str = arg("star", "task name")
     knobs: list[str] = arg([], "task knobs as name=value")
@@ -142,7 +143,7 @@ def run_diagnose(cfg: DiagnoseConfig, sampler=None) -> dict:
     from tqdm import tqdm
 
     from mrt.analyze import load_finished
-    from mrt.samplers import load_sampler
+
     from mrt.tasks import get_task, parse_knobs
     from mrt.tiny import shipped_model_path
 
@@ -154,7 +155,7 @@ def run_diagnose(cfg: DiagnoseConfig, sampler=None) -> dict:
         raise ValueError("rollouts must be >= 2 to measure a spread")
     cfg.model = cfg.model or str(shipped_model_path())
     out = Path(cfg.out)
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "n_problems")}
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "n_problems", "base_url", *ENGINE_FIELDS)}
     settings["knobs"] = task.knobs()
     claim_run_dir(out, settings)
     path = out / "rollouts.jsonl"
@@ -162,7 +163,7 @@ def run_diagnose(cfg: DiagnoseConfig, sampler=None) -> dict:
     problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)
     todo = [(i, p) for i, p in enumerate(problems) if p.id not in done]
     if todo and sampler is None:
-        sampler = load_sampler(cfg.model)
+        sampler = sampler_from(cfg, cfg.model)
     with path.open("a") as f:
         for i, p in tqdm(todo, desc="diagnose", unit="problem"):
             row = rollouts_of(sampler, task, p, cfg, i)

@@ -17,11 +17,12 @@ from pathlib import Path
 
 from mrt import grading, metrics
 from mrt.config import arg, claim_run_dir
+from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 from mrt.samplers.base import SamplingParams
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(SamplerArgs):
     model: str = arg("", "model directory or hub id (default: the shipped didactic base model)")
     task: str = arg("star", "task name, e.g. math500, aime24, gsm8k, gym, data")
     knobs: list[str] = arg([], "task knobs as name=value")
@@ -37,10 +38,6 @@ class EvalConfig:
     extension_tokens: int = arg(0, "token cap of each extension (0: the task's default)")
     answer_tokens: int = arg(0, "token cap of the forced answer after an extension (0: the task's default)")
     seed: int = arg(0, "sampling seed")
-    backend: str = arg("hf", "sampler backend: hf, vllm or openai")
-    base_url: str = arg("", "openai backend: the server's address, e.g. http://localhost:8000/v1")
-    tokenizer: str = arg("", "openai/vllm backends: a local tokenizer of the served model (default: --model)")
-    concurrency: int = arg(8, "openai backend: requests in flight")
     stop: str = arg("", "stop thinking early by a rule: j-threshold:tau=T, stall:eps=E,m=M, confidence:tau=T, "
                         "budget:tokens=B or natural (see docs/early-stopping.md)")
     j_source: str = arg("oracle", "J estimate of j-threshold/stall: oracle (graded forced answers), vote "
@@ -176,7 +173,7 @@ def run_eval(cfg: EvalConfig, sampler=None) -> dict:
     from tqdm import tqdm
 
     from mrt.analyze import load_finished
-    from mrt.samplers import load_sampler
+
     from mrt.tasks import get_task, parse_knobs
     from mrt.tiny import shipped_model_path
 
@@ -189,7 +186,7 @@ def run_eval(cfg: EvalConfig, sampler=None) -> dict:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     cfg.model = cfg.model or str(shipped_model_path())
     out = Path(cfg.out)
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "n_problems", "concurrency", "base_url")}
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "n_problems", "base_url", *ENGINE_FIELDS)}
     settings["knobs"] = task.knobs()
     claim_run_dir(out, settings)
     path = out / "samples.jsonl"
@@ -197,8 +194,7 @@ def run_eval(cfg: EvalConfig, sampler=None) -> dict:
     problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)
     todo = [(i, p) for i, p in enumerate(problems) if p.id not in done]
     if todo and sampler is None:
-        sampler = load_sampler(cfg.model, cfg.backend, base_url=cfg.base_url, tokenizer=cfg.tokenizer,
-                               concurrency=cfg.concurrency)
+        sampler = sampler_from(cfg, cfg.model)
     t0 = time.time()
     with path.open("a") as f:
         for i, p in tqdm(todo, desc="eval", unit="problem"):

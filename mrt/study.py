@@ -22,18 +22,20 @@ resumes. ``OUT/vb_vf.json`` holds every figure; ``OUT/table.md`` and ``OUT/plots
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mrt.config import arg, claim_run_dir
+from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class StudyConfig:
+class StudyConfig(SamplerArgs):
     out: str = arg("runs/vb-vf", "output directory")
     quick: bool = arg(False, "a minute-long smoke run (tiny sizes; what the tests run)")
     model: str = arg("", "base model (default: the shipped didactic base model)")
@@ -117,8 +119,9 @@ def majority_curve(traces: Path, budgets: list[int], sequential: dict[str, float
 def _base_curve(cfg: StudyConfig, seed: int, out: Path) -> dict[str, float]:
     from mrt.analyze import AnalyzeConfig, run_analysis
 
+    engine = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(SamplerArgs)}
     run_analysis(AnalyzeConfig(model=cfg.model, task="star", knobs=list(cfg.knobs), out=str(out), n_problems=cfg.eval_problems,
-                               traces_per_problem=cfg.eval_traces, extensions=0, seed=seed))
+                               traces_per_problem=cfg.eval_traces, extensions=0, seed=seed, **engine))
     return sequential_curve(out / "traces.jsonl", cfg.budgets)
 
 
@@ -128,13 +131,12 @@ def _search_arm(cfg: StudyConfig, seed: int, n: int, out: Path, base_curve: dict
     if done.is_file():
         return json.loads(done.read_text())
     from mrt import verifier as vf
-    from mrt.samplers import load_sampler
     from mrt.tasks import get_task, parse_knobs
     from mrt.tiny import shipped_model_path
 
     model = cfg.model or str(shipped_model_path())
     task = get_task("star", **parse_knobs(cfg.knobs))
-    sampler = load_sampler(model)
+    sampler = sampler_from(cfg, model)
     k = cfg.verifier_rollouts
     train_p = task.problems(max(1, n // k), seed=11)  # the training problems of the other arms
     train = [r for rs in vf.sample_rollouts(sampler, task, train_p, k, task.default_max_new_tokens, seed=seed + 17)
@@ -200,7 +202,8 @@ def run_study(cfg: StudyConfig) -> dict:
     if any(n < 1 for n in cfg.data_sizes + cfg.best_of + cfg.budgets):
         raise ValueError("data_sizes, best_of and budgets must be positive")
     out = Path(cfg.out)
-    claim_run_dir(out, {k: v for k, v in asdict(cfg).items() if k not in ("out", "threads")}, free=("seeds",))
+    claim_run_dir(out, {k: v for k, v in asdict(cfg).items() if k not in ("out", "threads")},
+                  free=("seeds", "base_url", *ENGINE_FIELDS))
     results: dict = {"settings": {k: v for k, v in asdict(cfg).items() if k != "out"}, "seeds": {}}
     n_max = max(cfg.data_sizes)
     for seed in cfg.seeds:

@@ -53,9 +53,14 @@ class TrainConfig:
     eval_traces: int = arg(4, "traces per evaluation problem")
     eval_extensions: int = arg(4, "budget-forcing extensions in the evaluation (extrapolation past the natural end)")
     threads: int = arg(0, "torch CPU threads (0: torch's default)")
-    vllm_mode: str = arg("", "rollouts through TRL's vLLM integration (GPU): '' (off), colocate or server; "
-                             "MRT prefixes and J estimates still sample with transformers")
+    vllm_mode: str = arg("", "sample through TRL's vLLM integration: '' (off: transformers), colocate (an engine "
+                             "in each training process) or server (`trl vllm-serve`); rollouts and MRT's own samples "
+                             "(prefix traces, forced answers, J estimates) and the final evaluation all use it")
     vllm_server_base_url: str = arg("", "vllm_mode=server: address of `trl vllm-serve` (default: TRL's)")
+    vllm_memory: float = arg(0.0, "vllm_mode=colocate: the engine's memory fraction (0: TRL's 0.3 of the GPU; "
+                                  "without a GPU 0.2 of RAM)")
+    vllm_eager: str = arg("auto", "vllm_mode=colocate: eager mode, no compilation: auto (on without a GPU), on or off")
+    vllm_max_model_len: int = arg(0, "vllm_mode=colocate: engine context length (0: the model's)")
     bf16: bool = arg(False, "bfloat16 mixed precision (GPUs)")
 
 
@@ -128,6 +133,12 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"config key 'mrt_advantage' must be outcome+progress or termination, got {cfg.mrt_advantage!r}")
     if cfg.mrt_advantage == "termination" and cfg.alpha != 1.0:
         raise ValueError("config key 'alpha' has no role in mrt_advantage=termination (A = R - R_term); leave it at 1")
+    if cfg.vllm_mode not in ("", "colocate", "server"):
+        raise ValueError(f"config key 'vllm_mode' must be '', colocate or server, got {cfg.vllm_mode!r}")
+    if cfg.vllm_eager not in ("auto", "on", "off"):
+        raise ValueError(f"config key 'vllm_eager' must be auto, on or off, got {cfg.vllm_eager!r}")
+    if not 0 <= cfg.vllm_memory < 1:
+        raise ValueError(f"config key 'vllm_memory' must be in [0, 1), got {cfg.vllm_memory}")
     if cfg.algo == "mrt" and cfg.num_generations < 2:
         raise ValueError("config key 'num_generations' must be >= 2 for mrt (half terminate, half continue)")
     if cfg.sft_style not in ("expert", "noisy", "hetero-low", "hetero-mid", "hetero-high"):

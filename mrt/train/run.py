@@ -7,6 +7,7 @@ log history), ``eval/`` and ``eval-hard/`` (``mrt analyze`` outputs) and ``summa
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -26,7 +27,8 @@ EVAL_KEYS = ("accuracy", "mean_output_tokens", "mean_episodes", "j_by_episode", 
 
 def _settings(cfg: TrainConfig) -> dict:
     s = as_dict(cfg)
-    for k in ("out", "config", "eval_problems", "eval_knobs", "eval_traces", "eval_extensions", "report_to", "threads", "logging_steps"):
+    for k in ("out", "config", "eval_problems", "eval_knobs", "eval_traces", "eval_extensions", "report_to", "threads",
+              "logging_steps", "vllm_memory", "vllm_eager", "vllm_max_model_len"):
         s.pop(k)
     return s
 
@@ -139,20 +141,54 @@ def _build_trainer(cfg: TrainConfig, task, model, tok, out: Path):
     _fix_logging_dir(args, out)
     record: dict = {}
     reward = make_reward_fn(task, tok, cfg.algo, max_len, cfg.length_penalty, record)
-    return MRTTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=_dataset(task, cfg, tok),
-                      processing_class=tok, mrt_config=cfg, task=task, reward_record=record)
+    with _engine_options(cfg):
+        return MRTTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=_dataset(task, cfg, tok),
+                          processing_class=tok, mrt_config=cfg, task=task, reward_record=record)
 
 
 def _vllm_args(cfg: TrainConfig) -> dict:
-    """TRL's vLLM rollout settings (GPU machines; see docs/scale.md)."""
+    """TRL's vLLM settings (see docs/scale.md)."""
     if not cfg.vllm_mode:
         return {}
-    if cfg.vllm_mode not in ("colocate", "server"):
-        raise ValueError(f"vllm_mode must be '', colocate or server, got {cfg.vllm_mode!r}")
     kw = {"use_vllm": True, "vllm_mode": cfg.vllm_mode}
     if cfg.vllm_server_base_url:
         kw["vllm_server_base_url"] = cfg.vllm_server_base_url
+    if cfg.vllm_mode == "colocate":
+        from mrt.samplers.vllm import has_gpu
+
+        kw["vllm_gpu_memory_utilization"] = cfg.vllm_memory or (0.3 if has_gpu() else 0.2)
+        if cfg.vllm_max_model_len:
+            kw["vllm_max_model_length"] = cfg.vllm_max_model_len
     return kw
+
+
+@contextlib.contextmanager
+def _engine_options(cfg: TrainConfig):
+    """TRL builds its colocated engine itself and has no field for eager mode or dtype; this adds
+    them to its ``LLM(...)`` call (eager and float32 without a GPU, as ``mrt.samplers.vllm``)."""
+    if cfg.vllm_mode != "colocate":
+        yield
+        return
+    from trl.generation import vllm_generation as vg
+
+    from mrt.samplers.vllm import engine_settings
+
+    extra = engine_settings(eager=cfg.vllm_eager)
+    extra = {"enforce_eager": extra["enforce_eager"], "dtype": extra["dtype"]}
+    original = vg.LLM
+
+    def llm(*a, **kw):
+        try:
+            return original(*a, **{**extra, **kw})
+        except Exception as e:
+            raise RuntimeError(f"TRL's colocated vLLM engine did not start ({type(e).__name__}: {str(e)[-300:]}); "
+                               "lower --vllm-memory or --vllm-max-model-len, or check --vllm-eager") from e
+
+    vg.LLM = llm
+    try:
+        yield
+    finally:
+        vg.LLM = original
 
 
 def _fix_logging_dir(args, out: Path):
@@ -179,14 +215,28 @@ def _eval_budgets(cfg: TrainConfig, task) -> list[int]:
     return sorted({max(1, cap // 4), max(1, cap // 2), cap})
 
 
-def evaluate(model, tok, cfg: TrainConfig, out: Path, task) -> dict:
-    """The analysis module on held-out (and, if set, harder held-out) problems."""
-    from mrt.analyze import AnalyzeConfig, run_analysis
-    from mrt.samplers.hf import HFSampler
-
+def eval_sampler(trainer, model, tok):
+    """The final evaluation samples on the colocated engine when training used one (weights synced
+    first), else with transformers (also under ``vllm_mode=server``: ``trl vllm-serve`` has no
+    endpoint for token-id prompts with stop strings, so that is logged)."""
     import torch
 
-    sampler = HFSampler(model, tok, device="cuda" if torch.cuda.is_available() else "cpu")
+    if getattr(trainer, "use_vllm", False) and trainer.vllm_generation.mode == "colocate":
+        from mrt.samplers.vllm import VLLMSampler
+
+        trainer._sync_engine()
+        return VLLMSampler(trainer.vllm_generation.llm, tok)
+    if getattr(trainer, "use_vllm", False):
+        log.info("evaluation samples with transformers: the vLLM server is TRL's, not an OpenAI endpoint")
+    from mrt.samplers.hf import HFSampler
+
+    return HFSampler(model, tok, device="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def evaluate(sampler, cfg: TrainConfig, out: Path, task) -> dict:
+    """The analysis module on held-out (and, if set, harder held-out) problems."""
+    from mrt.analyze import AnalyzeConfig, run_analysis
+
     res = {}
     sets = {"held_out": ("eval", [])}
     if cfg.eval_knobs:
@@ -267,7 +317,7 @@ def run_train(cfg: TrainConfig) -> dict:
                "processes": trainer.accelerator.num_processes, "config": as_dict(cfg)}
     if trainer.accelerator.is_main_process and cfg.eval_problems:
         t1 = time.time()
-        summary["eval"] = evaluate(model, tok, cfg, out, task)
+        summary["eval"] = evaluate(eval_sampler(trainer, model, tok), cfg, out, task)
         summary["eval_wall_seconds"] = round(time.time() - t1, 2)
     if trainer.accelerator.is_main_process:
         (out / "summary.json").write_text(json.dumps(summary, indent=1))

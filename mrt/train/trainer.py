@@ -77,29 +77,110 @@ class MRTTrainer(GRPOTrainer):
         self.tokens_sampled = 0  # every sampled token: rollouts, MRT prefixes, J estimates
         self.extra_tokens = 0  # the part of it sampled outside TRL's rollouts
         self._prompt_ids: dict[str, list[int]] = {}  # text -> ids of the MRT prefix prompts of this step
+        if getattr(self, "use_vllm", False) and self.vllm_generation.mode == "colocate" and not torch.cuda.is_available():
+            self.vllm_generation.sync_weights = self._reload_cpu_engine
+
+    def _reload_cpu_engine(self):
+        """Weight sync for vLLM's CPU backend. TRL loads parameters one by one into the engine's
+        model, but the CPU backend has repacked its linear weights for its GEMM kernels (the
+        parameters TRL loads into are gone); vLLM's in-place reload takes the checkpoint-format
+        weights and repeats that processing."""
+        gen = self.vllm_generation
+        runner = gen.llm.llm_engine.model_executor.driver_worker.model_runner
+        runner.reload_weights(weights_iterator=[(n, p.detach()) for n, p in gen._iter_named_params()],
+                              is_checkpoint_format=True)
+        # a tied output layer is not among the loaded weights, so its packed copy of the embedding
+        # stays stale: pack every layer that keeps its weight (embeddings, output layers) again
+        from vllm.model_executor.layers.utils import dispatch_cpu_unquantized_gemm
+
+        for m in runner.get_model().modules():
+            w = getattr(m, "weight", None)
+            if hasattr(m, "cpu_linear") and isinstance(w, torch.Tensor) and w.ndim == 2 and w.numel():
+                dispatch_cpu_unquantized_gemm(m, remove_weight=False)
+        gen.llm.reset_prefix_cache()
 
     # ------------------------------------------------------------------ helpers
     def _tok(self):
         return self.processing_class
 
     def _sample(self, prompt_ids: list[list[int]], params: SamplingParams):
-        """Sample with the current policy through the package's HF sampler (no gradient)."""
-        from mrt.samplers.hf import HFSampler
+        """Sample with the current policy (no gradient): through TRL's vLLM engine when rollouts use
+        one (``--vllm-mode``), else through the package's HF sampler on the policy itself."""
+        if getattr(self, "use_vllm", False):
+            comps, n_local = self._sample_vllm(prompt_ids, params)
+        else:
+            from mrt.samplers.hf import HFSampler
 
-        model = self.accelerator.unwrap_model(self.model)
-        was_training = model.training
-        device = str(next(model.parameters()).device)
-        sampler = HFSampler(model, self._tok(), device=device)
-        try:
-            comps = sampler.sample(prompt_ids, params)
-        finally:
-            model.train(was_training)
+            model = self.accelerator.unwrap_model(self.model)
+            was_training = model.training
+            device = str(next(model.parameters()).device)
+            sampler = HFSampler(model, self._tok(), device=device)
+            try:
+                comps = sampler.sample(prompt_ids, params)
+            finally:
+                model.train(was_training)
+            n_local = sampler.tokens_generated
         # every process samples its own rows: count all of them, so that every process sees the
         # same total and stops at the token budget on the same step
-        n = self.accelerator.gather(torch.tensor([sampler.tokens_generated], device=self.accelerator.device))
+        n = self.accelerator.gather(torch.tensor([n_local], device=self.accelerator.device))
         self.extra_tokens += int(n.sum().item())
         self.tokens_sampled += int(n.sum().item())
         return comps
+
+    def _sync_engine(self):
+        """The engine samples with the policy's current weights (TRL's own check: once per step)."""
+        if self.state.global_step != self._last_loaded_step:
+            self.vllm_generation.sync_weights()
+            self._last_loaded_step = self.state.global_step
+
+    def _sample_vllm(self, prompt_ids: list[list[int]], params: SamplingParams):
+        """MRT's own samples (prefix traces, forced answers) on the engine TRL uses for rollouts."""
+        from mrt.samplers.vllm import VLLMSampler
+
+        self._sync_engine()
+        gen = self.vllm_generation
+        if gen.mode == "colocate":  # each process has its own engine and samples its own rows
+            sampler = VLLMSampler(gen.llm, self._tok())
+            return sampler.sample(prompt_ids, params), sampler.tokens_generated
+        return self._sample_vllm_server(prompt_ids, params)
+
+    def _sample_vllm_server(self, prompt_ids: list[list[int]], params: SamplingParams):
+        """``trl vllm-serve``: the main process sends every process's prompts, then scatters."""
+        from accelerate.utils import broadcast_object_list, gather_object
+
+        from mrt.samplers.base import Completion
+
+        everyone = gather_object([prompt_ids])
+        payload = [None]
+        if self.accelerator.is_main_process:
+            flat = [p for part in everyone for p in part]
+            kw = {"stop": list(params.stop) or None, "stop_token_ids": list(params.stop_token_ids) or None,
+                  "seed": params.seed, "skip_special_tokens": False}
+            res = self.vllm_generation.vllm_client.generate(
+                prompts=flat, n=params.n, temperature=params.temperature or 1.0, top_p=params.top_p,
+                top_k=1 if params.temperature == 0 else 0, max_tokens=params.max_new_tokens, logprobs=0,
+                generation_kwargs={k: v for k, v in kw.items() if v is not None})
+            payload = [(res["completion_ids"], res.get("logprobs"))]
+        broadcast_object_list(payload, from_process=0)
+        ids_all, lps_all = payload[0]
+        start = sum(len(part) for part in everyone[:self.accelerator.process_index]) * params.n
+        tok, eos, comps, n_tok = self._tok(), self._tok().eos_token_id, [], 0
+        stops = set(params.stop_token_ids) | {eos}
+        for i in range(len(prompt_ids)):
+            row = []
+            for j in range(params.n):
+                k = start + i * params.n + j
+                ids = list(ids_all[k])
+                text = tok.decode(ids, skip_special_tokens=False)
+                cut = [text.find(x) for x in params.stop if x in text]
+                if cut:
+                    text = text[:min(cut)]
+                lps = [lp[0] for lp in lps_all[k]] if lps_all else []
+                done = bool(cut) or (ids and ids[-1] in stops) or len(ids) < params.max_new_tokens
+                row.append(Completion(ids, text, lps, "stop" if done else "length"))
+                n_tok += len(ids)
+            comps.append(row)
+        return comps, n_tok
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
         """Prompt ids: token-exact ids of the prompts this trainer built, else the task's encoding
