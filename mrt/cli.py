@@ -240,11 +240,16 @@ def main(argv=None) -> int:
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if ns.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    from mrt.samplers.errors import SamplerError
+
     try:
         ns.func(ns)
     except (ValueError, FileNotFoundError, FloatingPointError) as e:
         print(f"mrt {ns.command}: error: {e}", file=sys.stderr)
         return 2
+    except SamplerError as e:  # a server that stayed down, an engine that did not start: work so far is kept
+        print(f"mrt {ns.command}: error: {e}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -19,12 +19,13 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from mrt.samplers.base import Completion, SamplingParams, check_prompts
+from mrt.samplers.errors import SamplerError
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
-class ServerError(RuntimeError):
+class ServerError(SamplerError):
     pass
 
 
@@ -140,7 +141,7 @@ class OpenAISampler:
     def _completion(self, choice: dict, params: SamplingParams) -> Completion:
         text = choice.get("text") or ""
         ids, lps = _ids_and_logprobs(choice)
-        if ids is not None and self.tokenizer.decode(ids, skip_special_tokens=True) != text:
+        if ids is not None and not self._decodes_to(ids, text):
             # llama.cpp merges the log-prob entries of tokens that split a UTF-8 character, so
             # its ids can miss one: then the text, encoded here, is the better record
             with self._lock:
@@ -160,6 +161,16 @@ class OpenAISampler:
         with self._lock:
             self.tokens_generated += len(ids)
         return Completion(ids, text, lps, finish)
+
+    def _decodes_to(self, ids: list[int], text: str) -> bool:
+        """The server's ids are its text: special tokens shown (what this backend asks for) or
+        skipped, with or without a final EOS/stop token (servers differ in what the text keeps), up
+        to leading whitespace (a server decodes in the prompt's context, which may add a space)."""
+        for cut in (ids, ids[:-1]):
+            if text.lstrip() in (self.tokenizer.decode(cut, skip_special_tokens=False).lstrip(),
+                                 self.tokenizer.decode(cut, skip_special_tokens=True).lstrip()):
+                return True
+        return False
 
 
 def _ids_and_logprobs(choice: dict) -> tuple[list[int] | None, list[float]]:

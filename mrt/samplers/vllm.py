@@ -8,8 +8,10 @@ a GPU the memory fraction is a share of RAM (0.2), eager mode skips compilation,
 the HF backend, and the engine runs in the calling process (no engine-core or worker process:
 about 18 s to start the shipped model here instead of 35 s, and no ``__main__`` guard needed).
 
-Each prompt of a request gets its own seed (``params.seed + 7919 * index``, as the OpenAI
-backend), so the samples of different prompts are independent. Log-probs are the model's raw
+With a GPU each prompt of a request gets its own seed (``params.seed + 7919 * index``, as the
+OpenAI backend), so the samples of different prompts are independent and reproducible request by
+request; on vLLM's CPU backend seeded requests crash once a prefill is chunked (vLLM 0.32), so
+there the engine's seeded generator draws all samples (independent, reproducible per run). Log-probs are the model's raw
 log-probs of the sampled tokens (before temperature), as the HF backend reports them.
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import os
 
 from mrt.samplers.base import Completion, SamplingParams, check_prompts
+from mrt.samplers.errors import SamplerError
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,7 @@ def start_engine(model: str, tokenizer: str = "", enable_prefix_caching: bool = 
         hint = ("lower --vllm-memory or --vllm-max-model-len" if any(
             w in msg.lower() for w in ("memory", "kv cache", "max_model_len", "max seq len")) else
             "check --model, --vllm-memory, --vllm-max-model-len and --vllm-eager")
-        raise RuntimeError(f"the vLLM engine did not start for {model!r} "
+        raise SamplerError(f"the vLLM engine did not start for {model!r} "
                            f"(memory={engine_kw.get('gpu_memory_utilization')}, "
                            f"max_model_len={engine_kw.get('max_model_len', 'model default')}, "
                            f"eager={engine_kw.get('enforce_eager')}): {type(e).__name__}: {msg[-400:]}; {hint}") from e
@@ -81,6 +84,10 @@ class VLLMSampler:
         self.tokenizer = tokenizer if tokenizer is not None else llm.get_tokenizer()
         self.tokens_generated = 0
         self.prompt_tokens = 0
+        # vLLM 0.32's CPU backend crashes on seeded requests whose prefill is chunked (it rewinds
+        # the request's generator, which CPU generators cannot do): there the engine's own seeded
+        # generator draws every sample (a run is reproducible as a whole, not request by request)
+        self.per_request_seeds = has_gpu()
 
     @classmethod
     def start(cls, model: str, tokenizer: str = "", **settings) -> "VLLMSampler":
@@ -103,7 +110,10 @@ class VLLMSampler:
                     top_p=params.top_p, stop=list(params.stop) or None,
                     stop_token_ids=list(params.stop_token_ids) or None, logprobs=0,
                     skip_special_tokens=False)
-        vps = [VParams(**base, seed=params.seed + 7919 * i) for i in range(len(prompts))]
+        if self.per_request_seeds:
+            vps = [VParams(**base, seed=params.seed + 7919 * i) for i in range(len(prompts))]
+        else:
+            vps = VParams(**base)
         outs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], vps, use_tqdm=False)
         result = []
         for out in outs:

@@ -181,7 +181,9 @@ def _engine_options(cfg: TrainConfig):
         try:
             return original(*a, **{**extra, **kw})
         except Exception as e:
-            raise RuntimeError(f"TRL's colocated vLLM engine did not start ({type(e).__name__}: {str(e)[-300:]}); "
+            from mrt.samplers.errors import SamplerError
+
+            raise SamplerError(f"TRL's colocated vLLM engine did not start ({type(e).__name__}: {str(e)[-300:]}); "
                                "lower --vllm-memory or --vllm-max-model-len, or check --vllm-eager") from e
 
     vg.LLM = llm
