@@ -1,7 +1,6 @@
 """The three samplers behind one interface, on a real model: transformers (SmolLM2-135M-Instruct
 converted from its GGUF file), a real llama.cpp server serving that GGUF file through the
-OpenAI-compatible backend, and vLLM where it is installed (GPU machines)."""
-import importlib.util
+OpenAI-compatible backend (vLLM: tests/test_vllm.py)."""
 import json
 
 import pytest
@@ -40,15 +39,6 @@ def test_hf_sampler_shapes(smollm2_dir, smollm2_tok):
     from mrt.samplers import load_sampler
 
     s = load_sampler(str(smollm2_dir))
-    prompts, params = _request(s.tokenizer)
-    _check_shapes(s.sample(prompts, params), prompts, params, s.tokenizer)
-
-
-@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM not installed (GPU machines)")
-def test_vllm_sampler_shapes(smollm2_dir):
-    from mrt.samplers import load_sampler
-
-    s = load_sampler(str(smollm2_dir), "vllm")
     prompts, params = _request(s.tokenizer)
     _check_shapes(s.sample(prompts, params), prompts, params, s.tokenizer)
 

@@ -127,9 +127,10 @@ def train_sync(algo: str, out: str):
     prompts = [task.prompt_ids(p, tok) for p in probs]
     g = SamplingParams(n=1, max_new_tokens=40, temperature=0)
     trainer._sync_engine()
-    before = [c[0].token_ids for c in VLLMSampler(trainer.vllm_generation.llm, tok).sample(prompts, g)]
+    before = VLLMSampler(trainer.vllm_generation.llm, tok).sample(prompts, g)
     trainer.train()
     hf_calls_in_training = calls["hf"]
+    engine_tokens, extra_tokens, tokens_sampled = calls["engine_tokens"], trainer.extra_tokens, trainer.tokens_sampled
     HFSampler.sample = real_hf_sample
     trainer._sync_engine()
     policy = trainer.accelerator.unwrap_model(trainer.model)
@@ -149,9 +150,8 @@ def train_sync(algo: str, out: str):
     flat_h = [x for c in jh for x in c]
     se = math.sqrt(sum(a * (1 - a) / 32 + b * (1 - b) / 32 for a, b in zip(flat_v, flat_h))) / len(flat_v)
     _report(steps=trainer.state.global_step, hf_calls_in_training=hf_calls_in_training,
-            engine_tokens=calls["engine_tokens"], extra_tokens=trainer.extra_tokens,
-            tokens_sampled=trainer.tokens_sampled, same_after=[a[0].token_ids == b[0].token_ids for a, b in zip(gv, gh)],
-            lp_diff_after=_max_lp_diff(gv, gh), changed=sum(a != b[0].token_ids for a, b in zip(before, gv)),
+            engine_tokens=engine_tokens, extra_tokens=extra_tokens, tokens_sampled=tokens_sampled, same_after=[a[0].token_ids == b[0].token_ids for a, b in zip(gv, gh)],
+            lp_diff_after=_max_lp_diff(gv, gh), moved=_max_lp_diff(before, gv),
             j_vllm=sum(flat_v) / len(flat_v), j_hf=sum(flat_h) / len(flat_h), se=se, n_prefixes=len(flat_v))
 
 
