@@ -126,6 +126,13 @@ def _cmd_train(ns):
               + ", ".join(f"C={c}: {v:.3f}" for c, v in e["normalized_regret"].items()))
 
 
+def _cmd_report(ns):
+    from mrt.report import load_run_dir, write_report
+
+    summary, records = load_run_dir(ns.run)
+    print(f"report: {write_report(ns.run, summary, records)}")
+
+
 def _cmd_compare(ns):
     from mrt.compare import compare
 
@@ -223,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="J sources of j-threshold/stall (default: oracle vote estimator)")
     sp.add_argument("--estimates", default="", help="estimator predictions (mrt estimator predict) for j-source estimator")
     sp.set_defaults(func=_cmd_early_stop)
+
+    sp = sub.add_parser("report", help="write an analysis directory's report.html again (headline, plots, trace viewer)")
+    sp.add_argument("run", help="an mrt analyze output directory (or a training run's eval/)")
+    sp.set_defaults(func=_cmd_report)
 
     sp = sub.add_parser("compare", help="tables and plots of several runs side by side")
     sp.add_argument("runs", nargs="+", help="run directories (of mrt train or mrt analyze)")

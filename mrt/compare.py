@@ -1,8 +1,10 @@
-"""``mrt compare RUN_DIR... --out DIR``: runs side by side (a table and four plots).
+"""``mrt compare RUN_DIR... --out DIR``: runs side by side (a table, four plots and a page).
 
 A run directory is either an ``mrt train`` output (its ``summary.json`` holds ``eval``) or an
 ``mrt analyze`` output (its ``summary.json`` is the analysis itself). Writes ``DIR/table.md``,
-``DIR/compare.json`` and ``DIR/plots/{accuracy_vs_tokens,regret_vs_budget,j_by_episode,training}.png``.
+``DIR/compare.json``, ``DIR/plots/{accuracy_vs_tokens,regret_vs_budget,j_by_episode,training}.png``
+and ``DIR/compare.html`` (headline figures side by side, the plots, and the trace viewer with a
+problem's traces from every run next to each other).
 """
 from __future__ import annotations
 
@@ -84,10 +86,16 @@ def plots(runs: list[dict], out: Path) -> list[Path]:
     made.append(_save(plt, fig, out / "regret_vs_budget.png"))
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    from mrt.report import min_traces
+
     for r in runs:
-        j = r["sets"]["held_out"]["j_by_episode"][:8]
-        ax.plot(range(len(j)), j, marker="o", label=r["name"])
-    ax.set(xlabel="episodes before the forced answer", ylabel="J", title="Progress by episode")
+        e = r["sets"]["held_out"]
+        counts = e.get("traces_by_episode")
+        shown = sum(c >= min_traces(counts[0]) for c in counts) if counts else min(8, len(e["j_by_episode"]))
+        j = e["j_by_episode"][:shown]
+        ax.plot(range(len(j)), j, marker="o", label=r["name"] + (f" (n: {counts[0]}→{counts[shown - 1]})" if counts else ""))
+    ax.set(xlabel="episodes before the forced answer", ylabel="mean J",
+           title="J by episode (episodes reached by ≥ max(10, 5%) of traces)")
     ax.legend(fontsize=7)
     made.append(_save(plt, fig, out / "j_by_episode.png"))
 
@@ -120,6 +128,52 @@ def compare(run_dirs: list[str], out: str) -> dict:
     (outp / "compare.json").write_text(json.dumps(result, indent=1))
     (outp / "table.md").write_text("\n".join(text))
     made = plots(runs, outp / "plots")
+    page = write_page(runs, made, outp)
     print("\n".join(text))
     print("plots: " + ", ".join(str(p) for p in made))
+    print(f"page: {page}")
     return result
+
+
+def analysis_dir(run: dict) -> Path:
+    """Where a run's held-out analysis (summary.json + traces.jsonl) lives."""
+    p = Path(run["path"])
+    return p / "eval" if run["train"] is not None else p
+
+
+def write_page(runs: list[dict], made: list[Path], out: Path) -> Path:
+    """``compare.html``: the headline figures side by side, the overlaid curves, and the same
+    problem's traces from every run next to each other."""
+    import html
+
+    from mrt.report import _img, bootstrap_regret, headline, load_run_dir, page
+    from mrt.viewer import trace_rows, viewer_html
+
+    heads, viewer_runs, notes = [], [], []
+    for run in runs:
+        try:
+            summary, records = load_run_dir(analysis_dir(run))
+        except ValueError as e:
+            notes.append(f"{run['name']}: {e}")
+            continue
+        budgets = [int(b) for b in summary["normalized_regret"]]
+        heads.append((run, headline(summary, records, bootstrap_regret(records, budgets))))
+        viewer_runs.append((run["name"], trace_rows(records, budgets[len(budgets) // 2] if budgets else None)))
+    names = [h["name"] for h in heads[0][1]] if heads else []
+    rows = "".join(
+        "<tr><th>" + html.escape(run["name"]) + "</th><td>" + html.escape((run["train"] or {}).get("algo", "-"))
+        + "</td>" + "".join(f"<td>{html.escape(next((h['value'] for h in hs if h['name'] == n), '-'))}</td>"
+                            for n in names) + "</tr>" for run, hs in heads)
+    defs = "".join(f"<li><b>{html.escape(h['name'])}</b>: {html.escape(h['definition'])}</li>"
+                   for h in (heads[0][1] if heads else []))
+    body = ("<h1>Runs compared</h1>"
+            + (f"<table><tr><th>run</th><th>algo</th>{''.join(f'<th>{html.escape(n)}</th>' for n in names)}</tr>"
+               f"{rows}</table><ul style='font-size:13px;color:#555'>{defs}</ul>" if heads else "")
+            + "".join(f"<p><b>left out</b>: {html.escape(n)}</p>" for n in notes)
+            + "<h2>Curves</h2>" + "".join(_img(p) for p in made)
+            + ("<h2>The same problem in every run</h2><p>Click a trace: the problem's traces from every run "
+               "are shown side by side, each episode shaded by its progress.</p>" + viewer_html(viewer_runs)
+               if viewer_runs else ""))
+    path = out / "compare.html"
+    path.write_text(page("mrt compare", body))
+    return path

@@ -57,7 +57,13 @@ def run_demo(cfg: DemoConfig) -> dict:
         {name: {k: s[k] for k in ("accuracy", "mean_output_tokens", "j_by_episode",
                                   "normalized_regret", "maj_at_k") if k in s} for name, s in results.items()},
         indent=1))
-    print(f"demo finished in {time.time() - t0:.0f} s; reports: "
-          + ", ".join(f"{out / n / 'report.html'}" for n in sets)
-          + (f"; comparison: {out / 'compare' / 'table.md'}" if cfg.train_steps else ""))
+    from mrt.report import write_index
+
+    links = [(f"{n}: report", f"{n}/report.html", f"the base model on the {'harder ' if sets[n] else ''}held-out set")
+             for n in sets]
+    if cfg.train_steps:
+        links += [(f"{a}: report", f"{a}/eval/report.html", f"the {a} model on the held-out set") for a in ("grpo", "mrt")]
+        links.append(("comparison", "compare/compare.html", "base, grpo and mrt side by side, with their traces"))
+    index = write_index(out, links, "mrt demo: the didactic world end to end")
+    print(f"demo finished in {time.time() - t0:.0f} s; open {index.resolve()}")
     return results

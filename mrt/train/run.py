@@ -20,7 +20,7 @@ from mrt.train.config import TrainConfig, as_dict
 
 log = logging.getLogger(__name__)
 STATE_FILE = "mrt_state.json"
-EVAL_KEYS = ("accuracy", "mean_output_tokens", "mean_episodes", "j_by_episode", "progress_by_episode",
+EVAL_KEYS = ("accuracy", "mean_output_tokens", "mean_episodes", "j_by_episode", "traces_by_episode", "progress_by_episode",
              "normalized_regret", "regret_by_axis", "majority_regret", "maj_at_k", "accuracy_vs_tokens",
              "tokens_to_accuracy", "grader_failures", "extrapolation")
 
@@ -171,8 +171,10 @@ def _engine_options(cfg: TrainConfig):
         return
     from trl.generation import vllm_generation as vg
 
-    from mrt.samplers.vllm import engine_settings
+    from mrt.samplers.vllm import cpu_in_process, engine_settings, has_gpu
 
+    if not has_gpu():
+        cpu_in_process()
     extra = engine_settings(eager=cfg.vllm_eager)
     extra = {"enforce_eager": extra["enforce_eager"], "dtype": extra["dtype"]}
     original = vg.LLM
