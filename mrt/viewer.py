@@ -36,14 +36,18 @@ def trace_rows(records: list[dict], budget: float | None = None) -> list[dict]:
 
     rows = []
     for r in records:
-        pre = r["prefixes"]
+        pre, output, pos = r["prefixes"], r["output"], 0
         eps = []
         for i, e in enumerate(r["episodes"]):
             after = pre[i + 1]
-            eps.append({"x": _cut(e["text"]), "t": e["end"] - e["start"], "j": after["j"], "ci": after.get("ci"),
+            at = output.find(e["text"], pos)
+            if at >= 0:  # the episode as it stands in the output, with the space before it
+                shown, pos = output[pos:at + len(e["text"])], at + len(e["text"])
+            else:
+                shown = (" " if i else "") + e["text"]
+            eps.append({"x": _cut(shown), "t": e["end"] - e["start"], "j": after["j"], "ci": after.get("ci"),
                         "p": r["progress"][i], "a": _answers(after), "n": bool(after.get("natural_end"))})
-        thinking_text = "".join(e["text"] for e in r["episodes"])
-        rest = r["output"][len(thinking_text):] if r["output"].startswith(thinking_text) else ""
+        rest = output[pos:]
         rows.append({
             "pid": r["problem_id"], "tr": r["trace"], "ok": bool(r["correct"]), "n": r["n_output_tokens"],
             "th": r.get("n_thinking_tokens", 0), "st": r.get("status", "ok"), "ans": (r.get("answer") or "")[:200],
@@ -76,6 +80,7 @@ CSS = """
 .mv .legend span{display:inline-block;padding:0 6px;border-radius:3px;margin-right:4px}
 .mv .cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:10px}
 .mv .muted{color:#666}.mv .rest{color:#444}
+.mv .listbox{max-height:330px;overflow:auto;border:1px solid #eee}
 """
 
 JS = r"""
@@ -184,8 +189,12 @@ function openTrace(ri, ti){
   st.sel = ri + ':' + ti;
   const t = runs[ri].traces[ti];
   if (multi) {
-    const cols = el('div', {class: 'cols'});
-    runs.forEach(r => r.traces.filter(x => x.pid === t.pid).slice(0, 4).forEach(x => cols.append(traceView(x, r.name))));
+    const cols = el('div', {class: 'cols', style: 'grid-template-columns:repeat(' + runs.length + ',minmax(0,1fr))'});
+    runs.forEach(r => {  // one column per run, its traces of the problem stacked
+      const col = el('div', {class: 'col'}, el('h4', {}, r.name));
+      r.traces.filter(x => x.pid === t.pid).slice(0, 4).forEach(x => col.append(traceView(x, r.name)));
+      cols.append(col);
+    });
     view.replaceChildren(el('h3', {}, 'problem ' + t.pid + ' in every run'), cols);
   } else view.replaceChildren(traceView(t, runs[ri].name));
   draw(true);
@@ -203,7 +212,7 @@ function draw(keepView){
     tr.addEventListener('click', () => openTrace(ri, ti));
     tbl.append(tr);
   }
-  list.replaceChildren(tbl);
+  list.replaceChildren(el('div', {class: 'listbox'}, tbl));
   const prev = el('button', {}, '← previous'), next = el('button', {}, 'next →');
   prev.disabled = st.page === 0; next.disabled = st.page >= pages - 1;
   prev.addEventListener('click', () => { st.page--; draw(true); });

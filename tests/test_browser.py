@@ -110,7 +110,7 @@ def test_r1_text_long_episodes_and_escaping(browser, smollm2_dir, tmp_path):
     page.wait_for_selector("#mrt-viewer[data-ready='1']")
     text = page.locator("#mrt-viewer .trace .text").inner_text()
     assert "characters: show]" in text and text.count("Let me compute carefully.") < 40  # collapsed
-    page.locator("#mrt-viewer .more").first.click()
+    page.locator("#mrt-viewer .text .more").first.click()
     assert page.locator("#mrt-viewer .trace .text").inner_text().count("Let me compute carefully.") == 40
     assert "</script><script>window.pwned=1</script>" in page.locator("#mrt-viewer .trace .text").inner_text()
     assert page.evaluate("window.pwned === undefined")
