@@ -17,6 +17,9 @@ Accuracy at a test budget H (sampled tokens per problem):
 * best-of-N uses the largest N of ``--best-of`` whose mean sampled tokens (N x mean rollout
   length) fit in H; below N = 2 it is the base model's sequential accuracy at H.
 
+``--backend`` (hf, vllm, openai) samples the base model's traces and rollouts (the base curve and
+the verifier's best-of-N); the trained arms are evaluated by ``mrt train``'s own evaluation.
+
 Every run writes into ``OUT/seed{S}/...`` and is skipped when finished, so an interrupted study
 resumes. ``OUT/vb_vf.json`` holds every figure; ``OUT/table.md`` and ``OUT/plots/`` summarise.
 """
