@@ -1,4 +1,25 @@
+import json
+import signal
+import subprocess
+import time
+
 import pytest
+
+
+def kill_after_checkpoint(cmd: list[str], out, step: int = 2, wait: float = 300, **popen_kw) -> int | None:
+    """Start ``mrt train`` (``cmd``), SIGKILL it once checkpoint-``step`` has its token counters,
+    and return the tokens sampled by then; None if the run finished before it could be killed."""
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen_kw)
+    ckpt = out / "checkpoints" / f"checkpoint-{step}" / "mrt_state.json"
+    t0 = time.time()
+    while not ckpt.exists() and p.poll() is None and time.time() - t0 < wait:
+        time.sleep(0.2)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert ckpt.exists(), "no checkpoint before the kill"
+    if (out / "summary.json").exists():
+        return None
+    return json.loads(ckpt.read_text())["tokens_sampled"]
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ def test_analyze_writes_everything_and_resumes(tiny_sampler, tiny_model_dir, tmp
     assert s["n_problems"] == 2 and s["n_traces"] == 4
     assert set(s["maj_at_k"]) == {"1", "2", "4"}
     for f in ("traces.jsonl", "summary.json", "report.html", "plots/j_progress.png",
-              "plots/regret.png", "plots/accuracy_tokens.png", "plots/majk.png"):
+              "plots/regret.png", "plots/j_tokens.png", "plots/majk.png"):
         assert (out / f).exists(), f
     lines = (out / "traces.jsonl").read_text().splitlines()
     assert len(lines) == 4

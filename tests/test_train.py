@@ -2,13 +2,12 @@
 weights; config errors name the key; a kill resumes from the last checkpoint; NaN stops the run."""
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import kill_after_checkpoint
 import torch
 
 from mrt.train.config import ALGOS, load_config
@@ -134,17 +133,9 @@ def test_killed_run_resumes(tmp_path):
            "--prompts-per-step", "2", "--num-generations", "4", "--train-problems", "32", "--save-every", "2",
            "--report-to", "none", "--eval-problems", "0", "--threads", "2"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    ckpt = out / "checkpoints" / "checkpoint-2" / "mrt_state.json"
-    t0 = time.time()
-    while not ckpt.exists() and p.poll() is None and time.time() - t0 < 120:
-        time.sleep(0.2)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
-    assert ckpt.exists(), "no checkpoint before the kill"
-    if (out / "summary.json").exists():
+    tokens_at_2 = kill_after_checkpoint(cmd, out, wait=120, env=env)
+    if tokens_at_2 is None:
         pytest.skip("the run finished before it could be killed")
-    tokens_at_2 = json.loads(ckpt.read_text())["tokens_sampled"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "resuming from" in r.stderr

@@ -18,7 +18,7 @@ def _max_lp_diff(a, b) -> float:
 
 
 def parity(model: str, task_name: str, knobs: str, n_prompts: int, greedy_tokens: int, j_traces: int,
-           trace_tokens: int, answer_tokens: int):
+           trace_tokens: int, answer_tokens: int, n_answers: int):
     """The vLLM and HF samplers on one checkpoint: greedy ids and log-probs, shapes, token
     accounting, per-prompt seeds, and J of every prefix of a few traces from both."""
     from mrt.metaprover import estimate_prefixes
@@ -51,7 +51,7 @@ def parity(model: str, task_name: str, knobs: str, n_prompts: int, greedy_tokens
     again = v.sample([prompts[0], prompts[0]], SamplingParams(n=4, max_new_tokens=greedy_tokens, temperature=1.0, seed=9))
     reproducible = [[c.token_ids for c in cs] for cs in twice] == [[c.token_ids for c in cs] for cs in again]
     reproducible = reproducible if v.per_request_seeds else None  # CPU: one generator per engine
-    # J of every prefix of j_traces traces (the HF sampler's traces), 32 answers each from both engines
+    # J of every prefix of j_traces traces (the HF sampler's traces), n_answers answers each from both
     traces = h.sample(prompts[:j_traces], SamplingParams(n=1, max_new_tokens=trace_tokens, seed=2))
     jv, jh = [], []
     for prob, prompt, cs in zip(problems, prompts, traces):
@@ -59,13 +59,13 @@ def parity(model: str, task_name: str, knobs: str, n_prompts: int, greedy_tokens
         ends = task.episode_ends(think, tok) if think else []
         item = [(think, ends, answer is not None)]
         for sampler, dest in ((v, jv), (h, jh)):
-            est = estimate_prefixes(sampler, task, prob, prompt, item, n=32, answer_tokens=answer_tokens,
+            est = estimate_prefixes(sampler, task, prob, prompt, item, n=n_answers, answer_tokens=answer_tokens,
                                     seed=7)[0]
             dest += [e.j for e in est]
     diffs = [a - b for a, b in zip(jv, jh)]
     mean_diff = sum(diffs) / len(diffs)
-    # a conservative standard error of the mean difference: each J from 32 answers
-    se = math.sqrt(sum(a * (1 - a) / 32 + b * (1 - b) / 32 for a, b in zip(jv, jh))) / len(diffs)
+    # the standard error of the mean difference: each J from n_answers answers (binomial)
+    se = math.sqrt(sum(a * (1 - a) / n_answers + b * (1 - b) / n_answers for a, b in zip(jv, jh))) / len(diffs)
     _report(same=same, lp_diff=_max_lp_diff(gv, gh), shapes=shapes, counted=counted, summed=summed, lp_ok=lp_ok,
             stops_cut=stops_cut, independent=independent, reproducible=reproducible, n_prefixes=len(diffs),
             j_vllm=sum(jv) / len(jv), j_hf=sum(jh) / len(jh), mean_diff=mean_diff, se=se)
@@ -158,7 +158,7 @@ def train_sync(algo: str, out: str):
 if __name__ == "__main__":
     name, args = sys.argv[1], sys.argv[2:]
     if name == "parity":
-        parity(args[0], args[1], args[2], *map(int, args[3:8]))
+        parity(args[0], args[1], args[2], *map(int, args[3:9]))
     elif name == "commands":
         commands(args[0], args[1])
     elif name == "train_sync":
