@@ -29,7 +29,7 @@ MODELS = {
     # name: (task, knobs, traces, trace tokens, answers per prefix, answer tokens, segmentation chunk)
     "shipped": ("star", [], 32, 0, 8, 0, 0),
     "smollm2": ("gym", ["dataset=chain_sum", "options=max_terms:4,max_digits:2", "thinking=none",
-                        "extract=last-number"], 4, 256, 8, 32, 32),
+                        "extract=last-number"], 8, 256, 8, 32, 32),
 }
 
 
