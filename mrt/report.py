@@ -218,9 +218,9 @@ def headline(summary: dict, records: list[dict], regret_ci: dict) -> list[dict]:
                                   "95% bootstrap interval over problems)", "anchor": "regret"})
     t90 = (summary.get("tokens_to_accuracy") or {}).get("0.9")
     if t90:
-        out.append({"name": "Tokens to 90% of final accuracy", "value": f"{t90['tokens']:,}",
-                    "definition": f"thinking-token budget at which accuracy at budget first reaches "
-                                  f"{t90['accuracy']:.3f} (90% of its final value)", "anchor": "token-efficiency"})
+        out.append({"name": "Tokens to 90% of final accuracy", "value": f"{t90['tokens']:,} (→ {t90['accuracy']:.2f})",
+                    "definition": "thinking-token budget at which accuracy at budget first reaches 90% of its "
+                                  "final value (shown after the arrow)", "anchor": "token-efficiency"})
     j0 = [r["prefixes"][0]["j"] for r in records]
     j1 = [r["prefixes"][-1]["j"] for r in records]
     m0, m1 = sum(j0) / len(j0), sum(j1) / len(j1)

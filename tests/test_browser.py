@@ -28,7 +28,7 @@ def browser():
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "d"
-    assert main(["demo", "--out", str(out), "--n-problems", "6", "--train-steps", "2"]) == 0
+    assert main(["demo", "--out", str(out), "--n-problems", "4", "--train-steps", "1"]) == 0
     return out
 
 

@@ -18,7 +18,7 @@ def _max_lp_diff(a, b) -> float:
 
 
 def parity(model: str, task_name: str, knobs: str, n_prompts: int, greedy_tokens: int, j_traces: int,
-           trace_tokens: int, answer_tokens: int, n_answers: int):
+           trace_tokens: int, answer_tokens: int, n_answers: int, commands_out: str = ""):
     """The vLLM and HF samplers on one checkpoint: greedy ids and log-probs, shapes, token
     accounting, per-prompt seeds, and J of every prefix of a few traces from both."""
     from mrt.metaprover import estimate_prefixes
@@ -66,26 +66,27 @@ def parity(model: str, task_name: str, knobs: str, n_prompts: int, greedy_tokens
     mean_diff = sum(diffs) / len(diffs)
     # the standard error of the mean difference: each J from n_answers answers (binomial)
     se = math.sqrt(sum(a * (1 - a) / n_answers + b * (1 - b) / n_answers for a, b in zip(jv, jh))) / len(diffs)
-    _report(same=same, lp_diff=_max_lp_diff(gv, gh), shapes=shapes, counted=counted, summed=summed, lp_ok=lp_ok,
+    extra = commands(model, commands_out, v) if commands_out else {}
+    _report(**extra, same=same, lp_diff=_max_lp_diff(gv, gh), shapes=shapes, counted=counted, summed=summed, lp_ok=lp_ok,
             stops_cut=stops_cut, independent=independent, reproducible=reproducible, n_prefixes=len(diffs),
             j_vllm=sum(jv) / len(jv), j_hf=sum(jh) / len(jh), mean_diff=mean_diff, se=se)
 
 
-def commands(model: str, out: str):
-    """``mrt eval`` and ``mrt diagnose`` on one engine (``mrt analyze`` is tested through the CLI)."""
+def commands(model: str, out: str, v) -> dict:
+    """``mrt eval`` (plain and with a stop rule) and ``mrt diagnose`` on the engine ``v`` (``mrt
+    analyze`` is tested through the CLI)."""
     from mrt.diagnose import DiagnoseConfig, run_diagnose
     from mrt.evaluate import EvalConfig, run_eval
-    from mrt.samplers.vllm import VLLMSampler
 
-    v = VLLMSampler.start(model)
+    before = v.tokens_generated
     e = run_eval(EvalConfig(model=model, backend="vllm", out=f"{out}/eval", n_problems=4, samples=4, maj_k=[1, 4]),
                  sampler=v)
     stop = run_eval(EvalConfig(model=model, backend="vllm", out=f"{out}/eval-stop", n_problems=3, samples=2,
                                maj_k=[1], stop="stall:eps=0.1,m=1", stop_k=2), sampler=v)
     d = run_diagnose(DiagnoseConfig(model=model, backend="vllm", out=f"{out}/diag", n_problems=3, rollouts=4,
                                     mc_problems=1, next_segments=2, answers_per_prefix=2), sampler=v)
-    _report(eval=e, eval_stop=stop, diagnose={k: d[k] for k in d if not isinstance(d[k], (list, dict))},
-            tokens=v.tokens_generated)
+    return {"eval": e, "eval_stop": stop, "diagnose": {k: d[k] for k in d if not isinstance(d[k], (list, dict))},
+            "commands_tokens": v.tokens_generated - before}
 
 
 def train_sync(algo: str, out: str):
@@ -158,9 +159,7 @@ def train_sync(algo: str, out: str):
 if __name__ == "__main__":
     name, args = sys.argv[1], sys.argv[2:]
     if name == "parity":
-        parity(args[0], args[1], args[2], *map(int, args[3:9]))
-    elif name == "commands":
-        commands(args[0], args[1])
+        parity(args[0], args[1], args[2], *map(int, args[3:9]), *args[9:10])
     elif name == "train_sync":
         train_sync(args[0], args[1])
     else:
