@@ -57,13 +57,13 @@ def test_mrt_training_steps_on_smollm2(smollm2_dir, tmp_path):
     out = tmp_path / "tr"
     rc = main(["train", "--algo", "mrt", "--model", str(smollm2_dir), "--task", "gym", "--knobs",
                "dataset=chain_sum", "options=max_terms:2,max_digits:1", "thinking=none", "extract=last-number",
-               "--max-steps", "2", "--prompts-per-step", "2", "--num-generations", "4",
+               "--max-steps", "1", "--prompts-per-step", "2", "--num-generations", "4",
                "--max-completion-length", "32", "--answer-tokens", "12", "--train-problems", "8",
                "--learning-rate", "1e-5", "--warmup-steps", "0", "--eval-problems", "1", "--eval-traces", "2",
                "--eval-extensions", "0", "--out", str(out)])
     assert rc == 0
     s = json.loads((out / "summary.json").read_text())
-    assert s["steps"] == 2 and s["sampled_tokens"] > 0
+    assert s["steps"] == 1 and s["sampled_tokens"] > 0
     log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     assert any("mrt/reward_terminated" in row for row in log)
     assert set(s["eval"]["held_out"]["normalized_regret"]) == {"8", "16", "32"}

@@ -51,6 +51,7 @@ def test_sampler_matches_hf_on_the_shipped_model(tmp_path):
     r = _check("parity", _shipped(), "star", "", 16, 64, 4, 256, 32, 32, tmp_path)
     assert all(r["same"]), "greedy ids differ from the HF backend's"
     assert r["lp_diff"] < 1e-3
+    assert "did not start" in r["bad_start"] and "--vllm-max-model-len" in r["bad_start"], r["bad_start"]
     assert r["shapes"] == [3, 3] and r["lp_ok"] and r["stops_cut"]
     assert r["counted"] == r["summed"] > 0
     assert r["independent"], "two copies of one prompt drew the same samples"
@@ -64,7 +65,7 @@ def test_sampler_matches_hf_on_the_shipped_model(tmp_path):
 
 def test_sampler_matches_hf_on_smollm2(smollm2_dir):
     r = _check("parity", smollm2_dir, "gym", "dataset=chain_sum options=max_terms:2,max_digits:1 thinking=none "
-               "extract=last-number", 2, 24, 1, 16, 12, 16)
+               "extract=last-number", 2, 16, 1, 16, 12, 12)
     assert all(r["same"]) and r["lp_diff"] < 1e-3
     assert r["shapes"] == [3, 3] and r["lp_ok"] and r["counted"] == r["summed"]
     _consistent(r)
@@ -86,12 +87,10 @@ def test_analyze_with_the_vllm_backend_resumes(tmp_path):
         assert len(rec["prefixes"]) == len(rec["episodes"]) + 1 and all(len(p["grades"]) == 4 for p in rec["prefixes"])
     s = json.loads((out / "summary.json").read_text())
     assert s["n_traces"] == 6 and 0 <= s["accuracy"] <= 1
-    # a bad engine setting is refused by name before anything starts; an engine that cannot start
-    # names the setting to change
+    # a bad engine setting is refused by name before anything starts (an engine that cannot start:
+    # test_sampler_matches_hf_on_the_shipped_model)
     r = _cli("analyze", "--backend", "vllm", "--vllm-eager", "maybe", "--out", tmp_path / "bad")
     assert r.returncode == 2 and "eager must be auto, on or off" in r.stderr
-    r = _cli("analyze", "--backend", "vllm", "--vllm-max-model-len", "100000", "--out", tmp_path / "long")
-    assert r.returncode == 3 and "did not start" in r.stderr and "--vllm-max-model-len" in r.stderr, r.stderr[-2000:]
 
 
 # ---------------------------------------------------------------------------- a real vllm serve
@@ -206,7 +205,7 @@ def test_colocated_training_resumes_after_a_kill(tmp_path):
     out = tmp_path / "k"
     cmd = [sys.executable, "-m", "mrt.cli", "train", "--algo", "mrt", "--vllm-mode", "colocate", "--out", str(out),
            "--max-steps", "4", "--prompts-per-step", "2", "--num-generations", "4", "--mc-answers", "2",
-           "--train-problems", "32", "--save-every", "2", "--report-to", "none", "--eval-problems", "2",
+           "--train-problems", "32", "--save-every", "2", "--report-to", "none", "--eval-problems", "1",
            "--eval-traces", "2", "--threads", "2"]
     tokens_at_2 = kill_after_checkpoint(cmd, out, cwd=ROOT)
     if tokens_at_2 is None:

@@ -28,6 +28,13 @@ def parity(model: str, task_name: str, knobs: str, n_prompts: int, greedy_tokens
     from mrt.tasks import get_task, parse_knobs
 
     task = get_task(task_name, **parse_knobs(knobs.split() if knobs else []))
+    from mrt.samplers.errors import SamplerError
+
+    try:  # an engine that cannot start names the setting to change
+        VLLMSampler.start(model, max_model_len=100000)
+        bad_start = ""
+    except SamplerError as e:
+        bad_start = str(e)
     v = VLLMSampler.start(model)
     h = HFSampler.from_pretrained(model)
     tok = v.tokenizer
@@ -67,7 +74,7 @@ def parity(model: str, task_name: str, knobs: str, n_prompts: int, greedy_tokens
     # the standard error of the mean difference: each J from n_answers answers (binomial)
     se = math.sqrt(sum(a * (1 - a) / n_answers + b * (1 - b) / n_answers for a, b in zip(jv, jh))) / len(diffs)
     extra = commands(model, commands_out, v) if commands_out else {}
-    _report(**extra, same=same, lp_diff=_max_lp_diff(gv, gh), shapes=shapes, counted=counted, summed=summed, lp_ok=lp_ok,
+    _report(**extra, bad_start=bad_start, same=same, lp_diff=_max_lp_diff(gv, gh), shapes=shapes, counted=counted, summed=summed, lp_ok=lp_ok,
             stops_cut=stops_cut, independent=independent, reproducible=reproducible, n_prefixes=len(diffs),
             j_vllm=sum(jv) / len(jv), j_hf=sum(jh) / len(jh), mean_diff=mean_diff, se=se)
 
