@@ -40,7 +40,7 @@ def engine_settings(memory: float = 0.0, eager: str = "auto", max_model_len: int
     if eager not in ("auto", "on", "off"):
         raise ValueError(f"vllm eager must be auto, on or off, got {eager!r}")
     if not 0 <= memory < 1:
-        raise ValueError(f"vllm memory fraction must be in (0, 1), got {memory}")
+        raise ValueError(f"vllm memory fraction must be in [0, 1) (0: the default), got {memory}")
     gpu = has_gpu()
     if dtype == "auto" and not gpu:
         dtype = "float32"  # vLLM's CPU default casts float32 checkpoints to bfloat16; the HF backend does not
