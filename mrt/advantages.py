@@ -154,3 +154,96 @@ def kept_advantages(keep: list[bool], lengths: list[int] | None = None,
     t_all, t_kept = total if total is not None else (sum(lengths), sum(n for n, k in zip(lengths, keep) if k))
     w = t_all / t_kept if t_kept else 0.0
     return [w if k else 0.0 for k in keep]
+
+
+# --------------------------------------------------------------------------- anytime reasoning
+
+
+def budget_prior(spec: str, m: int) -> list[float]:
+    """The prior p_1..p_m over a grid of m budgets: ``uniform``, ``linear`` (p_j proportional to
+    j) or m comma-separated probabilities. Anything that is not a distribution over the m
+    budgets raises ValueError saying why."""
+    if m < 1:
+        raise ValueError(f"the budget grid needs at least one budget, got {m}")
+    spec = str(spec).strip()
+    if spec == "uniform":
+        return [1.0 / m] * m
+    if spec == "linear":
+        tot = m * (m + 1) / 2
+        return [j / tot for j in range(1, m + 1)]
+    try:
+        ps = [float(x) for x in spec.split(",")]
+    except ValueError:
+        raise ValueError(f"budget prior {spec!r}: expected uniform, linear or {m} probabilities "
+                         "separated by commas") from None
+    if len(ps) != m:
+        raise ValueError(f"budget prior {spec!r} has {len(ps)} probabilities for a grid of {m} budgets")
+    if any(not math.isfinite(p) or p < 0 for p in ps) or abs(sum(ps) - 1.0) > 1e-6:
+        raise ValueError(f"budget prior {spec!r} is not a distribution: probabilities must be >= 0 "
+                         f"and sum to 1 (sum {sum(ps):g})")
+    return ps
+
+
+def budget_grid(max_budget: int, m: int) -> list[int]:
+    """m budgets evenly spaced up to ``max_budget``: b_j = round(j * B / m), j = 1..m."""
+    if max_budget < m:
+        raise ValueError(f"a budget grid of {m} needs a largest budget of at least {m} tokens, got {max_budget}")
+    return [round(j * max_budget / m) for j in range(1, m + 1)]
+
+
+def brpo_returns(rewards: list[float], prior: list[float]) -> list[float]:
+    """Reward-to-go of each thinking segment: G_j = sum_{k >= j} p_k r_k (j = 1..m)."""
+    out, acc = [0.0] * len(rewards), 0.0
+    for j in range(len(rewards) - 1, -1, -1):
+        acc += prior[j] * rewards[j]
+        out[j] = acc
+    return out
+
+
+def brpo_segment_advantages(rewards: list[list[float]], prior: list[float], group_size: int,
+                            scale: str = "group") -> list[list[float]]:
+    """BRPO advantages of the m thinking segments of each rollout (AnytimeReasoner, see
+    docs/training.md). ``rewards[i][j]``: the score of rollout i's answer forced at budget b_j.
+
+    Segment j (thinking tokens in (b_{j-1}, b_j]) is credited with the rewards at budgets j..m,
+    ``G_ij = sum_{k>=j} p_k r_ik``, against the baseline
+    ``V_ij = sum_{k>=j} p_k (mean_G r_.k + r_i,j-1) / 2`` for j > 1 and the group mean of G_.1
+    for j = 1: the group's mean at each later budget averaged with this rollout's own score one
+    budget earlier (what answering there already earns). ``scale`` divides by the group's (or
+    batch's) std of G_.1.
+    """
+    m = len(prior)
+    if any(len(r) != m for r in rewards):
+        raise ValueError(f"each rollout needs one reward per budget ({m})")
+    returns = [brpo_returns(r, prior) for r in rewards]
+    batch_std = _std([g[0] for g in returns])
+    out = []
+    for rg, gg in zip(_groups(rewards, group_size), _groups(returns, group_size)):
+        means = [_mean([r[k] for r in rg]) for k in range(m)]
+        g1 = _mean([g[0] for g in gg])
+        s = _std([g[0] for g in gg]) if scale == "group" else batch_std
+        for r, g in zip(rg, gg):
+            row = []
+            for j in range(m):
+                if j == 0:
+                    base = g1
+                else:
+                    base = sum(prior[k] * 0.5 * (means[k] + r[j - 1]) for k in range(j, m))
+                a = g[j] - base
+                row.append(a / (s + EPS) if scale != "none" else a)
+            out.append(row)
+    return out
+
+
+def segment_token_advantages(segment_adv: list[float], budgets: list[int], think_len: int, length: int,
+                             answer_adv: float, skip: tuple[int, int] | None = None) -> list[float]:
+    """Per-token advantages of a completion of ``length`` tokens: thinking token t (t < think_len)
+    gets the advantage of the budget segment it falls in (b_{j-1} <= t < b_j; past b_m, the last
+    segment's); the rest (termination text, answer) get ``answer_adv``."""
+    out = [answer_adv] * length
+    j = 0
+    for t in range(min(think_len, length)):
+        while j < len(budgets) - 1 and t >= budgets[j]:
+            j += 1
+        out[t] = segment_adv[j]
+    return out

@@ -39,9 +39,13 @@ class PretrainConfig:
     save_every: int = arg(250, "write a resumable checkpoint every this many steps")
     threads: int = arg(0, "torch CPU threads (0: torch's default)")
     init: str = arg("", "start from this saved model's weights (continued pretraining)")
+    cue: float = arg(0.0, "probability that a prompt's hint (``try <node>``) names the goal arm (0: no hints); "
+                     "the explorer ignores hints, so the base model does not learn to use them")
+    cue_fraction: float = arg(0.5, "share of pretraining prompts that carry a hint when cue > 0 (the others "
+                              "have none, so the model serves settings with and without hints)")
 
 
-def make_batch(step: int, cfg: PretrainConfig, tokenizer, task):
+def make_batch(step: int, cfg: PretrainConfig, tokenizer, task, hinted=None):
     """Token ids and labels for one batch; the loss covers the trace and answer, not the prompt."""
     import torch
 
@@ -50,7 +54,8 @@ def make_batch(step: int, cfg: PretrainConfig, tokenizer, task):
     rng = random.Random(f"{cfg.seed}-{step}")
     rows, labels = [], []
     for _ in range(cfg.batch_size):
-        g = task.graph(PRETRAIN_SEED_NAMESPACE * 1_000_003 + rng.randrange(10**9))
+        seed = PRETRAIN_SEED_NAMESPACE * 1_000_003 + rng.randrange(10**9)
+        g = (hinted if hinted is not None and rng.random() < cfg.cue_fraction else task).graph(seed)
         prompt = tokenizer.convert_tokens_to_ids(g.prompt_words())
         trace = tokenizer.convert_tokens_to_ids(star.explore(g, rng))
         rows.append(prompt + trace)
@@ -77,6 +82,9 @@ def pretrain(cfg: PretrainConfig) -> Path:
     task = StarTask(arms=cfg.arms, arm_len=cfg.arm_len)
     small = StarTask(arms=f"{task._arms[0]}-{min(task._arms[1], 3)}",
                      arm_len=f"{task._len[0]}-{min(task._len[1], 3)}")
+    if not 0 <= cfg.cue <= 1 or not 0 <= cfg.cue_fraction <= 1:
+        raise ValueError(f"--cue and --cue-fraction must be in [0, 1], got {cfg.cue} and {cfg.cue_fraction}")
+    hinted = StarTask(arms=cfg.arms, arm_len=cfg.arm_len, cue=cfg.cue) if cfg.cue > 0 else None
     tokenizer = build_tokenizer()
     if cfg.init:
         from transformers import AutoModelForCausalLM
@@ -109,7 +117,8 @@ def pretrain(cfg: PretrainConfig) -> Path:
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
-        ids, lab, mask = make_batch(step, cfg, tokenizer, small if step < cfg.curriculum_steps else task)
+        ids, lab, mask = make_batch(step, cfg, tokenizer, small if step < cfg.curriculum_steps else task,
+                                    None if step < cfg.curriculum_steps else hinted)
         loss = model(input_ids=ids, attention_mask=mask, labels=lab).loss
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss at step {step}; last checkpoint kept in {ckpt}")

@@ -14,7 +14,10 @@ to know which arm leads to the goal is to walk arms in the output stream (explor
 * explicit episodes: each ``try``/``check`` walk is one episode; ``</think>`` ends thinking and
   asks for the answer, so forced termination is just appending ``</think>``;
 * knobs: ``arms`` and ``arm_len`` (ranges such as ``2-5``) set the search space and the length of
-  an attempt; held-out and harder held-out sets use other seeds or larger knobs;
+  an attempt; held-out and harder held-out sets use other seeds or larger knobs; ``cue`` (a
+  probability) adds a hint to the prompt, ``try <node>``, naming the first node of the goal arm
+  with that probability and of another arm otherwise: learnable structure in the order of
+  exploration, which the noisy explorer ignores;
 * an exact verifier: the answer is correct iff it is the start-to-goal path.
 
 The module also holds the *noisy explorer* that writes the base model's pretraining traces. It
@@ -72,6 +75,7 @@ class StarGraph:
     arms: list[list[str]]  # arms[i] = nodes of arm i in walking order (start excluded)
     goal_arm: int
     edges: list[tuple[str, str]]  # shuffled, as shown in the prompt
+    cue: str | None = None  # first node of the arm the prompt's hint points to (None: no hint)
 
     @property
     def path(self) -> list[str]:
@@ -81,10 +85,11 @@ class StarGraph:
         words = [BOS]
         for u, v in self.edges:  # the goal's edge is marked: "u goal_node goal |"
             words += [u, v, GOAL, SEP] if v == self.goal else [u, v, SEP]
-        return words + [START, self.start, GOAL, self.goal, THINK]
+        hint = [TRY, self.cue] if self.cue else []
+        return words + [START, self.start, GOAL, self.goal] + hint + [THINK]
 
 
-def make_graph(rng: random.Random, arms: int, arm_len: int) -> StarGraph:
+def make_graph(rng: random.Random, arms: int, arm_len: int, cue: float = 0.0) -> StarGraph:
     if 1 + arms * arm_len > NUM_NODE_NAMES:
         raise ValueError(f"arms*arm_len+1 = {1 + arms * arm_len} exceeds {NUM_NODE_NAMES} node names")
     names = rng.sample(node_names(), 1 + arms * arm_len)
@@ -98,7 +103,12 @@ def make_graph(rng: random.Random, arms: int, arm_len: int) -> StarGraph:
             edges.append((prev, v))
             prev = v
     rng.shuffle(edges)
-    return StarGraph(start, arm_nodes[goal_arm][-1], arm_nodes, goal_arm, edges)
+    hint = None
+    if cue > 0:  # drawn after the graph, so a cue leaves the graph of a seed unchanged
+        others = [a for a in range(arms) if a != goal_arm]
+        arm = goal_arm if rng.random() < cue or not others else rng.choice(others)
+        hint = arm_nodes[arm][0]
+    return StarGraph(start, arm_nodes[goal_arm][-1], arm_nodes, goal_arm, edges, hint)
 
 
 # --------------------------------------------------------------------------- explorer
@@ -212,6 +222,7 @@ class StarTask(Task):
 
     arms: object = "2-4"
     arm_len: object = "2-4"
+    cue: object = 0.0
     name: str = "star"
     _arms: tuple[int, int] = field(init=False, repr=False)
     _len: tuple[int, int] = field(init=False, repr=False)
@@ -235,13 +246,20 @@ class StarTask(Task):
         if 1 + self._arms[1] * self._len[1] > NUM_NODE_NAMES:
             raise ValueError(f"knobs arms={self.arms} arm_len={self.arm_len}: at most "
                              f"{NUM_NODE_NAMES - 1} nodes besides the start")
+        try:
+            self.cue = float(self.cue)
+        except (TypeError, ValueError):
+            self.cue = None
+        if self.cue is None or not 0.0 <= self.cue <= 1.0:
+            raise ValueError(f"knob 'cue': expected a probability in [0, 1], got {self.cue!r}")
 
     def knobs(self) -> dict:
-        return {"arms": f"{self._arms[0]}-{self._arms[1]}", "arm_len": f"{self._len[0]}-{self._len[1]}"}
+        k = {"arms": f"{self._arms[0]}-{self._arms[1]}", "arm_len": f"{self._len[0]}-{self._len[1]}"}
+        return {**k, "cue": self.cue} if self.cue else k
 
     def graph(self, seed: int) -> StarGraph:
         rng = random.Random(seed)
-        return make_graph(rng, rng.randint(*self._arms), rng.randint(*self._len))
+        return make_graph(rng, rng.randint(*self._arms), rng.randint(*self._len), self.cue)
 
     def problems(self, n: int, seed: int = 0) -> list[Problem]:
         out = []
@@ -251,7 +269,9 @@ class StarTask(Task):
             out.append(Problem(id=f"star-{seed}-{i}", prompt=" ".join(g.prompt_words()),
                                answer=" ".join(g.path), meta={"arms": len(g.arms),
                                                                "arm_len": len(g.arms[0]),
-                                                               "seed": pid_seed}))
+                                                               "seed": pid_seed,
+                                                               "cue_right": g.cue == g.arms[g.goal_arm][0]
+                                                               if g.cue else None}))
         return out
 
     def extract_answer(self, completion: str) -> str | None:

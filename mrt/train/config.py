@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from mrt.config import arg
 
-ALGOS = ("grpo", "length-penalty", "mrt", "mrt-dense", "star", "mrt-star", "sft")
+ALGOS = ("grpo", "length-penalty", "mrt", "mrt-dense", "mrt-online", "anytime", "star", "mrt-star", "sft")
 
 
 @dataclass
@@ -27,6 +27,8 @@ class TrainConfig:
     prompts_per_step: int = arg(8, "problems per optimizer step (per process)")
     num_generations: int = arg(8, "rollouts per problem (the group G)")
     max_completion_length: int = arg(0, "token cap of a rollout (0: the task's default)")
+    thinking_budget: int = arg(0, "binding thinking budget in tokens: a rollout's thinking is cut there, the "
+                               "termination text appended and the answer forced (0: none; every algo)")
     temperature: float = arg(1.0, "sampling temperature of rollouts, prefixes and J estimates")
     beta: float = arg(0.0, "KL coefficient against the starting model (0: no reference model)")
     scale_rewards: str = arg("group", "divide advantages by the group's reward std: group | batch | none")
@@ -34,7 +36,15 @@ class TrainConfig:
     mrt_advantage: str = arg("outcome+progress", "mrt: 'outcome+progress' ((R - mean R) + alpha (R - R_term)) or "
                                                  "'termination' (R - R_term, the authors' RL README; alpha must be 1)")
     length_penalty: float = arg(0.5, "length-penalty coefficient: R = correct - coef * tokens / max tokens")
-    mc_answers: int = arg(4, "forced answers per prefix to estimate J (mrt-dense, mrt-star)")
+    mc_answers: int = arg(4, "forced answers per prefix to estimate J (mrt-dense, mrt-star; mrt-online's "
+                               "termination branches; anytime's summaries per budget)")
+    reuse_answers: bool = arg(True, "count a rollout's own answer as one of the mc_answers samples of J at its "
+                                    "last prefix (the same distribution), so one fewer is sampled there")
+    max_episodes: int = arg(6, "mrt-online: progress is measured at the first this many episode ends")
+    budget_grid: int = arg(4, "anytime: budgets b_j = j * B / m, j = 1..m (B: thinking_budget, else the "
+                              "task's largest regret budget)")
+    budget_prior: str = arg("uniform", "anytime: prior over the budget grid: uniform, linear (p_j ~ j), or m "
+                                       "probabilities separated by commas")
     answer_tokens: int = arg(0, "token cap of a forced answer (0: the task's default)")
     min_final_j: float = arg(0.5, "mrt-star: J after the last episode must reach this")
     train_problems: int = arg(4096, "training problems")
@@ -139,6 +149,14 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"config key 'vllm_eager' must be auto, on or off, got {cfg.vllm_eager!r}")
     if not 0 <= cfg.vllm_memory < 1:
         raise ValueError(f"config key 'vllm_memory' must be in [0, 1), got {cfg.vllm_memory}")
+    for name in ("max_episodes", "budget_grid"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"config key {name!r} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.thinking_budget < 0:
+        raise ValueError(f"config key 'thinking_budget' must be >= 0, got {cfg.thinking_budget}")
+    from mrt.advantages import budget_prior
+
+    budget_prior(cfg.budget_prior, cfg.budget_grid)  # a prior that is not a distribution is refused here
     if cfg.algo == "mrt" and cfg.num_generations < 2:
         raise ValueError("config key 'num_generations' must be >= 2 for mrt (half terminate, half continue)")
     if cfg.sft_style not in ("expert", "noisy", "hetero-low", "hetero-mid", "hetero-high"):

@@ -77,6 +77,9 @@ class MRTTrainer(GRPOTrainer):
         self.tokens_sampled = 0  # every sampled token: rollouts, MRT prefixes, J estimates
         self.extra_tokens = 0  # the part of it sampled outside TRL's rollouts
         self._prompt_ids: dict[str, list[int]] = {}  # text -> ids of the MRT prefix prompts of this step
+        self._prefix_thinking: dict[tuple, int | None] = {}  # mrt prompt ids -> thinking tokens already in them
+        self._forced_spans: list[tuple[int, int] | None] = []  # local rows: forced termination tokens
+        self._rollout_tokens: int | None = None  # local sampled rollout tokens (None: the completion mask's)
         if getattr(self, "use_vllm", False) and self.vllm_generation.mode == "colocate" and not torch.cuda.is_available():
             self.vllm_generation.sync_weights = self._reload_cpu_engine
 
@@ -182,6 +185,50 @@ class MRTTrainer(GRPOTrainer):
             comps.append(row)
         return comps, n_tok
 
+    # ------------------------------------------------------------------ thinking budget
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        comps, logprobs = super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                        has_tool_images)
+        self._forced_spans, self._rollout_tokens = [None] * len(comps), None
+        if self.mrt_config.thinking_budget:
+            self._rollout_tokens = sum(len(c) for c in comps)
+            comps, logprobs = self._force_at_budget(prompt_ids, comps, logprobs)
+        return comps, logprobs
+
+    def _force_at_budget(self, prompt_ids, comps, logprobs):
+        """A binding thinking budget: a rollout whose thinking (with the thinking already in its
+        prompt, for mrt's prefixes) passes ``thinking_budget`` tokens is cut there, the task's
+        termination text is appended, and the answer is sampled (the meta-prover's forced answer).
+        The appended termination tokens were not sampled: they get advantage 0 (``_forced_spans``)."""
+        task, tok, cfg = self.task, self._tok(), self.mrt_config
+        rows, forced = [], []
+        for i, (p, c) in enumerate(zip(prompt_ids, comps)):
+            used = self._prefix_thinking.get(tuple(p), 0)
+            if used is None:  # an mrt prompt that is already force-terminated: the completion is the answer
+                continue
+            room = max(0, cfg.thinking_budget - used)
+            think, answer = task.split_output(list(c), tok)
+            if answer is not None and len(think) <= room:
+                continue
+            cut = min(room, len(think))
+            rows.append((i, think[:cut], task.termination_ids(tok, think[:cut])))
+        if not rows:
+            return comps, logprobs
+        answer_tokens = cfg.answer_tokens or task.default_answer_tokens
+        params = SamplingParams(n=1, max_new_tokens=answer_tokens, temperature=cfg.temperature,
+                                stop=tuple(task.answer_stop_texts), seed=self._rng().randrange(2**31))
+        answers = self._sample([list(prompt_ids[i]) + kept + term for i, kept, term in rows], params)
+        comps, logprobs = list(comps), list(logprobs) if logprobs is not None else None
+        for (i, kept, term), a in zip(rows, answers):
+            ans = a[0]
+            comps[i] = kept + term + list(ans.token_ids)
+            self._forced_spans[i] = (len(kept), len(kept) + len(term))
+            if logprobs is not None:
+                lps = list(ans.logprobs) if ans.logprobs else [0.0] * len(ans.token_ids)
+                logprobs[i] = list(logprobs[i][:len(kept)]) + [0.0] * len(term) + lps
+        self._metrics["train"]["budget/forced_fraction"].append(len(rows) / len(comps))
+        return comps, logprobs
+
     def _encode(self, texts: list[str]) -> list[list[int]]:
         """Prompt ids: token-exact ids of the prompts this trainer built, else the task's encoding
         (one BOS, never two; see :mod:`mrt.chat`)."""
@@ -198,6 +245,11 @@ class MRTTrainer(GRPOTrainer):
 
     def _rng(self) -> random.Random:
         return random.Random(f"{self.args.seed}-{self.state.global_step}-{self.accelerator.process_index}")
+
+    def _gather_rows(self, rows: list[list[float]]) -> list[list[float]]:
+        """Every process's rows (equal-length float lists), in process order."""
+        t = torch.tensor(rows, dtype=torch.float32, device=self.accelerator.device)
+        return self.accelerator.gather(t).tolist()
 
     def _check_groups(self, inputs):
         g = self.num_generations
@@ -218,10 +270,12 @@ class MRTTrainer(GRPOTrainer):
         first_ids = self._encode([x["prompt"] for x in firsts])
         comps = self._sample(first_ids, params)
         rng, out, tok = self._rng(), [], self._tok()
-        self._prompt_ids = {}
+        self._prompt_ids, self._prefix_thinking = {}, {}
         n_term = max(1, g // 2)
         for gi, (c, p_ids) in enumerate(zip(comps, first_ids)):
             think = self._thinking(c[0].token_ids)
+            if cfg.thinking_budget:  # a prefix lies inside the budget
+                think = think[:cfg.thinking_budget]
             ends = task.episode_ends(think, tok) if think else []
             k = rng.randrange(len(ends)) if ends else 0
             cut = ends[k - 1] if k > 0 else 0
@@ -230,6 +284,7 @@ class MRTTrainer(GRPOTrainer):
             for term, ids in variants.items():  # TRL carries text prompts; the ids stay exact
                 texts[term] = tok.decode(ids, skip_special_tokens=False)
                 self._prompt_ids[texts[term]] = ids
+                self._prefix_thinking[tuple(ids)] = None if term else cut
             for r in range(g):
                 term = r < n_term
                 out.append({**inputs[gi * g + r], "mrt_terminated": term, "mrt_cut_episodes": k,
@@ -253,21 +308,18 @@ class MRTTrainer(GRPOTrainer):
                 natural = answer is not None and j == len(ends) - 1 and e == len(think)
                 prompts.append(task.forced_ids(tok, prompt_ids[i // g], think[:e], natural_end=natural))
                 where.append((i // g, i, j + 1))
-        answer_tokens = cfg.answer_tokens or task.default_answer_tokens
-        params = SamplingParams(n=cfg.mc_answers, max_new_tokens=answer_tokens, temperature=cfg.temperature,
-                                stop=tuple(task.answer_stop_texts), seed=self._rng().randrange(2**31))
-        comps = self._sample(prompts, params)
+        # the rollout's own answer after its natural end is a draw of the same forced answer: with
+        # reuse_answers it is one of the mc_answers samples there, and one fewer is sampled
+        own = {}
+        if cfg.reuse_answers and cfg.mc_answers > 1:
+            correct = self._record["correct"]
+            for k, (gi, i, j) in enumerate(where):
+                if i is not None and j == len(ends_all[i]) and self._closed(completion_ids[i], ends_all[i]):
+                    own[k] = bool(correct[i])
+        grades_all = self._forced_grades(inputs, prompts, [w[0] for w in where], own)
         j_empty = {}
         curves = [[0.0] * (len(e) + 1) for e in ends_all]
-        for (gi, i, j), cs in zip(where, comps):
-            x = inputs[gi * g]
-            prob = Problem(x["problem_id"], "", x["answer"])
-            grades = []
-            for c in cs:
-                try:
-                    grades.append(bool(task.grade(prob, task.extract_answer(c.text))))
-                except Exception as e:
-                    raise RewardError(f"grading a forced answer failed on problem {x['problem_id']!r}: {e}") from e
+        for (gi, i, j), grades in zip(where, grades_all):
             value = sum(grades) / len(grades)
             if i is None:
                 j_empty[gi] = value
@@ -276,6 +328,63 @@ class MRTTrainer(GRPOTrainer):
         for i, curve in enumerate(curves):
             curve[0] = j_empty[i // g]
         return ends_all, curves
+
+    def _closed(self, ids, ends) -> bool:
+        think, answer = self.task.split_output(list(ids), self._tok())
+        return answer is not None and bool(ends) and ends[-1] == len(think)
+
+    def _forced_grades(self, inputs, prompts: list[list[int]], groups: list[int], own: dict) -> list[list[bool]]:
+        """Grades of ``mc_answers`` forced answers at each prompt (``own[k]``: a grade already in
+        hand for prompt k, so one fewer is sampled there); one or two sampler calls."""
+        g, task, cfg = self.num_generations, self.task, self.mrt_config
+        answer_tokens = cfg.answer_tokens or task.default_answer_tokens
+        out: list[list[bool]] = [[] for _ in prompts]
+        for n, ks in ((cfg.mc_answers, [k for k in range(len(prompts)) if k not in own]),
+                      (cfg.mc_answers - 1, sorted(own))):
+            if not ks or n < 1:
+                continue
+            params = SamplingParams(n=n, max_new_tokens=answer_tokens, temperature=cfg.temperature,
+                                    stop=tuple(task.answer_stop_texts), seed=self._rng().randrange(2**31))
+            for k, cs in zip(ks, self._sample([prompts[k] for k in ks], params)):
+                x = inputs[groups[k] * g]
+                prob = Problem(x["problem_id"], "", x["answer"])
+                for c in cs:
+                    try:
+                        out[k].append(bool(task.grade(prob, task.extract_answer(c.text))))
+                    except Exception as e:
+                        raise RewardError(f"grading a forced answer failed on problem {x['problem_id']!r}: "
+                                          f"{e}") from e
+        for k, grade in own.items():
+            out[k].append(grade)
+        return out
+
+    # ------------------------------------------------------------------ anytime (AnytimeReasoner)
+    def _budgets(self) -> list[int]:
+        cfg = self.mrt_config
+        return adv.budget_grid(cfg.thinking_budget or max(self.task.default_budgets), cfg.budget_grid)
+
+    def _budget_rewards(self, inputs, completion_ids: list[list[int]]):
+        """Score of the answer forced at each budget b_j of each local rollout: the mean grade of
+        ``mc_answers`` summaries sampled at the thinking cut at b_j, or, at budgets the rollout's
+        thinking ended within, its own answer's grade (the summary there; nothing sampled)."""
+        g, task, tok = self.num_generations, self.task, self._tok()
+        budgets, correct = self._budgets(), self._record["correct"]
+        prompt_ids = self._encode([x["prompt"] for x in inputs[::g]])
+        prompts, groups, where, thinks = [], [], [], []
+        rewards = [[None] * len(budgets) for _ in completion_ids]
+        for i, ids in enumerate(completion_ids):
+            think, answer = task.split_output(list(ids), tok)
+            thinks.append(len(think))
+            for j, b in enumerate(budgets):
+                if answer is not None and b >= len(think):
+                    rewards[i][j] = float(correct[i])
+                else:
+                    prompts.append(task.forced_ids(tok, prompt_ids[i // g], think[:b]))
+                    groups.append(i // g)
+                    where.append((i, j))
+        for (i, j), grades in zip(where, self._forced_grades(inputs, prompts, groups, {})):
+            rewards[i][j] = sum(grades) / len(grades)
+        return budgets, thinks, rewards
 
     # ------------------------------------------------------------------ TRL hooks
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -291,10 +400,25 @@ class MRTTrainer(GRPOTrainer):
             self._check_groups(inputs)
         out = super()._generate_and_score_completions(inputs)
         mask = out["completion_mask"]
-        n_tok = self.accelerator.gather(mask.sum().reshape(1)).sum().item()
+        local_tok = mask.sum() if self._rollout_tokens is None else torch.tensor(self._rollout_tokens, device=mask.device)
+        n_tok = self.accelerator.gather(local_tok.reshape(1)).sum().item()
         self.tokens_sampled += int(n_tok)
-        if algo in ("grpo", "length-penalty") or not self.model.training:
+        if not self.model.training:
             return out
+        if algo not in ("grpo", "length-penalty"):
+            out = self._algo_advantages(algo, inputs, out)
+        if any(self._forced_spans):  # the appended termination tokens were not sampled: no gradient
+            a = out["advantages"]
+            a = a.unsqueeze(1).expand(-1, mask.shape[1]).clone() if a.dim() == 1 else a.clone()
+            for i, span in enumerate(self._forced_spans):
+                if span:
+                    a[i, span[0]:span[1]] = 0.0
+            out["advantages"] = a
+        self._metrics["train"]["mrt/tokens_sampled"].append(float(self.tokens_sampled))
+        return out
+
+    def _algo_advantages(self, algo, inputs, out):
+        mask = out["completion_mask"]
         device = out["advantages"].device
         local = [ids[m.bool()].tolist() for ids, m in zip(out["completion_ids"], mask)]
         correct = self._record["correct"]
@@ -319,6 +443,19 @@ class MRTTrainer(GRPOTrainer):
             out["advantages"] = torch.tensor(rows, device=device)
             prg = [p for c in curves for p in adv.progress_from_j(c)]
             self._metrics["train"]["mrt/mean_progress"].append(sum(prg) / len(prg) if prg else 0.0)
+        elif algo == "anytime":
+            self._check_groups(inputs)
+            budgets, thinks, rewards = self._budget_rewards(inputs, local)
+            all_rewards = self._gather_rows(rewards)
+            prior = adv.budget_prior(self.mrt_config.budget_prior, self.mrt_config.budget_grid)
+            seg = adv.brpo_segment_advantages(all_rewards, prior, self.num_generations, self.mrt_config.scale_rewards)
+            start = self.accelerator.process_index * len(inputs)
+            outcome = out["advantages"].tolist()  # the summary (answer) tokens: GRPO on the final outcome
+            rows = [adv.segment_token_advantages(seg[start + i], budgets, thinks[i], mask.shape[1], outcome[i])
+                    for i in range(len(local))]
+            out["advantages"] = torch.tensor(rows, device=device)
+            for j, b in enumerate(budgets):
+                self._metrics["train"][f"anytime/reward_at_{b}"].append(sum(r[j] for r in rewards) / len(rewards))
         elif algo in ("star", "mrt-star"):
             if algo == "star":
                 keep = adv.star_keep(correct)
@@ -331,7 +468,6 @@ class MRTTrainer(GRPOTrainer):
             total = (int(tot[:, 0].sum().item()), int(tot[:, 1].sum().item()))
             out["advantages"] = torch.tensor(adv.kept_advantages(keep, lengths, total), device=device)
             self._metrics["train"]["star/kept_fraction"].append(sum(keep) / len(keep))
-        self._metrics["train"]["mrt/tokens_sampled"].append(float(self.tokens_sampled))
         return out
 
     def training_step(self, model, inputs, num_items_in_batch=None):

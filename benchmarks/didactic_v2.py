@@ -1,0 +1,393 @@
+"""The didactic benchmark, second design (issue 12): three settings (control, binding budget,
+learnable order), eight training methods and the base, equal tuning on a validation split, five
+seeds of final runs, 128 x 8 held-out traces, paired 95% bootstrap intervals over problems and
+seeds.
+
+    python benchmarks/didactic_v2.py --out runs/bench-v2 --results benchmarks/results/didactic_v2.json --jobs 2
+
+Stages (``--stage``, default ``all``): ``tune`` trains every method on each configuration of its
+grid in the tuning setting and scores it on validation problems by one criterion (1 - normalised
+regret at the training budget B, the area under the accuracy-budget curve); ``final`` trains the
+chosen configuration of each method with every seed in every setting and evaluates base and
+methods on the same held-out problems; ``report`` aggregates. Every run is an ``mrt train`` and an
+``mrt analyze`` subprocess: a rerun skips finished runs and resumes killed ones, so the benchmark
+can be stopped and continued at any point. Settings, grid and criterion are declared in
+``benchmarks/didactic_v2_settings.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import didactic_v2_settings as S  # noqa: E402
+
+REPS = 2000  # bootstrap resamples
+
+
+def parse():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="runs/bench-v2", help="working directory (runs, logs, tables)")
+    p.add_argument("--results", default="", help="also copy the results JSON here")
+    p.add_argument("--stage", default="all", choices=["tune", "final", "report", "all"], help="what to run")
+    p.add_argument("--methods", nargs="+", default=S.METHODS, help="methods (default: all eight)")
+    p.add_argument("--settings", nargs="+", default=list(S.SETTINGS), help="settings of the final runs")
+    p.add_argument("--seeds", nargs="+", type=int, default=S.FINAL_SEEDS, help="seeds of the final runs")
+    p.add_argument("--jobs", type=int, default=2, help="runs at once (default: 2)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiply the token budget and problem counts (a quick pipeline check: 0.05)")
+    ns = p.parse_args()
+    for m in ns.methods:
+        if m not in S.METHODS:
+            p.error(f"unknown method {m!r}; known: {', '.join(S.METHODS)}")
+    for s in ns.settings:
+        if s not in S.SETTINGS:
+            p.error(f"unknown setting {s!r}; known: {', '.join(S.SETTINGS)}")
+    return ns
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _n(ns, x: int) -> int:
+    return max(2, int(round(x * ns.scale)))
+
+
+def train_cmd(ns, setting: str, method: str, seed: int, values: dict, out: Path) -> list[str]:
+    s = S.SETTINGS[setting]
+    cmd = [sys.executable, "-m", "mrt.cli", "train", "--algo", method, "--seed", str(seed), "--out", str(out),
+           "--token-budget", str(_n(ns, S.TOKEN_BUDGET)), "--max-steps", "100000", "--report-to", "none",
+           "--eval-problems", "0", "--knobs", *s["knobs"], "--threads", str(ns.threads)]
+    if s["model"]:
+        cmd += ["--model", s["model"]]
+    if s["thinking_budget"]:
+        cmd += ["--thinking-budget", str(s["thinking_budget"])]
+    if s["max_completion_length"]:
+        cmd += ["--max-completion-length", str(s["max_completion_length"])]
+    for k, v in values.items():
+        cmd += ["--" + k.replace("_", "-"), str(v)]
+    return cmd
+
+
+def eval_cmd(ns, setting: str, model: str, seed: int, split: dict, out: Path) -> list[str]:
+    s = S.SETTINGS[setting]
+    cmd = [sys.executable, "-m", "mrt.cli", "analyze", "--out", str(out), "--knobs", *s["knobs"],
+           "--n-problems", str(_n(ns, split["n_problems"])), "--problem-seed", str(split["problem_seed"]),
+           "--traces-per-problem", str(split["traces"]), "--extensions", str(split["extensions"]),
+           "--budgets", *[str(b) for b in s["budgets"]], "--seed", str(seed)]
+    return cmd + (["--model", model] if model else [])
+
+
+def _run(job):
+    name, cmds, log, threads = job
+    t0 = time.time()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as f:
+        for cmd in cmds:
+            r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT,
+                               env=dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false",
+                                        OMP_NUM_THREADS=str(threads)))
+            if r.returncode:
+                return name, False, time.time() - t0
+    return name, True, time.time() - t0
+
+
+def run_jobs(ns, jobs: list) -> None:
+    print(f"{len(jobs)} runs to do, {ns.jobs} at a time", flush=True)
+    failed = []
+    with ThreadPoolExecutor(max_workers=ns.jobs) as pool:
+        for name, ok, secs in pool.map(_run, jobs):
+            print(f"  {name}: {'done' if ok else 'FAILED'} in {secs:.0f} s", flush=True)
+            if not ok:
+                failed.append(name)
+    if failed:
+        sys.exit(f"failed runs: {', '.join(failed)} (see their logs under {ns.out}; rerun to resume)")
+
+
+def _job(ns, name: str, d: Path, setting: str, method: str | None, seed: int, values: dict, split: dict):
+    if (d / "eval" / "summary.json").exists():
+        return None
+    cmds = []
+    model = S.SETTINGS[setting]["model"]
+    if method:
+        cmds.append(train_cmd(ns, setting, method, seed, values, d / "train"))
+        model = str(d / "train" / "model")
+    cmds.append(eval_cmd(ns, setting, model, seed, split, d / "eval"))
+    return name, cmds, d / "log.txt", ns.threads
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def trace_figures(rec: dict, budgets: list[int]) -> dict:
+    from mrt.analyze import trace_regret
+    from mrt.metrics import j_at_budget
+
+    ends, js = [e["end"] for e in rec["episodes"]], [p["j"] for p in rec["prefixes"]]
+    return {"correct": float(rec["correct"]), "tokens": rec["n_output_tokens"],
+            "regret": {str(c): trace_regret(rec, c, "thinking") for c in budgets},
+            "acc_at": {str(c): j_at_budget(ends, js, c) for c in budgets},
+            "ends": ends, "js": js}
+
+
+def problem_table(eval_dir: Path, budgets: list[int]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    with open(eval_dir / "traces.jsonl") as f:
+        for line in f:
+            r = json.loads(line)
+            if r.get("status", "ok") != "ok" or not r.get("prefixes"):
+                continue
+            out.setdefault(r["problem_id"], []).append(trace_figures(r, budgets))
+    return out
+
+
+def _pm(table: dict, fn) -> dict[str, float]:
+    """Per-problem mean of fn(trace)."""
+    return {p: statistics.fmean(fn(t) for t in ts) for p, ts in table.items()}
+
+
+def bootstrap(per_seed: list[dict[str, float]], reps: int = REPS, seed: int = 0) -> dict:
+    """Mean over seeds and problems with a 95% interval from resampling seeds and problems."""
+    probs = sorted(set.intersection(*(set(d) for d in per_seed)))
+    grid = [[d[p] for p in probs] for d in per_seed]
+    rng = random.Random(seed)
+    n_s, n_p = len(grid), len(probs)
+    mean = statistics.fmean(x for row in grid for x in row)
+    boots = []
+    for _ in range(reps):
+        ss = [rng.randrange(n_s) for _ in range(n_s)]
+        ps = [rng.randrange(n_p) for _ in range(n_p)]
+        boots.append(statistics.fmean(grid[s][p] for s in ss for p in ps))
+    boots.sort()
+    return {"mean": mean, "ci": [boots[int(0.025 * reps)], boots[int(0.975 * reps) - 1]], "seeds": n_s,
+            "problems": n_p}
+
+
+def paired(a: list[dict], b: list[dict]) -> dict:
+    """a - b, paired by seed index and problem."""
+    return bootstrap([{p: x[p] - y[p] for p in x if p in y} for x, y in zip(a, b)])
+
+
+def acc_curve(tables: list[dict], grid: list[int]) -> list[float]:
+    from mrt.metrics import j_at_budget
+
+    vals = [statistics.fmean(j_at_budget(t["ends"], t["js"], g) for tab in tables for ts in tab.values() for t in ts)
+            for g in grid]
+    return vals
+
+
+def seed_interval(xs: list[float]) -> dict:
+    """Mean and a 95% bootstrap interval over seeds (figures measured once per run)."""
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return {"mean": None, "ci": [None, None], "seeds": 0}
+    rng = random.Random(0)
+    boots = sorted(statistics.fmean(rng.choice(xs) for _ in xs) for _ in range(REPS))
+    return {"mean": statistics.fmean(xs), "ci": [boots[int(0.025 * REPS)], boots[int(0.975 * REPS) - 1]],
+            "seeds": len(xs)}
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def tune_dir(ns, method: str, i: int) -> Path:
+    return Path(ns.out) / "tune" / f"{method}-{i}"
+
+
+def tune_jobs(ns) -> list:
+    jobs = [_job(ns, "tune/base", Path(ns.out) / "tune" / "base", S.TUNE_SETTING, None, S.TUNE_SEED, {},
+                 S.VALIDATION)]
+    for m in ns.methods:
+        for i, values in enumerate(S.tune_grid(m)):
+            jobs.append(_job(ns, f"tune/{m}-{i}", tune_dir(ns, m, i), S.TUNE_SETTING, m, S.TUNE_SEED, values,
+                             S.VALIDATION))
+    return [j for j in jobs if j]
+
+
+def select(ns) -> dict:
+    """Each method's configuration with the best criterion on the validation split."""
+    budget = S.criterion_budget(S.TUNE_SETTING)
+    chosen = {}
+    for m in ns.methods:
+        rows = []
+        for i, values in enumerate(S.tune_grid(m)):
+            d = tune_dir(ns, m, i) / "eval"
+            if not (d / "summary.json").exists():
+                raise SystemExit(f"tuning run {d.parent} has not finished; run --stage tune first")
+            tab = problem_table(d, [budget])
+            auc = 1 - statistics.fmean(_pm(tab, lambda t: t["regret"][str(budget)]).values())
+            rows.append({"values": values, "criterion": auc})
+        best = max(rows, key=lambda r: r["criterion"])
+        chosen[m] = {"values": best["values"], "grid": rows}
+    (Path(ns.out) / "selected.json").write_text(json.dumps(chosen, indent=1))
+    return chosen
+
+
+def final_dir(ns, setting: str, method: str, seed: int) -> Path:
+    return Path(ns.out) / "final" / setting / f"{method}-s{seed}"
+
+
+def final_jobs(ns, chosen: dict) -> list:
+    jobs = []
+    for setting in ns.settings:
+        for seed in ns.seeds:
+            jobs.append(_job(ns, f"{setting}/base-s{seed}", final_dir(ns, setting, "base", seed), setting, None,
+                             seed, {}, S.TEST))
+        for m in ns.methods:
+            for seed in ns.seeds:
+                jobs.append(_job(ns, f"{setting}/{m}-s{seed}", final_dir(ns, setting, m, seed), setting, m, seed,
+                                 chosen[m]["values"], S.TEST))
+    return [j for j in jobs if j]
+
+
+def _accuracy_key(setting: str) -> str:
+    """The accuracy a setting is judged by: at the budget B where it binds, else at the natural end."""
+    b = S.SETTINGS[setting]["thinking_budget"]
+    return f"acc_at:{b}" if b else "correct"
+
+
+def _value(t: dict, key: str) -> float:
+    if key.startswith("acc_at:"):
+        return t["acc_at"][key.split(":")[1]]
+    if key.startswith("regret:"):
+        return t["regret"][key.split(":")[1]]
+    return t[key]
+
+
+def setting_results(ns, setting: str) -> dict:
+    from mrt.metrics import token_efficiency
+    from mrt.train.run import eval_figures
+
+    s = S.SETTINGS[setting]
+    budgets = s["budgets"]
+    acc_key = _accuracy_key(setting)
+    names = ["base"] + ns.methods
+    tables, summaries, trains = {}, {}, {}
+    for m in names:
+        dirs = [final_dir(ns, setting, m, seed) for seed in ns.seeds]
+        if not all((d / "eval" / "summary.json").exists() for d in dirs):
+            continue
+        tables[m] = [problem_table(d / "eval", budgets) for d in dirs]
+        summaries[m] = [json.loads((d / "eval" / "summary.json").read_text()) for d in dirs]
+        trains[m] = [json.loads((d / "train" / "summary.json").read_text()) if m != "base" else {} for d in dirs]
+    keys = {"accuracy": acc_key, "natural_accuracy": "correct", "output_tokens": "tokens",
+            **{f"regret_C{c}": f"regret:{c}" for c in budgets}, **{f"acc_at_{c}": f"acc_at:{c}" for c in budgets}}
+    per = {m: {k: [_pm(tab, lambda t, key=key: _value(t, key)) for tab in tables[m]] for k, key in keys.items()}
+           for m in tables}
+    grid = list(range(0, 4 * max(budgets) + 1))
+    out = {"what": s["what"], "knobs": s["knobs"], "thinking_budget": s["thinking_budget"], "budgets": budgets,
+           "accuracy_is": acc_key, "methods": {}}
+    for m in tables:
+        row = {k: bootstrap(v) for k, v in per[m].items()}
+        figs = [eval_figures(x).get("accuracy_at_budget", {}) for x in summaries[m]]
+        row["budget_forcing"] = {k: seed_interval([f.get(k, {}).get("j") for f in figs]) for k in ("1x", "2x", "4x")}
+        if m != "base":
+            for k in ("sampled_tokens", "extra_sampled_tokens", "steps", "wall_seconds"):
+                row[k] = seed_interval([t.get(k) for t in trains[m]])
+        if "grpo" in tables and m != "grpo":
+            row["vs_grpo"] = {k: paired(per[m][k], per["grpo"][k]) for k in keys}
+            ref, new = acc_curve(tables["grpo"], grid), acc_curve(tables[m], grid)
+            row["token_efficiency_vs_grpo"] = token_efficiency(grid, ref, new)
+            row["token_efficiency_vs_grpo_per_seed"] = [
+                token_efficiency(grid, acc_curve([a], grid), acc_curve([b], grid))
+                for a, b in zip(tables["grpo"], tables[m])]
+        if "base" in tables and m != "base":
+            row["vs_base"] = {k: paired(per[m][k], per["base"][k]) for k in ("accuracy",)}
+            if "grpo" in tables and m != "grpo":
+                row["relative_gain_over_base"] = relative_gain(per[m]["accuracy"], per["grpo"]["accuracy"],
+                                                               per["base"]["accuracy"])
+        out["methods"][m] = row
+    out["curves"] = {m: {"grid": grid[::2], "accuracy": acc_curve(tables[m], grid)[::2]} for m in tables}
+    return out
+
+
+def relative_gain(new: list[dict], ref: list[dict], base: list[dict]) -> dict:
+    """(acc_new - acc_base) / (acc_ref - acc_base), bootstrapped over seeds and problems."""
+    probs = sorted(set.intersection(*(set(d) for d in new + ref + base)))
+    rng = random.Random(1)
+    n_s = len(new)
+
+    def ratio(ss, ps):
+        a = statistics.fmean(new[s][p] - base[s][p] for s in ss for p in ps)
+        b = statistics.fmean(ref[s][p] - base[s][p] for s in ss for p in ps)
+        return a / b if b > 0 else None
+
+    point = ratio(range(n_s), probs)
+    boots = [ratio([rng.randrange(n_s) for _ in range(n_s)], [rng.choice(probs) for _ in probs]) for _ in range(REPS)]
+    ok = sorted(b for b in boots if b is not None)
+    ci = [ok[int(0.025 * len(ok))], ok[int(0.975 * len(ok)) - 1]] if len(ok) > 20 else [None, None]
+    return {"mean": point, "ci": ci, "undefined_draws": REPS - len(ok)}
+
+
+def report(ns, chosen: dict | None) -> dict:
+    doc = {"command": "python benchmarks/didactic_v2.py " + " ".join(sys.argv[1:]),
+           "declared": {"settings": S.SETTINGS, "tune_setting": S.TUNE_SETTING, "learning_rates": S.LEARNING_RATES,
+                        "coefficients": S.COEFFICIENTS, "token_budget": _n(ns, S.TOKEN_BUDGET),
+                        "validation": S.VALIDATION, "test": S.TEST, "criterion": S.CRITERION,
+                        "final_seeds": ns.seeds, "scale": ns.scale},
+           "selected": chosen, "settings": {}}
+    for setting in ns.settings:
+        doc["settings"][setting] = setting_results(ns, setting)
+    out = Path(ns.out) / "didactic_v2.json"
+    out.write_text(json.dumps(doc, indent=1))
+    if ns.results:
+        Path(ns.results).parent.mkdir(parents=True, exist_ok=True)
+        Path(ns.results).write_text(json.dumps(doc, indent=1))
+    print(markdown(doc))
+    return doc
+
+
+def _f(d: dict | None, digits: int = 3) -> str:
+    if not d or d.get("mean") is None:
+        return "—"
+    lo, hi = d["ci"]
+    return f"{d['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None else f"{d['mean']:.{digits}f}"
+
+
+def markdown(doc: dict) -> str:
+    lines = []
+    for setting, r in doc["settings"].items():
+        bs = r["budgets"]
+        lines += [f"\n### {setting}: {r['what']}\n",
+                  "| method | accuracy | Δ vs GRPO | " + " | ".join(f"regret C={c}" for c in bs) +
+                  " | tokens | token eff. vs GRPO | rel. gain |",
+                  "|---" * (6 + len(bs)) + "|"]
+        for m, row in r["methods"].items():
+            vs = row.get("vs_grpo", {})
+            te = row.get("token_efficiency_vs_grpo")
+            lines.append(f"| {m} | {_f(row['accuracy'])} | {_f(vs.get('accuracy'))} | " +
+                         " | ".join(_f(row[f'regret_C{c}']) for c in bs) +
+                         f" | {row['output_tokens']['mean']:.1f} | {'—' if m in ('grpo', 'base') else (f'{te:.2f}×' if te else 'not reached')}"
+                         f" | {_f(row.get('relative_gain_over_base'), 2)} |")
+    return "\n".join(lines)
+
+
+def main():
+    ns = parse()
+    Path(ns.out).mkdir(parents=True, exist_ok=True)
+    chosen = None
+    if ns.stage in ("tune", "all"):
+        run_jobs(ns, tune_jobs(ns))
+    if ns.stage in ("final", "all", "report"):
+        chosen = select(ns)
+        print("chosen:", json.dumps({m: c["values"] for m, c in chosen.items()}), flush=True)
+    if ns.stage in ("final", "all"):
+        run_jobs(ns, final_jobs(ns, chosen))
+    if ns.stage in ("report", "all"):
+        report(ns, chosen)
+
+
+if __name__ == "__main__":
+    main()
