@@ -247,3 +247,21 @@ def segment_token_advantages(segment_adv: list[float], budgets: list[int], think
             j += 1
         out[t] = segment_adv[j]
     return out
+
+
+def online_rewards(correct: list[bool], j_curves: list[list[float]], alpha: float) -> list[float]:
+    """mrt-online's per-trace reward: ``R = 1[correct] + alpha * sum_j r_prg(z_j)`` over the episodes
+    whose J was measured (``j_curves[i]``: J(empty), then J after each of the first K episodes);
+    the sum telescopes to ``J_K - J_0``."""
+    return [float(c) + alpha * (sum(progress_from_j(j)) if len(j) > 1 else 0.0) for c, j in zip(correct, j_curves)]
+
+
+def scaled_advantages(rewards: list[float], group_size: int, scale: str = "group") -> list[float]:
+    """``R - mean_G R``, divided by the group's std (``group``), the batch's (``batch``) or not."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    if scale == "group":
+        return grpo_advantages(rewards, group_size)
+    centred = grpo_advantages(rewards, group_size, scale=False)
+    s = _std(rewards)
+    return [a / (s + EPS) for a in centred] if scale == "batch" else centred

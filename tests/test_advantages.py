@@ -123,3 +123,52 @@ def test_mrt_star_filter_final_j_and_ties():
     assert adv.mrt_star_keep([True, True, True], [[1.0], [0.0, 1.0], [0.0, 0.5, 1.0]], 3) == [True, True, False]
     # ... but not when J(empty) is below min_final_j
     assert adv.mrt_star_keep([True, True], [[0.25], [0.0, 1.0]], 2) == [False, True]
+
+
+def test_budget_prior_is_a_distribution():
+    assert adv.budget_prior("uniform", 4) == [0.25] * 4
+    assert adv.budget_prior("linear", 3) == pytest.approx([1 / 6, 2 / 6, 3 / 6])
+    assert adv.budget_prior("0.1,0.2,0.3,0.4", 4) == pytest.approx([0.1, 0.2, 0.3, 0.4])
+    for bad, why in (("0.5,0.6", "not a distribution"), ("0.5,0.5", "2 probabilities for a grid of 4"),
+                     ("-0.5,0.5,0.5,0.5", "not a distribution"), ("beta", "expected uniform, linear")):
+        with pytest.raises(ValueError, match=why):
+            adv.budget_prior(bad, 4 if bad != "0.5,0.6" else 2)
+    assert adv.budget_grid(16, 4) == [4, 8, 12, 16]
+    with pytest.raises(ValueError):
+        adv.budget_grid(3, 4)
+
+
+def test_brpo_by_hand():
+    # prior (.5, .5); rollout 1 fails at b1 and succeeds at b2, rollout 2 succeeds at both
+    prior, r = [0.5, 0.5], [[0.0, 1.0], [1.0, 1.0]]
+    assert adv.brpo_returns(r[0], prior) == [0.5, 0.5]
+    assert adv.brpo_returns(r[1], prior) == [1.0, 0.5]
+    a = adv.brpo_segment_advantages(r, prior, 2, scale="none")
+    # segment 1: G_1 - mean G_1 (.75); segment 2: G_2 - p_2 (mean r_2 + own r_1) / 2
+    assert a[0] == pytest.approx([0.5 - 0.75, 0.5 - 0.5 * (1.0 + 0.0) / 2])
+    assert a[1] == pytest.approx([1.0 - 0.75, 0.5 - 0.5 * (1.0 + 1.0) / 2])
+    # the segment where rollout 1 found the answer is credited, rollout 2's second segment is not
+    assert a[0][1] > 0 and a[1][1] == pytest.approx(0.0)
+    s = adv.brpo_segment_advantages(r, prior, 2, scale="group")
+    std = math.sqrt(((0.5 - 0.75) ** 2 + (1 - 0.75) ** 2) / 1)
+    assert s[0][0] == pytest.approx(-0.25 / (std + adv.EPS))
+    with pytest.raises(ValueError):
+        adv.brpo_segment_advantages([[1.0]], prior, 1)
+
+
+def test_segment_token_advantages():
+    # budgets 2, 4: thinking tokens 0-1 in segment 1, 2-3 in segment 2, token 4 past b_m in the last;
+    # tokens 5-6 (answer) get the answer's advantage
+    assert adv.segment_token_advantages([1.0, 2.0], [2, 4], think_len=5, length=7, answer_adv=9.0) == \
+        [1.0, 1.0, 2.0, 2.0, 2.0, 9.0, 9.0]
+    assert adv.segment_token_advantages([1.0, 2.0], [2, 4], think_len=0, length=2, answer_adv=3.0) == [3.0, 3.0]
+
+
+def test_online_rewards_and_scaling():
+    # J curves: (.25 -> .5 -> 1) and (.25 -> .25): progress sums .75 and 0
+    r = adv.online_rewards([True, False], [[0.25, 0.5, 1.0], [0.25, 0.25]], alpha=2.0)
+    assert r == pytest.approx([1 + 2 * 0.75, 0.0])
+    assert adv.online_rewards([True], [[0.5]], 1.0) == [1.0]  # no episode: no progress
+    assert adv.scaled_advantages([2.5, 0.0], 2, "none") == pytest.approx([1.25, -1.25])
+    assert adv.scaled_advantages([2.5, 0.0], 2, "group") == pytest.approx(adv.grpo_advantages([2.5, 0.0], 2))
+    assert adv.scaled_advantages([2.5, 0.0, 1, 1], 2, "batch")[2:] == [0.0, 0.0]

@@ -75,3 +75,25 @@ def test_harder_knobs_change_the_problems():
     hard = get_task("star", arms="6", arm_len="5").problems(20)
     assert max(p.meta["arms"] for p in easy) <= 3
     assert all(p.meta["arms"] == 6 and p.meta["arm_len"] == 5 for p in hard)
+
+
+def test_cue_points_to_the_goal_arm_with_its_probability():
+    StarTask = star.StarTask
+    plain = StarTask(arms="3-4", arm_len="3-5")
+    hinted = StarTask(arms="3-4", arm_len="3-5", cue=0.75)
+    ps, qs = plain.problems(400, seed=5), hinted.problems(400, seed=5)
+    assert all(p.answer == q.answer for p, q in zip(ps, qs))  # the hint leaves each graph unchanged
+    assert all("try" not in p.prompt.split() for p in ps)
+    right = 0
+    for q in qs:
+        words = q.prompt.split()
+        assert words[-3] == "try" and words[-1] == "<think>"
+        hint, first = words[-2], q.answer.split()[1]
+        right += hint == first
+        assert q.meta["cue_right"] == (hint == first)
+    assert 0.68 < right / len(qs) < 0.82  # 0.75 +- 3.5 standard errors
+    assert all(q.meta["cue_right"] for q in StarTask(cue=1).problems(50, seed=1))
+    with pytest.raises(ValueError, match="cue"):
+        StarTask(cue=1.5)
+    with pytest.raises(ValueError, match="cue"):
+        StarTask(cue="often")

@@ -142,3 +142,44 @@ def test_killed_run_resumes(tmp_path):
     assert "resuming from" in r.stderr
     s = json.loads((out / "summary.json").read_text())
     assert s["steps"] == 4 and s["sampled_tokens"] > tokens_at_2
+
+
+def test_thinking_budget_forces_the_answer(tmp_path):
+    """A binding budget of 2 thinking tokens: (nearly) every rollout is cut there and its answer
+    forced; the forced termination token gets no gradient; every sampled token is counted."""
+    from transformers import AutoTokenizer
+
+    from mrt.tasks import StarTask
+    from mrt.tiny import shipped_model_path
+    from mrt.train.trainer import MRTTrainer
+
+    seen = {}
+    orig = MRTTrainer._force_at_budget
+
+    def spy(self, prompt_ids, comps, logprobs):
+        new, lps = orig(self, prompt_ids, comps, logprobs)
+        seen.setdefault("rows", []).extend(zip(comps, new, self._forced_spans))
+        return new, lps
+
+    MRTTrainer._force_at_budget = spy
+    try:
+        s = run_train(load_config(None, dict(SMALL, algo="anytime", thinking_budget=2, budget_grid=2,
+                                             out=str(tmp_path / "a"))))
+    finally:
+        MRTTrainer._force_at_budget = orig
+    tok = AutoTokenizer.from_pretrained(shipped_model_path())
+    task = StarTask()
+    forced = [(old, new, span) for old, new, span in seen["rows"] if span]
+    assert len(forced) >= 0.75 * len(seen["rows"])
+    for old, new, (a, b) in forced:
+        think, answer = task.split_output(new, tok)
+        assert len(think) <= 2 and answer is not None and new[:a] == old[:a] == think
+        assert tok.convert_ids_to_tokens(new[a:b]) == ["</think>"]
+    log = [json.loads(x) for x in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
+    assert any(r.get("budget/forced_fraction", 0) > 0.7 for r in log)
+    assert any("anytime/reward_at_2" in r for r in log)
+    assert s["extra_sampled_tokens"] > 0 and s["sampled_tokens"] > s["extra_sampled_tokens"]
+    with pytest.raises(ValueError, match="not a distribution"):
+        load_config(None, dict(SMALL, algo="anytime", budget_prior="0.7,0.7", budget_grid=2))
+    with pytest.raises(ValueError, match="unknown algorithm 'anytme'"):
+        load_config(None, dict(SMALL, algo="anytme"))

@@ -292,8 +292,9 @@ class MRTTrainer(GRPOTrainer):
         return out
 
     # ------------------------------------------------------------------ J estimates
-    def _j_curves(self, inputs, completion_ids: list[list[int]]):
-        """Episode ends and J after 0..k episodes of each local rollout (one sampler call)."""
+    def _j_curves(self, inputs, completion_ids: list[list[int]], max_episodes: int = 0):
+        """Episode ends and J after 0..k episodes of each local rollout (k at most ``max_episodes``
+        when that is set)."""
         g, task, cfg, tok = self.num_generations, self.task, self.mrt_config, self._tok()
         prompt_ids = self._encode([x["prompt"] for x in inputs[::g]])
         prompts, where, ends_all = [], [], []
@@ -303,6 +304,8 @@ class MRTTrainer(GRPOTrainer):
         for i, ids in enumerate(completion_ids):
             think, answer = task.split_output(list(ids), tok)
             ends = task.episode_ends(think, tok) if think else []
+            if max_episodes:
+                ends = ends[:max_episodes]
             ends_all.append(ends)
             for j, e in enumerate(ends):  # a rollout that closed its thinking ends naturally
                 natural = answer is not None and j == len(ends) - 1 and e == len(think)
@@ -442,6 +445,16 @@ class MRTTrainer(GRPOTrainer):
                                                mask.shape[1], self.mrt_config.alpha) for i in range(len(local))]
             out["advantages"] = torch.tensor(rows, device=device)
             prg = [p for c in curves for p in adv.progress_from_j(c)]
+            self._metrics["train"]["mrt/mean_progress"].append(sum(prg) / len(prg) if prg else 0.0)
+        elif algo == "mrt-online":
+            self._check_groups(inputs)
+            _, curves = self._j_curves(inputs, local, self.mrt_config.max_episodes)
+            rewards = adv.online_rewards(correct, curves, self.mrt_config.alpha)
+            all_rewards = [r[0] for r in self._gather_rows([[r] for r in rewards])]
+            a = adv.scaled_advantages(all_rewards, self.num_generations, self.mrt_config.scale_rewards)
+            start = self.accelerator.process_index * len(inputs)
+            out["advantages"] = torch.tensor(a[start:start + len(inputs)], device=device)
+            prg = [c[-1] - c[0] for c in curves]
             self._metrics["train"]["mrt/mean_progress"].append(sum(prg) / len(prg) if prg else 0.0)
         elif algo == "anytime":
             self._check_groups(inputs)
