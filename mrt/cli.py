@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from mrt.train.config import TrainConfig
 
-    sp = sub.add_parser("train", help="fine-tune with grpo, length-penalty, mrt, mrt-dense, star, mrt-star or sft")
+    sp = sub.add_parser("train", help="fine-tune with grpo, length-penalty, mrt, mrt-dense, mrt-online, anytime, star, mrt-star or sft")
     add_dataclass_args(sp, TrainConfig, only_given=True)
     sp.set_defaults(func=_cmd_train)
 
