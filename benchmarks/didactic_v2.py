@@ -40,7 +40,9 @@ def parse():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/bench-v2", help="working directory (runs, logs, tables)")
     p.add_argument("--results", default="", help="also copy the results JSON here")
-    p.add_argument("--stage", default="all", choices=["tune", "final", "report", "all"], help="what to run")
+    p.add_argument("--stage", default="all", choices=["tune", "final", "report", "all", "tune-status"],
+                   help="what to run (tune-status: write the finished tuning runs' criteria and costs to "
+                        "--results, choosing nothing)")
     p.add_argument("--methods", nargs="+", default=S.METHODS, help="methods (default: all eight)")
     p.add_argument("--settings", nargs="+", default=list(S.SETTINGS), help="settings of the final runs")
     p.add_argument("--seeds", nargs="+", type=int, default=S.FINAL_SEEDS, help="seeds of the final runs")
@@ -216,8 +218,9 @@ def tune_jobs(ns) -> list:
     return [j for j in jobs if j]
 
 
-def select(ns) -> dict:
-    """Each method's configuration with the best criterion on the validation split."""
+def select(ns, partial: bool = False) -> dict:
+    """Each method's configuration with the best criterion on the validation split, with every
+    tuning run's criterion and cost (``partial``: report the finished runs, choose nothing)."""
     budget = S.criterion_budget(S.TUNE_SETTING)
     chosen = {}
     for m in ns.methods:
@@ -225,13 +228,23 @@ def select(ns) -> dict:
         for i, values in enumerate(S.tune_grid(m)):
             d = tune_dir(ns, m, i) / "eval"
             if not (d / "summary.json").exists():
+                if partial:
+                    continue
                 raise SystemExit(f"tuning run {d.parent} has not finished; run --stage tune first")
             tab = problem_table(d, [budget])
             auc = 1 - statistics.fmean(_pm(tab, lambda t: t["regret"][str(budget)]).values())
-            rows.append({"values": values, "criterion": auc})
+            train = json.loads((d.parent / "train" / "summary.json").read_text())
+            rows.append({"values": values, "criterion": auc, "steps": train["steps"],
+                         "sampled_tokens": train["sampled_tokens"],
+                         "j_and_summary_tokens": train["extra_sampled_tokens"],
+                         "wall_seconds": train["wall_seconds"]})
+        if partial:
+            chosen[m] = {"values": None, "grid": rows, "finished": f"{len(rows)}/{len(S.tune_grid(m))}"}
+            continue
         best = max(rows, key=lambda r: r["criterion"])
         chosen[m] = {"values": best["values"], "grid": rows}
-    (Path(ns.out) / "selected.json").write_text(json.dumps(chosen, indent=1))
+    if not partial:
+        (Path(ns.out) / "selected.json").write_text(json.dumps(chosen, indent=1))
     return chosen
 
 
@@ -378,6 +391,17 @@ def main():
     ns = parse()
     Path(ns.out).mkdir(parents=True, exist_ok=True)
     chosen = None
+    if ns.stage == "tune-status":
+        doc = {"command": "python benchmarks/didactic_v2.py " + " ".join(sys.argv[1:]), "partial": True,
+               "criterion": f"1 - normalised regret at C = {S.criterion_budget(S.TUNE_SETTING)} "
+                            f"({S.TUNE_SETTING} setting, validation split)", "tuning": select(ns, partial=True)}
+        text = json.dumps(doc, indent=1)
+        (Path(ns.out) / "tuning_status.json").write_text(text)
+        if ns.results:
+            Path(ns.results).write_text(text)
+        for m, c in doc["tuning"].items():
+            print(m, c["finished"], *(f"{r['values']}: {r['criterion']:.3f}" for r in c["grid"]))
+        return
     if ns.stage in ("tune", "all"):
         run_jobs(ns, tune_jobs(ns))
     if ns.stage in ("final", "all", "report"):
