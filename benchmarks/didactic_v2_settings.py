@@ -38,7 +38,7 @@ COEFFICIENTS = {
     "mrt": ("alpha", [0.5, 1.0, 2.0]),
     "mrt-dense": ("alpha", [0.5, 1.0, 2.0]),
     "mrt-online": ("alpha", [0.5, 1.0, 2.0]),
-    "anytime": ("budget_prior", ["uniform", "linear", "0.1,0.2,0.3,0.4"]),
+    "anytime": ("budget_prior", ["uniform", "linear", "0,0,0,1"]),  # AnytimeReasoner's three priors
     "star": None,
     "mrt-star": ("min_final_j", [0.25, 0.5, 0.75]),
 }

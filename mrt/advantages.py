@@ -201,36 +201,34 @@ def brpo_returns(rewards: list[float], prior: list[float]) -> list[float]:
 
 
 def brpo_segment_advantages(rewards: list[list[float]], prior: list[float], group_size: int,
-                            scale: str = "group") -> list[list[float]]:
-    """BRPO advantages of the m thinking segments of each rollout (AnytimeReasoner, see
-    docs/training.md). ``rewards[i][j]``: the score of rollout i's answer forced at budget b_j.
+                            discount: float = 2.0) -> list[list[float]]:
+    """BRPO advantages of the m thinking segments of each rollout (AnytimeReasoner's
+    ``brpo.py``; see docs/training.md). ``rewards[i][j]``: the mean score of rollout i's
+    summaries at budget b_j.
 
-    Segment j (thinking tokens in (b_{j-1}, b_j]) is credited with the rewards at budgets j..m,
-    ``G_ij = sum_{k>=j} p_k r_ik``, against the baseline
-    ``V_ij = sum_{k>=j} p_k (mean_G r_.k + r_i,j-1) / 2`` for j > 1 and the group mean of G_.1
-    for j = 1: the group's mean at each later budget averaged with this rollout's own score one
-    budget earlier (what answering there already earns). ``scale`` divides by the group's (or
-    batch's) std of G_.1.
+    Segment s (thinking tokens in (b_{s-1}, b_s], 0-indexed) is credited with the score still to
+    come, ``G_s = sum_{k>=s} p_k r_k``, against the baseline ``(s V1_s + (m - s) V2_s) / m``:
+    ``V2_s`` is the group's mean of ``G_s`` (GRPO's baseline) and ``V1_s`` the rollout's own
+    earlier scores, ``prev_s * sum_{k>=s} p_k`` with ``prev_s`` their mean weighted by
+    ``discount**k`` (later budgets count more; ``V1_0 = 0``). No division by a std, as theirs.
     """
     m = len(prior)
     if any(len(r) != m for r in rewards):
         raise ValueError(f"each rollout needs one reward per budget ({m})")
     returns = [brpo_returns(r, prior) for r in rewards]
-    batch_std = _std([g[0] for g in returns])
+    tails = [sum(prior[s:]) for s in range(m)]
     out = []
     for rg, gg in zip(_groups(rewards, group_size), _groups(returns, group_size)):
-        means = [_mean([r[k] for r in rg]) for k in range(m)]
-        g1 = _mean([g[0] for g in gg])
-        s = _std([g[0] for g in gg]) if scale == "group" else batch_std
+        v2 = [_mean([g[s] for g in gg]) for s in range(m)]
         for r, g in zip(rg, gg):
             row = []
-            for j in range(m):
-                if j == 0:
-                    base = g1
+            for s in range(m):
+                if s == 0:
+                    v1 = 0.0
                 else:
-                    base = sum(prior[k] * 0.5 * (means[k] + r[j - 1]) for k in range(j, m))
-                a = g[j] - base
-                row.append(a / (s + EPS) if scale != "none" else a)
+                    w = [discount ** k for k in range(s)]
+                    v1 = sum(wk * r[k] for k, wk in enumerate(w)) / sum(w) * tails[s]
+                row.append(g[s] - (s * v1 + (m - s) * v2[s]) / m)
             out.append(row)
     return out
 

@@ -143,15 +143,17 @@ def test_brpo_by_hand():
     prior, r = [0.5, 0.5], [[0.0, 1.0], [1.0, 1.0]]
     assert adv.brpo_returns(r[0], prior) == [0.5, 0.5]
     assert adv.brpo_returns(r[1], prior) == [1.0, 0.5]
-    a = adv.brpo_segment_advantages(r, prior, 2, scale="none")
-    # segment 1: G_1 - mean G_1 (.75); segment 2: G_2 - p_2 (mean r_2 + own r_1) / 2
-    assert a[0] == pytest.approx([0.5 - 0.75, 0.5 - 0.5 * (1.0 + 0.0) / 2])
-    assert a[1] == pytest.approx([1.0 - 0.75, 0.5 - 0.5 * (1.0 + 1.0) / 2])
-    # the segment where rollout 1 found the answer is credited, rollout 2's second segment is not
-    assert a[0][1] > 0 and a[1][1] == pytest.approx(0.0)
-    s = adv.brpo_segment_advantages(r, prior, 2, scale="group")
-    std = math.sqrt(((0.5 - 0.75) ** 2 + (1 - 0.75) ** 2) / 1)
-    assert s[0][0] == pytest.approx(-0.25 / (std + adv.EPS))
+    a = adv.brpo_segment_advantages(r, prior, 2)
+    # s = 0: G_0 - mean G_0 (.75); s = 1: baseline (1 * V1 + 1 * V2) / 2 with V2 = mean G_1 = .5 and
+    # V1 = own score at b_1 times p_2: 0 for rollout 1, .5 for rollout 2
+    assert a[0] == pytest.approx([0.5 - 0.75, 0.5 - (0.0 + 0.5) / 2])
+    assert a[1] == pytest.approx([1.0 - 0.75, 0.5 - (0.5 + 0.5) / 2])
+    assert a[0][1] > 0 and a[1][1] == pytest.approx(0.0)  # credit where rollout 1 found the answer
+    # three budgets, a group of one, uniform prior, scores (0, 1, 1): G = (2/3, 2/3, 1/3) = V2;
+    # s = 1: prev = 0, baseline 2 V2 / 3 = 4/9; s = 2: prev = (1*0 + 2*1) / 3, V1 = prev / 3 = 2/9,
+    # baseline (2 * 2/9 + 1/3) / 3 = 7/27
+    a = adv.brpo_segment_advantages([[0.0, 1.0, 1.0]], [1 / 3] * 3, 1)
+    assert a[0] == pytest.approx([0.0, 2 / 3 - 4 / 9, 1 / 3 - 7 / 27])
     with pytest.raises(ValueError):
         adv.brpo_segment_advantages([[1.0]], prior, 1)
 

@@ -461,7 +461,7 @@ class MRTTrainer(GRPOTrainer):
             budgets, thinks, rewards = self._budget_rewards(inputs, local)
             all_rewards = self._gather_rows(rewards)
             prior = adv.budget_prior(self.mrt_config.budget_prior, self.mrt_config.budget_grid)
-            seg = adv.brpo_segment_advantages(all_rewards, prior, self.num_generations, self.mrt_config.scale_rewards)
+            seg = adv.brpo_segment_advantages(all_rewards, prior, self.num_generations)
             start = self.accelerator.process_index * len(inputs)
             outcome = out["advantages"].tolist()  # the summary (answer) tokens: GRPO on the final outcome
             rows = [adv.segment_token_advantages(seg[start + i], budgets, thinks[i], mask.shape[1], outcome[i])
