@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import didactic_v2_settings as S  # noqa: E402
+from didactic import _run  # noqa: E402  (one run: its commands in turn, output to its log)
 
 REPS = 2000  # bootstrap resamples
 
@@ -92,20 +90,6 @@ def eval_cmd(ns, setting: str, model: str, seed: int, split: dict, out: Path) ->
     return cmd + (["--model", model] if model else [])
 
 
-def _run(job):
-    name, cmds, log, threads = job
-    t0 = time.time()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a") as f:
-        for cmd in cmds:
-            r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT,
-                               env=dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false",
-                                        OMP_NUM_THREADS=str(threads)))
-            if r.returncode:
-                return name, False, time.time() - t0
-    return name, True, time.time() - t0
-
-
 def run_jobs(ns, jobs: list) -> None:
     print(f"{len(jobs)} runs to do, {ns.jobs} at a time", flush=True)
     failed = []
@@ -127,6 +111,7 @@ def _job(ns, name: str, d: Path, setting: str, method: str | None, seed: int, va
         cmds.append(train_cmd(ns, setting, method, seed, values, d / "train"))
         model = str(d / "train" / "model")
     cmds.append(eval_cmd(ns, setting, model, seed, split, d / "eval"))
+    d.mkdir(parents=True, exist_ok=True)
     return name, cmds, d / "log.txt", ns.threads
 
 
