@@ -46,6 +46,12 @@ def parse():
     p.add_argument("--seeds", nargs="+", type=int, default=S.FINAL_SEEDS, help="seeds of the final runs")
     p.add_argument("--jobs", type=int, default=2, help="runs at once (default: 2)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1)")
+    p.add_argument("--tuning", default=str(ROOT / "benchmarks" / "results" / "didactic_v2_tuning.json"),
+                   help="committed tuning table (--stage tune-status output) to choose from when the tuning "
+                        "runs are not under --out (same rule: each method's best criterion)")
+    p.add_argument("--records", default=str(ROOT / "benchmarks" / "results" / "didactic_v2_runs"),
+                   help="folder of each finished final run's compact figures (committed: a run with a record is "
+                        "not run again, and the report reads records, so results outlive --out)")
     p.add_argument("--scale", type=float, default=1.0,
                    help="multiply the token budget and problem counts (a quick pipeline check: 0.05)")
     ns = p.parse_args()
@@ -98,6 +104,9 @@ def run_jobs(ns, jobs: list) -> None:
             print(f"  {name}: {'done' if ok else 'FAILED'} in {secs:.0f} s", flush=True)
             if not ok:
                 failed.append(name)
+            elif not name.startswith("tune/"):
+                setting, run = name.split("/")
+                write_record(ns, setting, run)
     if failed:
         sys.exit(f"failed runs: {', '.join(failed)} (see their logs under {ns.out}; rerun to resume)")
 
@@ -205,7 +214,11 @@ def tune_jobs(ns) -> list:
 
 def select(ns, partial: bool = False) -> dict:
     """Each method's configuration with the best criterion on the validation split, with every
-    tuning run's criterion and cost (``partial``: report the finished runs, choose nothing)."""
+    tuning run's criterion and cost (``partial``: report the finished runs, choose nothing).
+    Without the tuning runs on disk, the choice is made by the same rule from the committed
+    tuning table (``--tuning``), which must hold every run of each method's grid."""
+    if not partial and not (Path(ns.out) / "tune").exists() and Path(ns.tuning).exists():
+        return select_from_table(ns)
     budget = S.criterion_budget(S.TUNE_SETTING)
     chosen = {}
     for m in ns.methods:
@@ -233,6 +246,20 @@ def select(ns, partial: bool = False) -> dict:
     return chosen
 
 
+def select_from_table(ns) -> dict:
+    table = json.loads(Path(ns.tuning).read_text())["tuning"]
+    chosen = {}
+    for m in ns.methods:
+        rows = table.get(m, {}).get("grid", [])
+        if len(rows) != len(S.tune_grid(m)):
+            raise SystemExit(f"{ns.tuning}: {m} has {len(rows)} of {len(S.tune_grid(m))} tuning runs; "
+                             "run --stage tune first")
+        best = max(rows, key=lambda r: r["criterion"])
+        chosen[m] = {"values": best["values"], "grid": rows, "from": str(ns.tuning)}
+    (Path(ns.out) / "selected.json").write_text(json.dumps(chosen, indent=1))
+    return chosen
+
+
 def final_dir(ns, setting: str, method: str, seed: int) -> Path:
     return Path(ns.out) / "final" / setting / f"{method}-s{seed}"
 
@@ -240,14 +267,116 @@ def final_dir(ns, setting: str, method: str, seed: int) -> Path:
 def final_jobs(ns, chosen: dict) -> list:
     jobs = []
     for setting in ns.settings:
-        for seed in ns.seeds:
-            jobs.append(_job(ns, f"{setting}/base-s{seed}", final_dir(ns, setting, "base", seed), setting, None,
-                             seed, {}, S.TEST))
-        for m in ns.methods:
+        for m in ["base"] + ns.methods:
             for seed in ns.seeds:
-                jobs.append(_job(ns, f"{setting}/{m}-s{seed}", final_dir(ns, setting, m, seed), setting, m, seed,
-                                 chosen[m]["values"], S.TEST))
+                if record_path(ns, setting, f"{m}-s{seed}").exists():
+                    continue
+                if m == "base":
+                    jobs.append(_job(ns, f"{setting}/base-s{seed}", final_dir(ns, setting, "base", seed), setting,
+                                     None, seed, {}, S.TEST))
+                else:
+                    jobs.append(_job(ns, f"{setting}/{m}-s{seed}", final_dir(ns, setting, m, seed), setting, m,
+                                     seed, chosen[m]["values"], S.TEST))
     return [j for j in jobs if j]
+
+
+# --------------------------------------------------------------------------- run records
+
+
+def metric_keys(setting: str) -> dict[str, str]:
+    budgets = S.SETTINGS[setting]["budgets"]
+    return {"accuracy": _accuracy_key(setting), "natural_accuracy": "correct", "output_tokens": "tokens",
+            **{f"regret_C{c}": f"regret:{c}" for c in budgets}, **{f"acc_at_{c}": f"acc_at:{c}" for c in budgets}}
+
+
+def curve_grid(setting: str) -> list[int]:
+    return list(range(0, 4 * max(S.SETTINGS[setting]["budgets"]) + 1))
+
+
+def record_path(ns, setting: str, run: str) -> Path:
+    return Path(ns.records) / setting / f"{run}.json"
+
+
+def first_walk_arm(output: str) -> str | None:
+    """The first arm node of the trace's first walk (``try <start> <node> ...``), if any."""
+    words = output.split()
+    for i, w in enumerate(words):
+        if w in ("try", "check"):
+            return words[i + 2] if i + 2 < len(words) else None
+        if w == "</think>":
+            return None
+    return None
+
+
+def hint_uptake(eval_dir: Path, knobs: list[str]) -> dict:
+    """How often the first walk takes the arm the prompt's hint names, and the goal arm.
+
+    The graph of each problem is rebuilt from its seed; traces of problems without a hint count
+    only towards the goal-arm figure."""
+    from mrt.tasks import get_task, parse_knobs
+
+    task = get_task("star", **parse_knobs(knobs))
+    n = hinted = hint_first = goal_first = 0
+    with open(eval_dir / "traces.jsonl") as f:
+        for line in f:
+            r = json.loads(line)
+            if r.get("status", "ok") != "ok":
+                continue
+            g = task.graph(r["meta"]["seed"])
+            arm = first_walk_arm(r["output"])
+            n += 1
+            goal_first += arm == g.arms[g.goal_arm][0]
+            if g.cue:
+                hinted += 1
+                hint_first += arm == g.cue
+    return {"traces": n, "goal_arm_first": goal_first / n if n else None,
+            "hinted_traces": hinted, "hinted_arm_first": hint_first / hinted if hinted else None}
+
+
+def _r(x):
+    return round(x, 6) if isinstance(x, float) else x
+
+
+def write_record(ns, setting: str, run: str) -> dict:
+    """A finished final run's compact figures: per-problem means of every metric, its
+    accuracy-vs-thinking-tokens curve, budget forcing, training cost and hint uptake."""
+    from mrt.train.run import eval_figures
+
+    s = S.SETTINGS[setting]
+    d = Path(ns.out) / "final" / setting / run
+    tab = problem_table(d / "eval", s["budgets"])
+    summary = json.loads((d / "eval" / "summary.json").read_text())
+    train_file = d / "train" / "summary.json"
+    train = json.loads(train_file.read_text()) if train_file.exists() else {}
+    grid = curve_grid(setting)
+    figs = eval_figures(summary).get("accuracy_at_budget", {})
+    rec = {"setting": setting, "run": run, "scale": ns.scale,
+           "per_problem": {k: {p: _r(v) for p, v in _pm(tab, lambda t, key=key: _value(t, key)).items()}
+                           for k, key in metric_keys(setting).items()},
+           "curve": [_r(x) for x in acc_curve([tab], grid)], "n_traces": sum(len(ts) for ts in tab.values()),
+           "skipped_traces": sum(v for k, v in summary.get("trace_status", {}).items() if k != "ok"),
+           "budget_forcing": {k: figs.get(k, {}).get("j") for k in ("1x", "2x", "4x")},
+           "train": {k: train.get(k) for k in ("sampled_tokens", "extra_sampled_tokens", "steps", "wall_seconds")},
+           "hint": hint_uptake(d / "eval", s["knobs"])}
+    path = record_path(ns, setting, run)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec))
+    return rec
+
+
+def load_records(ns, setting: str, method: str) -> list[dict] | None:
+    """The method's records for every seed (written from --out where a finished run has none yet),
+    or None while a seed is missing."""
+    recs = []
+    for seed in ns.seeds:
+        run = f"{method}-s{seed}"
+        path = record_path(ns, setting, run)
+        if not path.exists():
+            if not (final_dir(ns, setting, method, seed) / "eval" / "summary.json").exists():
+                return None
+            write_record(ns, setting, run)
+        recs.append(json.loads(path.read_text()))
+    return recs
 
 
 def _accuracy_key(setting: str) -> str:
@@ -265,49 +394,43 @@ def _value(t: dict, key: str) -> float:
 
 
 def setting_results(ns, setting: str) -> dict:
+    """Every figure of a setting, from the runs' records; a method with a seed missing is left out."""
     from mrt.metrics import token_efficiency
-    from mrt.train.run import eval_figures
 
     s = S.SETTINGS[setting]
     budgets = s["budgets"]
-    acc_key = _accuracy_key(setting)
-    names = ["base"] + ns.methods
-    tables, summaries, trains = {}, {}, {}
-    for m in names:
-        dirs = [final_dir(ns, setting, m, seed) for seed in ns.seeds]
-        if not all((d / "eval" / "summary.json").exists() for d in dirs):
-            continue
-        tables[m] = [problem_table(d / "eval", budgets) for d in dirs]
-        summaries[m] = [json.loads((d / "eval" / "summary.json").read_text()) for d in dirs]
-        trains[m] = [json.loads((d / "train" / "summary.json").read_text()) if m != "base" else {} for d in dirs]
-    keys = {"accuracy": acc_key, "natural_accuracy": "correct", "output_tokens": "tokens",
-            **{f"regret_C{c}": f"regret:{c}" for c in budgets}, **{f"acc_at_{c}": f"acc_at:{c}" for c in budgets}}
-    per = {m: {k: [_pm(tab, lambda t, key=key: _value(t, key)) for tab in tables[m]] for k, key in keys.items()}
-           for m in tables}
-    grid = list(range(0, 4 * max(budgets) + 1))
+    keys = metric_keys(setting)
+    grid = curve_grid(setting)
+    recs = {m: r for m in ["base"] + ns.methods if (r := load_records(ns, setting, m))}
+    per = {m: {k: [x["per_problem"][k] for x in rs] for k in keys} for m, rs in recs.items()}
+
+    def curve(rs):  # pooled over seeds, each seed weighted by its traces
+        n = sum(x["n_traces"] for x in rs)
+        return [sum(x["curve"][i] * x["n_traces"] for x in rs) / n for i in range(len(grid))]
+
     out = {"what": s["what"], "knobs": s["knobs"], "thinking_budget": s["thinking_budget"], "budgets": budgets,
-           "accuracy_is": acc_key, "methods": {}}
-    for m in tables:
+           "accuracy_is": keys["accuracy"], "methods": {},
+           "missing": [m for m in ["base"] + ns.methods if m not in recs]}
+    for m, rs in recs.items():
         row = {k: bootstrap(v) for k, v in per[m].items()}
-        figs = [eval_figures(x).get("accuracy_at_budget", {}) for x in summaries[m]]
-        row["budget_forcing"] = {k: seed_interval([f.get(k, {}).get("j") for f in figs]) for k in ("1x", "2x", "4x")}
+        row["budget_forcing"] = {k: seed_interval([x["budget_forcing"].get(k) for x in rs]) for k in ("1x", "2x", "4x")}
+        row["hint"] = {k: seed_interval([x["hint"][k] for x in rs]) for k in ("hinted_arm_first", "goal_arm_first")}
+        row["skipped_traces"] = sum(x.get("skipped_traces", 0) for x in rs)
         if m != "base":
             for k in ("sampled_tokens", "extra_sampled_tokens", "steps", "wall_seconds"):
-                row[k] = seed_interval([t.get(k) for t in trains[m]])
-        if "grpo" in tables and m != "grpo":
+                row[k] = seed_interval([x["train"].get(k) for x in rs])
+        if "grpo" in recs and m != "grpo":
             row["vs_grpo"] = {k: paired(per[m][k], per["grpo"][k]) for k in keys}
-            ref, new = acc_curve(tables["grpo"], grid), acc_curve(tables[m], grid)
-            row["token_efficiency_vs_grpo"] = token_efficiency(grid, ref, new)
-            row["token_efficiency_vs_grpo_per_seed"] = [
-                token_efficiency(grid, acc_curve([a], grid), acc_curve([b], grid))
-                for a, b in zip(tables["grpo"], tables[m])]
-        if "base" in tables and m != "base":
+            row["token_efficiency_vs_grpo"] = token_efficiency(grid, curve(recs["grpo"]), curve(rs))
+            row["token_efficiency_vs_grpo_per_seed"] = [token_efficiency(grid, a["curve"], b["curve"])
+                                                        for a, b in zip(recs["grpo"], rs)]
+        if "base" in recs and m != "base":
             row["vs_base"] = {k: paired(per[m][k], per["base"][k]) for k in ("accuracy",)}
-            if "grpo" in tables and m != "grpo":
+            if "grpo" in recs and m != "grpo":
                 row["relative_gain_over_base"] = relative_gain(per[m]["accuracy"], per["grpo"]["accuracy"],
                                                                per["base"]["accuracy"])
         out["methods"][m] = row
-    out["curves"] = {m: {"grid": grid[::2], "accuracy": acc_curve(tables[m], grid)[::2]} for m in tables}
+    out["curves"] = {m: {"grid": grid[::2], "accuracy": curve(rs)[::2]} for m, rs in recs.items()}
     return out
 
 
@@ -360,15 +483,17 @@ def markdown(doc: dict) -> str:
         bs = r["budgets"]
         lines += [f"\n### {setting}: {r['what']}\n",
                   "| method | accuracy | Δ vs GRPO | " + " | ".join(f"regret C={c}" for c in bs) +
-                  " | tokens | token eff. vs GRPO | rel. gain |",
-                  "|---" * (6 + len(bs)) + "|"]
+                  " | tokens | token eff. vs GRPO | rel. gain | first walk on the goal arm |",
+                  "|---" * (7 + len(bs)) + "|"]
         for m, row in r["methods"].items():
             vs = row.get("vs_grpo", {})
             te = row.get("token_efficiency_vs_grpo")
             lines.append(f"| {m} | {_f(row['accuracy'])} | {_f(vs.get('accuracy'))} | " +
                          " | ".join(_f(row[f'regret_C{c}']) for c in bs) +
                          f" | {row['output_tokens']['mean']:.1f} | {'—' if m in ('grpo', 'base') else (f'{te:.2f}×' if te else 'not reached')}"
-                         f" | {_f(row.get('relative_gain_over_base'), 2)} |")
+                         f" | {_f(row.get('relative_gain_over_base'), 2)} | {_f(row['hint']['goal_arm_first'])} |")
+        if r["missing"]:
+            lines.append(f"\n(not all seeds finished: {', '.join(r['missing'])})")
     return "\n".join(lines)
 
 
