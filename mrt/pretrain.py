@@ -40,7 +40,9 @@ class PretrainConfig:
     threads: int = arg(0, "torch CPU threads (0: torch's default)")
     init: str = arg("", "start from this saved model's weights (continued pretraining)")
     cue: float = arg(0.0, "probability that a prompt's hint (``try <node>``) names the goal arm (0: no hints); "
-                     "the explorer ignores hints, so the base model does not learn to use them")
+                     "the explorer ignores hints (unless --follow-cue), so the base model does not learn to use them")
+    follow_cue: float = arg(0.0, "probability that the explorer's first walk takes the hinted arm in a hinted "
+                            "prompt (0: it ignores hints; > 0 gives a base that uses the hint part of the time)")
     cue_fraction: float = arg(0.5, "share of pretraining prompts that carry a hint when cue > 0 (the others "
                               "have none, so the model serves settings with and without hints)")
 
@@ -57,7 +59,10 @@ def make_batch(step: int, cfg: PretrainConfig, tokenizer, task, hinted=None):
         seed = PRETRAIN_SEED_NAMESPACE * 1_000_003 + rng.randrange(10**9)
         g = (hinted if hinted is not None and rng.random() < cfg.cue_fraction else task).graph(seed)
         prompt = tokenizer.convert_tokens_to_ids(g.prompt_words())
-        trace = tokenizer.convert_tokens_to_ids(star.explore(g, rng))
+        first = None
+        if g.cue and cfg.follow_cue > 0 and rng.random() < cfg.follow_cue:
+            first = next(i for i, arm in enumerate(g.arms) if arm[0] == g.cue)
+        trace = tokenizer.convert_tokens_to_ids(star.explore(g, rng, first_arm=first))
         rows.append(prompt + trace)
         labels.append([-100] * len(prompt) + trace)
     width = max(map(len, rows))
@@ -82,8 +87,9 @@ def pretrain(cfg: PretrainConfig) -> Path:
     task = StarTask(arms=cfg.arms, arm_len=cfg.arm_len)
     small = StarTask(arms=f"{task._arms[0]}-{min(task._arms[1], 3)}",
                      arm_len=f"{task._len[0]}-{min(task._len[1], 3)}")
-    if not 0 <= cfg.cue <= 1 or not 0 <= cfg.cue_fraction <= 1:
-        raise ValueError(f"--cue and --cue-fraction must be in [0, 1], got {cfg.cue} and {cfg.cue_fraction}")
+    if not 0 <= cfg.cue <= 1 or not 0 <= cfg.cue_fraction <= 1 or not 0 <= cfg.follow_cue <= 1:
+        raise ValueError(f"--cue, --cue-fraction and --follow-cue must be in [0, 1], got {cfg.cue}, "
+                         f"{cfg.cue_fraction} and {cfg.follow_cue}")
     hinted = StarTask(arms=cfg.arms, arm_len=cfg.arm_len, cue=cfg.cue) if cfg.cue > 0 else None
     tokenizer = build_tokenizer()
     if cfg.init:

@@ -97,3 +97,33 @@ def test_cue_points_to_the_goal_arm_with_its_probability():
         StarTask(cue=1.5)
     with pytest.raises(ValueError, match="cue"):
         StarTask(cue="often")
+
+
+def test_hint_following_teacher_walks_the_hinted_arm_first(tmp_path):
+    from mrt.pretrain import PretrainConfig, make_batch
+    from mrt.tiny import build_tokenizer
+
+    g = star.StarTask(arms=4, arm_len=3, cue=0.5).graph(3)
+    for k in range(4):  # first_arm: that arm is walked first, in full, then exploration goes on
+        words = star.explore(g, random.Random(k), first_arm=k)
+        assert words[:2 + 3] == ["try", g.start, *g.arms[k]]
+        assert words[5] == ("found" if k == g.goal_arm else "dead")
+    tok = build_tokenizer()
+
+    def hinted_first(follow):
+        cfg = PretrainConfig(cue=0.75, cue_fraction=1.0, follow_cue=follow, batch_size=200, arm_len="3")
+        ids, _, _ = make_batch(0, cfg, tok, star.StarTask(arm_len=3), star.StarTask(arm_len=3, cue=0.75))
+        hits = walks = 0
+        for row in ids.tolist():
+            w = tok.convert_ids_to_tokens(row)
+            think = w.index("<think>")
+            if w[think + 1] == "try":  # not an early stop before any walk
+                walks += 1
+                hits += w[think - 1] == w[think + 3]  # prompt "... try <hint> <think>", trace "try <start> <arm>"
+        return hits / walks
+
+    assert hinted_first(1.0) == 1.0
+    assert 0.2 < hinted_first(0.0) < 0.5  # about 1 / arms: the plain explorer ignores the hint
+    with pytest.raises(ValueError, match="follow-cue"):
+        from mrt.pretrain import pretrain
+        pretrain(PretrainConfig(follow_cue=2.0, out=str(tmp_path / "never")))

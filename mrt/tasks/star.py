@@ -166,8 +166,11 @@ def walk(g: StarGraph, arm: int, marker: str, upto: int | None = None) -> list[s
 
 
 def explore(g: StarGraph, rng: random.Random, style: ExplorerStyle | None = None,
-            max_episodes: int = 16) -> list[str]:
-    """A noisy exploration trace: thinking words, ``</think>``, the answer, ``<eos>``."""
+            max_episodes: int = 16, first_arm: int | None = None) -> list[str]:
+    """A noisy exploration trace: thinking words, ``</think>``, the answer, ``<eos>``.
+
+    ``first_arm``: walk this arm first (in full), then explore as usual (the hint-following
+    teacher of ``mrt pretrain --follow-cue``); None: the first arm is drawn like every other."""
     style = style or sample_style(rng)
     words: list[str] = []
     dead: set[int] = set()
@@ -178,11 +181,13 @@ def explore(g: StarGraph, rng: random.Random, style: ExplorerStyle | None = None
         if rng.random() < style.p_early_stop:
             break
         unexplored = [a for a in range(n_arms) if a not in dead]
-        if dead and rng.random() < style.p_revisit:
+        if episodes == 0 and first_arm is not None:
+            arm = first_arm
+        elif dead and rng.random() < style.p_revisit:
             arm = rng.choice(sorted(dead))
         else:
             arm = rng.choice(unexplored)
-        if len(g.arms[arm]) > 1 and rng.random() < style.p_abandon:
+        if len(g.arms[arm]) > 1 and not (episodes == 0 and first_arm is not None) and rng.random() < style.p_abandon:
             words += walk(g, arm, TRY, upto=rng.randrange(1, len(g.arms[arm])))
         else:
             words += walk(g, arm, TRY)
