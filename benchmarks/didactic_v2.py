@@ -52,6 +52,8 @@ def parse():
     p.add_argument("--records", default=str(ROOT / "benchmarks" / "results" / "didactic_v2_runs"),
                    help="folder of each finished final run's compact figures (committed: a run with a record is "
                         "not run again, and the report reads records, so results outlive --out)")
+    p.add_argument("--plots", default=str(ROOT / "docs" / "img" / "didactic_v2"),
+                   help="folder of the report's plots (one PNG per setting)")
     p.add_argument("--scale", type=float, default=1.0,
                    help="multiply the token budget and problem counts (a quick pipeline check: 0.05)")
     ns = p.parse_args()
@@ -466,6 +468,7 @@ def report(ns, chosen: dict | None) -> dict:
     if ns.results:
         Path(ns.results).parent.mkdir(parents=True, exist_ok=True)
         Path(ns.results).write_text(json.dumps(doc, indent=1))
+    plots(doc, Path(ns.plots))
     print(markdown(doc))
     return doc
 
@@ -495,6 +498,59 @@ def markdown(doc: dict) -> str:
         if r["missing"]:
             lines.append(f"\n(not all seeds finished: {', '.join(r['missing'])})")
     return "\n".join(lines)
+
+
+def plots(doc: dict, out: Path) -> list[Path]:
+    """Per setting: accuracy vs thinking tokens (pooled over seeds), regret at each budget and
+    accuracy at B with 95% intervals, and how often the first walk takes the goal arm."""
+    from mrt.report import _plt, _save
+
+    plt = _plt()
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for setting, r in doc["settings"].items():
+        names = list(r["methods"])
+        if not names:
+            continue
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+        ax = axes[0]
+        for m in names:
+            c = r["curves"][m]
+            ax.plot(c["grid"], c["accuracy"], label=m, lw=2 if m in ("grpo", "base") else 1.2,
+                    ls="--" if m == "base" else "-")
+        if r["thinking_budget"]:
+            ax.axvline(r["thinking_budget"], color="grey", lw=0.8, ls=":")
+        ax.set(xlabel="thinking tokens", ylabel="J at that budget (pooled over seeds)",
+               title=f"{setting}: accuracy vs thinking budget")
+        ax.legend(fontsize=7)
+        ax = axes[1]
+        bs = r["budgets"]
+        width = 0.8 / len(names)
+        for i, m in enumerate(names):
+            row = r["methods"][m]
+            ys = [row[f"regret_C{c}"]["mean"] for c in bs]
+            lo = [y - row[f"regret_C{c}"]["ci"][0] for y, c in zip(ys, bs)]
+            hi = [row[f"regret_C{c}"]["ci"][1] - y for y, c in zip(ys, bs)]
+            ax.errorbar([k + (i - len(names) / 2) * width for k in range(len(bs))], ys, yerr=[lo, hi], fmt="o",
+                        ms=3, capsize=2, label=m)
+        ax.set_xticks(range(len(bs)), [f"C={c}" for c in bs])
+        ax.set(ylabel="normalised regret (95% CI, problems x seeds)", title="regret at each budget")
+        ax.legend(fontsize=7)
+        ax = axes[2]
+        ys = [r["methods"][m]["accuracy"]["mean"] for m in names]
+        err = [[y - r["methods"][m]["accuracy"]["ci"][0] for y, m in zip(ys, names)],
+               [r["methods"][m]["accuracy"]["ci"][1] - y for y, m in zip(ys, names)]]
+        ax.errorbar(range(len(names)), ys, yerr=err, fmt="o", capsize=3, label="accuracy")
+        gy = [r["methods"][m]["hint"]["goal_arm_first"]["mean"] for m in names]
+        ax.plot(range(len(names)), gy, "s", color="tab:green", label="first walk on the goal arm")
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+        ax.set(ylabel="share (95% CI)", title=f"accuracy ({r['accuracy_is']}) and first walks")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = out / f"{setting}.png"
+        _save(plt, fig, path)
+        written.append(path)
+    return written
 
 
 def main():
