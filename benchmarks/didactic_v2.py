@@ -52,6 +52,9 @@ def parse():
     p.add_argument("--records", default=str(ROOT / "benchmarks" / "results" / "didactic_v2_runs"),
                    help="folder of each finished final run's compact figures (committed: a run with a record is "
                         "not run again, and the report reads records, so results outlive --out)")
+    p.add_argument("--prior", nargs="*", default=[str(ROOT / "benchmarks" / "results" / "didactic_v2_order.json")],
+                   help="earlier report JSONs: a setting with no run records is taken from them as it stands "
+                        "(marked with its source; the order setting ran before records existed)")
     p.add_argument("--plots", default=str(ROOT / "docs" / "img" / "didactic_v2"),
                    help="folder of the report's plots (one PNG per setting)")
     p.add_argument("--scale", type=float, default=1.0,
@@ -463,6 +466,12 @@ def report(ns, chosen: dict | None) -> dict:
            "selected": chosen, "settings": {}}
     for setting in ns.settings:
         doc["settings"][setting] = setting_results(ns, setting)
+        if not doc["settings"][setting]["methods"]:
+            for prior in ns.prior:
+                earlier = json.loads(Path(prior).read_text())["settings"].get(setting)
+                if earlier:
+                    doc["settings"][setting] = {**earlier, "source": prior, "missing": earlier.get("missing", [])}
+                    break
     out = Path(ns.out) / "didactic_v2.json"
     out.write_text(json.dumps(doc, indent=1))
     if ns.results:
@@ -494,8 +503,10 @@ def markdown(doc: dict) -> str:
             lines.append(f"| {m} | {_f(row['accuracy'])} | {_f(vs.get('accuracy'))} | " +
                          " | ".join(_f(row[f'regret_C{c}']) for c in bs) +
                          f" | {row['output_tokens']['mean']:.1f} | {'—' if m in ('grpo', 'base') else (f'{te:.2f}×' if te else 'not reached')}"
-                         f" | {_f(row.get('relative_gain_over_base'), 2)} | {_f(row['hint']['goal_arm_first'])} |")
-        if r["missing"]:
+                         f" | {_f(row.get('relative_gain_over_base'), 2)} | {_f(row.get('hint', {}).get('goal_arm_first'))} |")
+        if r.get("source"):
+            lines.append(f"\n(from {Path(r['source']).name}: made before run records and hint figures existed)")
+        if r.get("missing"):
             lines.append(f"\n(not all seeds finished: {', '.join(r['missing'])})")
     return "\n".join(lines)
 
@@ -541,8 +552,9 @@ def plots(doc: dict, out: Path) -> list[Path]:
         err = [[y - r["methods"][m]["accuracy"]["ci"][0] for y, m in zip(ys, names)],
                [r["methods"][m]["accuracy"]["ci"][1] - y for y, m in zip(ys, names)]]
         ax.errorbar(range(len(names)), ys, yerr=err, fmt="o", capsize=3, label="accuracy")
-        gy = [r["methods"][m]["hint"]["goal_arm_first"]["mean"] for m in names]
-        ax.plot(range(len(names)), gy, "s", color="tab:green", label="first walk on the goal arm")
+        if all("hint" in r["methods"][m] for m in names):
+            gy = [r["methods"][m]["hint"]["goal_arm_first"]["mean"] for m in names]
+            ax.plot(range(len(names)), gy, "s", color="tab:green", label="first walk on the goal arm")
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
         ax.set(ylabel="share (95% CI)", title=f"accuracy ({r['accuracy_is']}) and first walks")
         ax.legend(fontsize=7)
