@@ -504,6 +504,14 @@ def markdown(doc: dict) -> str:
                          " | ".join(_f(row[f'regret_C{c}']) for c in bs) +
                          f" | {row['output_tokens']['mean']:.1f} | {'—' if m in ('grpo', 'base') else (f'{te:.2f}×' if te else 'not reached')}"
                          f" | {_f(row.get('relative_gain_over_base'), 2)} | {_f(row.get('hint', {}).get('goal_arm_first'))} |")
+        lines += ["", "| method | forced 1× | forced 2× | forced 4× | natural-end accuracy | sampled tokens | "
+                      "J / summary tokens | steps | wall s |", "|---" * 9 + "|"]
+        for m, row in r["methods"].items():
+            bf = row.get("budget_forcing", {})
+            cost = " | ".join(_f(row.get(k), 0) if m != "base" else "—"
+                              for k in ("sampled_tokens", "extra_sampled_tokens", "steps", "wall_seconds"))
+            lines.append(f"| {m} | {_f(bf.get('1x'))} | {_f(bf.get('2x'))} | {_f(bf.get('4x'))} | "
+                         f"{_f(row.get('natural_accuracy'))} | {cost} |")
         if r.get("source"):
             lines.append(f"\n(from {Path(r['source']).name}: made before run records and hint figures existed)")
         if r.get("missing"):
