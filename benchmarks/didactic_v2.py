@@ -53,8 +53,9 @@ def parse():
                    help="folder of each finished final run's compact figures (committed: a run with a record is "
                         "not run again, and the report reads records, so results outlive --out)")
     p.add_argument("--prior", nargs="*", default=[str(ROOT / "benchmarks" / "results" / "didactic_v2_order.json")],
-                   help="earlier report JSONs: a setting with no run records is taken from them as it stands "
-                        "(marked with its source; the order setting ran before records existed)")
+                   help="earlier report JSONs: a setting whose run records are incomplete is taken from them as it "
+                        "stands, where they hold it complete (marked with its source; the order setting ran "
+                        "before records existed)")
     p.add_argument("--plots", default=str(ROOT / "docs" / "img" / "didactic_v2"),
                    help="folder of the report's plots (one PNG per setting)")
     p.add_argument("--scale", type=float, default=1.0,
@@ -466,11 +467,12 @@ def report(ns, chosen: dict | None) -> dict:
            "selected": chosen, "settings": {}}
     for setting in ns.settings:
         doc["settings"][setting] = setting_results(ns, setting)
-        if not doc["settings"][setting]["methods"]:
+        if doc["settings"][setting]["missing"]:  # a rerun under way: an earlier complete result stands
             for prior in ns.prior:
                 earlier = json.loads(Path(prior).read_text())["settings"].get(setting)
-                if earlier:
-                    doc["settings"][setting] = {**earlier, "source": prior, "missing": earlier.get("missing", [])}
+                if earlier and not earlier.get("missing"):
+                    doc["settings"][setting] = {**earlier, "source": prior, "missing": [],
+                                                "rerun_missing": doc["settings"][setting]["missing"]}
                     break
     out = Path(ns.out) / "didactic_v2.json"
     out.write_text(json.dumps(doc, indent=1))
