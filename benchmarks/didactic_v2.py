@@ -541,6 +541,7 @@ def plots(doc: dict, out: Path) -> list[Path]:
                     ls="--" if m == "base" else "-")
         if r["thinking_budget"]:
             ax.axvline(r["thinking_budget"], color="grey", lw=0.8, ls=":")
+        ax.set_xlim(0, 1.5 * max(r["budgets"]))
         ax.set(xlabel="thinking tokens", ylabel="J at that budget (pooled over seeds)",
                title=f"{setting}: accuracy vs thinking budget")
         ax.legend(fontsize=7)
