@@ -277,12 +277,9 @@ def final_jobs(ns, chosen: dict) -> list:
             for seed in ns.seeds:
                 if record_path(ns, setting, f"{m}-s{seed}").exists():
                     continue
-                if m == "base":
-                    jobs.append(_job(ns, f"{setting}/base-s{seed}", final_dir(ns, setting, "base", seed), setting,
-                                     None, seed, {}, S.TEST))
-                else:
-                    jobs.append(_job(ns, f"{setting}/{m}-s{seed}", final_dir(ns, setting, m, seed), setting, m,
-                                     seed, chosen[m]["values"], S.TEST))
+                method, values = (None, {}) if m == "base" else (m, chosen[m]["values"])
+                jobs.append(_job(ns, f"{setting}/{m}-s{seed}", final_dir(ns, setting, m, seed), setting, method,
+                                 seed, values, S.TEST))
     return [j for j in jobs if j]
 
 

@@ -181,13 +181,14 @@ def explore(g: StarGraph, rng: random.Random, style: ExplorerStyle | None = None
         if rng.random() < style.p_early_stop:
             break
         unexplored = [a for a in range(n_arms) if a not in dead]
-        if episodes == 0 and first_arm is not None:
+        forced = episodes == 0 and first_arm is not None
+        if forced:
             arm = first_arm
         elif dead and rng.random() < style.p_revisit:
             arm = rng.choice(sorted(dead))
         else:
             arm = rng.choice(unexplored)
-        if len(g.arms[arm]) > 1 and not (episodes == 0 and first_arm is not None) and rng.random() < style.p_abandon:
+        if len(g.arms[arm]) > 1 and not forced and rng.random() < style.p_abandon:
             words += walk(g, arm, TRY, upto=rng.randrange(1, len(g.arms[arm])))
         else:
             words += walk(g, arm, TRY)
