@@ -7,6 +7,7 @@
    ``model.generate`` loop (one call per prompt) and vs one left-padded batched ``generate``.
 Writes ``benchmarks/results/sampler.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,10 +18,11 @@ from pathlib import Path
 
 import torch
 
-from mrt.metaprover import estimate_prefixes, find_subsequence
+from mrt.core.episodes import find_subsequence
+from mrt.measure.metaprover import estimate_prefixes
 from mrt.samplers import SamplingParams, load_sampler
 from mrt.tasks import get_task
-from mrt.tiny import shipped_model_path
+from mrt.tasks.tiny import shipped_model_path
 
 
 def timed(fn):
@@ -52,20 +54,32 @@ def bench_prefix_j(sampler, task, problems, n, answer_tokens):
 
     def scratch():
         torch.manual_seed(0)
-        for p, prompt, th in work:
+        for _p, prompt, th in work:
             for ids, ends in th:
                 for cut in [0] + ends:
                     x = torch.tensor([prompt + ids[:cut] + term])
                     with torch.inference_mode():
-                        model.generate(x, attention_mask=torch.ones_like(x), do_sample=True,
-                                       num_return_sequences=n, max_new_tokens=answer_tokens,
-                                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+                        model.generate(
+                            x,
+                            attention_mask=torch.ones_like(x),
+                            do_sample=True,
+                            num_return_sequences=n,
+                            max_new_tokens=answer_tokens,
+                            eos_token_id=tok.eos_token_id,
+                            pad_token_id=tok.pad_token_id,
+                        )
 
     t_ours, _ = timed(ours)
     t_scratch, _ = timed(scratch)
-    return {"problems": len(work), "traces": sum(len(th) for _, _, th in work), "prefixes": n_prefixes,
-            "answers_per_prefix": n, "seconds_shared_kv": round(t_ours, 2),
-            "seconds_reencode": round(t_scratch, 2), "speedup": round(t_scratch / t_ours, 2)}
+    return {
+        "problems": len(work),
+        "traces": sum(len(th) for _, _, th in work),
+        "prefixes": n_prefixes,
+        "answers_per_prefix": n,
+        "seconds_shared_kv": round(t_ours, 2),
+        "seconds_reencode": round(t_scratch, 2),
+        "speedup": round(t_scratch / t_ours, 2),
+    }
 
 
 def bench_throughput(sampler, task, problems, n, max_new):
@@ -88,9 +102,15 @@ def bench_throughput(sampler, task, problems, n, max_new):
         for p in prompts:
             x = torch.tensor([p])
             with torch.inference_mode():
-                out = model.generate(x, attention_mask=torch.ones_like(x), do_sample=True,
-                                     num_return_sequences=n, max_new_tokens=max_new,
-                                     eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+                out = model.generate(
+                    x,
+                    attention_mask=torch.ones_like(x),
+                    do_sample=True,
+                    num_return_sequences=n,
+                    max_new_tokens=max_new,
+                    eos_token_id=tok.eos_token_id,
+                    pad_token_id=tok.pad_token_id,
+                )
             total += count(out, len(p))
         return total
 
@@ -99,19 +119,29 @@ def bench_throughput(sampler, task, problems, n, max_new):
         x = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts])
         m = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
         with torch.inference_mode():
-            out = model.generate(x, attention_mask=m, do_sample=True, num_return_sequences=n,
-                                 max_new_tokens=max_new, eos_token_id=tok.eos_token_id,
-                                 pad_token_id=tok.pad_token_id)
+            out = model.generate(
+                x,
+                attention_mask=m,
+                do_sample=True,
+                num_return_sequences=n,
+                max_new_tokens=max_new,
+                eos_token_id=tok.eos_token_id,
+                pad_token_id=tok.pad_token_id,
+            )
         return count(out, width)
 
     torch.manual_seed(0)
     t_loop, loop_tokens = timed(loop)
     torch.manual_seed(0)
     t_batch, batch_tokens = timed(batched)
-    r = {"prompts": len(prompts), "n": n, "max_new_tokens": max_new,
-         "hf_sampler_tokens_per_s": round(ours_tokens / t_ours, 1),
-         "generate_loop_tokens_per_s": round(loop_tokens / t_loop, 1),
-         "generate_batched_tokens_per_s": round(batch_tokens / t_batch, 1)}
+    r = {
+        "prompts": len(prompts),
+        "n": n,
+        "max_new_tokens": max_new,
+        "hf_sampler_tokens_per_s": round(ours_tokens / t_ours, 1),
+        "generate_loop_tokens_per_s": round(loop_tokens / t_loop, 1),
+        "generate_batched_tokens_per_s": round(batch_tokens / t_batch, 1),
+    }
     r["ratio_vs_loop"] = round(r["hf_sampler_tokens_per_s"] / r["generate_loop_tokens_per_s"], 2)
     r["ratio_vs_batched"] = round(r["hf_sampler_tokens_per_s"] / r["generate_batched_tokens_per_s"], 2)
     return r
@@ -129,10 +159,13 @@ def main():
     task = get_task("star")
     problems = task.problems(args.problems, seed=123)
     sampler.sample([[1, 2]], SamplingParams(max_new_tokens=2))  # warm-up
-    res = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-           "device": sampler.device, "model": args.model,
-           "prefix_j": bench_prefix_j(sampler, task, problems, args.n, task.default_answer_tokens),
-           "throughput": bench_throughput(sampler, task, problems, args.n, 128)}
+    res = {
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "device": sampler.device,
+        "model": args.model,
+        "prefix_j": bench_prefix_j(sampler, task, problems, args.n, task.default_answer_tokens),
+        "throughput": bench_throughput(sampler, task, problems, args.n, 128),
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))

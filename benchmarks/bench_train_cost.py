@@ -6,6 +6,7 @@ step, same group size), one run at a time, no evaluation:
 Writes benchmarks/results/train_cost.json: wall seconds and sampled tokens per step (the first
 step, which includes start-up, is left out) and each algorithm's ratio to GRPO.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,25 +28,42 @@ def main(steps: int = 12):
     res = {}
     for algo in ALGOS:
         with tempfile.TemporaryDirectory() as d:
-            cfg = load_config(None, dict(algo=algo, out=d, max_steps=steps, eval_problems=0, report_to="none",
-                                         save_every=10_000, logging_steps=1))
+            cfg = load_config(
+                None,
+                dict(
+                    algo=algo,
+                    out=d,
+                    max_steps=steps,
+                    eval_problems=0,
+                    report_to="none",
+                    save_every=10_000,
+                    logging_steps=1,
+                ),
+            )
             t0 = time.time()
             s = run_train(cfg)
             log = [json.loads(x) for x in (Path(d) / "train_log.jsonl").read_text().splitlines()]
         times = [r["step_time"] for r in log if "step_time" in r and "train_runtime" not in r][1:]
-        res[algo] = {"steps": s["steps"], "wall_seconds_per_step": sum(times) / len(times),
-                     "sampled_tokens_per_step": s["sampled_tokens_per_step"],
-                     "extra_sampled_tokens_per_step": s["extra_sampled_tokens"] / s["steps"],
-                     "total_seconds": round(time.time() - t0, 1)}
+        res[algo] = {
+            "steps": s["steps"],
+            "wall_seconds_per_step": sum(times) / len(times),
+            "sampled_tokens_per_step": s["sampled_tokens_per_step"],
+            "extra_sampled_tokens_per_step": s["extra_sampled_tokens"] / s["steps"],
+            "total_seconds": round(time.time() - t0, 1),
+        }
         print(algo, res[algo], flush=True)
     g = res["grpo"]
-    for algo, r in res.items():
+    for r in res.values():
         r["wall_ratio_vs_grpo"] = r["wall_seconds_per_step"] / g["wall_seconds_per_step"]
         r["token_ratio_vs_grpo"] = r["sampled_tokens_per_step"] / g["sampled_tokens_per_step"]
     import torch
 
-    doc = {"command": "python benchmarks/bench_train_cost.py", "torch_threads": torch.get_num_threads(),
-           "setting": "shipped base model, 8 problems x 8 rollouts per step, defaults of mrt train", **res}
+    doc = {
+        "command": "python benchmarks/bench_train_cost.py",
+        "torch_threads": torch.get_num_threads(),
+        "setting": "shipped base model, 8 problems x 8 rollouts per step, defaults of mrt train",
+        **res,
+    }
     out = ROOT / "benchmarks" / "results" / "train_cost.json"
     out.write_text(json.dumps(doc, indent=1))
     print(f"wrote {out}")

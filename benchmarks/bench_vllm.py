@@ -13,6 +13,7 @@ apart. The training step is ``mrt train --algo mrt-dense --max-steps 1`` without
 Output: ``OUT/<model>-<backend>.json`` per worker (a rerun skips finished ones) and the results
 JSON with the speed-ups.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,14 +29,21 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = {
     # name: (task, knobs, traces, trace tokens, answers per prefix, answer tokens, segmentation chunk)
     "shipped": ("star", [], 32, 0, 8, 0, 0),
-    "smollm2": ("gym", ["dataset=chain_sum", "options=max_terms:4,max_digits:2", "thinking=none",
-                        "extract=last-number"], 8, 256, 8, 32, 32),
+    "smollm2": (
+        "gym",
+        ["dataset=chain_sum", "options=max_terms:4,max_digits:2", "thinking=none", "extract=last-number"],
+        8,
+        256,
+        8,
+        32,
+        32,
+    ),
 }
 
 
 def model_path(name: str) -> str:
     if name == "shipped":
-        from mrt.tiny import shipped_model_path
+        from mrt.tasks.tiny import shipped_model_path
 
         return str(shipped_model_path())
     from mrt.models import smollm2
@@ -47,7 +55,7 @@ def worker(name: str, backend: str, out: Path, threads: int):
     """One backend on one model: start, traces (HF writes them), J of every prefix."""
     import torch
 
-    from mrt.metaprover import estimate_prefixes
+    from mrt.measure.metaprover import estimate_prefixes
     from mrt.samplers import SamplingParams
     from mrt.tasks import get_task, parse_knobs
 
@@ -83,18 +91,32 @@ def worker(name: str, backend: str, out: Path, threads: int):
     js, n_prefixes = [], 0
     for prob, prompt, ids in zip(problems, prompts, outputs):
         think, answer = task.split_output(ids, tok)
-        ends = (list(range(chunk, len(think), chunk)) + [len(think)] if chunk else task.episode_ends(think, tok)) \
-            if think else []
-        est = estimate_prefixes(s, task, prob, prompt, [(think, ends, answer is not None)], n=answers,
-                                answer_tokens=answer_tokens, seed=3)[0]
+        ends = (
+            (list(range(chunk, len(think), chunk)) + [len(think)] if chunk else task.episode_ends(think, tok))
+            if think
+            else []
+        )
+        est = estimate_prefixes(
+            s, task, prob, prompt, [(think, ends, answer is not None)], n=answers, answer_tokens=answer_tokens, seed=3
+        )[0]
         js += [e.j for e in est]
         n_prefixes += len(est)
     j_s = time.time() - t0
-    res = {"model": name, "backend": backend, "start_s": round(start, 2), "traces": len(outputs),
-           "trace_sampling_s": round(trace_s, 2), "trace_tokens": trace_tok,
-           "trace_tokens_per_s": round(trace_tok / trace_s, 1), "prefixes": n_prefixes, "answers_per_prefix": answers,
-           "j_s": round(j_s, 2), "j_answer_tokens": s.tokens_generated - before,
-           "j_answer_tokens_per_s": round((s.tokens_generated - before) / j_s, 1), "mean_j": sum(js) / len(js)}
+    res = {
+        "model": name,
+        "backend": backend,
+        "start_s": round(start, 2),
+        "traces": len(outputs),
+        "trace_sampling_s": round(trace_s, 2),
+        "trace_tokens": trace_tok,
+        "trace_tokens_per_s": round(trace_tok / trace_s, 1),
+        "prefixes": n_prefixes,
+        "answers_per_prefix": answers,
+        "j_s": round(j_s, 2),
+        "j_answer_tokens": s.tokens_generated - before,
+        "j_answer_tokens_per_s": round((s.tokens_generated - before) / j_s, 1),
+        "mean_j": sum(js) / len(js),
+    }
     (out / f"{name}-{backend}.json").write_text(json.dumps(res, indent=1))
 
 
@@ -102,10 +124,36 @@ def train_step(name: str, vllm: bool, out: Path, threads: int) -> dict:
     task, knobs = MODELS[name][0], MODELS[name][1]
     d = out / f"train-{name}-{'vllm' if vllm else 'hf'}"
     if not (d / "summary.json").exists():
-        cmd = [sys.executable, "-m", "mrt.cli", "train", "--algo", "mrt-dense", "--out", str(d), "--max-steps", "1",
-               "--prompts-per-step", "2", "--num-generations", "4", "--mc-answers", "4", "--train-problems", "16",
-               "--report-to", "none", "--eval-problems", "0", "--threads", str(threads), "--task", task,
-               "--model", model_path(name)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "mrt.cli",
+            "train",
+            "--algo",
+            "mrt-dense",
+            "--out",
+            str(d),
+            "--max-steps",
+            "1",
+            "--prompts-per-step",
+            "2",
+            "--num-generations",
+            "4",
+            "--mc-answers",
+            "4",
+            "--train-problems",
+            "16",
+            "--report-to",
+            "none",
+            "--eval-problems",
+            "0",
+            "--threads",
+            str(threads),
+            "--task",
+            task,
+            "--model",
+            model_path(name),
+        ]
         if knobs:
             cmd += ["--knobs", *knobs]
         if name == "smollm2":
@@ -116,9 +164,12 @@ def train_step(name: str, vllm: bool, out: Path, threads: int) -> dict:
         subprocess.run(cmd, check=True, cwd=ROOT)
         (d / "process_seconds.txt").write_text(f"{time.time() - t0:.1f}")
     s = json.loads((d / "summary.json").read_text())
-    return {"step_s": s["wall_seconds"], "sampled_tokens": s["sampled_tokens"],
-            "extra_sampled_tokens": s["extra_sampled_tokens"],
-            "process_s": float((d / "process_seconds.txt").read_text())}
+    return {
+        "step_s": s["wall_seconds"],
+        "sampled_tokens": s["sampled_tokens"],
+        "extra_sampled_tokens": s["extra_sampled_tokens"],
+        "process_s": float((d / "process_seconds.txt").read_text()),
+    }
 
 
 def main():
@@ -134,19 +185,38 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     if a.worker:
         return worker(a.worker[0], a.worker[1], out, a.threads)
-    res = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU" if not _gpu() else "GPU",
-           "command": "python benchmarks/bench_vllm.py " + " ".join(sys.argv[1:]), "models": {}}
+    res = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU" if not _gpu() else "GPU",
+        "command": "python benchmarks/bench_vllm.py " + " ".join(sys.argv[1:]),
+        "models": {},
+    }
     for name in a.models:
         rows = {}
         for backend in ("hf", "vllm"):  # hf first: it writes the traces
             f = out / f"{name}-{backend}.json"
             if not f.exists():
-                subprocess.run([sys.executable, __file__, "--out", str(out), "--threads", str(a.threads),
-                                "--worker", name, backend], check=True, cwd=ROOT)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--out",
+                        str(out),
+                        "--threads",
+                        str(a.threads),
+                        "--worker",
+                        name,
+                        backend,
+                    ],
+                    check=True,
+                    cwd=ROOT,
+                )
             rows[backend] = json.loads(f.read_text())
-        r = {"hf": rows["hf"], "vllm": rows["vllm"],
-             "j_speedup": round(rows["hf"]["j_s"] / rows["vllm"]["j_s"], 2),
-             "trace_speedup": round(rows["hf"]["trace_sampling_s"] / rows["vllm"]["trace_sampling_s"], 2)}
+        r = {
+            "hf": rows["hf"],
+            "vllm": rows["vllm"],
+            "j_speedup": round(rows["hf"]["j_s"] / rows["vllm"]["j_s"], 2),
+            "trace_speedup": round(rows["hf"]["trace_sampling_s"] / rows["vllm"]["trace_sampling_s"], 2),
+        }
         if not a.no_train:
             r["train_hf"] = train_step(name, False, out, a.threads)
             r["train_vllm"] = train_step(name, True, out, a.threads)

@@ -9,6 +9,7 @@ Every run is an ``mrt train`` subprocess (resumable: rerunning the script skips 
 resumes killed ones); ``--jobs`` runs several at once. Results: ``OUT/didactic.json`` (copied to
 ``--results``) and ``OUT/plots``. The numbers in docs/benchmarks-didactic.md come from this script.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,10 +48,30 @@ def parse():
 
 
 def _cmd(ns, algo: str, seed: int, out: Path) -> list[str]:
-    cmd = [sys.executable, "-m", "mrt.cli", "train", "--algo", algo, "--seed", str(seed), "--out", str(out),
-           "--token-budget", str(ns.token_budget), "--max-steps", "100000", "--report-to", "none",
-           "--eval-problems", str(ns.eval_problems), "--eval-knobs", *HARD,
-           "--eval-extensions", str(ns.eval_extensions)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mrt.cli",
+        "train",
+        "--algo",
+        algo,
+        "--seed",
+        str(seed),
+        "--out",
+        str(out),
+        "--token-budget",
+        str(ns.token_budget),
+        "--max-steps",
+        "100000",
+        "--report-to",
+        "none",
+        "--eval-problems",
+        str(ns.eval_problems),
+        "--eval-knobs",
+        *HARD,
+        "--eval-extensions",
+        str(ns.eval_extensions),
+    ]
     if ns.threads:
         cmd += ["--threads", str(ns.threads)]
     return cmd + list(ns.extra)
@@ -58,10 +79,20 @@ def _cmd(ns, algo: str, seed: int, out: Path) -> list[str]:
 
 def _base_cmds(ns, seed: int, out: Path) -> list[list[str]]:
     """The base model through the same evaluation (no training)."""
-    common = ["--n-problems", str(ns.eval_problems), "--traces-per-problem", "4", "--seed", str(seed),
-              "--extensions", str(ns.eval_extensions)]
-    return [[sys.executable, "-m", "mrt.cli", "analyze", "--out", str(out / "eval"), *common],
-            [sys.executable, "-m", "mrt.cli", "analyze", "--out", str(out / "eval-hard"), "--knobs", *HARD, *common]]
+    common = [
+        "--n-problems",
+        str(ns.eval_problems),
+        "--traces-per-problem",
+        "4",
+        "--seed",
+        str(seed),
+        "--extensions",
+        str(ns.eval_extensions),
+    ]
+    return [
+        [sys.executable, "-m", "mrt.cli", "analyze", "--out", str(out / "eval"), *common],
+        [sys.executable, "-m", "mrt.cli", "analyze", "--out", str(out / "eval-hard"), "--knobs", *HARD, *common],
+    ]
 
 
 def _run(job):
@@ -69,9 +100,18 @@ def _run(job):
     t0 = time.time()
     with open(log, "a") as f:
         for cmd in cmds:
-            r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT,
-                               env=dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false",
-                                        **({"OMP_NUM_THREADS": str(threads)} if threads else {})))
+            r = subprocess.run(
+                cmd,
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=dict(
+                    os.environ,
+                    PYTHONUNBUFFERED="1",
+                    TOKENIZERS_PARALLELISM="false",
+                    **({"OMP_NUM_THREADS": str(threads)} if threads else {}),
+                ),
+            )
             if r.returncode:
                 return name, False, time.time() - t0
     return name, True, time.time() - t0
@@ -85,25 +125,37 @@ def _ms(values):
 
 
 def _per_seed(run_dir: Path, base: bool) -> dict:
-    from mrt.train.run import eval_figures
+    from mrt.core.figures import eval_figures
 
     if base:
-        sets = {n: eval_figures(json.loads((run_dir / d / "summary.json").read_text()))
-                for n, d in (("held_out", "eval"), ("hard", "eval-hard"))}
+        sets = {
+            n: eval_figures(json.loads((run_dir / d / "summary.json").read_text()))
+            for n, d in (("held_out", "eval"), ("hard", "eval-hard"))
+        }
         train = {}
     else:
         s = json.loads((run_dir / "summary.json").read_text())
         sets, train = s["eval"], s
     row = {}
     for name, e in sets.items():
-        row[name] = {"accuracy": e["accuracy"], "mean_output_tokens": e["mean_output_tokens"],
-                     "normalized_regret": e["normalized_regret"],
-                     "accuracy_at_budget": {k: v["j"] for k, v in e.get("accuracy_at_budget", {}).items()},
-                     "budget_reached": {k: v["reached"] for k, v in e.get("accuracy_at_budget", {}).items()},
-                     "accuracy_vs_tokens": e["accuracy_vs_tokens"], "j_by_episode": e["j_by_episode"][:8],
-                     "maj_at_k": e.get("maj_at_k", {})}
-    for k in ("steps", "wall_seconds", "wall_seconds_per_step", "sampled_tokens", "sampled_tokens_per_step",
-              "extra_sampled_tokens"):
+        row[name] = {
+            "accuracy": e["accuracy"],
+            "mean_output_tokens": e["mean_output_tokens"],
+            "normalized_regret": e["normalized_regret"],
+            "accuracy_at_budget": {k: v["j"] for k, v in e.get("accuracy_at_budget", {}).items()},
+            "budget_reached": {k: v["reached"] for k, v in e.get("accuracy_at_budget", {}).items()},
+            "accuracy_vs_tokens": e["accuracy_vs_tokens"],
+            "j_by_episode": e["j_by_episode"][:8],
+            "maj_at_k": e.get("maj_at_k", {}),
+        }
+    for k in (
+        "steps",
+        "wall_seconds",
+        "wall_seconds_per_step",
+        "sampled_tokens",
+        "sampled_tokens_per_step",
+        "extra_sampled_tokens",
+    ):
         row[k] = train.get(k)
     return row
 
@@ -112,32 +164,42 @@ def _aggregate(seeds: list[dict]) -> dict:
     agg = {"seeds": seeds}
     for k in ("accuracy", "mean_output_tokens"):
         agg[k] = _ms([s["held_out"][k] for s in seeds])
-    agg["normalized_regret"] = {c: _ms([s["held_out"]["normalized_regret"][c] for s in seeds])
-                                for c in seeds[0]["held_out"]["normalized_regret"]}
-    agg["accuracy_at_budget"] = {b: _ms([s["held_out"]["accuracy_at_budget"].get(b) for s in seeds])
-                                 for b in seeds[0]["held_out"]["accuracy_at_budget"]}
-    agg["budget_reached"] = {b: _ms([s["held_out"]["budget_reached"].get(b) for s in seeds])
-                             for b in seeds[0]["held_out"]["budget_reached"]}
-    agg["hard"] = {"accuracy": _ms([s["hard"]["accuracy"] for s in seeds]),
-                   "mean_output_tokens": _ms([s["hard"]["mean_output_tokens"] for s in seeds]),
-                   "normalized_regret": {c: _ms([s["hard"]["normalized_regret"][c] for s in seeds])
-                                         for c in seeds[0]["hard"]["normalized_regret"]},
-                   "accuracy_at_budget": {b: _ms([s["hard"]["accuracy_at_budget"].get(b) for s in seeds])
-                                          for b in seeds[0]["hard"]["accuracy_at_budget"]}}
+    agg["normalized_regret"] = {
+        c: _ms([s["held_out"]["normalized_regret"][c] for s in seeds])
+        for c in seeds[0]["held_out"]["normalized_regret"]
+    }
+    agg["accuracy_at_budget"] = {
+        b: _ms([s["held_out"]["accuracy_at_budget"].get(b) for s in seeds])
+        for b in seeds[0]["held_out"]["accuracy_at_budget"]
+    }
+    agg["budget_reached"] = {
+        b: _ms([s["held_out"]["budget_reached"].get(b) for s in seeds]) for b in seeds[0]["held_out"]["budget_reached"]
+    }
+    agg["hard"] = {
+        "accuracy": _ms([s["hard"]["accuracy"] for s in seeds]),
+        "mean_output_tokens": _ms([s["hard"]["mean_output_tokens"] for s in seeds]),
+        "normalized_regret": {
+            c: _ms([s["hard"]["normalized_regret"][c] for s in seeds]) for c in seeds[0]["hard"]["normalized_regret"]
+        },
+        "accuracy_at_budget": {
+            b: _ms([s["hard"]["accuracy_at_budget"].get(b) for s in seeds])
+            for b in seeds[0]["hard"]["accuracy_at_budget"]
+        },
+    }
     for k in ("wall_seconds_per_step", "sampled_tokens_per_step", "steps", "sampled_tokens"):
         agg[k] = _ms([s[k] for s in seeds])
     return agg
 
 
 def _mean_curve(seeds: list[dict], grid: list[int], set_name="held_out") -> list[float]:
-    from mrt.metrics import resample_curve
+    from mrt.core.metrics import resample_curve
 
     curves = [resample_curve(s[set_name]["accuracy_vs_tokens"], grid) for s in seeds]
     return [statistics.fmean(c[i] for c in curves) for i in range(len(grid))]
 
 
 def headline(results: dict, new: str, ref: str = "grpo") -> dict:
-    from mrt.metrics import token_efficiency
+    from mrt.core.metrics import token_efficiency
 
     out = {}
     if new not in results or ref not in results:
@@ -145,8 +207,10 @@ def headline(results: dict, new: str, ref: str = "grpo") -> dict:
     a, b, base = results[new], results[ref], results.get("base")
     grid = list(range(0, 257))
     out["token_efficiency"] = token_efficiency(grid, _mean_curve(b["seeds"], grid), _mean_curve(a["seeds"], grid))
-    pairs = [token_efficiency(grid, _mean_curve([sb], grid), _mean_curve([sa], grid))
-             for sa, sb in zip(a["seeds"], b["seeds"])]
+    pairs = [
+        token_efficiency(grid, _mean_curve([sb], grid), _mean_curve([sa], grid))
+        for sa, sb in zip(a["seeds"], b["seeds"])
+    ]
     out["token_efficiency_per_seed"] = pairs
     if base:
         g_new = a["accuracy"]["mean"] - base["accuracy"]["mean"]
@@ -161,7 +225,7 @@ def headline(results: dict, new: str, ref: str = "grpo") -> dict:
 
 
 def plots(results: dict, out: Path):
-    from mrt.report import _plt, _save
+    from mrt.report.analysis import _plt, _save
 
     plt = _plt()
     out.mkdir(parents=True, exist_ok=True)
@@ -170,18 +234,28 @@ def plots(results: dict, out: Path):
     for n in names:
         reg = results[n]["normalized_regret"]
         cs = list(reg)
-        ax.errorbar([int(c) for c in cs], [reg[c]["mean"] for c in cs], yerr=[reg[c]["std"] for c in cs],
-                    marker="o", capsize=2, label=n)
-    ax.set(xlabel="token budget C", ylabel="normalised regret (mean ± std over seeds)",
-           title="Held-out regret vs budget")
+        ax.errorbar(
+            [int(c) for c in cs],
+            [reg[c]["mean"] for c in cs],
+            yerr=[reg[c]["std"] for c in cs],
+            marker="o",
+            capsize=2,
+            label=n,
+        )
+    ax.set(
+        xlabel="token budget C", ylabel="normalised regret (mean ± std over seeds)", title="Held-out regret vs budget"
+    )
     ax.legend(fontsize=7)
     _save(plt, fig, out / "regret.png")
     fig, ax = plt.subplots(figsize=(6, 3.8))
     grid = list(range(0, 129))
     for n in names:
         ax.plot(grid, _mean_curve(results[n]["seeds"], grid), label=n)
-    ax.set(xlabel="thinking tokens before the forced answer", ylabel="accuracy (mean over seeds)",
-           title="Held-out accuracy vs tokens")
+    ax.set(
+        xlabel="thinking tokens before the forced answer",
+        ylabel="accuracy (mean over seeds)",
+        title="Held-out accuracy vs tokens",
+    )
     ax.legend(fontsize=7)
     _save(plt, fig, out / "accuracy_vs_tokens.png")
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
@@ -190,8 +264,9 @@ def plots(results: dict, out: Path):
             src = results[n] if key is None else results[n]["hard"]
             bb = src["accuracy_at_budget"]
             xs = [float(b[:-1]) for b in bb]
-            ax.errorbar(xs, [bb[b]["mean"] for b in bb], yerr=[bb[b]["std"] for b in bb], marker="o",
-                        capsize=2, label=n)
+            ax.errorbar(
+                xs, [bb[b]["mean"] for b in bb], yerr=[bb[b]["std"] for b in bb], marker="o", capsize=2, label=n
+            )
         ax.set(xlabel="thinking budget / natural length (budget forcing)", ylabel="accuracy", title=title)
     axes[0].legend(fontsize=7)
     _save(plt, fig, out / "extrapolation.png")
@@ -210,32 +285,68 @@ def markdown(doc: dict) -> str:
     names = _algo_names(doc)
     cs = list(doc["base"]["normalized_regret"])
     bb = list(doc["base"]["accuracy_at_budget"])
-    out = ["Held-out problems (mean ± std over seeds):", "",
-           "| algo | accuracy | output tokens | " + " | ".join(f"regret C={c}" for c in cs) + " |",
-           "|---|---|---|" + "---|" * len(cs)]
+    out = [
+        "Held-out problems (mean ± std over seeds):",
+        "",
+        "| algo | accuracy | output tokens | " + " | ".join(f"regret C={c}" for c in cs) + " |",
+        "|---|---|---|" + "---|" * len(cs),
+    ]
     for n in names:
         r = doc[n]
-        out.append(f"| {n} | {_f(r['accuracy'])} | {_f(r['mean_output_tokens'], 1)} | "
-                   + " | ".join(_f(r["normalized_regret"][c]) for c in cs) + " |")
-    out += ["", "Accuracy with budget forcing at multiples of the natural thinking length "
-            "(held-out | harder held-out):", "",
-            "| algo | " + " | ".join(f"held-out {b}" for b in bb) + " | " + " | ".join(f"hard {b}" for b in bb)
-            + " | hard regret C=" + cs[-1] + " |", "|---|" + "---|" * (2 * len(bb) + 1)]
+        out.append(
+            f"| {n} | {_f(r['accuracy'])} | {_f(r['mean_output_tokens'], 1)} | "
+            + " | ".join(_f(r["normalized_regret"][c]) for c in cs)
+            + " |"
+        )
+    out += [
+        "",
+        "Accuracy with budget forcing at multiples of the natural thinking length (held-out | harder held-out):",
+        "",
+        "| algo | "
+        + " | ".join(f"held-out {b}" for b in bb)
+        + " | "
+        + " | ".join(f"hard {b}" for b in bb)
+        + " | hard regret C="
+        + cs[-1]
+        + " |",
+        "|---|" + "---|" * (2 * len(bb) + 1),
+    ]
     for n in names:
         r = doc[n]
-        out.append(f"| {n} | " + " | ".join(_f(r["accuracy_at_budget"][b]) for b in bb) + " | "
-                   + " | ".join(_f(r["hard"]["accuracy_at_budget"][b]) for b in bb) + " | "
-                   + _f(r["hard"]["normalized_regret"][cs[-1]]) + " |")
-    out += ["", "Budget actually reached by the forcing (mean thinking length with extensions / natural "
-            "length; a multiple past it is read at the last point): "
-            + "; ".join(f"{n} {b}: {doc[n]['budget_reached'][b]['mean']:.2f}x" for n in names if "budget_reached" in doc[n]
-                        for b in bb[-1:]) + "."]
-    out += ["", "Cost (all runs had the same sampled-token budget):", "",
-            "| algo | steps | sampled tokens / step | wall s / step |", "|---|---|---|---|"]
+        out.append(
+            f"| {n} | "
+            + " | ".join(_f(r["accuracy_at_budget"][b]) for b in bb)
+            + " | "
+            + " | ".join(_f(r["hard"]["accuracy_at_budget"][b]) for b in bb)
+            + " | "
+            + _f(r["hard"]["normalized_regret"][cs[-1]])
+            + " |"
+        )
+    out += [
+        "",
+        "Budget actually reached by the forcing (mean thinking length with extensions / natural "
+        "length; a multiple past it is read at the last point): "
+        + "; ".join(
+            f"{n} {b}: {doc[n]['budget_reached'][b]['mean']:.2f}x"
+            for n in names
+            if "budget_reached" in doc[n]
+            for b in bb[-1:]
+        )
+        + ".",
+    ]
+    out += [
+        "",
+        "Cost (all runs had the same sampled-token budget):",
+        "",
+        "| algo | steps | sampled tokens / step | wall s / step |",
+        "|---|---|---|---|",
+    ]
     for n in names[1:]:
         r = doc[n]
-        out.append(f"| {n} | {_f(r['steps'], 1)} | {_f(r['sampled_tokens_per_step'], 0)} | "
-                   f"{_f(r['wall_seconds_per_step'], 2)} |")
+        out.append(
+            f"| {n} | {_f(r['steps'], 1)} | {_f(r['sampled_tokens_per_step'], 0)} | "
+            f"{_f(r['wall_seconds_per_step'], 2)} |"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -251,8 +362,9 @@ def main():
     out = Path(ns.out)
     out.mkdir(parents=True, exist_ok=True)
     if not ns.report_only:
-        (out / "bench.json").write_text(json.dumps(
-            {**vars(ns), "command": "python benchmarks/didactic.py " + " ".join(sys.argv[1:])}, indent=1))
+        (out / "bench.json").write_text(
+            json.dumps({**vars(ns), "command": "python benchmarks/didactic.py " + " ".join(sys.argv[1:])}, indent=1)
+        )
     jobs = []
     for seed in ns.seeds:
         d = out / f"base-s{seed}"
@@ -280,8 +392,12 @@ def main():
     if not cmd and (out / "didactic.json").exists():
         cmd = json.loads((out / "didactic.json").read_text()).get("command")
     cmd = cmd or "python benchmarks/didactic.py " + " ".join(sys.argv[1:])
-    doc = {"command": cmd, "settings": {k: v for k, v in vars(ns).items() if k != "report_only"},
-           "wall_seconds_this_run": None if ns.report_only else round(time.time() - t0, 1), **results}
+    doc = {
+        "command": cmd,
+        "settings": {k: v for k, v in vars(ns).items() if k != "report_only"},
+        "wall_seconds_this_run": None if ns.report_only else round(time.time() - t0, 1),
+        **results,
+    }
     if ns.report_only and (out / "didactic.json").exists():  # keep the timing of the run that made the data
         doc["wall_seconds_this_run"] = json.loads((out / "didactic.json").read_text()).get("wall_seconds_this_run")
     for name in ("mrt", "mrt-dense", "mrt-star"):
@@ -292,25 +408,33 @@ def main():
     h = doc.get("headline_mrt_vs_grpo", {})
     doc["token_efficiency_mrt_vs_grpo"] = h.get("token_efficiency")
     doc["relative_gain_mrt_vs_grpo"] = h.get("relative_gain")
-    doc["notes"] = ("token_efficiency: GRPO's thinking tokens to reach its own final forced accuracy divided by "
-                    "the new method's tokens to reach it, on seed-averaged accuracy-vs-tokens curves; null means "
-                    "the new method's curve never reaches that accuracy. relative_gain: (acc_new - acc_base) / "
-                    "(acc_grpo - acc_base), held-out accuracy means.")
+    doc["notes"] = (
+        "token_efficiency: GRPO's thinking tokens to reach its own final forced accuracy divided by "
+        "the new method's tokens to reach it, on seed-averaged accuracy-vs-tokens curves; null means "
+        "the new method's curve never reaches that accuracy. relative_gain: (acc_new - acc_base) / "
+        "(acc_grpo - acc_base), held-out accuracy means."
+    )
     (out / "didactic.json").write_text(json.dumps(doc, indent=1))
     if ns.results:
         Path(ns.results).parent.mkdir(parents=True, exist_ok=True)
         Path(ns.results).write_text(json.dumps(doc, indent=1))
     plots(results, out / "plots")
     (out / "table.md").write_text(markdown(doc))
-    print(f"\n{'algo':16s} {'accuracy':>16s} {'hard acc':>16s} {'tokens':>8s} " +
-          " ".join(f"{'reg C=' + c:>14s}" for c in results["base"]["normalized_regret"]))
+    print(
+        f"\n{'algo':16s} {'accuracy':>16s} {'hard acc':>16s} {'tokens':>8s} "
+        + " ".join(f"{'reg C=' + c:>14s}" for c in results["base"]["normalized_regret"])
+    )
     for n, r in results.items():
-        print(f"{n:16s} {r['accuracy']['mean']:.3f} ± {r['accuracy']['std']:.3f}   "
-              f"{r['hard']['accuracy']['mean']:.3f} ± {r['hard']['accuracy']['std']:.3f} "
-              f"{r['mean_output_tokens']['mean']:8.1f} " +
-              " ".join(f"{v['mean']:.3f} ± {v['std']:.3f}" for v in r["normalized_regret"].values()))
-    print(f"token efficiency mrt vs grpo: {doc['token_efficiency_mrt_vs_grpo']}; "
-          f"relative gain: {doc['relative_gain_mrt_vs_grpo']}")
+        print(
+            f"{n:16s} {r['accuracy']['mean']:.3f} ± {r['accuracy']['std']:.3f}   "
+            f"{r['hard']['accuracy']['mean']:.3f} ± {r['hard']['accuracy']['std']:.3f} "
+            f"{r['mean_output_tokens']['mean']:8.1f} "
+            + " ".join(f"{v['mean']:.3f} ± {v['std']:.3f}" for v in r["normalized_regret"].values())
+        )
+    print(
+        f"token efficiency mrt vs grpo: {doc['token_efficiency_mrt_vs_grpo']}; "
+        f"relative gain: {doc['relative_gain_mrt_vs_grpo']}"
+    )
 
 
 if __name__ == "__main__":

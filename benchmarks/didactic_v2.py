@@ -14,6 +14,7 @@ methods on the same held-out problems; ``report`` aggregates. Every run is an ``
 can be stopped and continued at any point. Settings, grid and criterion are declared in
 ``benchmarks/didactic_v2_settings.py``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,28 +39,49 @@ def parse():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/bench-v2", help="working directory (runs, logs, tables)")
     p.add_argument("--results", default="", help="also copy the results JSON here")
-    p.add_argument("--stage", default="all", choices=["tune", "final", "report", "all", "tune-status"],
-                   help="what to run (tune-status: write the finished tuning runs' criteria and costs to "
-                        "--results, choosing nothing)")
+    p.add_argument(
+        "--stage",
+        default="all",
+        choices=["tune", "final", "report", "all", "tune-status"],
+        help="what to run (tune-status: write the finished tuning runs' criteria and costs to "
+        "--results, choosing nothing)",
+    )
     p.add_argument("--methods", nargs="+", default=S.METHODS, help="methods (default: all eight)")
     p.add_argument("--settings", nargs="+", default=list(S.SETTINGS), help="settings of the final runs")
     p.add_argument("--seeds", nargs="+", type=int, default=S.FINAL_SEEDS, help="seeds of the final runs")
     p.add_argument("--jobs", type=int, default=2, help="runs at once (default: 2)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1)")
-    p.add_argument("--tuning", default=str(ROOT / "benchmarks" / "results" / "didactic_v2_tuning.json"),
-                   help="committed tuning table (--stage tune-status output) to choose from when the tuning "
-                        "runs are not under --out (same rule: each method's best criterion)")
-    p.add_argument("--records", default=str(ROOT / "benchmarks" / "results" / "didactic_v2_runs"),
-                   help="folder of each finished final run's compact figures (committed: a run with a record is "
-                        "not run again, and the report reads records, so results outlive --out)")
-    p.add_argument("--prior", nargs="*", default=[str(ROOT / "benchmarks" / "results" / "didactic_v2_order.json")],
-                   help="earlier report JSONs: a setting whose run records are incomplete is taken from them as it "
-                        "stands, where they hold it complete (marked with its source; the order setting ran "
-                        "before records existed)")
-    p.add_argument("--plots", default=str(ROOT / "docs" / "img" / "didactic_v2"),
-                   help="folder of the report's plots (one PNG per setting)")
-    p.add_argument("--scale", type=float, default=1.0,
-                   help="multiply the token budget and problem counts (a quick pipeline check: 0.05)")
+    p.add_argument(
+        "--tuning",
+        default=str(ROOT / "benchmarks" / "results" / "didactic_v2_tuning.json"),
+        help="committed tuning table (--stage tune-status output) to choose from when the tuning "
+        "runs are not under --out (same rule: each method's best criterion)",
+    )
+    p.add_argument(
+        "--records",
+        default=str(ROOT / "benchmarks" / "results" / "didactic_v2_runs"),
+        help="folder of each finished final run's compact figures (committed: a run with a record is "
+        "not run again, and the report reads records, so results outlive --out)",
+    )
+    p.add_argument(
+        "--prior",
+        nargs="*",
+        default=[str(ROOT / "benchmarks" / "results" / "didactic_v2_order.json")],
+        help="earlier report JSONs: a setting whose run records are incomplete is taken from them as it "
+        "stands, where they hold it complete (marked with its source; the order setting ran "
+        "before records existed)",
+    )
+    p.add_argument(
+        "--plots",
+        default=str(ROOT / "docs" / "img" / "didactic_v2"),
+        help="folder of the report's plots (one PNG per setting)",
+    )
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply the token budget and problem counts (a quick pipeline check: 0.05)",
+    )
     ns = p.parse_args()
     for m in ns.methods:
         if m not in S.METHODS:
@@ -79,9 +101,30 @@ def _n(ns, x: int) -> int:
 
 def train_cmd(ns, setting: str, method: str, seed: int, values: dict, out: Path) -> list[str]:
     s = S.SETTINGS[setting]
-    cmd = [sys.executable, "-m", "mrt.cli", "train", "--algo", method, "--seed", str(seed), "--out", str(out),
-           "--token-budget", str(_n(ns, S.TOKEN_BUDGET)), "--max-steps", "100000", "--report-to", "none",
-           "--eval-problems", "0", "--knobs", *s["knobs"], "--threads", str(ns.threads)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mrt.cli",
+        "train",
+        "--algo",
+        method,
+        "--seed",
+        str(seed),
+        "--out",
+        str(out),
+        "--token-budget",
+        str(_n(ns, S.TOKEN_BUDGET)),
+        "--max-steps",
+        "100000",
+        "--report-to",
+        "none",
+        "--eval-problems",
+        "0",
+        "--knobs",
+        *s["knobs"],
+        "--threads",
+        str(ns.threads),
+    ]
     if s["model"]:
         cmd += ["--model", s["model"]]
     if s["thinking_budget"]:
@@ -95,10 +138,28 @@ def train_cmd(ns, setting: str, method: str, seed: int, values: dict, out: Path)
 
 def eval_cmd(ns, setting: str, model: str, seed: int, split: dict, out: Path) -> list[str]:
     s = S.SETTINGS[setting]
-    cmd = [sys.executable, "-m", "mrt.cli", "analyze", "--out", str(out), "--knobs", *s["knobs"],
-           "--n-problems", str(_n(ns, split["n_problems"])), "--problem-seed", str(split["problem_seed"]),
-           "--traces-per-problem", str(split["traces"]), "--extensions", str(split["extensions"]),
-           "--budgets", *[str(b) for b in s["budgets"]], "--seed", str(seed)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mrt.cli",
+        "analyze",
+        "--out",
+        str(out),
+        "--knobs",
+        *s["knobs"],
+        "--n-problems",
+        str(_n(ns, split["n_problems"])),
+        "--problem-seed",
+        str(split["problem_seed"]),
+        "--traces-per-problem",
+        str(split["traces"]),
+        "--extensions",
+        str(split["extensions"]),
+        "--budgets",
+        *[str(b) for b in s["budgets"]],
+        "--seed",
+        str(seed),
+    ]
     return cmd + (["--model", model] if model else [])
 
 
@@ -134,14 +195,18 @@ def _job(ns, name: str, d: Path, setting: str, method: str | None, seed: int, va
 
 
 def trace_figures(rec: dict, budgets: list[int]) -> dict:
-    from mrt.analyze import trace_regret
-    from mrt.metrics import j_at_budget
+    from mrt.core.figures import trace_regret
+    from mrt.core.metrics import j_at_budget
 
     ends, js = [e["end"] for e in rec["episodes"]], [p["j"] for p in rec["prefixes"]]
-    return {"correct": float(rec["correct"]), "tokens": rec["n_output_tokens"],
-            "regret": {str(c): trace_regret(rec, c, "thinking") for c in budgets},
-            "acc_at": {str(c): j_at_budget(ends, js, c) for c in budgets},
-            "ends": ends, "js": js}
+    return {
+        "correct": float(rec["correct"]),
+        "tokens": rec["n_output_tokens"],
+        "regret": {str(c): trace_regret(rec, c, "thinking") for c in budgets},
+        "acc_at": {str(c): j_at_budget(ends, js, c) for c in budgets},
+        "ends": ends,
+        "js": js,
+    }
 
 
 def problem_table(eval_dir: Path, budgets: list[int]) -> dict[str, list[dict]]:
@@ -173,8 +238,7 @@ def bootstrap(per_seed: list[dict[str, float]], reps: int = REPS, seed: int = 0)
         ps = [rng.randrange(n_p) for _ in range(n_p)]
         boots.append(statistics.fmean(grid[s][p] for s in ss for p in ps))
     boots.sort()
-    return {"mean": mean, "ci": [boots[int(0.025 * reps)], boots[int(0.975 * reps) - 1]], "seeds": n_s,
-            "problems": n_p}
+    return {"mean": mean, "ci": [boots[int(0.025 * reps)], boots[int(0.975 * reps) - 1]], "seeds": n_s, "problems": n_p}
 
 
 def paired(a: list[dict], b: list[dict]) -> dict:
@@ -183,10 +247,12 @@ def paired(a: list[dict], b: list[dict]) -> dict:
 
 
 def acc_curve(tables: list[dict], grid: list[int]) -> list[float]:
-    from mrt.metrics import j_at_budget
+    from mrt.core.metrics import j_at_budget
 
-    vals = [statistics.fmean(j_at_budget(t["ends"], t["js"], g) for tab in tables for ts in tab.values() for t in ts)
-            for g in grid]
+    vals = [
+        statistics.fmean(j_at_budget(t["ends"], t["js"], g) for tab in tables for ts in tab.values() for t in ts)
+        for g in grid
+    ]
     return vals
 
 
@@ -197,8 +263,11 @@ def seed_interval(xs: list[float]) -> dict:
         return {"mean": None, "ci": [None, None], "seeds": 0}
     rng = random.Random(0)
     boots = sorted(statistics.fmean(rng.choice(xs) for _ in xs) for _ in range(REPS))
-    return {"mean": statistics.fmean(xs), "ci": [boots[int(0.025 * REPS)], boots[int(0.975 * REPS) - 1]],
-            "seeds": len(xs)}
+    return {
+        "mean": statistics.fmean(xs),
+        "ci": [boots[int(0.025 * REPS)], boots[int(0.975 * REPS) - 1]],
+        "seeds": len(xs),
+    }
 
 
 # --------------------------------------------------------------------------- stages
@@ -209,12 +278,12 @@ def tune_dir(ns, method: str, i: int) -> Path:
 
 
 def tune_jobs(ns) -> list:
-    jobs = [_job(ns, "tune/base", Path(ns.out) / "tune" / "base", S.TUNE_SETTING, None, S.TUNE_SEED, {},
-                 S.VALIDATION)]
+    jobs = [_job(ns, "tune/base", Path(ns.out) / "tune" / "base", S.TUNE_SETTING, None, S.TUNE_SEED, {}, S.VALIDATION)]
     for m in ns.methods:
         for i, values in enumerate(S.tune_grid(m)):
-            jobs.append(_job(ns, f"tune/{m}-{i}", tune_dir(ns, m, i), S.TUNE_SETTING, m, S.TUNE_SEED, values,
-                             S.VALIDATION))
+            jobs.append(
+                _job(ns, f"tune/{m}-{i}", tune_dir(ns, m, i), S.TUNE_SETTING, m, S.TUNE_SEED, values, S.VALIDATION)
+            )
     return [j for j in jobs if j]
 
 
@@ -238,10 +307,16 @@ def select(ns, partial: bool = False) -> dict:
             tab = problem_table(d, [budget])
             auc = 1 - statistics.fmean(_pm(tab, lambda t: t["regret"][str(budget)]).values())
             train = json.loads((d.parent / "train" / "summary.json").read_text())
-            rows.append({"values": values, "criterion": auc, "steps": train["steps"],
-                         "sampled_tokens": train["sampled_tokens"],
-                         "j_and_summary_tokens": train["extra_sampled_tokens"],
-                         "wall_seconds": train["wall_seconds"]})
+            rows.append(
+                {
+                    "values": values,
+                    "criterion": auc,
+                    "steps": train["steps"],
+                    "sampled_tokens": train["sampled_tokens"],
+                    "j_and_summary_tokens": train["extra_sampled_tokens"],
+                    "wall_seconds": train["wall_seconds"],
+                }
+            )
         if partial:
             chosen[m] = {"values": None, "grid": rows, "finished": f"{len(rows)}/{len(S.tune_grid(m))}"}
             continue
@@ -258,8 +333,9 @@ def select_from_table(ns) -> dict:
     for m in ns.methods:
         rows = table.get(m, {}).get("grid", [])
         if len(rows) != len(S.tune_grid(m)):
-            raise SystemExit(f"{ns.tuning}: {m} has {len(rows)} of {len(S.tune_grid(m))} tuning runs; "
-                             "run --stage tune first")
+            raise SystemExit(
+                f"{ns.tuning}: {m} has {len(rows)} of {len(S.tune_grid(m))} tuning runs; run --stage tune first"
+            )
         best = max(rows, key=lambda r: r["criterion"])
         chosen[m] = {"values": best["values"], "grid": rows, "from": str(ns.tuning)}
     (Path(ns.out) / "selected.json").write_text(json.dumps(chosen, indent=1))
@@ -278,8 +354,18 @@ def final_jobs(ns, chosen: dict) -> list:
                 if record_path(ns, setting, f"{m}-s{seed}").exists():
                     continue
                 method, values = (None, {}) if m == "base" else (m, chosen[m]["values"])
-                jobs.append(_job(ns, f"{setting}/{m}-s{seed}", final_dir(ns, setting, m, seed), setting, method,
-                                 seed, values, S.TEST))
+                jobs.append(
+                    _job(
+                        ns,
+                        f"{setting}/{m}-s{seed}",
+                        final_dir(ns, setting, m, seed),
+                        setting,
+                        method,
+                        seed,
+                        values,
+                        S.TEST,
+                    )
+                )
     return [j for j in jobs if j]
 
 
@@ -288,8 +374,13 @@ def final_jobs(ns, chosen: dict) -> list:
 
 def metric_keys(setting: str) -> dict[str, str]:
     budgets = S.SETTINGS[setting]["budgets"]
-    return {"accuracy": _accuracy_key(setting), "natural_accuracy": "correct", "output_tokens": "tokens",
-            **{f"regret_C{c}": f"regret:{c}" for c in budgets}, **{f"acc_at_{c}": f"acc_at:{c}" for c in budgets}}
+    return {
+        "accuracy": _accuracy_key(setting),
+        "natural_accuracy": "correct",
+        "output_tokens": "tokens",
+        **{f"regret_C{c}": f"regret:{c}" for c in budgets},
+        **{f"acc_at_{c}": f"acc_at:{c}" for c in budgets},
+    }
 
 
 def curve_grid(setting: str) -> list[int]:
@@ -332,8 +423,12 @@ def hint_uptake(eval_dir: Path, knobs: list[str]) -> dict:
             if g.cue:
                 hinted += 1
                 hint_first += arm == g.cue
-    return {"traces": n, "goal_arm_first": goal_first / n if n else None,
-            "hinted_traces": hinted, "hinted_arm_first": hint_first / hinted if hinted else None}
+    return {
+        "traces": n,
+        "goal_arm_first": goal_first / n if n else None,
+        "hinted_traces": hinted,
+        "hinted_arm_first": hint_first / hinted if hinted else None,
+    }
 
 
 def _r(x):
@@ -343,7 +438,7 @@ def _r(x):
 def write_record(ns, setting: str, run: str) -> dict:
     """A finished final run's compact figures: per-problem means of every metric, its
     accuracy-vs-thinking-tokens curve, budget forcing, training cost and hint uptake."""
-    from mrt.train.run import eval_figures
+    from mrt.core.figures import eval_figures
 
     s = S.SETTINGS[setting]
     d = Path(ns.out) / "final" / setting / run
@@ -353,14 +448,21 @@ def write_record(ns, setting: str, run: str) -> dict:
     train = json.loads(train_file.read_text()) if train_file.exists() else {}
     grid = curve_grid(setting)
     figs = eval_figures(summary).get("accuracy_at_budget", {})
-    rec = {"setting": setting, "run": run, "scale": ns.scale,
-           "per_problem": {k: {p: _r(v) for p, v in _pm(tab, lambda t, key=key: _value(t, key)).items()}
-                           for k, key in metric_keys(setting).items()},
-           "curve": [_r(x) for x in acc_curve([tab], grid)], "n_traces": sum(len(ts) for ts in tab.values()),
-           "skipped_traces": sum(v for k, v in summary.get("trace_status", {}).items() if k != "ok"),
-           "budget_forcing": {k: figs.get(k, {}).get("j") for k in ("1x", "2x", "4x")},
-           "train": {k: train.get(k) for k in ("sampled_tokens", "extra_sampled_tokens", "steps", "wall_seconds")},
-           "hint": hint_uptake(d / "eval", s["knobs"])}
+    rec = {
+        "setting": setting,
+        "run": run,
+        "scale": ns.scale,
+        "per_problem": {
+            k: {p: _r(v) for p, v in _pm(tab, lambda t, key=key: _value(t, key)).items()}
+            for k, key in metric_keys(setting).items()
+        },
+        "curve": [_r(x) for x in acc_curve([tab], grid)],
+        "n_traces": sum(len(ts) for ts in tab.values()),
+        "skipped_traces": sum(v for k, v in summary.get("trace_status", {}).items() if k != "ok"),
+        "budget_forcing": {k: figs.get(k, {}).get("j") for k in ("1x", "2x", "4x")},
+        "train": {k: train.get(k) for k in ("sampled_tokens", "extra_sampled_tokens", "steps", "wall_seconds")},
+        "hint": hint_uptake(d / "eval", s["knobs"]),
+    }
     path = record_path(ns, setting, run)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rec))
@@ -398,7 +500,7 @@ def _value(t: dict, key: str) -> float:
 
 def setting_results(ns, setting: str) -> dict:
     """Every figure of a setting, from the runs' records; a method with a seed missing is left out."""
-    from mrt.metrics import token_efficiency
+    from mrt.core.metrics import token_efficiency
 
     s = S.SETTINGS[setting]
     budgets = s["budgets"]
@@ -411,9 +513,15 @@ def setting_results(ns, setting: str) -> dict:
         n = sum(x["n_traces"] for x in rs)
         return [sum(x["curve"][i] * x["n_traces"] for x in rs) / n for i in range(len(grid))]
 
-    out = {"what": s["what"], "knobs": s["knobs"], "thinking_budget": s["thinking_budget"], "budgets": budgets,
-           "accuracy_is": keys["accuracy"], "methods": {},
-           "missing": [m for m in ["base"] + ns.methods if m not in recs]}
+    out = {
+        "what": s["what"],
+        "knobs": s["knobs"],
+        "thinking_budget": s["thinking_budget"],
+        "budgets": budgets,
+        "accuracy_is": keys["accuracy"],
+        "methods": {},
+        "missing": [m for m in ["base"] + ns.methods if m not in recs],
+    }
     for m, rs in recs.items():
         row = {k: bootstrap(v) for k, v in per[m].items()}
         row["budget_forcing"] = {k: seed_interval([x["budget_forcing"].get(k) for x in rs]) for k in ("1x", "2x", "4x")}
@@ -425,13 +533,15 @@ def setting_results(ns, setting: str) -> dict:
         if "grpo" in recs and m != "grpo":
             row["vs_grpo"] = {k: paired(per[m][k], per["grpo"][k]) for k in keys}
             row["token_efficiency_vs_grpo"] = token_efficiency(grid, curve(recs["grpo"]), curve(rs))
-            row["token_efficiency_vs_grpo_per_seed"] = [token_efficiency(grid, a["curve"], b["curve"])
-                                                        for a, b in zip(recs["grpo"], rs)]
+            row["token_efficiency_vs_grpo_per_seed"] = [
+                token_efficiency(grid, a["curve"], b["curve"]) for a, b in zip(recs["grpo"], rs)
+            ]
         if "base" in recs and m != "base":
             row["vs_base"] = {k: paired(per[m][k], per["base"][k]) for k in ("accuracy",)}
             if "grpo" in recs and m != "grpo":
-                row["relative_gain_over_base"] = relative_gain(per[m]["accuracy"], per["grpo"]["accuracy"],
-                                                               per["base"]["accuracy"])
+                row["relative_gain_over_base"] = relative_gain(
+                    per[m]["accuracy"], per["grpo"]["accuracy"], per["base"]["accuracy"]
+                )
         out["methods"][m] = row
     out["curves"] = {m: {"grid": grid[::2], "accuracy": curve(rs)[::2]} for m, rs in recs.items()}
     return out
@@ -456,20 +566,35 @@ def relative_gain(new: list[dict], ref: list[dict], base: list[dict]) -> dict:
 
 
 def report(ns, chosen: dict | None) -> dict:
-    doc = {"command": "python benchmarks/didactic_v2.py " + " ".join(sys.argv[1:]),
-           "declared": {"settings": S.SETTINGS, "tune_setting": S.TUNE_SETTING, "learning_rates": S.LEARNING_RATES,
-                        "coefficients": S.COEFFICIENTS, "token_budget": _n(ns, S.TOKEN_BUDGET),
-                        "validation": S.VALIDATION, "test": S.TEST, "criterion": S.CRITERION,
-                        "final_seeds": ns.seeds, "scale": ns.scale},
-           "selected": chosen, "settings": {}}
+    doc = {
+        "command": "python benchmarks/didactic_v2.py " + " ".join(sys.argv[1:]),
+        "declared": {
+            "settings": S.SETTINGS,
+            "tune_setting": S.TUNE_SETTING,
+            "learning_rates": S.LEARNING_RATES,
+            "coefficients": S.COEFFICIENTS,
+            "token_budget": _n(ns, S.TOKEN_BUDGET),
+            "validation": S.VALIDATION,
+            "test": S.TEST,
+            "criterion": S.CRITERION,
+            "final_seeds": ns.seeds,
+            "scale": ns.scale,
+        },
+        "selected": chosen,
+        "settings": {},
+    }
     for setting in ns.settings:
         doc["settings"][setting] = setting_results(ns, setting)
         if doc["settings"][setting]["missing"]:  # a rerun under way: an earlier complete result stands
             for prior in ns.prior:
                 earlier = json.loads(Path(prior).read_text())["settings"].get(setting)
                 if earlier and not earlier.get("missing"):
-                    doc["settings"][setting] = {**earlier, "source": prior, "missing": [],
-                                                "rerun_missing": doc["settings"][setting]["missing"]}
+                    doc["settings"][setting] = {
+                        **earlier,
+                        "source": prior,
+                        "missing": [],
+                        "rerun_missing": doc["settings"][setting]["missing"],
+                    }
                     break
     out = Path(ns.out) / "didactic_v2.json"
     out.write_text(json.dumps(doc, indent=1))
@@ -492,25 +617,38 @@ def markdown(doc: dict) -> str:
     lines = []
     for setting, r in doc["settings"].items():
         bs = r["budgets"]
-        lines += [f"\n### {setting}: {r['what']}\n",
-                  "| method | accuracy | Δ vs GRPO | " + " | ".join(f"regret C={c}" for c in bs) +
-                  " | tokens | token eff. vs GRPO | rel. gain | first walk on the goal arm |",
-                  "|---" * (7 + len(bs)) + "|"]
+        lines += [
+            f"\n### {setting}: {r['what']}\n",
+            "| method | accuracy | Δ vs GRPO | "
+            + " | ".join(f"regret C={c}" for c in bs)
+            + " | tokens | token eff. vs GRPO | rel. gain | first walk on the goal arm |",
+            "|---" * (7 + len(bs)) + "|",
+        ]
         for m, row in r["methods"].items():
             vs = row.get("vs_grpo", {})
             te = row.get("token_efficiency_vs_grpo")
-            lines.append(f"| {m} | {_f(row['accuracy'])} | {_f(vs.get('accuracy'))} | " +
-                         " | ".join(_f(row[f'regret_C{c}']) for c in bs) +
-                         f" | {row['output_tokens']['mean']:.1f} | {'—' if m in ('grpo', 'base') else (f'{te:.2f}×' if te else 'not reached')}"
-                         f" | {_f(row.get('relative_gain_over_base'), 2)} | {_f(row.get('hint', {}).get('goal_arm_first'))} |")
-        lines += ["", "| method | forced 1× | forced 2× | forced 4× | natural-end accuracy | sampled tokens | "
-                      "J / summary tokens | steps | wall s |", "|---" * 9 + "|"]
+            lines.append(
+                f"| {m} | {_f(row['accuracy'])} | {_f(vs.get('accuracy'))} | "
+                + " | ".join(_f(row[f"regret_C{c}"]) for c in bs)
+                + f" | {row['output_tokens']['mean']:.1f} | {'—' if m in ('grpo', 'base') else (f'{te:.2f}×' if te else 'not reached')}"
+                f" | {_f(row.get('relative_gain_over_base'), 2)} | {_f(row.get('hint', {}).get('goal_arm_first'))} |"
+            )
+        lines += [
+            "",
+            "| method | forced 1× | forced 2× | forced 4× | natural-end accuracy | sampled tokens | "
+            "J / summary tokens | steps | wall s |",
+            "|---" * 9 + "|",
+        ]
         for m, row in r["methods"].items():
             bf = row.get("budget_forcing", {})
-            cost = " | ".join(_f(row.get(k), 0) if m != "base" else "—"
-                              for k in ("sampled_tokens", "extra_sampled_tokens", "steps", "wall_seconds"))
-            lines.append(f"| {m} | {_f(bf.get('1x'))} | {_f(bf.get('2x'))} | {_f(bf.get('4x'))} | "
-                         f"{_f(row.get('natural_accuracy'))} | {cost} |")
+            cost = " | ".join(
+                _f(row.get(k), 0) if m != "base" else "—"
+                for k in ("sampled_tokens", "extra_sampled_tokens", "steps", "wall_seconds")
+            )
+            lines.append(
+                f"| {m} | {_f(bf.get('1x'))} | {_f(bf.get('2x'))} | {_f(bf.get('4x'))} | "
+                f"{_f(row.get('natural_accuracy'))} | {cost} |"
+            )
         if r.get("source"):
             lines.append(f"\n(from {Path(r['source']).name}: made before run records and hint figures existed)")
         if r.get("missing"):
@@ -521,7 +659,7 @@ def markdown(doc: dict) -> str:
 def plots(doc: dict, out: Path) -> list[Path]:
     """Per setting: accuracy vs thinking tokens (pooled over seeds), regret at each budget and
     accuracy at B with 95% intervals, and how often the first walk takes the goal arm."""
-    from mrt.report import _plt, _save
+    from mrt.report.analysis import _plt, _save
 
     plt = _plt()
     out.mkdir(parents=True, exist_ok=True)
@@ -534,13 +672,21 @@ def plots(doc: dict, out: Path) -> list[Path]:
         ax = axes[0]
         for m in names:
             c = r["curves"][m]
-            ax.plot(c["grid"], c["accuracy"], label=m, lw=2 if m in ("grpo", "base") else 1.2,
-                    ls="--" if m == "base" else "-")
+            ax.plot(
+                c["grid"],
+                c["accuracy"],
+                label=m,
+                lw=2 if m in ("grpo", "base") else 1.2,
+                ls="--" if m == "base" else "-",
+            )
         if r["thinking_budget"]:
             ax.axvline(r["thinking_budget"], color="grey", lw=0.8, ls=":")
         ax.set_xlim(0, 1.5 * max(r["budgets"]))
-        ax.set(xlabel="thinking tokens", ylabel="J at that budget (pooled over seeds)",
-               title=f"{setting}: accuracy vs thinking budget")
+        ax.set(
+            xlabel="thinking tokens",
+            ylabel="J at that budget (pooled over seeds)",
+            title=f"{setting}: accuracy vs thinking budget",
+        )
         ax.legend(fontsize=7)
         ax = axes[1]
         bs = r["budgets"]
@@ -550,15 +696,24 @@ def plots(doc: dict, out: Path) -> list[Path]:
             ys = [row[f"regret_C{c}"]["mean"] for c in bs]
             lo = [y - row[f"regret_C{c}"]["ci"][0] for y, c in zip(ys, bs)]
             hi = [row[f"regret_C{c}"]["ci"][1] - y for y, c in zip(ys, bs)]
-            ax.errorbar([k + (i - len(names) / 2) * width for k in range(len(bs))], ys, yerr=[lo, hi], fmt="o",
-                        ms=3, capsize=2, label=m)
+            ax.errorbar(
+                [k + (i - len(names) / 2) * width for k in range(len(bs))],
+                ys,
+                yerr=[lo, hi],
+                fmt="o",
+                ms=3,
+                capsize=2,
+                label=m,
+            )
         ax.set_xticks(range(len(bs)), [f"C={c}" for c in bs])
         ax.set(ylabel="normalised regret (95% CI, problems x seeds)", title="regret at each budget")
         ax.legend(fontsize=7)
         ax = axes[2]
         ys = [r["methods"][m]["accuracy"]["mean"] for m in names]
-        err = [[y - r["methods"][m]["accuracy"]["ci"][0] for y, m in zip(ys, names)],
-               [r["methods"][m]["accuracy"]["ci"][1] - y for y, m in zip(ys, names)]]
+        err = [
+            [y - r["methods"][m]["accuracy"]["ci"][0] for y, m in zip(ys, names)],
+            [r["methods"][m]["accuracy"]["ci"][1] - y for y, m in zip(ys, names)],
+        ]
         ax.errorbar(range(len(names)), ys, yerr=err, fmt="o", capsize=3, label="accuracy")
         if all("hint" in r["methods"][m] for m in names):
             gy = [r["methods"][m]["hint"]["goal_arm_first"]["mean"] for m in names]
@@ -578,9 +733,13 @@ def main():
     Path(ns.out).mkdir(parents=True, exist_ok=True)
     chosen = None
     if ns.stage == "tune-status":
-        doc = {"command": "python benchmarks/didactic_v2.py " + " ".join(sys.argv[1:]), "partial": True,
-               "criterion": f"1 - normalised regret at C = {S.criterion_budget(S.TUNE_SETTING)} "
-                            f"({S.TUNE_SETTING} setting, validation split)", "tuning": select(ns, partial=True)}
+        doc = {
+            "command": "python benchmarks/didactic_v2.py " + " ".join(sys.argv[1:]),
+            "partial": True,
+            "criterion": f"1 - normalised regret at C = {S.criterion_budget(S.TUNE_SETTING)} "
+            f"({S.TUNE_SETTING} setting, validation split)",
+            "tuning": select(ns, partial=True),
+        }
         text = json.dumps(doc, indent=1)
         (Path(ns.out) / "tuning_status.json").write_text(text)
         if ns.results:

@@ -6,26 +6,42 @@ the validation problems of the new world (16 tokens, measured before any trainin
 cue probability and arm lengths come from the issue's design, and the tuning grid is the same
 size for every method that has a coefficient of its own.
 """
+
 from __future__ import annotations
 
-SHIPPED = ""  # the shipped base model (mrt/checkpoints/star-base)
-CUE_BASE = "mrt/checkpoints/star-cue-base"  # continued pretraining with hints in half the prompts
+SHIPPED = ""  # the shipped base model (mrt/tasks/checkpoints/star-base)
+CUE_BASE = "mrt/tasks/checkpoints/star-cue-base"  # continued pretraining with hints in half the prompts
 B = 16  # binding thinking budget: the cue base's median thinking tokens on validation problems
 
 # setting -> base model, task knobs, training thinking budget, regret budgets of the evaluation
 SETTINGS = {
     # today's world: loose budget (256 tokens, base traces at most ~96), order not learnable
-    "control": {"model": SHIPPED, "knobs": ["arms=2-4", "arm_len=2-4"], "thinking_budget": 0,
-                "budgets": [16, 32, 48, 64, 96], "max_completion_length": 0,
-                "what": "today's world: no budget pressure, order of exploration not learnable"},
+    "control": {
+        "model": SHIPPED,
+        "knobs": ["arms=2-4", "arm_len=2-4"],
+        "thinking_budget": 0,
+        "budgets": [16, 32, 48, 64, 96],
+        "max_completion_length": 0,
+        "what": "today's world: no budget pressure, order of exploration not learnable",
+    },
     # thinking cut at B and the answer forced there; arms of 3-5 nodes (no one-hop backward shortcut)
-    "budget": {"model": CUE_BASE, "knobs": ["arms=2-4", "arm_len=3-5"], "thinking_budget": B,
-               "budgets": [B // 2, B, 2 * B, 4 * B], "max_completion_length": 2 * B,
-               "what": "binding budget: thinking cut at B=16 tokens and the answer forced; arms of 3-5"},
+    "budget": {
+        "model": CUE_BASE,
+        "knobs": ["arms=2-4", "arm_len=3-5"],
+        "thinking_budget": B,
+        "budgets": [B // 2, B, 2 * B, 4 * B],
+        "max_completion_length": 2 * B,
+        "what": "binding budget: thinking cut at B=16 tokens and the answer forced; arms of 3-5",
+    },
     # as budget, and the prompt's hint names the goal arm's first node with probability 0.75
-    "order": {"model": CUE_BASE, "knobs": ["arms=2-4", "arm_len=3-5", "cue=0.75"], "thinking_budget": B,
-              "budgets": [B // 2, B, 2 * B, 4 * B], "max_completion_length": 2 * B,
-              "what": "learnable order: as budget, plus a hint naming the goal arm with probability 0.75"},
+    "order": {
+        "model": CUE_BASE,
+        "knobs": ["arms=2-4", "arm_len=3-5", "cue=0.75"],
+        "thinking_budget": B,
+        "budgets": [B // 2, B, 2 * B, 4 * B],
+        "max_completion_length": 2 * B,
+        "what": "learnable order: as budget, plus a hint naming the goal arm with probability 0.75",
+    },
 }
 TUNE_SETTING = "order"  # tune where the methods should differ most; the values are reused elsewhere
 

@@ -4,6 +4,7 @@ The MRT authors' code added the BOS token twice (the chat template writes it as 
 tokenizer added another when encoding; MRT-NOTES §2). Here a rendered prompt is encoded without
 the tokenizer's own special tokens, and exactly one BOS is kept when the tokenizer uses one.
 """
+
 from __future__ import annotations
 
 THINK_OPEN = "<think>\n"
@@ -36,8 +37,10 @@ def render_chat(tok, user: str, system: str = "", think_open: str = THINK_OPEN) 
     """The prompt text a chat model continues: its chat template with the generation prompt,
     then ``think_open`` unless the template already ends with it (newer R1 templates do)."""
     if not getattr(tok, "chat_template", None):
-        raise ValueError(f"tokenizer {getattr(tok, 'name_or_path', '?')!r} has no chat template; "
-                         "use the task knob template=raw, or a tokenizer with one")
+        raise ValueError(
+            f"tokenizer {getattr(tok, 'name_or_path', '?')!r} has no chat template; "
+            "use the task knob template=raw, or a tokenizer with one"
+        )
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
     text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     if think_open and not text.endswith(think_open) and not text.rstrip().endswith(think_open.strip()):

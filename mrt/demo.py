@@ -1,4 +1,5 @@
 """``mrt demo``: the didactic pipeline end to end on the shipped base model."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,8 @@ class DemoConfig:
 
 
 def run_demo(cfg: DemoConfig) -> dict:
-    from mrt.analyze import AnalyzeConfig, run_analysis
-    from mrt.cli import _print_summary
+    from mrt.measure.analyze import AnalyzeConfig, run_analysis
+    from mrt.report.analysis import print_summary
 
     t0 = time.time()
     out = Path(cfg.out)
@@ -31,38 +32,64 @@ def run_demo(cfg: DemoConfig) -> dict:
         what = "held-out" if not knobs else f"harder held-out ({' '.join(knobs)})"
         total = len(sets) + (3 if cfg.train_steps else 0)
         print(f"[{i}/{total}] analysing the base model on {cfg.n_problems} {what} star-graph problems")
-        acfg = AnalyzeConfig(model=cfg.model, task="star", knobs=knobs, out=str(out / name),
-                             n_problems=cfg.n_problems, seed=cfg.seed)
+        acfg = AnalyzeConfig(
+            model=cfg.model, task="star", knobs=knobs, out=str(out / name), n_problems=cfg.n_problems, seed=cfg.seed
+        )
         results[name] = run_analysis(acfg)
-        _print_summary(results[name], acfg.out)
+        print_summary(results[name], acfg.out)
     runs = [str(out / "base")]
     if cfg.train_steps:
-        from mrt.compare import compare
+        from mrt.report.compare import compare
         from mrt.train.config import load_config
         from mrt.train.run import run_train
 
         for i, algo in enumerate(("grpo", "mrt"), len(sets) + 1):
-            print(f"[{i}/{len(sets) + 3}] training the base model with {algo} for {cfg.train_steps} steps, "
-                  "then analysing it")
-            tcfg = load_config(None, dict(algo=algo, model=cfg.model, out=str(out / algo), seed=cfg.seed,
-                                          max_steps=cfg.train_steps, eval_problems=cfg.n_problems,
-                                          logging_steps=10, report_to="tensorboard"))
+            print(
+                f"[{i}/{len(sets) + 3}] training the base model with {algo} for {cfg.train_steps} steps, "
+                "then analysing it"
+            )
+            tcfg = load_config(
+                None,
+                dict(
+                    algo=algo,
+                    model=cfg.model,
+                    out=str(out / algo),
+                    seed=cfg.seed,
+                    max_steps=cfg.train_steps,
+                    eval_problems=cfg.n_problems,
+                    logging_steps=10,
+                    report_to="tensorboard",
+                ),
+            )
             s = run_train(tcfg)  # held-out evaluation only: the harder set is the benchmark's (time)
             results[algo] = s["eval"]["held_out"]
-            _print_summary(json.loads((out / algo / "eval" / "summary.json").read_text()), str(out / algo / "eval"))
+            print_summary(json.loads((out / algo / "eval" / "summary.json").read_text()), str(out / algo / "eval"))
             runs.append(str(out / algo))
         print(f"[{len(sets) + 3}/{len(sets) + 3}] comparing base, grpo and mrt")
         compare(runs, str(out / "compare"))
-    (out / "demo.json").write_text(json.dumps(
-        {name: {k: s[k] for k in ("accuracy", "mean_output_tokens", "j_by_episode",
-                                  "normalized_regret", "maj_at_k") if k in s} for name, s in results.items()},
-        indent=1))
-    from mrt.report import write_index
+    (out / "demo.json").write_text(
+        json.dumps(
+            {
+                name: {
+                    k: s[k]
+                    for k in ("accuracy", "mean_output_tokens", "j_by_episode", "normalized_regret", "maj_at_k")
+                    if k in s
+                }
+                for name, s in results.items()
+            },
+            indent=1,
+        )
+    )
+    from mrt.report.analysis import write_index
 
-    links = [(f"{n}: report", f"{n}/report.html", f"the base model on the {'harder ' if sets[n] else ''}held-out set")
-             for n in sets]
+    links = [
+        (f"{n}: report", f"{n}/report.html", f"the base model on the {'harder ' if sets[n] else ''}held-out set")
+        for n in sets
+    ]
     if cfg.train_steps:
-        links += [(f"{a}: report", f"{a}/eval/report.html", f"the {a} model on the held-out set") for a in ("grpo", "mrt")]
+        links += [
+            (f"{a}: report", f"{a}/eval/report.html", f"the {a} model on the held-out set") for a in ("grpo", "mrt")
+        ]
         links.append(("comparison", "compare/compare.html", "base, grpo and mrt side by side, with their traces"))
     index = write_index(out, links, "mrt demo: the didactic world end to end")
     print(f"demo finished in {time.time() - t0:.0f} s; open {index.resolve()}")

@@ -15,6 +15,7 @@ Every answer that is graded wrong for a reason other than being a different valu
 * ``unparsed``: math-verify found nothing to compare in the answer;
 * ``reference_unparsed``: nor in the reference answer.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,7 +47,7 @@ def last_boxed(text: str | None) -> str | None:
                 elif text[j] == "}":
                     depth -= 1
                     if depth == 0:
-                        return text[open_at + 1:j].strip()
+                        return text[open_at + 1 : j].strip()
         else:
             m = re.match(r"\\(?:boxed|fbox) +([^\s$]+)", text[start:])
             if m:
@@ -69,8 +70,12 @@ def _find_all(text: str, key: str):
 
 def _failed(kind: str, answer, detail: str = "") -> bool:
     failures[kind] += 1
-    log.warning("grader %s on answer %.80r%s; counted wrong", kind.replace("_", " "), str(answer),
-                f" ({detail[:80]})" if detail else "")
+    log.warning(
+        "grader %s on answer %.80r%s; counted wrong",
+        kind.replace("_", " "),
+        str(answer),
+        f" ({detail[:80]})" if detail else "",
+    )
     return False
 
 

@@ -6,6 +6,7 @@ load) and caches the checkpoint under ``$MRT_CACHE`` (default ``~/.cache/mrt``);
 return the cached directory. The same GGUF file can be served by llama.cpp's server, which is how
 the OpenAI-compatible sampler is tested against the very same model.
 """
+
 from __future__ import annotations
 
 import json
@@ -99,15 +100,19 @@ def _tokenizer_from_partial_gguf(gguf: Path):
         vocab[tokens[i]] = i
     fast = Tokenizer.from_str(json.dumps(spec))
     fast.add_special_tokens([AddedToken(tokens[i], special=True, normalized=False) for i in control])
-    special = {k: tokens[tok_dict[f"{k}_id"]] for k in ("bos_token", "eos_token", "pad_token")
-               if tok_dict.get(f"{k}_id") is not None}
+    special = {
+        k: tokens[tok_dict[f"{k}_id"]]
+        for k in ("bos_token", "eos_token", "pad_token")
+        if tok_dict.get(f"{k}_id") is not None
+    }
     keep = {k: v for k, v in {**extra, **tok_config}.items() if k in ("chat_template", "add_bos_token")}
     if keep.get("add_bos_token") and special.get("bos_token"):
         from tokenizers.processors import TemplateProcessing
 
         bos = special["bos_token"]
-        fast.post_processor = TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A $B",
-                                                 special_tokens=[(bos, tok_dict["bos_token_id"])])
+        fast.post_processor = TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, tok_dict["bos_token_id"])]
+        )
     return PreTrainedTokenizerFast(tokenizer_object=fast, **special, **keep)
 
 

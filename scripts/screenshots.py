@@ -8,6 +8,7 @@ Writes the demo's reports, comparison and index again from its run directories (
 ``compare.png`` (the same problem in base, grpo and mrt). Chromium: ``MRT_CHROMIUM`` or
 ``chromium`` on the PATH.
 """
+
 import os
 import shutil
 import sys
@@ -17,21 +18,26 @@ from pathlib import Path
 def main(demo: str, out: str):
     from playwright.sync_api import sync_playwright
 
-    from mrt.compare import compare
-    from mrt.report import load_run_dir, write_index, write_report
+    from mrt.report.analysis import load_run_dir, write_index, write_report
+    from mrt.report.compare import compare
 
     d, o = Path(demo), Path(out)
     o.mkdir(parents=True, exist_ok=True)
     runs = {"base": d / "base", "base-hard": d / "base-hard", "grpo": d / "grpo" / "eval", "mrt": d / "mrt" / "eval"}
-    for name, path in runs.items():
+    for path in runs.values():
         write_report(path, *load_run_dir(path))
     compare([str(d / "base"), str(d / "grpo"), str(d / "mrt")], str(d / "compare"))
-    write_index(d, [("base: report", "base/report.html", "the base model on the held-out set"),
-                    ("base-hard: report", "base-hard/report.html", "the base model on the harder held-out set"),
-                    ("grpo: report", "grpo/eval/report.html", "the grpo model on the held-out set"),
-                    ("mrt: report", "mrt/eval/report.html", "the mrt model on the held-out set"),
-                    ("comparison", "compare/compare.html", "base, grpo and mrt side by side, with their traces")],
-                "mrt demo: the didactic world end to end")
+    write_index(
+        d,
+        [
+            ("base: report", "base/report.html", "the base model on the held-out set"),
+            ("base-hard: report", "base-hard/report.html", "the base model on the harder held-out set"),
+            ("grpo: report", "grpo/eval/report.html", "the grpo model on the held-out set"),
+            ("mrt: report", "mrt/eval/report.html", "the mrt model on the held-out set"),
+            ("comparison", "compare/compare.html", "base, grpo and mrt side by side, with their traces"),
+        ],
+        "mrt demo: the didactic world end to end",
+    )
     chromium = os.environ.get("MRT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])

@@ -25,7 +25,7 @@ def kill_after_checkpoint(cmd: list[str], out, step: int = 2, wait: float = 300,
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A randomly initialised tiny GPT-2 with the didactic tokenizer, saved like a real model."""
-    from mrt.tiny import build_model, build_tokenizer
+    from mrt.tasks.tiny import build_model, build_tokenizer
 
     path = tmp_path_factory.mktemp("tiny")
     tok = build_tokenizer()
@@ -123,9 +123,26 @@ def llama_server(smollm2_dir):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, LD_LIBRARY_PATH=str(Path(binary).parent) + ":" + os.environ.get("LD_LIBRARY_PATH", ""))
-    proc = subprocess.Popen([binary, "-m", str(smollm2_gguf()), "--host", "127.0.0.1", "--port", str(port),
-                             "-t", "2", "-c", "8192", "--parallel", "4"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [
+            binary,
+            "-m",
+            str(smollm2_gguf()),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "-t",
+            "2",
+            "-c",
+            "8192",
+            "--parallel",
+            "4",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
@@ -134,7 +151,7 @@ def llama_server(smollm2_dir):
                     break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(f"llama-server exited: {proc.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"llama-server exited: {proc.stderr.read().decode()[-2000:]}") from None
             time.sleep(0.5)
     else:
         proc.kill()

@@ -1,5 +1,6 @@
 """Acting at test time: stop rules (hand-computed), the trade-off replay on hand-made records, the
 online controller on a real model, and the learned progress estimator."""
+
 import json
 
 import pytest
@@ -13,10 +14,15 @@ def test_rules_parse_and_refuse_by_name():
     assert r.name == "stall" and r.params == {"eps": 0.05, "m": 2} and r.signal == "j"
     assert str(parse_rule("j-threshold:tau=0.8")) == "j-threshold:tau=0.8"
     assert parse_rule("natural").params == {}
-    for bad, msg in [("halt:tau=1", "unknown stop rule 'halt'"), ("j-threshold:tau=1.5", "'tau' must be"),
-                     ("j-threshold", "needs tau"), ("stall:eps=0,m=0.5", "'m' must be an integer"),
-                     ("stall:eps=0,m=2,x=1", "no parameter 'x'"), ("confidence:tau=high", "must be a number"),
-                     ("budget:tokens=-5", "'tokens' must be")]:
+    for bad, msg in [
+        ("halt:tau=1", "unknown stop rule 'halt'"),
+        ("j-threshold:tau=1.5", "'tau' must be"),
+        ("j-threshold", "needs tau"),
+        ("stall:eps=0,m=0.5", "'m' must be an integer"),
+        ("stall:eps=0,m=2,x=1", "no parameter 'x'"),
+        ("confidence:tau=high", "must be a number"),
+        ("budget:tokens=-5", "'tokens' must be"),
+    ]:
         with pytest.raises(ValueError, match=msg):
             parse_rule(bad)
 
@@ -38,16 +44,27 @@ def test_stop_index_hand_computed():
 
 
 def _prefix(tokens, grades, labels, lp, answer_tokens=4.0):
-    return {"tokens": tokens, "grades": grades, "labels": labels, "answers": labels,
-            "mean_logprobs": lp, "answer_tokens": answer_tokens}
+    return {
+        "tokens": tokens,
+        "grades": grades,
+        "labels": labels,
+        "answers": labels,
+        "mean_logprobs": lp,
+        "answer_tokens": answer_tokens,
+    }
 
 
 def _record(pid="p", trace=0):
     # 3 boundaries, 4 answers each: the first 2 are the controller's signal, the last 2 measure accuracy
-    return {"problem_id": pid, "trace": trace, "prefixes": [
-        _prefix(0, [False, False, True, False], ["1", "2", "3", "3"], [-2.0, -1, -1, -1]),
-        _prefix(10, [True, False, True, True], ["3", "2", "3", "3"], [-0.5, -1, -1, -1]),
-        _prefix(30, [True, True, True, True], ["3", "3", "3", "3"], [-0.01, -1, -1, -1])]}
+    return {
+        "problem_id": pid,
+        "trace": trace,
+        "prefixes": [
+            _prefix(0, [False, False, True, False], ["1", "2", "3", "3"], [-2.0, -1, -1, -1]),
+            _prefix(10, [True, False, True, True], ["3", "2", "3", "3"], [-0.5, -1, -1, -1]),
+            _prefix(30, [True, True, True, True], ["3", "3", "3", "3"], [-0.01, -1, -1, -1]),
+        ],
+    }
 
 
 def test_replay_hand_computed():
@@ -88,8 +105,22 @@ def test_tradeoff_against_the_budget_curve():
 def test_online_controller_on_the_shipped_model(tmp_path):
     from mrt.cli import main
 
-    base = ["eval", "--task", "star", "--knobs", "arms=2", "arm_len=2", "--n-problems", "3", "--samples", "2",
-            "--temperature", "1", "--top-p", "1"]
+    base = [
+        "eval",
+        "--task",
+        "star",
+        "--knobs",
+        "arms=2",
+        "arm_len=2",
+        "--n-problems",
+        "3",
+        "--samples",
+        "2",
+        "--temperature",
+        "1",
+        "--top-p",
+        "1",
+    ]
     assert main(base + ["--stop", "natural", "--out", str(tmp_path / "nat")]) == 0
     assert main(base + ["--stop", "j-threshold:tau=0", "--out", str(tmp_path / "j0")]) == 0
     assert main(base + ["--stop", "budget:tokens=0", "--out", str(tmp_path / "b0")]) == 0
@@ -106,22 +137,34 @@ def test_online_controller_on_the_shipped_model(tmp_path):
     # bad input is refused by name, before any work
     assert main(base + ["--stop", "stall:eps=0,m=0", "--out", str(tmp_path / "bad")]) == 2
     assert main(base + ["--stop", "j-threshold:tau=0.5", "--j-source", "guess", "--out", str(tmp_path / "bad")]) == 2
-    assert main(base + ["--stop", "j-threshold:tau=0.5", "--j-source", "estimator", "--out", str(tmp_path / "bad")]) == 2
+    assert (
+        main(base + ["--stop", "j-threshold:tau=0.5", "--j-source", "estimator", "--out", str(tmp_path / "bad")]) == 2
+    )
 
 
 def test_estimator_trains_calibrates_and_predicts(tmp_path):
     from mrt.act.estimator import EstimatorConfig, calibration, predict, read_estimates, train_estimator
-    from mrt.analyze import AnalyzeConfig, run_analysis
+    from mrt.measure.analyze import AnalyzeConfig, run_analysis
 
     cal = calibration([0.1, 0.15, 0.9, 0.95], [0.0, 0.5, 1.0, 1.0], bins=2)
     assert [b["n"] for b in cal["bins"]] == [2, 2]
     assert cal["ece"] == pytest.approx((2 * abs(0.125 - 0.25) + 2 * abs(0.925 - 1.0)) / 4)
     assert cal["brier"] == pytest.approx((0.01 + 0.1225 + 0.01 + 0.0025) / 4)
     an = tmp_path / "an"
-    run_analysis(AnalyzeConfig(out=str(an), n_problems=6, traces_per_problem=2, answers_per_prefix=4,
-                               extensions=0, maj_k=[1, 2, 4], knobs=["arms=2-3", "arm_len=2"]))
-    rep = train_estimator(EstimatorConfig(analysis=[str(an)], out=str(tmp_path / "est"), steps=20, batch_size=8,
-                                          held_out=0.34))
+    run_analysis(
+        AnalyzeConfig(
+            out=str(an),
+            n_problems=6,
+            traces_per_problem=2,
+            answers_per_prefix=4,
+            extensions=0,
+            maj_k=[1, 2, 4],
+            knobs=["arms=2-3", "arm_len=2"],
+        )
+    )
+    rep = train_estimator(
+        EstimatorConfig(analysis=[str(an)], out=str(tmp_path / "est"), steps=20, batch_size=8, held_out=0.34)
+    )
     c = rep["calibration"]
     assert rep["held_out_problems"] == 2 and c["n"] == rep["held_out_examples"] > 0
     assert 0 <= c["ece"] <= 1 and (tmp_path / "est" / "reliability.png").is_file()

@@ -1,9 +1,10 @@
 """Hand-computed cases for the rewards, advantages and filters of mrt.advantages."""
+
 import math
 
 import pytest
 
-from mrt import advantages as adv
+from mrt.core import advantages as adv
 
 
 def test_grpo_group_normalised():
@@ -31,8 +32,9 @@ def test_termination_baseline_unscaled():
     # A = (R - .75) + 1 * (R - .5)
     assert a == pytest.approx([0.25 + 0.5, -0.75 - 0.5, 0.25 + 0.5, 0.25 + 0.5])
     # alpha = 0 is GRPO's unscaled advantage
-    assert adv.termination_baseline_advantages(r, t, 4, alpha=0.0, scale="none") == \
-        pytest.approx(adv.grpo_advantages(r, 4, scale=False))
+    assert adv.termination_baseline_advantages(r, t, 4, alpha=0.0, scale="none") == pytest.approx(
+        adv.grpo_advantages(r, 4, scale=False)
+    )
 
 
 def test_termination_baseline_progress_sign():
@@ -51,7 +53,9 @@ def test_termination_baseline_scaled():
     assert adv._std(r) == pytest.approx(0.5)
     a = adv.termination_baseline_advantages(r, t, 4, alpha=1.0, scale="group")
     # m = .25, b = .5
-    assert a == pytest.approx([((1 - .25) + .5) / s, ((0 - .25) - .5) / s, ((0 - .25) - .5) / s, ((0 - .25) - .5) / s])
+    assert a == pytest.approx(
+        [((1 - 0.25) + 0.5) / s, ((0 - 0.25) - 0.5) / s, ((0 - 0.25) - 0.5) / s, ((0 - 0.25) - 0.5) / s]
+    )
 
 
 def test_termination_baseline_batch_scale_and_authors_form():
@@ -62,8 +66,9 @@ def test_termination_baseline_batch_scale_and_authors_form():
     # group 1: m = .5, b = 1 -> (.5 + 0), (-.5 - 1); group 2: m = 1, b = 1 -> 0, 0 (not 0/EPS)
     assert a == pytest.approx([0.5 / s, -1.5 / s, 0.0, 0.0])
     # the authors' RL README: A = R - R_termination, no group-mean term
-    a = adv.termination_baseline_advantages([1, 0, 1, 1], [True, True, False, False], 4, scale="none",
-                                            form="termination")
+    a = adv.termination_baseline_advantages(
+        [1, 0, 1, 1], [True, True, False, False], 4, scale="none", form="termination"
+    )
     assert a == pytest.approx([0.5, -0.5, 0.5, 0.5])  # b = .5
     with pytest.raises(ValueError, match="form"):
         adv.termination_baseline_advantages(r, t, 2, form="paper")
@@ -102,10 +107,10 @@ def test_star_filter():
 def test_mrt_star_filter():
     correct = [True, True, True, False]
     curves = [
-        [0.25, 0.5, 1.0],        # 2 episodes: (1 - .25) / 2 = .375
-        [0.25, 1.0],             # 1 episode: .75  <- best
+        [0.25, 0.5, 1.0],  # 2 episodes: (1 - .25) / 2 = .375
+        [0.25, 1.0],  # 1 episode: .75  <- best
         [0.25, 0.0, 0.25, 1.0],  # 3 episodes: .25
-        [0.25, 1.0],             # wrong final answer: never kept
+        [0.25, 1.0],  # wrong final answer: never kept
     ]
     assert adv.mrt_star_keep(correct, curves, 4) == [False, True, False, False]
 
@@ -129,8 +134,12 @@ def test_budget_prior_is_a_distribution():
     assert adv.budget_prior("uniform", 4) == [0.25] * 4
     assert adv.budget_prior("linear", 3) == pytest.approx([1 / 6, 2 / 6, 3 / 6])
     assert adv.budget_prior("0.1,0.2,0.3,0.4", 4) == pytest.approx([0.1, 0.2, 0.3, 0.4])
-    for bad, why in (("0.5,0.6", "not a distribution"), ("0.5,0.5", "2 probabilities for a grid of 4"),
-                     ("-0.5,0.5,0.5,0.5", "not a distribution"), ("beta", "expected uniform, linear")):
+    for bad, why in (
+        ("0.5,0.6", "not a distribution"),
+        ("0.5,0.5", "2 probabilities for a grid of 4"),
+        ("-0.5,0.5,0.5,0.5", "not a distribution"),
+        ("beta", "expected uniform, linear"),
+    ):
         with pytest.raises(ValueError, match=why):
             adv.budget_prior(bad, 4 if bad != "0.5,0.6" else 2)
     assert adv.budget_grid(16, 4) == [4, 8, 12, 16]
@@ -161,8 +170,15 @@ def test_brpo_by_hand():
 def test_segment_token_advantages():
     # budgets 2, 4: thinking tokens 0-1 in segment 1, 2-3 in segment 2, token 4 past b_m in the last;
     # tokens 5-6 (answer) get the answer's advantage
-    assert adv.segment_token_advantages([1.0, 2.0], [2, 4], think_len=5, length=7, answer_adv=9.0) == \
-        [1.0, 1.0, 2.0, 2.0, 2.0, 9.0, 9.0]
+    assert adv.segment_token_advantages([1.0, 2.0], [2, 4], think_len=5, length=7, answer_adv=9.0) == [
+        1.0,
+        1.0,
+        2.0,
+        2.0,
+        2.0,
+        9.0,
+        9.0,
+    ]
     assert adv.segment_token_advantages([1.0, 2.0], [2, 4], think_len=0, length=2, answer_adv=3.0) == [3.0, 3.0]
 
 

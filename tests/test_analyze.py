@@ -2,17 +2,37 @@ import json
 
 import pytest
 
-from mrt.analyze import AnalyzeConfig, run_analysis
 from mrt.cli import main
+from mrt.measure.analyze import AnalyzeConfig, run_analysis
 
-REQUIRED = ["model", "task", "n_problems", "n_traces", "accuracy", "mean_output_tokens",
-            "mean_episodes", "j_by_episode", "progress_by_episode", "normalized_regret", "maj_at_k"]
+REQUIRED = [
+    "model",
+    "task",
+    "n_problems",
+    "n_traces",
+    "accuracy",
+    "mean_output_tokens",
+    "mean_episodes",
+    "j_by_episode",
+    "progress_by_episode",
+    "normalized_regret",
+    "maj_at_k",
+]
 
 
 def _cfg(model, out, n=2, **kw):
-    base = dict(model=str(model), out=str(out), n_problems=n, traces_per_problem=2,
-                answers_per_prefix=4, max_new_tokens=24, answer_tokens=6, extensions=1,
-                maj_k=[1, 2, 4], knobs=["arms=2", "arm_len=2"])
+    base = dict(
+        model=str(model),
+        out=str(out),
+        n_problems=n,
+        traces_per_problem=2,
+        answers_per_prefix=4,
+        max_new_tokens=24,
+        answer_tokens=6,
+        extensions=1,
+        maj_k=[1, 2, 4],
+        knobs=["arms=2", "arm_len=2"],
+    )
     base.update(kw)
     return AnalyzeConfig(**base)
 
@@ -24,8 +44,15 @@ def test_analyze_writes_everything_and_resumes(tiny_sampler, tiny_model_dir, tmp
         assert key in s
     assert s["n_problems"] == 2 and s["n_traces"] == 4
     assert set(s["maj_at_k"]) == {"1", "2", "4"}
-    for f in ("traces.jsonl", "summary.json", "report.html", "plots/j_progress.png",
-              "plots/regret.png", "plots/j_tokens.png", "plots/majk.png"):
+    for f in (
+        "traces.jsonl",
+        "summary.json",
+        "report.html",
+        "plots/j_progress.png",
+        "plots/regret.png",
+        "plots/j_tokens.png",
+        "plots/majk.png",
+    ):
         assert (out / f).exists(), f
     lines = (out / "traces.jsonl").read_text().splitlines()
     assert len(lines) == 4

@@ -1,8 +1,9 @@
 """The shipped base model: solves a fair share of held-out problems, yet leaves regret."""
+
 import json
 
-from mrt.analyze import AnalyzeConfig, run_analysis
-from mrt.tiny import shipped_model_path
+from mrt.measure.analyze import AnalyzeConfig, run_analysis
+from mrt.tasks.tiny import shipped_model_path
 
 
 def test_shipped_checkpoint_loads_with_transformers():
@@ -18,8 +19,9 @@ def test_shipped_checkpoint_loads_with_transformers():
 
 
 def test_base_model_explores_and_leaves_regret(tmp_path):
-    s = run_analysis(AnalyzeConfig(out=str(tmp_path), n_problems=12, traces_per_problem=4,
-                                   answers_per_prefix=8, extensions=0))
+    s = run_analysis(
+        AnalyzeConfig(out=str(tmp_path), n_problems=12, traces_per_problem=4, answers_per_prefix=8, extensions=0)
+    )
     j = s["j_by_episode"]
     # exploring pays: J after a few episodes is well above answering with no thinking
     assert max(j[1:4]) > j[0] + 0.15

@@ -1,6 +1,7 @@
 """The didactic benchmark's own figures (benchmarks/didactic_v2.py): hint uptake, paired
 bootstrap intervals, the relative gain, selection from the committed tuning table, and run
 records that hold a real analysis' figures."""
+
 import json
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import didactic_v2 as D  # noqa: E402
 import didactic_v2_settings as S  # noqa: E402
+
 from mrt.tasks import get_task, parse_knobs  # noqa: E402
 
 
@@ -32,8 +34,9 @@ def test_hint_uptake_counts_first_walks(tmp_path):
         g = task.graph(p.meta["seed"])
         other = next(a for k, a in enumerate(g.arms) if k != g.goal_arm)
         arm = g.arms[g.goal_arm] if i < 3 else other  # 3 of 4 first walks on the hinted (goal) arm
-        rows.append({"problem_id": p.id, "meta": p.meta, "status": "ok",
-                     "output": " ".join(["try", g.start, *arm, "found"])})
+        rows.append(
+            {"problem_id": p.id, "meta": p.meta, "status": "ok", "output": " ".join(["try", g.start, *arm, "found"])}
+        )
     rows.append({**rows[0], "status": "empty"})  # not counted
     (tmp_path / "traces.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     h = D.hint_uptake(tmp_path, knobs)
@@ -73,16 +76,27 @@ def test_selection_from_the_tuning_table(tmp_path):
 
 
 def test_a_run_record_holds_the_analysis_figures(tiny_model_dir, tmp_path):
-    from mrt.analyze import AnalyzeConfig, run_analysis
+    from mrt.measure.analyze import AnalyzeConfig, run_analysis
 
     setting = "order"
     run_dir = tmp_path / "out" / "final" / setting / "base-s0"
-    s = run_analysis(AnalyzeConfig(model=str(tiny_model_dir), out=str(run_dir / "eval"), n_problems=3,
-                                   traces_per_problem=2, answers_per_prefix=2, max_new_tokens=24,
-                                   answer_tokens=6, extensions=1, knobs=S.SETTINGS[setting]["knobs"],
-                                   budgets=S.SETTINGS[setting]["budgets"]))
-    ns = SimpleNamespace(out=str(tmp_path / "out"), records=str(tmp_path / "records"), scale=1.0, seeds=[0],
-                         methods=["grpo"])
+    s = run_analysis(
+        AnalyzeConfig(
+            model=str(tiny_model_dir),
+            out=str(run_dir / "eval"),
+            n_problems=3,
+            traces_per_problem=2,
+            answers_per_prefix=2,
+            max_new_tokens=24,
+            answer_tokens=6,
+            extensions=1,
+            knobs=S.SETTINGS[setting]["knobs"],
+            budgets=S.SETTINGS[setting]["budgets"],
+        )
+    )
+    ns = SimpleNamespace(
+        out=str(tmp_path / "out"), records=str(tmp_path / "records"), scale=1.0, seeds=[0], methods=["grpo"]
+    )
     rec = D.write_record(ns, setting, "base-s0")
     ok = s["trace_status"].get("ok", 0)
     assert rec["n_traces"] == ok and rec["skipped_traces"] == s["n_traces"] - ok

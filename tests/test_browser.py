@@ -3,6 +3,7 @@ every report and the comparison; each page loads without a JavaScript error; the
 figures, plots and trace viewer are there and filled; filters, paging and clicks work; R1 text
 with a long episode is collapsed and a ``</script>`` in a trace stays text. Skips where Chromium
 is absent (``apt-get install chromium``; .ci/run installs it)."""
+
 import json
 import os
 import shutil
@@ -13,7 +14,9 @@ import pytest
 from mrt.cli import main
 
 CHROMIUM = os.environ.get("MRT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(not CHROMIUM, reason="no Chromium here (apt-get install chromium, or set MRT_CHROMIUM)")
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM, reason="no Chromium here (apt-get install chromium, or set MRT_CHROMIUM)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +62,10 @@ def _viewer_works(page, multi: bool):
     assert wrong + correct == min(n, 50) or wrong + correct >= n  # every trace is one or the other
     page.select_option("#mrt-viewer select[name=ok]", "all")
     page.select_option("#mrt-viewer select[name=sort]", "n-desc")
-    tokens = [int(x) for x in page.locator("#mrt-viewer table.list tr.row td:nth-child(%d)" % (5 if multi else 4)).all_inner_texts()]
+    tokens = [
+        int(x)
+        for x in page.locator(f"#mrt-viewer table.list tr.row td:nth-child({5 if multi else 4})").all_inner_texts()
+    ]
     assert tokens == sorted(tokens, reverse=True)
     rows.nth(0).click()
     if multi:
@@ -89,23 +95,48 @@ def test_demo_pages_in_chromium(browser, demo, tmp_path):
         _viewer_works(page, multi)
         assert not errors, f"{href}: {errors}"
         if os.environ.get("MRT_SCREENSHOTS"):  # docs/img (scripts/screenshots.sh)
-            page.screenshot(path=str(Path(os.environ["MRT_SCREENSHOTS"]) / (href.replace("/", "-") + ".png")),
-                            full_page=False)
+            page.screenshot(
+                path=str(Path(os.environ["MRT_SCREENSHOTS"]) / (href.replace("/", "-") + ".png")), full_page=False
+            )
         page.close()
 
 
 @needs_chromium
 def test_r1_text_long_episodes_and_escaping(browser, smollm2_dir, tmp_path):
     long_par = "Let me compute carefully. " * 40  # one episode of > 600 characters
-    output = (f"First, 17 + 25 = 42.\n\n{long_par}\n\nWait, check </script><script>window.pwned=1</script> "
-              "25 + 17 = 42.\n</think>\n\nThe answer is \\boxed{42}.")
+    output = (
+        f"First, 17 + 25 = 42.\n\n{long_par}\n\nWait, check </script><script>window.pwned=1</script> "
+        "25 + 17 = 42.\n</think>\n\nThe answer is \\boxed{42}."
+    )
     traces = tmp_path / "traces.jsonl"
-    traces.write_text(json.dumps({"problem_id": "add", "problem": "What is 17 + 25?", "answer": "42",
-                                  "output": output}) + "\n")
+    traces.write_text(
+        json.dumps({"problem_id": "add", "problem": "What is 17 + 25?", "answer": "42", "output": output}) + "\n"
+    )
     out = tmp_path / "an"
-    assert main(["analyze", "--model", str(smollm2_dir), "--task", "math", "--knobs", "episode_group_size=1",
-                 "--traces", str(traces), "--answers-per-prefix", "2", "--answer-tokens", "8", "--extensions", "0",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                "--model",
+                str(smollm2_dir),
+                "--task",
+                "math",
+                "--knobs",
+                "episode_group_size=1",
+                "--traces",
+                str(traces),
+                "--answers-per-prefix",
+                "2",
+                "--answer-tokens",
+                "8",
+                "--extensions",
+                "0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     page, errors = _open(browser, out / "report.html")
     page.wait_for_selector("#mrt-viewer[data-ready='1']")
     text = page.locator("#mrt-viewer .trace .text").inner_text()

@@ -1,16 +1,19 @@
 """Chat prompts: one BOS, and the forced-termination text placed token-exactly after a thinking
 prefix, on two real tokenizers (SmolLM2's ChatML template without BOS, and DeepSeek-R1-Distill's
 template, which writes the BOS itself while the tokenizer also adds one)."""
+
 import pytest
 
 from mrt.chat import encode_prompt
 from mrt.tasks import get_task
-from mrt.tasks.base import Problem, R1_ANSWER_OPENER, R1_TERMINATION
+from mrt.tasks.base import R1_ANSWER_OPENER, R1_TERMINATION, Problem
 
-THINKING = ("Let me compute 12 * 7 first.\n\n12 * 7 = 84.\n\nThen add 5: 89.\n\n"
-            "Wait, the question asks for 12 * 7 + 5, so 89 is right.\n\nLet me re-check: 84 + 5 = 89.\n\n"
-            "Yes.\n\nAlternatively, 12 * 8 = 96, minus 12 is 84, plus 5 is 89.\n\nDone.\n\n"
-            "But wait, maybe \\boxed{88}?\n\nNo, 89.")
+THINKING = (
+    "Let me compute 12 * 7 first.\n\n12 * 7 = 84.\n\nThen add 5: 89.\n\n"
+    "Wait, the question asks for 12 * 7 + 5, so 89 is right.\n\nLet me re-check: 84 + 5 = 89.\n\n"
+    "Yes.\n\nAlternatively, 12 * 8 = 96, minus 12 is 84, plus 5 is 89.\n\nDone.\n\n"
+    "But wait, maybe \\boxed{88}?\n\nNo, 89."
+)
 
 
 @pytest.fixture(params=["smollm2", "r1"])
@@ -29,7 +32,7 @@ def test_one_bos_where_the_template_writes_it(r1_tok, smollm2_tok):
     assert ids[0] == bos and ids.count(bos) == 1
     plain = r1_tok(text)["input_ids"]
     if r1_tok("x")["input_ids"][0] == bos:  # the authors' trap: a tokenizer that adds BOS doubles it
-        assert plain[:2] == [bos, bos]       # (transformers >= 5.20 on this GGUF tokenizer; 5.19 adds none)
+        assert plain[:2] == [bos, bos]  # (transformers >= 5.20 on this GGUF tokenizer; 5.19 adds none)
     else:
         assert plain[0] == bos and plain.count(bos) == 1
     assert ids[-2:] == r1_tok.encode("<think>\n", add_special_tokens=False)
@@ -45,11 +48,13 @@ def test_termination_text_placed_token_exactly(tok):
     prompt = task.prompt_ids(p, tok)
     think = tok.encode(THINKING, add_special_tokens=False)
     ends = task.episode_ends(think, tok)
-    assert len(ends) == 3 and ends[-1] == len(think)  # "Wait" and "Alternatively" start episodes; "But wait" is too close
+    assert len(ends) == 3 and ends[-1] == len(
+        think
+    )  # "Wait" and "Alternatively" start episodes; "But wait" is too close
     prompt_text = tok.decode(prompt, skip_special_tokens=False)
     for cut in [0] + ends:
         forced = task.forced_ids(tok, prompt, think[:cut])
-        assert forced[:len(prompt)] == prompt and forced[len(prompt):len(prompt) + cut] == think[:cut]
+        assert forced[: len(prompt)] == prompt and forced[len(prompt) : len(prompt) + cut] == think[:cut]
         text = tok.decode(forced, skip_special_tokens=False)
         prefix = tok.decode(think[:cut], skip_special_tokens=False)
         assert text.startswith(prompt_text + prefix)
@@ -58,13 +63,15 @@ def test_termination_text_placed_token_exactly(tok):
         else:  # the prefix's own text, trailing newlines dropped, then exactly one blank line
             assert text == prompt_text + prefix.rstrip("\n") + "\n\n" + R1_TERMINATION + R1_ANSWER_OPENER
         # the authors' exact text, with their answer opener after </think>
-        assert text.endswith("formulate a final answer based on what I already have.\n</think>\n\n"
-                             "**Step-by-Step Explanation and Answer:**\n\n1. **")
+        assert text.endswith(
+            "formulate a final answer based on what I already have.\n</think>\n\n"
+            "**Step-by-Step Explanation and Answer:**\n\n1. **"
+        )
         # the boxed guess in the thinking is never part of what gets graded
         assert task.answer_part("anything", terminated=True) == "anything"
     # a natural end (the output closed thinking itself): only "\n</think>", as the authors did
     natural = task.forced_ids(tok, prompt, think, natural_end=True)
-    assert natural[:len(prompt) + len(think)] == prompt + think
+    assert natural[: len(prompt) + len(think)] == prompt + think
     assert tok.decode(natural, skip_special_tokens=False) == prompt_text + THINKING + "\n</think>"
     with_nl = tok.encode(THINKING + "\n", add_special_tokens=False)
     assert tok.decode(task.forced_ids(tok, prompt, with_nl, natural_end=True)).endswith("No, 89.\n</think>")
@@ -85,10 +92,16 @@ def test_thinking_split_and_answer_part_only(tok):
     assert ans == th and out[-1] == tok.eos_token_id and len(th) == len(out) - 1
 
 
-MULTIBYTE = ["Soit f(x) = x² — café, déjà vu, naïve.", "東京と大阪の距離を計算します。",
-             "Emoji check 🙂🎉👩‍👩‍👧: $\\frac{\\sqrt{3}}{2} \\approx 0.866$.",
-             "Wait, ça fait combien ? 中文 😀.", "Let $\\alpha \\in \\mathbb{R}$ and ∑ᵢ xᵢ.", "Ok.",
-             "But wait, Ωmega ≠ ω; 🤔.", "Done ✅."]
+MULTIBYTE = [
+    "Soit f(x) = x² — café, déjà vu, naïve.",
+    "東京と大阪の距離を計算します。",
+    "Emoji check 🙂🎉👩‍👩‍👧: $\\frac{\\sqrt{3}}{2} \\approx 0.866$.",
+    "Wait, ça fait combien ? 中文 😀.",
+    "Let $\\alpha \\in \\mathbb{R}$ and ∑ᵢ xᵢ.",
+    "Ok.",
+    "But wait, Ωmega ≠ ω; 🤔.",
+    "Done ✅.",
+]
 
 
 def test_episode_ends_are_token_exact_on_multibyte_text(tok):
@@ -104,4 +117,4 @@ def test_episode_ends_are_token_exact_on_multibyte_text(tok):
     assert len(ends) == 3 and ends[-1] == len(ids)
     for end, want in zip(ends, expected):
         assert tok.decode(ids[:end]).startswith(want)
-        assert len(tok.decode(ids[:end - 1])) < len(want)  # and not one token later than needed
+        assert len(tok.decode(ids[: end - 1])) < len(want)  # and not one token later than needed

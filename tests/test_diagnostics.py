@@ -1,7 +1,8 @@
 """Hand-computed cases for the VB-vs-VF diagnostics."""
+
 import pytest
 
-from mrt import diagnostics as d
+from mrt.study import diagnostics as d
 
 
 def test_reward_spread_and_anti_concentration():

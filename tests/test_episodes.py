@@ -1,7 +1,16 @@
-from mrt.episodes import chunk_ends, didactic_ends, r1_episode_starts, segment_r1
+from mrt.core.episodes import chunk_ends, didactic_ends, r1_episode_starts, segment_r1
 
-PARAS = ["Let me start.", "Compute x.", "Wait, check.", "x=2.", "Alternatively, y.",
-         "But wait, no.", "ok", "But hold on", "Done."]
+PARAS = [
+    "Let me start.",
+    "Compute x.",
+    "Wait, check.",
+    "x=2.",
+    "Alternatively, y.",
+    "But wait, no.",
+    "ok",
+    "But hold on",
+    "Done.",
+]
 TEXT = "\n\n".join(PARAS)
 
 
@@ -14,8 +23,8 @@ def test_r1_segments_and_offsets():
     seg = segment_r1(TEXT, max_steps=49, group_size=1)
     assert seg.episodes == ["\n\n".join(PARAS[0:4]), "\n\n".join(PARAS[4:7]), "\n\n".join(PARAS[7:9])]
     assert seg.char_ends[-1] == len(TEXT)
-    assert TEXT[:seg.char_ends[0]] == seg.episodes[0]
-    assert TEXT[:seg.char_ends[1]] == "\n\n".join(PARAS[0:7])
+    assert TEXT[: seg.char_ends[0]] == seg.episodes[0]
+    assert TEXT[: seg.char_ends[1]] == "\n\n".join(PARAS[0:7])
     assert seg.prefix(1) == seg.episodes[0] + "\n\n"
     assert seg.prefix(0) == ""
 
@@ -34,7 +43,7 @@ def test_r1_grouping():
 def test_r1_marker_must_open_the_paragraph():
     paras = ["a", "b", "c", "I said Wait", "e"]
     assert r1_episode_starts(paras) == []
-    assert segment_r1("") .episodes == []
+    assert segment_r1("").episodes == []
 
 
 def test_didactic_and_chunk_ends():

@@ -1,4 +1,5 @@
 """``mrt eval``: pass@1 over n samples, pass@k, maj@k and budget forcing, resumable."""
+
 import json
 
 import pytest
@@ -8,8 +9,27 @@ from mrt.cli import main
 
 def test_eval_harness_on_the_shipped_model(tmp_path):
     out = tmp_path / "ev"
-    args = ["eval", "--task", "star", "--n-problems", "6", "--samples", "4", "--maj-k", "1", "2", "4",
-            "--temperature", "1.0", "--top-p", "1.0", "--extensions", "1", "--out", str(out)]
+    args = [
+        "eval",
+        "--task",
+        "star",
+        "--n-problems",
+        "6",
+        "--samples",
+        "4",
+        "--maj-k",
+        "1",
+        "2",
+        "4",
+        "--temperature",
+        "1.0",
+        "--top-p",
+        "1.0",
+        "--extensions",
+        "1",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     s = json.loads((out / "summary.json").read_text())

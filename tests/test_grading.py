@@ -1,4 +1,5 @@
 """Math grading: nested braces, leading zeros, answer part only, time-outs counted wrong."""
+
 import time
 
 from mrt.grading import grade_answer_part, last_boxed, math_equal

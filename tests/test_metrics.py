@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from mrt import metrics as M
+from mrt.core import metrics as M
 
 
 def test_progress():
@@ -79,7 +79,7 @@ def test_maj_at_k_ties_and_missing():
 def test_vote_weights_are_the_authors():
     # 2 ** mean log-prob: a confident answer (-0.1) outweighs two unsure ones (-3)
     w = M.vote_weights([-0.1, -3.0, -3.0])
-    assert w == pytest.approx([2 ** -0.1, 0.125, 0.125])
+    assert w == pytest.approx([2**-0.1, 0.125, 0.125])
     assert M.majority_vote_score(["a", "b", "b"], [True, False, False], weights=w) == 1.0
 
 
@@ -150,13 +150,13 @@ def test_step_points_are_lossless():
 
 
 def test_resample_curve():
-    from mrt.metrics import resample_curve
+    from mrt.core.metrics import resample_curve
 
     assert resample_curve({"0": 0.1, "5": 0.5, "10": 0.9}, [0, 4, 5, 7, 10, 20]) == [0.1, 0.1, 0.5, 0.5, 0.9, 0.9]
 
 
 def test_token_efficiency():
-    from mrt.metrics import token_efficiency
+    from mrt.core.metrics import token_efficiency
 
     b = [0, 10, 20, 30, 40]
     grpo = [0.2, 0.4, 0.6, 0.7, 0.7]  # reaches its final .7 at 30 tokens
@@ -167,10 +167,13 @@ def test_token_efficiency():
 
 
 def test_extrapolated_accuracy():
-    from mrt.metrics import extrapolated_accuracy
+    from mrt.core.metrics import extrapolated_accuracy
 
-    rows = [{"extensions": 0, "extra_tokens": 0.0, "j": 0.6}, {"extensions": 2, "extra_tokens": 10.0, "j": 0.8},
-            {"extensions": 4, "extra_tokens": 30.0, "j": 0.7}]
+    rows = [
+        {"extensions": 0, "extra_tokens": 0.0, "j": 0.6},
+        {"extensions": 2, "extra_tokens": 10.0, "j": 0.8},
+        {"extensions": 4, "extra_tokens": 30.0, "j": 0.7},
+    ]
     e = extrapolated_accuracy(rows, base_tokens=10.0, factors=(1, 2, 3, 5))
     assert e["1x"] == {"j": 0.6, "reached": 1.0}
     assert e["2x"]["j"] == pytest.approx(0.8)

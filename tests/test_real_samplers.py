@@ -1,6 +1,7 @@
 """The three samplers behind one interface, on a real model: transformers (SmolLM2-135M-Instruct
 converted from its GGUF file), a real llama.cpp server serving that GGUF file through the
 OpenAI-compatible backend (vLLM: tests/test_vllm.py)."""
+
 import json
 
 import pytest
@@ -76,12 +77,45 @@ def test_mrt_analyze_through_the_server(llama_server, smollm2_dir, tmp_path):
     from mrt.cli import main
 
     out = tmp_path / "an"
-    rc = main(["analyze", "--model", str(smollm2_dir), "--backend", "openai", "--base-url", llama_server,
-               "--task", "gym", "--knobs", "dataset=chain_sum", "options=max_terms:2,max_digits:1",
-               "thinking=none", "extract=last-number", "--n-problems", "2", "--traces-per-problem", "2",
-               "--answers-per-prefix", "2", "--max-new-tokens", "48", "--answer-tokens", "16",
-               "--segmentation", "chunk:16", "--extensions", "1", "--extension-tokens", "8",
-               "--budgets", "32", "48", "--out", str(out)])
+    rc = main(
+        [
+            "analyze",
+            "--model",
+            str(smollm2_dir),
+            "--backend",
+            "openai",
+            "--base-url",
+            llama_server,
+            "--task",
+            "gym",
+            "--knobs",
+            "dataset=chain_sum",
+            "options=max_terms:2,max_digits:1",
+            "thinking=none",
+            "extract=last-number",
+            "--n-problems",
+            "2",
+            "--traces-per-problem",
+            "2",
+            "--answers-per-prefix",
+            "2",
+            "--max-new-tokens",
+            "48",
+            "--answer-tokens",
+            "16",
+            "--segmentation",
+            "chunk:16",
+            "--extensions",
+            "1",
+            "--extension-tokens",
+            "8",
+            "--budgets",
+            "32",
+            "48",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     recs = [json.loads(x) for x in (out / "traces.jsonl").read_text().splitlines()]
     assert len(recs) == 4

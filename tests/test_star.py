@@ -2,9 +2,8 @@ import random
 
 import pytest
 
-from mrt.episodes import didactic_ends
-from mrt.tasks import get_task, parse_knobs
-from mrt.tasks import star
+from mrt.core.episodes import didactic_ends
+from mrt.tasks import get_task, parse_knobs, star
 
 
 def test_graph_is_a_star_with_a_unique_path():
@@ -41,10 +40,10 @@ def test_explorer_traces_are_well_formed():
         words = star.explore(g, rng)
         end = words.index(star.END_THINK)
         assert words[-1] == star.EOS and words[end + 1] == star.ANSWER
-        answer = words[end + 2:-1]
+        answer = words[end + 2 : -1]
         assert answer[0] == g.start
         thinking = words[:end]
-        ends = didactic_ends(thinking)
+        didactic_ends(thinking)  # segments a teacher trace without error
         if "found" in thinking:
             assert answer == g.path  # a trace that found the goal answers it
 
@@ -52,8 +51,7 @@ def test_explorer_traces_are_well_formed():
 def test_guessing_without_exploring_is_near_chance():
     task = get_task("star", arms="4", arm_len="3")
     rng = random.Random(0)
-    hits = sum(star.answer_words(task.graph(i), set(), False, rng)[1:-1] == task.graph(i).path
-               for i in range(400))
+    hits = sum(star.answer_words(task.graph(i), set(), False, rng)[1:-1] == task.graph(i).path for i in range(400))
     assert 0.15 < hits / 400 < 0.35
 
 
@@ -100,13 +98,13 @@ def test_cue_points_to_the_goal_arm_with_its_probability():
 
 
 def test_hint_following_teacher_walks_the_hinted_arm_first(tmp_path):
-    from mrt.pretrain import PretrainConfig, make_batch
-    from mrt.tiny import build_tokenizer
+    from mrt.tasks.pretrain import PretrainConfig, make_batch
+    from mrt.tasks.tiny import build_tokenizer
 
     g = star.StarTask(arms=4, arm_len=3, cue=0.5).graph(3)
     for k in range(4):  # first_arm: that arm is walked first, in full, then exploration goes on
         words = star.explore(g, random.Random(k), first_arm=k)
-        assert words[:2 + 3] == ["try", g.start, *g.arms[k]]
+        assert words[: 2 + 3] == ["try", g.start, *g.arms[k]]
         assert words[5] == ("found" if k == g.goal_arm else "dead")
     tok = build_tokenizer()
 
@@ -125,5 +123,6 @@ def test_hint_following_teacher_walks_the_hinted_arm_first(tmp_path):
     assert hinted_first(1.0) == 1.0
     assert 0.2 < hinted_first(0.0) < 0.5  # about 1 / arms: the plain explorer ignores the hint
     with pytest.raises(ValueError, match="follow-cue"):
-        from mrt.pretrain import pretrain
+        from mrt.tasks.pretrain import pretrain
+
         pretrain(PretrainConfig(follow_cue=2.0, out=str(tmp_path / "never")))

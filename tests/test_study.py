@@ -1,11 +1,12 @@
 """The verifier, best-of-N selection rules (hand-computed), ``mrt diagnose`` and the quick
 VB-vs-VF study end to end on the shipped base model."""
+
 import json
 
 import pytest
 
-from mrt import verifier as vf
 from mrt.cli import main
+from mrt.study import verifier as vf
 
 
 def _r(answer, correct, n=3):
@@ -32,8 +33,21 @@ def test_selection_rules_hand_computed():
 
 def test_diagnose_on_the_shipped_model(tmp_path):
     out = tmp_path / "dg"
-    args = ["diagnose", "--n-problems", "4", "--rollouts", "6", "--mc-problems", "1", "--next-segments", "3",
-            "--answers-per-prefix", "4", "--out", str(out)]
+    args = [
+        "diagnose",
+        "--n-problems",
+        "4",
+        "--rollouts",
+        "6",
+        "--mc-problems",
+        "1",
+        "--next-segments",
+        "3",
+        "--answers-per-prefix",
+        "4",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     s = json.loads((out / "diagnose.json").read_text())
     rows = [json.loads(x) for x in (out / "rollouts.jsonl").read_text().splitlines()]

@@ -1,4 +1,5 @@
 """Data-set tasks (local files with a field mapping, presets, bad input) and reasoning-gym tasks."""
+
 import json
 
 import pytest
@@ -13,10 +14,14 @@ def _jsonl(path, rows):
 
 
 def test_local_jsonl_with_field_mapping_and_gsm8k_answers(tmp_path):
-    src = _jsonl(tmp_path / "gsm.jsonl", [
-        {"question": "Tom has 3 apples and buys 4. How many?", "answer": "3 + 4 = 7\n#### 7"},
-        {"question": "A farm has 1,200 cows and sells 200.", "answer": "1,200 - 200 = 1,000\n#### 1,000"},
-        {"question": "Broken row", "answer": "no final answer here"}])
+    src = _jsonl(
+        tmp_path / "gsm.jsonl",
+        [
+            {"question": "Tom has 3 apples and buys 4. How many?", "answer": "3 + 4 = 7\n#### 7"},
+            {"question": "A farm has 1,200 cows and sells 200.", "answer": "1,200 - 200 = 1,000\n#### 1,000"},
+            {"question": "Broken row", "answer": "no final answer here"},
+        ],
+    )
     task = get_task("data", source=src, problem_field="question", answer_field="answer", answer_from="gsm8k")
     probs = task.problems(10)
     assert [p.answer for p in probs] == ["7", "1000"]  # the row without '####' is skipped and logged
@@ -28,8 +33,10 @@ def test_local_jsonl_with_field_mapping_and_gsm8k_answers(tmp_path):
 
 
 def test_preset_knobs_and_numina_style_answers(tmp_path):
-    src = _jsonl(tmp_path / "numina.jsonl", [
-        {"problem": "Simplify sin(60 deg).", "solution": "It is \\boxed{\\frac{\\sqrt{3}}{2}}."}])
+    src = _jsonl(
+        tmp_path / "numina.jsonl",
+        [{"problem": "Simplify sin(60 deg).", "solution": "It is \\boxed{\\frac{\\sqrt{3}}{2}}."}],
+    )
     task = get_task("numina", source=src)  # the preset's field mapping, a local file instead of the hub
     (p,) = task.problems(5)
     assert p.answer == "\\frac{\\sqrt{3}}{2}"

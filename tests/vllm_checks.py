@@ -2,6 +2,7 @@
 ARGS``, run by tests/test_vllm.py): an engine changes process-wide settings (torch threads,
 torch.distributed), so none is started inside the pytest process. Each prints one JSON line,
 ``RESULT {...}``, which the test asserts on."""
+
 from __future__ import annotations
 
 import json
@@ -17,11 +18,21 @@ def _max_lp_diff(a, b) -> float:
     return max((abs(x - y) for ca, cb in zip(a, b) for x, y in zip(ca[0].logprobs, cb[0].logprobs)), default=0.0)
 
 
-def parity(model: str, task_name: str, knobs: str, n_prompts: int, greedy_tokens: int, j_traces: int,
-           trace_tokens: int, answer_tokens: int, n_answers: int, commands_out: str = ""):
+def parity(
+    model: str,
+    task_name: str,
+    knobs: str,
+    n_prompts: int,
+    greedy_tokens: int,
+    j_traces: int,
+    trace_tokens: int,
+    answer_tokens: int,
+    n_answers: int,
+    commands_out: str = "",
+):
     """The vLLM and HF samplers on one checkpoint: greedy ids and log-probs, shapes, token
     accounting, per-prompt seeds, and J of every prefix of a few traces from both."""
-    from mrt.metaprover import estimate_prefixes
+    from mrt.measure.metaprover import estimate_prefixes
     from mrt.samplers import SamplingParams
     from mrt.samplers.hf import HFSampler
     from mrt.samplers.vllm import VLLMSampler
@@ -53,9 +64,13 @@ def parity(model: str, task_name: str, knobs: str, n_prompts: int, greedy_tokens
     lp_ok = all(len(c.logprobs) == len(c.token_ids) and all(x <= 0 for x in c.logprobs) for cs in out for c in cs)
     stops_cut = all(not any(s in c.text for s in p.stop) for cs in out for c in cs)
     # the same prompt twice in one request: each prompt has its own seed
-    twice = v.sample([prompts[0], prompts[0]], SamplingParams(n=4, max_new_tokens=greedy_tokens, temperature=1.0, seed=9))
+    twice = v.sample(
+        [prompts[0], prompts[0]], SamplingParams(n=4, max_new_tokens=greedy_tokens, temperature=1.0, seed=9)
+    )
     independent = [c.token_ids for c in twice[0]] != [c.token_ids for c in twice[1]]
-    again = v.sample([prompts[0], prompts[0]], SamplingParams(n=4, max_new_tokens=greedy_tokens, temperature=1.0, seed=9))
+    again = v.sample(
+        [prompts[0], prompts[0]], SamplingParams(n=4, max_new_tokens=greedy_tokens, temperature=1.0, seed=9)
+    )
     reproducible = [[c.token_ids for c in cs] for cs in twice] == [[c.token_ids for c in cs] for cs in again]
     reproducible = reproducible if v.per_request_seeds else None  # CPU: one generator per engine
     # J of every prefix of j_traces traces (the HF sampler's traces), n_answers answers each from both
@@ -66,34 +81,77 @@ def parity(model: str, task_name: str, knobs: str, n_prompts: int, greedy_tokens
         ends = task.episode_ends(think, tok) if think else []
         item = [(think, ends, answer is not None)]
         for sampler, dest in ((v, jv), (h, jh)):
-            est = estimate_prefixes(sampler, task, prob, prompt, item, n=n_answers, answer_tokens=answer_tokens,
-                                    seed=7)[0]
+            est = estimate_prefixes(
+                sampler, task, prob, prompt, item, n=n_answers, answer_tokens=answer_tokens, seed=7
+            )[0]
             dest += [e.j for e in est]
     diffs = [a - b for a, b in zip(jv, jh)]
     mean_diff = sum(diffs) / len(diffs)
     # the standard error of the mean difference: each J from n_answers answers (binomial)
     se = math.sqrt(sum(a * (1 - a) / n_answers + b * (1 - b) / n_answers for a, b in zip(jv, jh))) / len(diffs)
     extra = commands(model, commands_out, v) if commands_out else {}
-    _report(**extra, bad_start=bad_start, same=same, lp_diff=_max_lp_diff(gv, gh), shapes=shapes, counted=counted, summed=summed, lp_ok=lp_ok,
-            stops_cut=stops_cut, independent=independent, reproducible=reproducible, n_prefixes=len(diffs),
-            j_vllm=sum(jv) / len(jv), j_hf=sum(jh) / len(jh), mean_diff=mean_diff, se=se)
+    _report(
+        **extra,
+        bad_start=bad_start,
+        same=same,
+        lp_diff=_max_lp_diff(gv, gh),
+        shapes=shapes,
+        counted=counted,
+        summed=summed,
+        lp_ok=lp_ok,
+        stops_cut=stops_cut,
+        independent=independent,
+        reproducible=reproducible,
+        n_prefixes=len(diffs),
+        j_vllm=sum(jv) / len(jv),
+        j_hf=sum(jh) / len(jh),
+        mean_diff=mean_diff,
+        se=se,
+    )
 
 
 def commands(model: str, out: str, v) -> dict:
     """``mrt eval`` (plain and with a stop rule) and ``mrt diagnose`` on the engine ``v`` (``mrt
     analyze`` is tested through the CLI)."""
-    from mrt.diagnose import DiagnoseConfig, run_diagnose
-    from mrt.evaluate import EvalConfig, run_eval
+    from mrt.measure.evaluate import EvalConfig, run_eval
+    from mrt.study.diagnose import DiagnoseConfig, run_diagnose
 
     before = v.tokens_generated
-    e = run_eval(EvalConfig(model=model, backend="vllm", out=f"{out}/eval", n_problems=4, samples=4, maj_k=[1, 4]),
-                 sampler=v)
-    stop = run_eval(EvalConfig(model=model, backend="vllm", out=f"{out}/eval-stop", n_problems=3, samples=2,
-                               maj_k=[1], stop="stall:eps=0.1,m=1", stop_k=2), sampler=v)
-    d = run_diagnose(DiagnoseConfig(model=model, backend="vllm", out=f"{out}/diag", n_problems=3, rollouts=4,
-                                    mc_problems=1, next_segments=2, answers_per_prefix=2), sampler=v)
-    return {"eval": e, "eval_stop": stop, "diagnose": {k: d[k] for k in d if not isinstance(d[k], (list, dict))},
-            "commands_tokens": v.tokens_generated - before}
+    e = run_eval(
+        EvalConfig(model=model, backend="vllm", out=f"{out}/eval", n_problems=4, samples=4, maj_k=[1, 4]), sampler=v
+    )
+    stop = run_eval(
+        EvalConfig(
+            model=model,
+            backend="vllm",
+            out=f"{out}/eval-stop",
+            n_problems=3,
+            samples=2,
+            maj_k=[1],
+            stop="stall:eps=0.1,m=1",
+            stop_k=2,
+        ),
+        sampler=v,
+    )
+    d = run_diagnose(
+        DiagnoseConfig(
+            model=model,
+            backend="vllm",
+            out=f"{out}/diag",
+            n_problems=3,
+            rollouts=4,
+            mc_problems=1,
+            next_segments=2,
+            answers_per_prefix=2,
+        ),
+        sampler=v,
+    )
+    return {
+        "eval": e,
+        "eval_stop": stop,
+        "diagnose": {k: d[k] for k in d if not isinstance(d[k], (list, dict))},
+        "commands_tokens": v.tokens_generated - before,
+    }
 
 
 def train_sync(algo: str, out: str):
@@ -109,9 +167,25 @@ def train_sync(algo: str, out: str):
     from mrt.train import run as R
     from mrt.train.config import load_config
 
-    cfg = load_config(None, dict(algo=algo, out=out, max_steps=2, prompts_per_step=2, num_generations=4,
-                                 mc_answers=2, train_problems=32, save_every=2, logging_steps=1, report_to="none",
-                                 eval_problems=0, threads=2, learning_rate=1e-3, vllm_mode="colocate"))
+    cfg = load_config(
+        None,
+        dict(
+            algo=algo,
+            out=out,
+            max_steps=2,
+            prompts_per_step=2,
+            num_generations=4,
+            mc_answers=2,
+            train_problems=32,
+            save_every=2,
+            logging_steps=1,
+            report_to="none",
+            eval_problems=0,
+            threads=2,
+            learning_rate=1e-3,
+            vllm_mode="colocate",
+        ),
+    )
     task = get_task("star")
     _, model, tok = R._load(cfg)
     trainer = R._build_trainer(cfg, task, model, tok, Path(out))
@@ -145,11 +219,19 @@ def train_sync(algo: str, out: str):
     gv = VLLMSampler(trainer.vllm_generation.llm, tok).sample(prompts, g)
     gh = HFSampler(policy, tok).sample(prompts, g)
     # J on the trained weights from both samplers (mrt-dense's own estimator, 32 answers a prefix)
-    inputs = [{"prompt": task.render(p, tok), "problem_id": p.id, "answer": p.answer} for p in probs[:2]
-              for _ in range(trainer.num_generations)]
-    rollouts = [c.token_ids for cs in HFSampler(policy, tok).sample(
-        [task.prompt_ids(p, tok) for p in probs[:2]], SamplingParams(n=trainer.num_generations, max_new_tokens=64,
-                                                                      seed=3)) for c in cs]
+    inputs = [
+        {"prompt": task.render(p, tok), "problem_id": p.id, "answer": p.answer}
+        for p in probs[:2]
+        for _ in range(trainer.num_generations)
+    ]
+    rollouts = [
+        c.token_ids
+        for cs in HFSampler(policy, tok).sample(
+            [task.prompt_ids(p, tok) for p in probs[:2]],
+            SamplingParams(n=trainer.num_generations, max_new_tokens=64, seed=3),
+        )
+        for c in cs
+    ]
     trainer.mrt_config.mc_answers = 32
     _, jv = trainer._j_curves(inputs, rollouts)
     trainer.use_vllm = False
@@ -157,10 +239,20 @@ def train_sync(algo: str, out: str):
     flat_v = [x for c in jv for x in c]
     flat_h = [x for c in jh for x in c]
     se = math.sqrt(sum(a * (1 - a) / 32 + b * (1 - b) / 32 for a, b in zip(flat_v, flat_h))) / len(flat_v)
-    _report(steps=trainer.state.global_step, hf_calls_in_training=hf_calls_in_training,
-            engine_tokens=engine_tokens, extra_tokens=extra_tokens, tokens_sampled=tokens_sampled, same_after=[a[0].token_ids == b[0].token_ids for a, b in zip(gv, gh)],
-            lp_diff_after=_max_lp_diff(gv, gh), moved=_max_lp_diff(before, gv),
-            j_vllm=sum(flat_v) / len(flat_v), j_hf=sum(flat_h) / len(flat_h), se=se, n_prefixes=len(flat_v))
+    _report(
+        steps=trainer.state.global_step,
+        hf_calls_in_training=hf_calls_in_training,
+        engine_tokens=engine_tokens,
+        extra_tokens=extra_tokens,
+        tokens_sampled=tokens_sampled,
+        same_after=[a[0].token_ids == b[0].token_ids for a, b in zip(gv, gh)],
+        lp_diff_after=_max_lp_diff(gv, gh),
+        moved=_max_lp_diff(before, gv),
+        j_vllm=sum(flat_v) / len(flat_v),
+        j_hf=sum(flat_h) / len(flat_h),
+        se=se,
+        n_prefixes=len(flat_v),
+    )
 
 
 if __name__ == "__main__":

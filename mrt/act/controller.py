@@ -18,14 +18,16 @@ Signals, measured only at the boundaries a trace reaches (all counted in its tok
 * ``budget`` caps the thinking at B tokens and answers at the last boundary within it;
   ``natural`` never stops early.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 
 from mrt.act.rules import StopRule, should_stop
-from mrt.episodes import chunk_ends
-from mrt.metaprover import find_subsequence as _find, grade_completions
+from mrt.core.episodes import chunk_ends
+from mrt.core.episodes import find_subsequence as _find
+from mrt.core.grades import grade_completions
 from mrt.samplers.base import SamplingParams
 
 
@@ -48,8 +50,21 @@ def boundary_ends(task, thinking: list[int], tok, segmentation: str) -> list[int
     return task.episode_ends(thinking, tok) if thinking else []
 
 
-def _signals(sampler, task, problem, prompt_ids, traces: list[Trace], cuts: list[int], rule: StopRule,
-             source: str, k: int, answer_tokens: int, temperature: float, seed: int, estimator=None) -> list[float]:
+def _signals(
+    sampler,
+    task,
+    problem,
+    prompt_ids,
+    traces: list[Trace],
+    cuts: list[int],
+    rule: StopRule,
+    source: str,
+    k: int,
+    answer_tokens: int,
+    temperature: float,
+    seed: int,
+    estimator=None,
+) -> list[float]:
     """The rule's signal at boundary ``cuts[i]`` of ``traces[i]`` (overhead added to the trace)."""
     tok = sampler.tokenizer
     if rule.signal == "j" and source == "estimator":
@@ -59,8 +74,12 @@ def _signals(sampler, task, problem, prompt_ids, traces: list[Trace], cuts: list
         return score_sequences(net, etok, [prompt_ids + t.thinking[:c] for t, c in zip(traces, cuts)])
     n = 1 if rule.signal == "confidence" else k
     prompts = [task.forced_ids(tok, prompt_ids, t.thinking[:c]) for t, c in zip(traces, cuts)]
-    comps = sampler.sample(prompts, SamplingParams(n=n, max_new_tokens=answer_tokens, temperature=temperature,
-                                                   stop=tuple(task.answer_stop_texts), seed=seed))
+    comps = sampler.sample(
+        prompts,
+        SamplingParams(
+            n=n, max_new_tokens=answer_tokens, temperature=temperature, stop=tuple(task.answer_stop_texts), seed=seed
+        ),
+    )
     out = []
     for t, cs in zip(traces, comps):
         t.overhead += sum(len(c.token_ids) for c in cs)
@@ -76,10 +95,25 @@ def _signals(sampler, task, problem, prompt_ids, traces: list[Trace], cuts: list
     return out
 
 
-def run_controller(sampler, task, problem, prompt_ids: list[int], n: int, rule: StopRule, *, source: str = "oracle",
-                   k: int = 4, max_new_tokens: int, answer_tokens: int, chunk_tokens: int = 32,
-                   segmentation: str = "task", temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
-                   estimator=None) -> list[dict]:
+def run_controller(
+    sampler,
+    task,
+    problem,
+    prompt_ids: list[int],
+    n: int,
+    rule: StopRule,
+    *,
+    source: str = "oracle",
+    k: int = 4,
+    max_new_tokens: int,
+    answer_tokens: int,
+    chunk_tokens: int = 32,
+    segmentation: str = "task",
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    estimator=None,
+) -> list[dict]:
     """``n`` traces of one problem under the controller; one dict per trace (see module doc)."""
     tok = sampler.tokenizer
     end_ids = tok.encode(task.think_end_text, add_special_tokens=False) if task.think_end_text else []
@@ -96,8 +130,21 @@ def run_controller(sampler, task, problem, prompt_ids: list[int], n: int, rule: 
             for i, c in zip(idx, cuts):
                 traces[i].boundaries.append(c)
             return
-        sig = _signals(sampler, task, problem, prompt_ids, [traces[i] for i in idx], cuts, rule, source, k,
-                       answer_tokens, temperature, seed + 7919 * step, estimator)
+        sig = _signals(
+            sampler,
+            task,
+            problem,
+            prompt_ids,
+            [traces[i] for i in idx],
+            cuts,
+            rule,
+            source,
+            k,
+            answer_tokens,
+            temperature,
+            seed + 7919 * step,
+            estimator,
+        )
         for i, c, s in zip(idx, cuts, sig):
             t = traces[i]
             if t.stop is not None:
@@ -116,13 +163,17 @@ def run_controller(sampler, task, problem, prompt_ids: list[int], n: int, rule: 
         prompts = [prompt_ids + traces[i].thinking for i in live]
         budget_left = [cap - len(traces[i].thinking) for i in live]
         size = max(1, min(chunk_tokens, max(budget_left)))
-        comps = sampler.sample(prompts, SamplingParams(n=1, max_new_tokens=size, temperature=temperature,
-                                                       top_p=top_p, seed=seed + 104729 * (step + 1)))
+        comps = sampler.sample(
+            prompts,
+            SamplingParams(
+                n=1, max_new_tokens=size, temperature=temperature, top_p=top_p, seed=seed + 104729 * (step + 1)
+            ),
+        )
         for i, cs in zip(live, comps):
-            t, new = traces[i], list(cs[0].token_ids)[:cap - len(traces[i].thinking)]
-            if end_ids and _find(t.thinking[-len(end_ids):] + new, end_ids) >= 0:  # natural end in this chunk
-                at = _find(t.thinking[-len(end_ids):] + new, end_ids) - len(t.thinking[-len(end_ids):])
-                new, t.ended, t.natural = new[:max(at, 0)], True, True
+            t, new = traces[i], list(cs[0].token_ids)[: cap - len(traces[i].thinking)]
+            if end_ids and _find(t.thinking[-len(end_ids) :] + new, end_ids) >= 0:  # natural end in this chunk
+                at = _find(t.thinking[-len(end_ids) :] + new, end_ids) - len(t.thinking[-len(end_ids) :])
+                new, t.ended, t.natural = new[: max(at, 0)], True, True
             elif new and new[-1] == tok.eos_token_id:
                 new, t.ended, t.natural = new[:-1], True, not task.think_end_text
             t.generated += len(new)
@@ -133,8 +184,7 @@ def run_controller(sampler, task, problem, prompt_ids: list[int], n: int, rule: 
         for i in live:
             t = traces[i]
             seen = t.boundaries[-1] if t.boundaries else 0
-            pending[i] = [e for e in boundary_ends(task, t.thinking, tok, segmentation)
-                          if seen < e < len(t.thinking)]
+            pending[i] = [e for e in boundary_ends(task, t.thinking, tok, segmentation) if seen < e < len(t.thinking)]
         while any(pending.values()):
             idx = [i for i in live if pending[i]]
             visit(idx, [pending[i].pop(0) for i in idx])
@@ -158,11 +208,27 @@ def _answer(sampler, task, problem, prompt_ids, traces: list[Trace], answer_toke
         else:  # the cap: the last boundary within it
             cut = t.boundaries[-1] if t.boundaries else 0
         prompts.append(task.forced_ids(tok, prompt_ids, t.thinking[:cut], natural_end=t.natural and t.stop is None))
-        rows.append({"stop_tokens": cut, "stopped_early": t.stop is not None, "natural_end": t.natural,
-                     "boundaries": len(t.boundaries), "signals": [round(s, 4) for s in t.signals],
-                     "generated_tokens": t.generated, "overhead_tokens": t.overhead})
-    comps = sampler.sample(prompts, SamplingParams(n=1, max_new_tokens=answer_tokens, temperature=temperature,
-                                                   stop=tuple(task.answer_stop_texts), seed=seed + 3))
+        rows.append(
+            {
+                "stop_tokens": cut,
+                "stopped_early": t.stop is not None,
+                "natural_end": t.natural,
+                "boundaries": len(t.boundaries),
+                "signals": [round(s, 4) for s in t.signals],
+                "generated_tokens": t.generated,
+                "overhead_tokens": t.overhead,
+            }
+        )
+    comps = sampler.sample(
+        prompts,
+        SamplingParams(
+            n=1,
+            max_new_tokens=answer_tokens,
+            temperature=temperature,
+            stop=tuple(task.answer_stop_texts),
+            seed=seed + 3,
+        ),
+    )
     for row, cs in zip(rows, comps):
         est = grade_completions(task, problem, cs, ks=())
         row.update(answer=est.answers[0], correct=est.grades[0], answer_tokens=len(cs[0].token_ids))

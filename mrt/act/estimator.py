@@ -13,6 +13,7 @@ Brier score, correlation) and ``EST/reliability.png``.
 ``mrt estimator predict --estimator EST --analysis DIR --out FILE``: J per prefix of every trace
 of DIR (``{"problem_id", "trace", "j": [...]}`` per line), for ``mrt early-stop --estimates``.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,7 +59,7 @@ def examples(records: list[dict]) -> list[tuple[list[int], float, str]]:
     out = []
     for r in records:
         for p in r["prefixes"]:
-            out.append((r["prompt_ids"] + r["thinking_ids"][:p["tokens"]], p["j"], r["problem_id"]))
+            out.append((r["prompt_ids"] + r["thinking_ids"][: p["tokens"]], p["j"], r["problem_id"]))
     return out
 
 
@@ -73,22 +74,34 @@ def calibration(pred: list[float], target: list[float], bins: int = 10) -> dict:
         lo, hi = b / bins, (b + 1) / bins
         idx = [i for i, p in enumerate(pred) if lo <= p < hi or (b == bins - 1 and p == 1.0)]
         if idx:
-            rows.append({"bin": [lo, hi], "n": len(idx), "predicted": statistics.fmean(pred[i] for i in idx),
-                         "measured": statistics.fmean(target[i] for i in idx)})
+            rows.append(
+                {
+                    "bin": [lo, hi],
+                    "n": len(idx),
+                    "predicted": statistics.fmean(pred[i] for i in idx),
+                    "measured": statistics.fmean(target[i] for i in idx),
+                }
+            )
     n = len(pred)
     ece = sum(r["n"] * abs(r["predicted"] - r["measured"]) for r in rows) / n
     brier = statistics.fmean((p - t) ** 2 for p, t in zip(pred, target))
     corr = None
     if n > 1 and statistics.pstdev(pred) > 0 and statistics.pstdev(target) > 0:
         corr = statistics.correlation(pred, target)
-    return {"n": n, "ece": ece, "brier": brier, "correlation": corr, "bins": rows,
-            "brier_of_the_mean": statistics.fmean((statistics.fmean(target) - t) ** 2 for t in target)}
+    return {
+        "n": n,
+        "ece": ece,
+        "brier": brier,
+        "correlation": corr,
+        "bins": rows,
+        "brier_of_the_mean": statistics.fmean((statistics.fmean(target) - t) ** 2 for t in target),
+    }
 
 
 def _split(problems: list[str], share: float, seed: int) -> set[str]:
     ids = sorted(set(problems))
     random.Random(seed).shuffle(ids)
-    return set(ids[:max(1, round(share * len(ids)))]) if share > 0 else set()
+    return set(ids[: max(1, round(share * len(ids)))]) if share > 0 else set()
 
 
 def train_estimator(cfg: EstimatorConfig) -> dict:
@@ -101,7 +114,7 @@ def train_estimator(cfg: EstimatorConfig) -> dict:
     records = [r for d in cfg.analysis for r in read_records(d)]
     model = cfg.model or json.loads((Path(cfg.analysis[0]) / "run.json").read_text()).get("model") or ""
     if not model:
-        from mrt.tiny import shipped_model_path
+        from mrt.tasks.tiny import shipped_model_path
 
         model = str(shipped_model_path())
     ex = examples(records)
@@ -109,10 +122,23 @@ def train_estimator(cfg: EstimatorConfig) -> dict:
     train = [(ids, y) for ids, y, pid in ex if pid not in held]
     test = [(ids, y) for ids, y, pid in ex if pid in held]
     out = Path(cfg.out)
-    net, tok = train_value_head(model, train, out, steps=cfg.steps, batch_size=cfg.batch_size,
-                                learning_rate=cfg.learning_rate, seed=cfg.seed, threads=cfg.threads)
-    report = {"model": model, "analysis": list(cfg.analysis), "train_examples": len(train),
-              "held_out_examples": len(test), "held_out_problems": len(held)}
+    net, tok = train_value_head(
+        model,
+        train,
+        out,
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        seed=cfg.seed,
+        threads=cfg.threads,
+    )
+    report = {
+        "model": model,
+        "analysis": list(cfg.analysis),
+        "train_examples": len(train),
+        "held_out_examples": len(test),
+        "held_out_problems": len(held),
+    }
     if test:
         pred = score_sequences(net, tok, [ids for ids, _ in test])
         report["calibration"] = calibration(pred, [y for _, y in test])
@@ -132,10 +158,21 @@ def _plot(cal: dict, path: Path) -> None:
     xs = [b["predicted"] for b in cal["bins"]]
     ax.plot(xs, [b["measured"] for b in cal["bins"]], marker="o", label="estimator")
     for b in cal["bins"]:
-        ax.annotate(str(b["n"]), (b["predicted"], b["measured"]), textcoords="offset points", xytext=(0, 6),
-                    fontsize=7, ha="center")
-    ax.set(xlabel="predicted J", ylabel="measured J (Monte Carlo)", xlim=(0, 1), ylim=(0, 1),
-           title=f"Reliability (ECE {cal['ece']:.3f}, n={cal['n']})")
+        ax.annotate(
+            str(b["n"]),
+            (b["predicted"], b["measured"]),
+            textcoords="offset points",
+            xytext=(0, 6),
+            fontsize=7,
+            ha="center",
+        )
+    ax.set(
+        xlabel="predicted J",
+        ylabel="measured J (Monte Carlo)",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title=f"Reliability (ECE {cal['ece']:.3f}, n={cal['n']})",
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -161,8 +198,12 @@ def predict(estimator: str | Path, analysis: str | Path, out: str | Path) -> int
     pred = iter(score_sequences(net, tok, [ids for ids, _, _ in ex]))
     with Path(out).open("w") as f:
         for r in records:
-            f.write(json.dumps({"problem_id": r["problem_id"], "trace": r["trace"],
-                                "j": [next(pred) for _ in r["prefixes"]]}) + "\n")
+            f.write(
+                json.dumps(
+                    {"problem_id": r["problem_id"], "trace": r["trace"], "j": [next(pred) for _ in r["prefixes"]]}
+                )
+                + "\n"
+            )
     return len(records)
 
 

@@ -18,6 +18,7 @@ Rules (``RULE:name=value,...``):
   thinking tokens;
 * ``natural`` -- never stop early (the natural end).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -99,6 +100,6 @@ def stop_index(rule: StopRule, signals: list[float], tokens: list[int]) -> int:
         within = [j for j, t in enumerate(tokens) if t <= rule.params["tokens"]]
         return within[-1] if within else 0
     for j in range(last + 1):
-        if should_stop(rule, signals[:j + 1]):
+        if should_stop(rule, signals[: j + 1]):
             return j
     return last

@@ -20,6 +20,7 @@ Signals (J sources of ``j-threshold`` and ``stall``):
 * ``vote``: the top vote share of the ``k`` answers (self-consistency; no reference);
 * ``estimator``: the learned progress estimator's prediction (one forward pass, no sampling).
 """
+
 from __future__ import annotations
 
 import math
@@ -54,16 +55,24 @@ def boundaries(record: dict, k: int, estimates: list[float] | None = None) -> li
     for i, p in enumerate(record["prefixes"]):
         n = len(p["grades"])
         if n <= k:
-            raise ValueError(f"{n} forced answers per prefix: need more than k={k} (k for the signal, "
-                             "the rest to measure accuracy); analyse with more --answers-per-prefix")
+            raise ValueError(
+                f"{n} forced answers per prefix: need more than k={k} (k for the signal, "
+                "the rest to measure accuracy); analyse with more --answers-per-prefix"
+            )
         labels = p.get("labels") or p["answers"]
         votes = [x for x in labels[:k] if x is not None]
         top = max((votes.count(x) for x in set(votes)), default=0)
-        out.append(Boundary(tokens=p["tokens"], acc=sum(p["grades"][k:]) / (n - k),
-                            answer_tokens=float(p.get("answer_tokens", 0.0)),
-                            j=sum(p["grades"][:k]) / k, vote=top / k,
-                            confidence=math.exp(p["mean_logprobs"][0]) if p["mean_logprobs"] else 0.0,
-                            estimate=None if estimates is None else estimates[i]))
+        out.append(
+            Boundary(
+                tokens=p["tokens"],
+                acc=sum(p["grades"][k:]) / (n - k),
+                answer_tokens=float(p.get("answer_tokens", 0.0)),
+                j=sum(p["grades"][:k]) / k,
+                vote=top / k,
+                confidence=math.exp(p["mean_logprobs"][0]) if p["mean_logprobs"] else 0.0,
+                estimate=None if estimates is None else estimates[i],
+            )
+        )
     return out
 
 
@@ -79,10 +88,15 @@ def replay(bounds: list[Boundary], rule: StopRule, source: str, k: int) -> dict:
     else:
         signals, per_visit = [0.0] * len(bounds), 0.0
     s = stop_index(rule, signals, [b.tokens for b in bounds])
-    overhead = per_visit * sum(b.answer_tokens for b in bounds[:s + 1])
+    overhead = per_visit * sum(b.answer_tokens for b in bounds[: s + 1])
     think = bounds[s].tokens
-    return {"stop": s, "acc": bounds[s].acc, "thinking": think, "overhead": overhead,
-            "tokens": think + overhead + bounds[s].answer_tokens}
+    return {
+        "stop": s,
+        "acc": bounds[s].acc,
+        "thinking": think,
+        "overhead": overhead,
+        "tokens": think + overhead + bounds[s].answer_tokens,
+    }
 
 
 def _bootstrap(by_problem: dict[str, list[dict]], key, draws: int, seed: int) -> tuple[float, float]:
@@ -97,9 +111,16 @@ def _bootstrap(by_problem: dict[str, list[dict]], key, draws: int, seed: int) ->
     return stats[int(0.025 * draws)], stats[min(draws - 1, int(0.975 * draws))]
 
 
-def tradeoff(records: list[dict], k: int = 4, rules: list[str] | None = None,
-             sources: tuple[str, ...] = ("oracle", "vote"), budgets: list[int] | None = None,
-             estimates: dict | None = None, draws: int = 1000, seed: int = 0) -> dict:
+def tradeoff(
+    records: list[dict],
+    k: int = 4,
+    rules: list[str] | None = None,
+    sources: tuple[str, ...] = ("oracle", "vote"),
+    budgets: list[int] | None = None,
+    estimates: dict | None = None,
+    draws: int = 1000,
+    seed: int = 0,
+) -> dict:
     """Accuracy and tokens of every rule over its parameters (and the baselines) on these
     records; ``estimates``: {(problem_id, trace): [J per prefix]} from the learned estimator."""
     if not records:
@@ -107,13 +128,17 @@ def tradeoff(records: list[dict], k: int = 4, rules: list[str] | None = None,
     bounds = [boundaries(r, k, (estimates or {}).get((r["problem_id"], r["trace"]))) for r in records]
     if budgets is None:
         ends = sorted({b.tokens for bs in bounds for b in bs})
-        budgets = sorted({ends[min(len(ends) - 1, int(q * (len(ends) - 1)))] for q in
-                          (0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)})
+        budgets = sorted(
+            {
+                ends[min(len(ends) - 1, int(q * (len(ends) - 1)))]
+                for q in (0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+            }
+        )
     points = [("budget", "none", parse_rule(f"budget:tokens={b}")) for b in budgets]
     points.append(("natural", "none", parse_rule("natural")))
     for text in rules if rules is not None else [r for g in DEFAULT_GRID.values() for r in g]:
         rule = parse_rule(text)
-        for src in (sources if rule.signal == "j" else ("none",)):
+        for src in sources if rule.signal == "j" else ("none",):
             if src == "estimator" and estimates is None:
                 continue
             points.append((rule.name, src, rule))
@@ -123,27 +148,37 @@ def tradeoff(records: list[dict], k: int = 4, rules: list[str] | None = None,
         res = [replay(bs, rule, src, k) for bs in bounds]
         by_problem: dict[str, list[dict]] = {}
         for r, x, nat in zip(records, res, natural):
-            by_problem.setdefault(r["problem_id"], []).append({**x, "d_acc": x["acc"] - nat["acc"],
-                                                               "nat_tokens": nat["tokens"]})
+            by_problem.setdefault(r["problem_id"], []).append(
+                {**x, "d_acc": x["acc"] - nat["acc"], "nat_tokens": nat["tokens"]}
+            )
         flat = [x for g in by_problem.values() for x in g]
         mean_tok = statistics.fmean(x["tokens"] for x in flat)
         nat_tok = statistics.fmean(x["nat_tokens"] for x in flat)
-        rows.append({
-            "rule": str(rule), "family": family, "source": src,
-            "accuracy": statistics.fmean(x["acc"] for x in flat),
-            "accuracy_ci": _bootstrap(by_problem, lambda x: x["acc"], draws, seed),
-            "tokens": mean_tok, "tokens_ci": _bootstrap(by_problem, lambda x: x["tokens"], draws, seed),
-            "thinking_tokens": statistics.fmean(x["thinking"] for x in flat),
-            "overhead_tokens": statistics.fmean(x["overhead"] for x in flat),
-            "stop_boundary": statistics.fmean(x["stop"] for x in flat),
-            "accuracy_vs_natural": statistics.fmean(x["d_acc"] for x in flat),
-            "accuracy_vs_natural_ci": _bootstrap(by_problem, lambda x: x["d_acc"], draws, seed),
-            "token_ratio_vs_natural": mean_tok / nat_tok if nat_tok else None,
-        })
+        rows.append(
+            {
+                "rule": str(rule),
+                "family": family,
+                "source": src,
+                "accuracy": statistics.fmean(x["acc"] for x in flat),
+                "accuracy_ci": _bootstrap(by_problem, lambda x: x["acc"], draws, seed),
+                "tokens": mean_tok,
+                "tokens_ci": _bootstrap(by_problem, lambda x: x["tokens"], draws, seed),
+                "thinking_tokens": statistics.fmean(x["thinking"] for x in flat),
+                "overhead_tokens": statistics.fmean(x["overhead"] for x in flat),
+                "stop_boundary": statistics.fmean(x["stop"] for x in flat),
+                "accuracy_vs_natural": statistics.fmean(x["d_acc"] for x in flat),
+                "accuracy_vs_natural_ci": _bootstrap(by_problem, lambda x: x["d_acc"], draws, seed),
+                "token_ratio_vs_natural": mean_tok / nat_tok if nat_tok else None,
+            }
+        )
     _against_budget_curve(rows)
-    return {"k": k, "n_traces": len(records), "n_problems": len({r["problem_id"] for r in records}),
-            "sources": list(sources) + (["estimator"] if estimates is not None and "estimator" not in sources else []),
-            "points": rows}
+    return {
+        "k": k,
+        "n_traces": len(records),
+        "n_problems": len({r["problem_id"] for r in records}),
+        "sources": list(sources) + (["estimator"] if estimates is not None and "estimator" not in sources else []),
+        "points": rows,
+    }
 
 
 def _interp(xs: list[float], ys: list[float], x: float) -> float | None:
@@ -171,7 +206,7 @@ def _against_budget_curve(rows: list[dict]) -> None:
     """For each point: the fixed-budget curve's accuracy at the same mean tokens (accuracy gained
     at equal tokens) and the tokens that curve needs for the same accuracy (tokens saved at equal
     accuracy; the curve is made monotone by its running maximum). None outside the curve."""
-    curve = sorted(((r["tokens"], r["accuracy"]) for r in rows if r["family"] == "budget"))
+    curve = sorted((r["tokens"], r["accuracy"]) for r in rows if r["family"] == "budget")
     xs, best, ys = [], -1.0, []
     for t, a in curve:
         best = max(best, a)

@@ -3,8 +3,16 @@ from dataclasses import dataclass
 from mrt.config import arg
 from mrt.samplers.base import Completion, Sampler, SamplingParams
 
-__all__ = ["Completion", "Sampler", "SamplingParams", "SamplerArgs", "load_sampler", "sampler_from", "BACKENDS",
-           "ENGINE_FIELDS"]
+__all__ = [
+    "Completion",
+    "Sampler",
+    "SamplingParams",
+    "SamplerArgs",
+    "load_sampler",
+    "sampler_from",
+    "BACKENDS",
+    "ENGINE_FIELDS",
+]
 BACKENDS = ("hf", "vllm", "openai")
 # settings that change how fast samples come, not what they are: a rerun may change them
 ENGINE_FIELDS = ("concurrency", "request_timeout", "max_retries", "vllm_memory", "vllm_eager", "vllm_max_model_len")
@@ -13,29 +21,44 @@ ENGINE_FIELDS = ("concurrency", "request_timeout", "max_retries", "vllm_memory",
 @dataclass
 class SamplerArgs:
     """The sampler flags every sampling command shares (``mrt analyze``, ``eval``, ``diagnose``, ``study``)."""
+
     backend: str = arg("hf", "sampler backend: hf (transformers here), vllm (in-process engine) or openai (a server)")
     base_url: str = arg("", "openai backend: the server's address, e.g. http://localhost:8000/v1")
     tokenizer: str = arg("", "openai/vllm backends: a local tokenizer of the served model (default: --model)")
     concurrency: int = arg(8, "openai backend: requests in flight")
     request_timeout: float = arg(600.0, "openai backend: seconds per request before a retry")
     max_retries: int = arg(4, "openai backend: retries of a failed request (then the run stops, work so far kept)")
-    vllm_memory: float = arg(0.0, "vllm backend: the engine's memory fraction (0: 0.9 of the GPU; without a GPU "
-                                  "0.2 of RAM)")
+    vllm_memory: float = arg(
+        0.0, "vllm backend: the engine's memory fraction (0: 0.9 of the GPU; without a GPU 0.2 of RAM)"
+    )
     vllm_eager: str = arg("auto", "vllm backend: eager mode, no compilation: auto (on without a GPU), on or off")
     vllm_max_model_len: int = arg(0, "vllm backend: context length (0: the model's)")
 
 
 def sampler_from(cfg, model: str) -> Sampler:
     """The sampler a config's :class:`SamplerArgs` fields ask for."""
-    return load_sampler(model, cfg.backend, base_url=cfg.base_url, tokenizer=cfg.tokenizer,
-                        concurrency=cfg.concurrency, timeout=cfg.request_timeout, max_retries=cfg.max_retries,
-                        vllm={"memory": cfg.vllm_memory, "eager": cfg.vllm_eager,
-                              "max_model_len": cfg.vllm_max_model_len})
+    return load_sampler(
+        model,
+        cfg.backend,
+        base_url=cfg.base_url,
+        tokenizer=cfg.tokenizer,
+        concurrency=cfg.concurrency,
+        timeout=cfg.request_timeout,
+        max_retries=cfg.max_retries,
+        vllm={"memory": cfg.vllm_memory, "eager": cfg.vllm_eager, "max_model_len": cfg.vllm_max_model_len},
+    )
 
 
-def load_sampler(model: str, backend: str = "hf", base_url: str = "", tokenizer: str = "",
-                 concurrency: int = 8, timeout: float = 600.0, max_retries: int = 4,
-                 vllm: dict | None = None) -> Sampler:
+def load_sampler(
+    model: str,
+    backend: str = "hf",
+    base_url: str = "",
+    tokenizer: str = "",
+    concurrency: int = 8,
+    timeout: float = 600.0,
+    max_retries: int = 4,
+    vllm: dict | None = None,
+) -> Sampler:
     """Build a sampler. ``hf``: transformers on this machine; ``vllm``: a vLLM engine in this
     process (``vllm``: :func:`mrt.samplers.vllm.engine_settings` keywords); ``openai``: a running
     OpenAI-compatible server at ``base_url`` (``model`` is the served model name, ``tokenizer`` a
@@ -56,6 +79,12 @@ def load_sampler(model: str, backend: str = "hf", base_url: str = "", tokenizer:
 
         path = tokenizer or model
         check_model_path(path)
-        return OpenAISampler(base_url, AutoTokenizer.from_pretrained(path), model=model,
-                             concurrency=concurrency, timeout=timeout, max_retries=max_retries)
+        return OpenAISampler(
+            base_url,
+            AutoTokenizer.from_pretrained(path),
+            model=model,
+            concurrency=concurrency,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
     raise ValueError(f"unknown sampler backend {backend!r}; known: {', '.join(BACKENDS)}")

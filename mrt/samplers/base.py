@@ -1,5 +1,6 @@
 """One small sampling interface; backends (Hugging Face now; vLLM and OpenAI-compatible later)
 implement :meth:`Sampler.sample`."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

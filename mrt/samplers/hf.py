@@ -8,6 +8,7 @@ For one call with prompts p_1..p_B and n samples each:
 Re-encoding every prefix for each of its n samples (what a plain ``generate`` loop over prefixes
 does) is the cost this avoids; see ``benchmarks/bench_sampler.py``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,7 +48,7 @@ class HFSampler:
         self.tokens_generated = 0  # running count, for token accounting
 
     @classmethod
-    def from_pretrained(cls, path: str, dtype: str = "auto", **kw) -> "HFSampler":
+    def from_pretrained(cls, path: str, dtype: str = "auto", **kw) -> HFSampler:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         check_model_path(path)
@@ -66,7 +67,7 @@ class HFSampler:
         per_chunk = max(1, self.max_batch_rows // params.n)
         out: list[list[Completion]] = []
         for i in range(0, len(prompts), per_chunk):
-            out += self._sample_chunk(prompts[i:i + per_chunk], params, gen)
+            out += self._sample_chunk(prompts[i : i + per_chunk], params, gen)
         return out
 
     # ------------------------------------------------------------------ internals
@@ -95,8 +96,7 @@ class HFSampler:
         with torch.inference_mode():
             cache = None
             if c > 0:
-                cache = self.model(input_ids=torch.tensor([prompts[0][:c]], device=dev),
-                                   use_cache=True).past_key_values
+                cache = self.model(input_ids=torch.tensor([prompts[0][:c]], device=dev), use_cache=True).past_key_values
                 cache.batch_repeat_interleave(B)
             suffixes = [p[c:] for p in prompts]
             S = max(map(len, suffixes))
@@ -105,11 +105,16 @@ class HFSampler:
             mask[:, :c] = 1
             pos = torch.zeros((B, S), dtype=torch.long)
             for r, s in enumerate(suffixes):
-                ids[r, S - len(s):] = torch.tensor(s)
-                mask[r, c + S - len(s):] = 1
-                pos[r, S - len(s):] = torch.arange(c, c + len(s))
-            out = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev),
-                             position_ids=pos.to(dev), past_key_values=cache, use_cache=True)
+                ids[r, S - len(s) :] = torch.tensor(s)
+                mask[r, c + S - len(s) :] = 1
+                pos[r, S - len(s) :] = torch.arange(c, c + len(s))
+            out = self.model(
+                input_ids=ids.to(dev),
+                attention_mask=mask.to(dev),
+                position_ids=pos.to(dev),
+                past_key_values=cache,
+                use_cache=True,
+            )
             cache, logits = out.past_key_values, out.logits[:, -1]
             # n samples per prompt
             if n > 1:
@@ -142,9 +147,13 @@ class HFSampler:
                     cache.batch_select_indices(idx.to(dev))
                     mask, tok, active, next_pos = mask[idx.to(dev)], tok[idx.to(dev)], active[idx], next_pos[idx]
                 mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=dev)], 1)
-                out = self.model(input_ids=tok[:, None], attention_mask=mask,
-                                 position_ids=next_pos[:, None].to(dev), past_key_values=cache,
-                                 use_cache=True)
+                out = self.model(
+                    input_ids=tok[:, None],
+                    attention_mask=mask,
+                    position_ids=next_pos[:, None].to(dev),
+                    past_key_values=cache,
+                    use_cache=True,
+                )
                 cache, logits = out.past_key_values, out.logits[:, -1]
                 next_pos = next_pos + 1
         self.tokens_generated += sum(map(len, toks))
@@ -156,7 +165,7 @@ class HFSampler:
                 if params.stop:
                     cut = [text.find(s) for s in params.stop if s in text]
                     if cut:
-                        text = text[:min(cut)]
+                        text = text[: min(cut)]
                 comps.append(Completion(toks[row], text, lps[row], finish[row]))
             result.append(comps)
         return result

@@ -9,6 +9,7 @@ are retried with exponential back-off; ``stats`` counts requests, retries, failu
 A request that still fails raises :class:`ServerError` with those counts; callers that write
 results as they go (``mrt analyze``) keep everything finished before it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,17 @@ class ServerError(SamplerError):
 
 
 class OpenAISampler:
-    def __init__(self, base_url: str, tokenizer, model: str = "", api_key: str | None = None,
-                 concurrency: int = 8, timeout: float = 600.0, max_retries: int = 4, backoff: float = 1.0):
+    def __init__(
+        self,
+        base_url: str,
+        tokenizer,
+        model: str = "",
+        api_key: str | None = None,
+        concurrency: int = 8,
+        timeout: float = 600.0,
+        max_retries: int = 4,
+        backoff: float = 1.0,
+    ):
         if not base_url:
             raise ValueError("the openai backend needs a server address: --base-url http://HOST:PORT/v1")
         self.base_url = base_url.rstrip("/")
@@ -55,8 +65,9 @@ class OpenAISampler:
             return []
         check_prompts(prompts)
         with ThreadPoolExecutor(self.concurrency) as pool:
-            return list(pool.map(lambda ip: self._one_prompt(ip[1], params, params.seed + 7919 * ip[0]),
-                                 enumerate(prompts)))
+            return list(
+                pool.map(lambda ip: self._one_prompt(ip[1], params, params.seed + 7919 * ip[0]), enumerate(prompts))
+            )
 
     def _session(self):
         import requests
@@ -69,9 +80,17 @@ class OpenAISampler:
     # ------------------------------------------------------------------ internals
     def _body(self, prompt: list[int], params: SamplingParams, n: int, seed: int) -> dict:
         stop = list(params.stop) + [self.tokenizer.decode([t]) for t in params.stop_token_ids]
-        body = {"prompt": prompt, "max_tokens": params.max_new_tokens, "n": n, "seed": seed,
-                "temperature": params.temperature, "top_p": params.top_p, "logprobs": 1,
-                "return_token_ids": True, "skip_special_tokens": False}
+        body = {
+            "prompt": prompt,
+            "max_tokens": params.max_new_tokens,
+            "n": n,
+            "seed": seed,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "logprobs": 1,
+            "return_token_ids": True,
+            "skip_special_tokens": False,
+        }
         if self.model:
             body["model"] = self.model
         if stop:
@@ -86,7 +105,9 @@ class OpenAISampler:
                 choices = self._post(self._body(prompt, params, params.n, seed))
                 if len(choices) == params.n:
                     return [self._completion(c, params) for c in sorted(choices, key=lambda c: c.get("index", 0))]
-                log.warning("server returned %d choices for n=%d; asking one sample per request", len(choices), params.n)
+                log.warning(
+                    "server returned %d choices for n=%d; asking one sample per request", len(choices), params.n
+                )
             except ServerError as e:
                 if "400" not in str(e) or params.n == 1:
                     raise
@@ -135,8 +156,7 @@ class OpenAISampler:
             return choices
         with self._lock:
             self.stats["failed"] += 1
-        raise ServerError(f"{url} failed after {self.max_retries + 1} tries ({last}); "
-                          f"so far: {dict(self.stats)}")
+        raise ServerError(f"{url} failed after {self.max_retries + 1} tries ({last}); so far: {dict(self.stats)}")
 
     def _completion(self, choice: dict, params: SamplingParams) -> Completion:
         text = choice.get("text") or ""
@@ -167,8 +187,10 @@ class OpenAISampler:
         skipped, with or without a final EOS/stop token (servers differ in what the text keeps), up
         to leading whitespace (a server decodes in the prompt's context, which may add a space)."""
         for cut in (ids, ids[:-1]):
-            if text.lstrip() in (self.tokenizer.decode(cut, skip_special_tokens=False).lstrip(),
-                                 self.tokenizer.decode(cut, skip_special_tokens=True).lstrip()):
+            if text.lstrip() in (
+                self.tokenizer.decode(cut, skip_special_tokens=False).lstrip(),
+                self.tokenizer.decode(cut, skip_special_tokens=True).lstrip(),
+            ):
                 return True
         return False
 

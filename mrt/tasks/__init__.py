@@ -1,4 +1,5 @@
 """Task registry: ``get_task("star", arms="2-5", arm_len=3)``."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,8 +8,13 @@ from mrt.tasks.base import Problem, Task
 from mrt.tasks.star import StarTask
 from mrt.tasks.text import PRESETS, DataTask, GymTask, MathTask
 
-TASKS: dict[str, type[Task]] = {"star": StarTask, "data": DataTask, "gym": GymTask, "math": MathTask,
-                                **{name: DataTask for name in PRESETS}}
+TASKS: dict[str, type[Task]] = {
+    "star": StarTask,
+    "data": DataTask,
+    "gym": GymTask,
+    "math": MathTask,
+    **{name: DataTask for name in PRESETS},
+}
 
 
 def task_knobs(name: str) -> list[str]:
@@ -45,4 +51,15 @@ def parse_knobs(items: list[str] | None) -> dict:
     return out
 
 
-__all__ = ["Problem", "Task", "StarTask", "DataTask", "GymTask", "PRESETS", "TASKS", "get_task", "parse_knobs", "task_knobs"]
+__all__ = [
+    "Problem",
+    "Task",
+    "StarTask",
+    "DataTask",
+    "GymTask",
+    "PRESETS",
+    "TASKS",
+    "get_task",
+    "parse_knobs",
+    "task_knobs",
+]

@@ -1,4 +1,5 @@
 """What a task is: problems with a prompt and a reference answer, plus an exact verifier."""
+
 from __future__ import annotations
 
 import bisect
@@ -6,13 +7,14 @@ import logging
 from dataclasses import dataclass, field
 
 from mrt.chat import encode_prompt
-from mrt.episodes import R1_MARKERS, segment_r1
-from mrt.metaprover import find_subsequence
+from mrt.core.episodes import R1_MARKERS, find_subsequence, segment_r1
 
 log = logging.getLogger(__name__)
 
-R1_TERMINATION = ("Time is up.\n\nGiven the time I've spent and the approaches I've tried, I should "
-                  "stop thinking and formulate a final answer based on what I already have.\n</think>")
+R1_TERMINATION = (
+    "Time is up.\n\nGiven the time I've spent and the approaches I've tried, I should "
+    "stop thinking and formulate a final answer based on what I already have.\n</think>"
+)
 # what the authors' meta-prover writes after </think> before the model's forced answer
 R1_ANSWER_OPENER = "\n\n**Step-by-Step Explanation and Answer:**\n\n1. **"
 
@@ -91,11 +93,12 @@ class Task:
             else:
                 tail = tokenizer.decode(list(thinking_ids[-8:]), skip_special_tokens=False)
                 have = len(tail) - len(tail.rstrip("\n"))
-                text = text[min(have, len(text) - len(core)):]
+                text = text[min(have, len(text) - len(core)) :]
         return _encode_cached(tokenizer, text)
 
-    def forced_ids(self, tokenizer, prompt_ids: list[int], thinking_ids: list[int],
-                   natural_end: bool = False) -> list[int]:
+    def forced_ids(
+        self, tokenizer, prompt_ids: list[int], thinking_ids: list[int], natural_end: bool = False
+    ) -> list[int]:
         """The meta-prover's prompt: prompt + thinking prefix + termination (or natural-end)
         text, as token ids."""
         return list(prompt_ids) + list(thinking_ids) + self.termination_ids(tokenizer, thinking_ids, natural_end)
@@ -137,7 +140,7 @@ class Task:
         cut = find_subsequence(ids, end)
         if cut < 0:
             return [i for i in ids if i != eos], None
-        return ids[:cut], ids[cut + len(end):]
+        return ids[:cut], ids[cut + len(end) :]
 
     def grade_answer_ids(self, problem: Problem, answer_ids: list[int] | None, tokenizer) -> tuple[str | None, bool]:
         """(extracted answer, correct) of an output's answer part (``split_output``'s second
@@ -190,6 +193,7 @@ def decoded_char_ends(tokenizer, ids: list[int]) -> tuple[str, list[int]]:
     (U+FFFD at its end) waits for the next token. So ``text[:ends[i]]`` is exactly what the first
     ``i + 1`` tokens decode to, for SentencePiece and byte-level BPE tokenizers alike.
     """
+
     def dec(a, b):
         return tokenizer.decode(ids[a:b], skip_special_tokens=False)
 
@@ -199,12 +203,12 @@ def decoded_char_ends(tokenizer, ids: list[int]) -> tuple[str, list[int]]:
         before = dec(start, read) if read > start else ""
         now = dec(start, i + 1)
         if len(now) > len(before) and not now.endswith("\ufffd") and now.startswith(before):
-            pieces.append(now[len(before):])
+            pieces.append(now[len(before) :])
             total += len(now) - len(before)
             start, read = read, i + 1
         ends.append(total)
     if read < len(ids):  # a trailing incomplete character: keep what the decoder makes of it
-        tail = dec(start, len(ids))[len(dec(start, read)) if read > start else 0:]
+        tail = dec(start, len(ids))[len(dec(start, read)) if read > start else 0 :]
         pieces.append(tail)
         total += len(tail)
         ends[-1] = total

@@ -24,12 +24,13 @@ The module also holds the *noisy explorer* that writes the base model's pretrain
 does not minimise regret: it revisits dead arms, abandons walks half way, re-checks after it has
 found the goal, and sometimes stops early with a guess.
 """
+
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
 
-from mrt.episodes import didactic_ends
+from mrt.core.episodes import didactic_ends
 from mrt.tasks.base import Problem, Task
 
 BOS, EOS, PAD = "<bos>", "<eos>", "<pad>"
@@ -94,7 +95,7 @@ def make_graph(rng: random.Random, arms: int, arm_len: int, cue: float = 0.0) ->
         raise ValueError(f"arms*arm_len+1 = {1 + arms * arm_len} exceeds {NUM_NODE_NAMES} node names")
     names = rng.sample(node_names(), 1 + arms * arm_len)
     start, rest = names[0], names[1:]
-    arm_nodes = [rest[i * arm_len:(i + 1) * arm_len] for i in range(arms)]
+    arm_nodes = [rest[i * arm_len : (i + 1) * arm_len] for i in range(arms)]
     goal_arm = rng.randrange(arms)
     edges = []
     for arm in arm_nodes:
@@ -140,20 +141,24 @@ EXPERT = ExplorerStyle(0.0, 0.0, 0.0, 1.0, 0.0)  # walks unexplored arms until i
 # explorer styles write them; every trace kept is correct.
 HETEROGENEITY: dict[str, list[ExplorerStyle] | None] = {
     "low": [EXPERT],
-    "mid": [EXPERT, ExplorerStyle(0.0, 0.0, 0.0, 1.0, 1.0), ExplorerStyle(0.1, 0.0, 0.0, 1.0, 0.0),
-            ExplorerStyle(0.0, 0.1, 0.0, 1.0, 0.0)],
+    "mid": [
+        EXPERT,
+        ExplorerStyle(0.0, 0.0, 0.0, 1.0, 1.0),
+        ExplorerStyle(0.1, 0.0, 0.0, 1.0, 0.0),
+        ExplorerStyle(0.0, 0.1, 0.0, 1.0, 0.0),
+    ],
     "high": None,  # the noisy explorer's whole style distribution (sample_style)
 }
 
 
-def correct_trace(g: "StarGraph", rng: random.Random, level: str, tries: int = 64) -> list[str]:
+def correct_trace(g: StarGraph, rng: random.Random, level: str, tries: int = 64) -> list[str]:
     """A correct search trace written by a style of heterogeneity ``level`` (low, mid, high)."""
     if level not in HETEROGENEITY:
         raise ValueError(f"heterogeneity level must be one of {', '.join(HETEROGENEITY)}, got {level!r}")
     styles = HETEROGENEITY[level]
     for _ in range(tries):
         words = explore(g, rng, rng.choice(styles) if styles else sample_style(rng))
-        if words[words.index(ANSWER) + 1:-1] == g.path:
+        if words[words.index(ANSWER) + 1 : -1] == g.path:
             return words
     return explore(g, rng, EXPERT)  # always correct
 
@@ -165,8 +170,13 @@ def walk(g: StarGraph, arm: int, marker: str, upto: int | None = None) -> list[s
     return [marker, g.start] + nodes + [FOUND if arm == g.goal_arm else DEAD]
 
 
-def explore(g: StarGraph, rng: random.Random, style: ExplorerStyle | None = None,
-            max_episodes: int = 16, first_arm: int | None = None) -> list[str]:
+def explore(
+    g: StarGraph,
+    rng: random.Random,
+    style: ExplorerStyle | None = None,
+    max_episodes: int = 16,
+    first_arm: int | None = None,
+) -> list[str]:
     """A noisy exploration trace: thinking words, ``</think>``, the answer, ``<eos>``.
 
     ``first_arm``: walk this arm first (in full), then explore as usual (the hint-following
@@ -206,8 +216,7 @@ def explore(g: StarGraph, rng: random.Random, style: ExplorerStyle | None = None
     return words + [END_THINK] + answer_words(g, dead, found, rng, style.p_good_guess)
 
 
-def answer_words(g: StarGraph, dead: set[int], found: bool, rng: random.Random,
-                 p_good_guess: float = 1.0) -> list[str]:
+def answer_words(g: StarGraph, dead: set[int], found: bool, rng: random.Random, p_good_guess: float = 1.0) -> list[str]:
     """The answer the trace has earned: the goal path if found, else a guessed arm."""
     if found:
         arm = g.goal_arm
@@ -250,8 +259,9 @@ class StarTask(Task):
         self._arms = parse_range(self.arms, "arms")
         self._len = parse_range(self.arm_len, "arm_len")
         if 1 + self._arms[1] * self._len[1] > NUM_NODE_NAMES:
-            raise ValueError(f"knobs arms={self.arms} arm_len={self.arm_len}: at most "
-                             f"{NUM_NODE_NAMES - 1} nodes besides the start")
+            raise ValueError(
+                f"knobs arms={self.arms} arm_len={self.arm_len}: at most {NUM_NODE_NAMES - 1} nodes besides the start"
+            )
         try:
             self.cue = float(self.cue)
         except (TypeError, ValueError):
@@ -272,12 +282,19 @@ class StarTask(Task):
         for i in range(n):
             pid_seed = seed * 1_000_003 + i
             g = self.graph(pid_seed)
-            out.append(Problem(id=f"star-{seed}-{i}", prompt=" ".join(g.prompt_words()),
-                               answer=" ".join(g.path), meta={"arms": len(g.arms),
-                                                               "arm_len": len(g.arms[0]),
-                                                               "seed": pid_seed,
-                                                               "cue_right": g.cue == g.arms[g.goal_arm][0]
-                                                               if g.cue else None}))
+            out.append(
+                Problem(
+                    id=f"star-{seed}-{i}",
+                    prompt=" ".join(g.prompt_words()),
+                    answer=" ".join(g.path),
+                    meta={
+                        "arms": len(g.arms),
+                        "arm_len": len(g.arms[0]),
+                        "seed": pid_seed,
+                        "cue_right": g.cue == g.arms[g.goal_arm][0] if g.cue else None,
+                    },
+                )
+            )
         return out
 
     def extract_answer(self, completion: str) -> str | None:
@@ -285,9 +302,9 @@ class StarTask(Task):
         words = completion.split()
         if ANSWER not in words:
             return None
-        rest = words[words.index(ANSWER) + 1:]
+        rest = words[words.index(ANSWER) + 1 :]
         if EOS in rest:
-            rest = rest[:rest.index(EOS)]
+            rest = rest[: rest.index(EOS)]
         return " ".join(rest) if rest else None
 
     def grade(self, problem: Problem, answer: str | None) -> bool:

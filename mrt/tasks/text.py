@@ -15,6 +15,7 @@ Thinking modes (knob ``thinking``):
   (split into episodes) and, once finished, the answer part; the termination text is the same
   text without ``</think>``.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,24 +31,55 @@ from mrt.tasks.base import R1_ANSWER_OPENER, R1_TERMINATION, Problem, Task
 log = logging.getLogger(__name__)
 
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
-NO_THINK_TERMINATION = ("Time is up.\n\nGiven the time I've spent and the approaches I've tried, I should "
-                        "stop thinking and formulate a final answer based on what I already have.\n\n"
-                        "**Final Answer**\n")
+NO_THINK_TERMINATION = (
+    "Time is up.\n\nGiven the time I've spent and the approaches I've tried, I should "
+    "stop thinking and formulate a final answer based on what I already have.\n\n"
+    "**Final Answer**\n"
+)
 
 # name -> data-set knobs (hub id, subset, split, fields, how to read the reference answer)
 PRESETS: dict[str, dict] = {
-    "math500": dict(source="HuggingFaceH4/MATH-500", split="test", problem_field="problem",
-                    answer_field="answer", id_field="unique_id"),
-    "aime24": dict(source="HuggingFaceH4/aime_2024", split="train", problem_field="problem",
-                   answer_field="answer", id_field="id", episode_max_steps="45", episode_group_size="3"),
-    "aime25": dict(source="math-ai/aime25", split="test", problem_field="problem", answer_field="answer",
-                   id_field="id", episode_max_steps="45", episode_group_size="3"),
-    "amc23": dict(source="math-ai/amc23", split="test", problem_field="question", answer_field="answer",
-                  id_field="id"),
-    "gsm8k": dict(source="openai/gsm8k", subset="main", split="test", problem_field="question",
-                  answer_field="answer", answer_from="gsm8k"),
-    "numina": dict(source="AI-MO/NuminaMath-CoT", split="train", problem_field="problem",
-                   answer_field="solution", answer_from="boxed"),
+    "math500": dict(
+        source="HuggingFaceH4/MATH-500",
+        split="test",
+        problem_field="problem",
+        answer_field="answer",
+        id_field="unique_id",
+    ),
+    "aime24": dict(
+        source="HuggingFaceH4/aime_2024",
+        split="train",
+        problem_field="problem",
+        answer_field="answer",
+        id_field="id",
+        episode_max_steps="45",
+        episode_group_size="3",
+    ),
+    "aime25": dict(
+        source="math-ai/aime25",
+        split="test",
+        problem_field="problem",
+        answer_field="answer",
+        id_field="id",
+        episode_max_steps="45",
+        episode_group_size="3",
+    ),
+    "amc23": dict(source="math-ai/amc23", split="test", problem_field="question", answer_field="answer", id_field="id"),
+    "gsm8k": dict(
+        source="openai/gsm8k",
+        subset="main",
+        split="test",
+        problem_field="question",
+        answer_field="answer",
+        answer_from="gsm8k",
+    ),
+    "numina": dict(
+        source="AI-MO/NuminaMath-CoT",
+        split="train",
+        problem_field="problem",
+        answer_field="solution",
+        answer_from="boxed",
+    ),
 }
 
 
@@ -89,9 +121,16 @@ class TextTask(Task):
             self.termination_text = "\n\n" + R1_TERMINATION + R1_ANSWER_OPENER
 
     def base_knobs(self) -> dict:
-        return {"template": self.template, "thinking": self.thinking, "instruction": self.instruction,
-                "system": self.system, "grader_timeout": self.grader_timeout, "extract": self.extract,
-                "episode_max_steps": self.episode_max_steps, "episode_group_size": self.episode_group_size}
+        return {
+            "template": self.template,
+            "thinking": self.thinking,
+            "instruction": self.instruction,
+            "system": self.system,
+            "grader_timeout": self.grader_timeout,
+            "extract": self.extract,
+            "episode_max_steps": self.episode_max_steps,
+            "episode_group_size": self.episode_group_size,
+        }
 
     def render(self, problem: Problem, tokenizer) -> str:
         if problem.meta.get("rendered"):  # an exact prompt given with traces made elsewhere
@@ -126,8 +165,10 @@ class MathTask(TextTask):
         return self.base_knobs()
 
     def problems(self, n: int, seed: int = 0) -> list[Problem]:
-        raise ValueError("task 'math' has no problems of its own; use it with --traces FILE, "
-                         "or use a data task (data, math500, gsm8k, ...)")
+        raise ValueError(
+            "task 'math' has no problems of its own; use it with --traces FILE, "
+            "or use a data task (data, math500, gsm8k, ...)"
+        )
 
 
 # ---------------------------------------------------------------------------- data sets
@@ -166,8 +207,11 @@ def load_rows(source: str, split: str = "", subset: str = ""):
                 return datasets.load_dataset(kind, data_files=str(path), split=split or "train")
             except Exception as e:  # malformed file: name it
                 raise ValueError(f"{source}: could not read it as {kind} ({type(e).__name__}: {e})") from None
-        return datasets.load_from_disk(str(path)) if (path / "dataset_info.json").exists() or \
-            (path / "state.json").exists() else datasets.load_dataset(str(path), subset or None, split=split or "train")
+        return (
+            datasets.load_from_disk(str(path))
+            if (path / "dataset_info.json").exists() or (path / "state.json").exists()
+            else datasets.load_dataset(str(path), subset or None, split=split or "train")
+        )
     if source.startswith((".", "/", "~")) or Path(source).suffix.lower() in kinds:
         raise FileNotFoundError(f"data file {source!r} does not exist")
     try:
@@ -177,7 +221,8 @@ def load_rows(source: str, split: str = "", subset: str = ""):
             f"could not load {source!r} from the Hugging Face hub ({type(e).__name__}: {str(e)[:200]}). "
             "Without hub access, save the data set elsewhere (e.g. datasets.load_dataset(...).to_json"
             "('file.jsonl')) and pass it as a local file: source=file.jsonl problem_field=... "
-            "answer_field=... (HF_HUB_OFFLINE=1 makes this fail at once instead of after retries)") from None
+            "answer_field=... (HF_HUB_OFFLINE=1 makes this fail at once instead of after retries)"
+        ) from None
 
 
 @dataclass
@@ -210,18 +255,30 @@ class DataTask(TextTask):
         super().__post_init__()
 
     def knobs(self) -> dict:
-        return {**self.base_knobs(), "preset": self.preset, "source": self.source, "split": self.split,
-                "subset": self.subset, "problem_field": self.problem_field, "answer_field": self.answer_field,
-                "id_field": self.id_field, "answer_from": self.answer_from}
+        return {
+            **self.base_knobs(),
+            "preset": self.preset,
+            "source": self.source,
+            "split": self.split,
+            "subset": self.subset,
+            "problem_field": self.problem_field,
+            "answer_field": self.answer_field,
+            "id_field": self.id_field,
+            "answer_from": self.answer_from,
+        }
 
     def rows(self):
         if self._rows is None:
             ds = load_rows(self.source, self.split, self.subset)
-            missing = [f for f in (self.problem_field, self.answer_field, self.id_field) if f and f not in ds.column_names]
+            missing = [
+                f for f in (self.problem_field, self.answer_field, self.id_field) if f and f not in ds.column_names
+            ]
             if missing:
-                raise ValueError(f"data set {self.source!r} has no field(s) {', '.join(map(repr, missing))}; "
-                                 f"its fields: {', '.join(ds.column_names)} (set problem_field=, answer_field=, "
-                                 "id_field=)")
+                raise ValueError(
+                    f"data set {self.source!r} has no field(s) {', '.join(map(repr, missing))}; "
+                    f"its fields: {', '.join(ds.column_names)} (set problem_field=, answer_field=, "
+                    "id_field=)"
+                )
             self._rows = ds
         return self._rows
 
@@ -274,8 +331,10 @@ class GymTask(TextTask):
         super().__post_init__()
         rg = _reasoning_gym()
         if self.dataset not in rg.factory.DATASETS:
-            raise ValueError(f"unknown reasoning-gym data set {self.dataset!r}; e.g. chain_sum, "
-                             "basic_arithmetic, gsm_symbolic (see reasoning_gym.factory.DATASETS)")
+            raise ValueError(
+                f"unknown reasoning-gym data set {self.dataset!r}; e.g. chain_sum, "
+                "basic_arithmetic, gsm_symbolic (see reasoning_gym.factory.DATASETS)"
+            )
 
     def knobs(self) -> dict:
         return {**self.base_knobs(), "dataset": self.dataset, "options": self.options}

@@ -1,4 +1,5 @@
 """One config for every training algorithm; YAML file plus command-line overrides."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,39 +21,60 @@ class TrainConfig:
     config: str = arg("", "YAML file of settings; command-line flags override it")
     seed: int = arg(0, "random seed (sampling, data order)")
     max_steps: int = arg(100, "optimizer steps at most")
-    token_budget: int = arg(0, "stop once this many tokens have been sampled in all (0: no limit); "
-                            "counts every sampled token, MRT's prefixes and J estimates included")
+    token_budget: int = arg(
+        0,
+        "stop once this many tokens have been sampled in all (0: no limit); "
+        "counts every sampled token, MRT's prefixes and J estimates included",
+    )
     learning_rate: float = arg(2e-4, "AdamW learning rate (constant after warm-up)")
     warmup_steps: int = arg(5, "linear warm-up steps")
     prompts_per_step: int = arg(8, "problems per optimizer step (per process)")
     num_generations: int = arg(8, "rollouts per problem (the group G)")
     max_completion_length: int = arg(0, "token cap of a rollout (0: the task's default)")
-    thinking_budget: int = arg(0, "binding thinking budget in tokens: a rollout's thinking is cut there, the "
-                               "termination text appended and the answer forced (0: none; every algo)")
+    thinking_budget: int = arg(
+        0,
+        "binding thinking budget in tokens: a rollout's thinking is cut there, the "
+        "termination text appended and the answer forced (0: none; every algo)",
+    )
     temperature: float = arg(1.0, "sampling temperature of rollouts, prefixes and J estimates")
     beta: float = arg(0.0, "KL coefficient against the starting model (0: no reference model)")
     scale_rewards: str = arg("group", "divide advantages by the group's reward std: group | batch | none")
     alpha: float = arg(1.0, "weight of the progress bonus (mrt, mrt-dense)")
-    mrt_advantage: str = arg("outcome+progress", "mrt: 'outcome+progress' ((R - mean R) + alpha (R - R_term)) or "
-                                                 "'termination' (R - R_term, the authors' RL README; alpha must be 1)")
+    mrt_advantage: str = arg(
+        "outcome+progress",
+        "mrt: 'outcome+progress' ((R - mean R) + alpha (R - R_term)) or "
+        "'termination' (R - R_term, the authors' RL README; alpha must be 1)",
+    )
     length_penalty: float = arg(0.5, "length-penalty coefficient: R = correct - coef * tokens / max tokens")
-    mc_answers: int = arg(4, "forced answers per prefix to estimate J (mrt-dense, mrt-star; mrt-online's "
-                               "termination branches; anytime's summaries per budget)")
-    reuse_answers: bool = arg(True, "count a rollout's own answer as one of the mc_answers samples of J at its "
-                                    "last prefix (the same distribution), so one fewer is sampled there")
+    mc_answers: int = arg(
+        4,
+        "forced answers per prefix to estimate J (mrt-dense, mrt-star; mrt-online's "
+        "termination branches; anytime's summaries per budget)",
+    )
+    reuse_answers: bool = arg(
+        True,
+        "count a rollout's own answer as one of the mc_answers samples of J at its "
+        "last prefix (the same distribution), so one fewer is sampled there",
+    )
     max_episodes: int = arg(6, "mrt-online: progress is measured at the first this many episode ends")
-    budget_grid: int = arg(4, "anytime: budgets b_j = j * B / m, j = 1..m (B: thinking_budget, else the "
-                              "task's largest regret budget)")
-    budget_prior: str = arg("uniform", "anytime: prior over the budget grid: uniform, linear (p_j ~ j), or m "
-                                       "probabilities separated by commas")
+    budget_grid: int = arg(
+        4, "anytime: budgets b_j = j * B / m, j = 1..m (B: thinking_budget, else the task's largest regret budget)"
+    )
+    budget_prior: str = arg(
+        "uniform",
+        "anytime: prior over the budget grid: uniform, linear (p_j ~ j), or m probabilities separated by commas",
+    )
     answer_tokens: int = arg(0, "token cap of a forced answer (0: the task's default)")
     min_final_j: float = arg(0.5, "mrt-star: J after the last episode must reach this")
     train_problems: int = arg(4096, "training problems")
     train_seed: int = arg(11, "seed of the training problem set (evaluation uses eval_seed)")
     sft_data: str = arg("", "sft: JSONL of {prompt, completion}; default: expert search traces of the didactic world")
-    sft_style: str = arg("expert", "sft on the didactic world: 'expert' (shortest searches), 'noisy' (the "
-                         "pretraining explorer), or hetero-low/-mid/-high (correct search traces of rising "
-                         "heterogeneity of styles and lengths)")
+    sft_style: str = arg(
+        "expert",
+        "sft on the didactic world: 'expert' (shortest searches), 'noisy' (the "
+        "pretraining explorer), or hetero-low/-mid/-high (correct search traces of rising "
+        "heterogeneity of styles and lengths)",
+    )
     batch_size: int = arg(32, "sft: sequences per step")
     save_every: int = arg(20, "checkpoint every this many steps (resume after a kill)")
     logging_steps: int = arg(5, "log every this many steps")
@@ -63,12 +85,16 @@ class TrainConfig:
     eval_traces: int = arg(4, "traces per evaluation problem")
     eval_extensions: int = arg(4, "budget-forcing extensions in the evaluation (extrapolation past the natural end)")
     threads: int = arg(0, "torch CPU threads (0: torch's default)")
-    vllm_mode: str = arg("", "sample through TRL's vLLM integration: '' (off: transformers), colocate (an engine "
-                             "in each training process) or server (`trl vllm-serve`); rollouts and MRT's own samples "
-                             "(prefix traces, forced answers, J estimates) and the final evaluation all use it")
+    vllm_mode: str = arg(
+        "",
+        "sample through TRL's vLLM integration: '' (off: transformers), colocate (an engine "
+        "in each training process) or server (`trl vllm-serve`); rollouts and MRT's own samples "
+        "(prefix traces, forced answers, J estimates) and the final evaluation all use it",
+    )
     vllm_server_base_url: str = arg("", "vllm_mode=server: address of `trl vllm-serve` (default: TRL's)")
-    vllm_memory: float = arg(0.0, "vllm_mode=colocate: the engine's memory fraction (0: TRL's 0.3 of the GPU; "
-                                  "without a GPU 0.2 of RAM)")
+    vllm_memory: float = arg(
+        0.0, "vllm_mode=colocate: the engine's memory fraction (0: TRL's 0.3 of the GPU; without a GPU 0.2 of RAM)"
+    )
     vllm_eager: str = arg("auto", "vllm_mode=colocate: eager mode, no compilation: auto (on without a GPU), on or off")
     vllm_max_model_len: int = arg(0, "vllm_mode=colocate: engine context length (0: the model's)")
     bf16: bool = arg(False, "bfloat16 mixed precision (GPUs)")
@@ -124,13 +150,29 @@ def load_config(path: str | None, overrides: dict) -> TrainConfig:
 def validate(cfg: TrainConfig) -> None:
     if cfg.algo not in ALGOS:
         raise ValueError(f"config key 'algo': unknown algorithm {cfg.algo!r}; one of {', '.join(ALGOS)}")
-    positive = ("max_steps", "prompts_per_step", "num_generations", "mc_answers", "train_problems",
-                "batch_size", "save_every", "logging_steps", "eval_traces")
+    positive = (
+        "max_steps",
+        "prompts_per_step",
+        "num_generations",
+        "mc_answers",
+        "train_problems",
+        "batch_size",
+        "save_every",
+        "logging_steps",
+        "eval_traces",
+    )
     for name in positive:
         if getattr(cfg, name) < 1:
             raise ValueError(f"config key {name!r} must be >= 1, got {getattr(cfg, name)}")
-    for name in ("token_budget", "max_completion_length", "answer_tokens", "eval_problems", "warmup_steps",
-                 "threads", "eval_extensions"):
+    for name in (
+        "token_budget",
+        "max_completion_length",
+        "answer_tokens",
+        "eval_problems",
+        "warmup_steps",
+        "threads",
+        "eval_extensions",
+    ):
         if getattr(cfg, name) < 0:
             raise ValueError(f"config key {name!r} must be >= 0, got {getattr(cfg, name)}")
     if not cfg.learning_rate > 0:
@@ -140,7 +182,9 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.scale_rewards not in ("group", "batch", "none"):
         raise ValueError(f"config key 'scale_rewards' must be group, batch or none, got {cfg.scale_rewards!r}")
     if cfg.mrt_advantage not in ("outcome+progress", "termination"):
-        raise ValueError(f"config key 'mrt_advantage' must be outcome+progress or termination, got {cfg.mrt_advantage!r}")
+        raise ValueError(
+            f"config key 'mrt_advantage' must be outcome+progress or termination, got {cfg.mrt_advantage!r}"
+        )
     if cfg.mrt_advantage == "termination" and cfg.alpha != 1.0:
         raise ValueError("config key 'alpha' has no role in mrt_advantage=termination (A = R - R_term); leave it at 1")
     if cfg.vllm_mode not in ("", "colocate", "server"):
@@ -154,14 +198,16 @@ def validate(cfg: TrainConfig) -> None:
             raise ValueError(f"config key {name!r} must be >= 1, got {getattr(cfg, name)}")
     if cfg.thinking_budget < 0:
         raise ValueError(f"config key 'thinking_budget' must be >= 0, got {cfg.thinking_budget}")
-    from mrt.advantages import budget_prior
+    from mrt.core.advantages import budget_prior
 
     budget_prior(cfg.budget_prior, cfg.budget_grid)  # a prior that is not a distribution is refused here
     if cfg.algo == "mrt" and cfg.num_generations < 2:
         raise ValueError("config key 'num_generations' must be >= 2 for mrt (half terminate, half continue)")
     if cfg.sft_style not in ("expert", "noisy", "hetero-low", "hetero-mid", "hetero-high"):
-        raise ValueError(f"config key 'sft_style' must be expert, noisy, hetero-low, hetero-mid or hetero-high, "
-                         f"got {cfg.sft_style!r}")
+        raise ValueError(
+            f"config key 'sft_style' must be expert, noisy, hetero-low, hetero-mid or hetero-high, "
+            f"got {cfg.sft_style!r}"
+        )
 
 
 def as_dict(cfg: TrainConfig) -> dict:

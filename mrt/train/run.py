@@ -5,6 +5,7 @@ Output (``OUT``): ``run.json`` (settings; a rerun with the same settings resumes
 ``model/`` (``save_pretrained``), ``logs/`` (TensorBoard), ``train_log.jsonl`` (the trainer's
 log history), ``eval/`` and ``eval-hard/`` (``mrt analyze`` outputs) and ``summary.json``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,19 +17,29 @@ import time
 from pathlib import Path
 
 from mrt.config import claim_run_dir
+from mrt.core.figures import eval_figures
 from mrt.train.config import TrainConfig, as_dict
 
 log = logging.getLogger(__name__)
 STATE_FILE = "mrt_state.json"
-EVAL_KEYS = ("accuracy", "mean_output_tokens", "mean_episodes", "j_by_episode", "traces_by_episode", "progress_by_episode",
-             "normalized_regret", "regret_by_axis", "majority_regret", "maj_at_k", "accuracy_vs_tokens",
-             "tokens_to_accuracy", "grader_failures", "extrapolation")
 
 
 def _settings(cfg: TrainConfig) -> dict:
     s = as_dict(cfg)
-    for k in ("out", "config", "eval_problems", "eval_knobs", "eval_traces", "eval_extensions", "report_to", "threads",
-              "logging_steps", "vllm_memory", "vllm_eager", "vllm_max_model_len"):
+    for k in (
+        "out",
+        "config",
+        "eval_problems",
+        "eval_knobs",
+        "eval_traces",
+        "eval_extensions",
+        "report_to",
+        "threads",
+        "logging_steps",
+        "vllm_memory",
+        "vllm_eager",
+        "vllm_max_model_len",
+    ):
         s.pop(k)
     return s
 
@@ -37,7 +48,7 @@ def _load(cfg: TrainConfig):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from mrt.samplers.hf import check_model_path
-    from mrt.tiny import shipped_model_path
+    from mrt.tasks.tiny import shipped_model_path
 
     path = cfg.model or str(shipped_model_path())
     check_model_path(path)
@@ -54,8 +65,7 @@ def _dataset(task, cfg: TrainConfig, tok):
     from datasets import Dataset
 
     probs = task.problems(cfg.train_problems, seed=cfg.train_seed)
-    return Dataset.from_list([{"prompt": task.render(p, tok), "problem_id": p.id, "answer": p.answer}
-                              for p in probs])
+    return Dataset.from_list([{"prompt": task.render(p, tok), "problem_id": p.id, "answer": p.answer} for p in probs])
 
 
 def _sft_dataset(task, cfg: TrainConfig):
@@ -65,8 +75,10 @@ def _sft_dataset(task, cfg: TrainConfig):
     if cfg.sft_data:
         from mrt.config import read_jsonl
 
-        rows = [{"prompt": row["prompt"], "completion": row["completion"]}
-                for _, row in read_jsonl(cfg.sft_data, ("prompt", "completion"))]
+        rows = [
+            {"prompt": row["prompt"], "completion": row["completion"]}
+            for _, row in read_jsonl(cfg.sft_data, ("prompt", "completion"))
+        ]
         if not rows:
             raise ValueError(f"{cfg.sft_data} holds no examples")
         return Dataset.from_list(rows)
@@ -115,17 +127,31 @@ def _build_trainer(cfg: TrainConfig, task, model, tok, out: Path):
     import torch
 
     cpu = not torch.cuda.is_available()
-    common = dict(output_dir=str(out / "checkpoints"), max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
-                  lr_scheduler_type="constant_with_warmup", warmup_steps=cfg.warmup_steps, weight_decay=0.0,
-                  logging_steps=cfg.logging_steps, save_steps=cfg.save_every, save_strategy="steps",
-                  report_to=[] if cfg.report_to == "none" else [cfg.report_to],
-                  seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16 and not cpu, use_cpu=cpu, dataloader_num_workers=0,
-                  disable_tqdm=False, save_only_model=False)
+    common = dict(
+        output_dir=str(out / "checkpoints"),
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="constant_with_warmup",
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=0.0,
+        logging_steps=cfg.logging_steps,
+        save_steps=cfg.save_every,
+        save_strategy="steps",
+        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        bf16=cfg.bf16 and not cpu,
+        use_cpu=cpu,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        save_only_model=False,
+    )
     if cfg.algo == "sft":
         from trl import SFTConfig, SFTTrainer
 
-        args = SFTConfig(per_device_train_batch_size=cfg.batch_size, completion_only_loss=True,
-                         max_length=None, **common)
+        args = SFTConfig(
+            per_device_train_batch_size=cfg.batch_size, completion_only_loss=True, max_length=None, **common
+        )
         _fix_logging_dir(args, out)
         return SFTTrainer(model=model, args=args, train_dataset=_sft_dataset(task, cfg), processing_class=tok)
     from trl import GRPOConfig
@@ -133,17 +159,33 @@ def _build_trainer(cfg: TrainConfig, task, model, tok, out: Path):
     from mrt.train.trainer import MRTTrainer, make_reward_fn
 
     max_len = cfg.max_completion_length or task.default_max_new_tokens
-    args = GRPOConfig(per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
-                      num_generations=cfg.num_generations, max_completion_length=max_len,
-                      temperature=cfg.temperature, beta=cfg.beta, scale_rewards=cfg.scale_rewards,
-                      steps_per_generation=1, num_iterations=1, remove_unused_columns=False,
-                      **_vllm_args(cfg), **common)
+    args = GRPOConfig(
+        per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
+        num_generations=cfg.num_generations,
+        max_completion_length=max_len,
+        temperature=cfg.temperature,
+        beta=cfg.beta,
+        scale_rewards=cfg.scale_rewards,
+        steps_per_generation=1,
+        num_iterations=1,
+        remove_unused_columns=False,
+        **_vllm_args(cfg),
+        **common,
+    )
     _fix_logging_dir(args, out)
     record: dict = {}
     reward = make_reward_fn(task, tok, cfg.algo, max_len, cfg.length_penalty, record)
     with _engine_options(cfg):
-        return MRTTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=_dataset(task, cfg, tok),
-                          processing_class=tok, mrt_config=cfg, task=task, reward_record=record)
+        return MRTTrainer(
+            model=model,
+            reward_funcs=[reward],
+            args=args,
+            train_dataset=_dataset(task, cfg, tok),
+            processing_class=tok,
+            mrt_config=cfg,
+            task=task,
+            reward_record=record,
+        )
 
 
 def _vllm_args(cfg: TrainConfig) -> dict:
@@ -185,8 +227,10 @@ def _engine_options(cfg: TrainConfig):
         except Exception as e:
             from mrt.samplers.errors import SamplerError
 
-            raise SamplerError(f"TRL's colocated vLLM engine did not start ({type(e).__name__}: {str(e)[-300:]}); "
-                               "lower --vllm-memory or --vllm-max-model-len, or check --vllm-eager") from e
+            raise SamplerError(
+                f"TRL's colocated vLLM engine did not start ({type(e).__name__}: {str(e)[-300:]}); "
+                "lower --vllm-memory or --vllm-max-model-len, or check --vllm-eager"
+            ) from e
 
     vg.LLM = llm
     try:
@@ -199,16 +243,6 @@ def _fix_logging_dir(args, out: Path):
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "logs")  # transformers 5 reads it at train start
     if hasattr(args, "logging_dir"):  # transformers 4
         args.logging_dir = str(out / "logs")
-
-
-def eval_figures(s: dict) -> dict:
-    """The figures of an analysis summary that runs are compared on."""
-    from mrt.metrics import extrapolated_accuracy
-
-    e = {k: s[k] for k in EVAL_KEYS if k in s}
-    if s.get("extrapolation"):
-        e["accuracy_at_budget"] = extrapolated_accuracy(s["extrapolation"], s["mean_thinking_tokens"], (1, 2, 4))
-    return e
 
 
 def _eval_budgets(cfg: TrainConfig, task) -> list[int]:
@@ -239,18 +273,28 @@ def eval_sampler(trainer, model, tok):
 
 def evaluate(sampler, cfg: TrainConfig, out: Path, task) -> dict:
     """The analysis module on held-out (and, if set, harder held-out) problems."""
-    from mrt.analyze import AnalyzeConfig, run_analysis
+    from mrt.measure.analyze import AnalyzeConfig, run_analysis
 
     res = {}
     sets = {"held_out": ("eval", [])}
     if cfg.eval_knobs:
         sets["hard"] = ("eval-hard", list(cfg.eval_knobs))
     for name, (sub, knobs) in sets.items():
-        acfg = AnalyzeConfig(model=str(out / "model"), task=cfg.task, knobs=list(cfg.knobs if not knobs else knobs),
-                             out=str(out / sub), n_problems=cfg.eval_problems, problem_seed=cfg.eval_seed,
-                             traces_per_problem=cfg.eval_traces, extensions=cfg.eval_extensions, seed=cfg.seed,
-                             max_new_tokens=cfg.max_completion_length, answer_tokens=cfg.answer_tokens,
-                             extension_tokens=cfg.max_completion_length // 4, budgets=_eval_budgets(cfg, task))
+        acfg = AnalyzeConfig(
+            model=str(out / "model"),
+            task=cfg.task,
+            knobs=list(cfg.knobs if not knobs else knobs),
+            out=str(out / sub),
+            n_problems=cfg.eval_problems,
+            problem_seed=cfg.eval_seed,
+            traces_per_problem=cfg.eval_traces,
+            extensions=cfg.eval_extensions,
+            seed=cfg.seed,
+            max_new_tokens=cfg.max_completion_length,
+            answer_tokens=cfg.answer_tokens,
+            extension_tokens=cfg.max_completion_length // 4,
+            budgets=_eval_budgets(cfg, task),
+        )
         s = run_analysis(acfg, sampler=sampler)
         res[name] = eval_figures(s)
     return res
@@ -296,9 +340,11 @@ def run_train(cfg: TrainConfig) -> dict:
     def counters(state: bool = False):
         if not state:
             return getattr(trainer, "tokens_sampled", 0)
-        return {"tokens_sampled": getattr(trainer, "tokens_sampled", 0),
-                "extra_tokens": getattr(trainer, "extra_tokens", 0),
-                "wall_seconds": prior["wall_seconds"] + time.time() - t0}
+        return {
+            "tokens_sampled": getattr(trainer, "tokens_sampled", 0),
+            "extra_tokens": getattr(trainer, "extra_tokens", 0),
+            "wall_seconds": prior["wall_seconds"] + time.time() - t0,
+        }
 
     for cb in _callbacks(cfg, counters):
         trainer.add_callback(cb)
@@ -312,13 +358,21 @@ def run_train(cfg: TrainConfig) -> dict:
             for row in trainer.state.log_history:
                 f.write(json.dumps(row) + "\n")
     model = trainer.accelerator.unwrap_model(trainer.model)
-    summary = {"algo": cfg.algo, "model": model_path, "task": cfg.task, "knobs": list(cfg.knobs), "seed": cfg.seed,
-               "steps": steps, "wall_seconds": round(wall, 2),
-               "wall_seconds_per_step": round(wall / max(steps, 1), 3),
-               "sampled_tokens": int(getattr(trainer, "tokens_sampled", 0)),
-               "extra_sampled_tokens": int(getattr(trainer, "extra_tokens", 0)),
-               "sampled_tokens_per_step": round(getattr(trainer, "tokens_sampled", 0) / max(steps, 1), 1),
-               "processes": trainer.accelerator.num_processes, "config": as_dict(cfg)}
+    summary = {
+        "algo": cfg.algo,
+        "model": model_path,
+        "task": cfg.task,
+        "knobs": list(cfg.knobs),
+        "seed": cfg.seed,
+        "steps": steps,
+        "wall_seconds": round(wall, 2),
+        "wall_seconds_per_step": round(wall / max(steps, 1), 3),
+        "sampled_tokens": int(getattr(trainer, "tokens_sampled", 0)),
+        "extra_sampled_tokens": int(getattr(trainer, "extra_tokens", 0)),
+        "sampled_tokens_per_step": round(getattr(trainer, "tokens_sampled", 0) / max(steps, 1), 1),
+        "processes": trainer.accelerator.num_processes,
+        "config": as_dict(cfg),
+    }
     if trainer.accelerator.is_main_process and cfg.eval_problems:
         t1 = time.time()
         summary["eval"] = evaluate(eval_sampler(trainer, model, tok), cfg, out, task)

@@ -14,6 +14,7 @@ The hooks used are ``_generate_and_score_completions`` (prompts before, advantag
 own code) and ``_calculate_rewards`` (to keep the gathered rewards). TRL's loss accepts
 per-token advantages of shape (B, T).
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,8 +24,8 @@ import random
 import torch
 from trl import GRPOTrainer
 
-from mrt import advantages as adv
 from mrt.chat import encode_prompt
+from mrt.core import advantages as adv
 from mrt.samplers.base import SamplingParams
 from mrt.tasks.base import Problem
 
@@ -52,8 +53,9 @@ def make_reward_fn(task, tokenizer, algo: str, max_length: int, length_coef: flo
             text = tokenizer.decode(ids, skip_special_tokens=False)
             try:
                 part = task.answer_part(text, terminated)
-                ok = part is not None and bool(task.grade(Problem(problem_id[i], "", answer[i]),
-                                                         task.extract_answer(part)))
+                ok = part is not None and bool(
+                    task.grade(Problem(problem_id[i], "", answer[i]), task.extract_answer(part))
+                )
             except Exception as e:
                 raise RewardError(f"reward failed on problem {problem_id[i]!r}: {type(e).__name__}: {e}") from e
             correct.append(ok)
@@ -80,7 +82,11 @@ class MRTTrainer(GRPOTrainer):
         self._prefix_thinking: dict[tuple, int | None] = {}  # mrt prompt ids -> thinking tokens already in them
         self._forced_spans: list[tuple[int, int] | None] = []  # local rows: forced termination tokens
         self._rollout_tokens: int | None = None  # local sampled rollout tokens (None: the completion mask's)
-        if getattr(self, "use_vllm", False) and self.vllm_generation.mode == "colocate" and not torch.cuda.is_available():
+        if (
+            getattr(self, "use_vllm", False)
+            and self.vllm_generation.mode == "colocate"
+            and not torch.cuda.is_available()
+        ):
             self.vllm_generation.sync_weights = self._reload_cpu_engine
 
     def _reload_cpu_engine(self):
@@ -90,8 +96,9 @@ class MRTTrainer(GRPOTrainer):
         weights and repeats that processing."""
         gen = self.vllm_generation
         runner = gen.llm.llm_engine.model_executor.driver_worker.model_runner
-        runner.reload_weights(weights_iterator=[(n, p.detach()) for n, p in gen._iter_named_params()],
-                              is_checkpoint_format=True)
+        runner.reload_weights(
+            weights_iterator=[(n, p.detach()) for n, p in gen._iter_named_params()], is_checkpoint_format=True
+        )
         # a tied output layer is not among the loaded weights, so its packed copy of the embedding
         # stays stale: pack every layer that keeps its weight (embeddings, output layers) again
         from vllm.model_executor.layers.utils import dispatch_cpu_unquantized_gemm
@@ -157,16 +164,26 @@ class MRTTrainer(GRPOTrainer):
         payload = [None]
         if self.accelerator.is_main_process:
             flat = [p for part in everyone for p in part]
-            kw = {"stop": list(params.stop) or None, "stop_token_ids": list(params.stop_token_ids) or None,
-                  "seed": params.seed, "skip_special_tokens": False}
+            kw = {
+                "stop": list(params.stop) or None,
+                "stop_token_ids": list(params.stop_token_ids) or None,
+                "seed": params.seed,
+                "skip_special_tokens": False,
+            }
             res = self.vllm_generation.vllm_client.generate(
-                prompts=flat, n=params.n, temperature=params.temperature or 1.0, top_p=params.top_p,
-                top_k=1 if params.temperature == 0 else 0, max_tokens=params.max_new_tokens, logprobs=0,
-                generation_kwargs={k: v for k, v in kw.items() if v is not None})
+                prompts=flat,
+                n=params.n,
+                temperature=params.temperature or 1.0,
+                top_p=params.top_p,
+                top_k=1 if params.temperature == 0 else 0,
+                max_tokens=params.max_new_tokens,
+                logprobs=0,
+                generation_kwargs={k: v for k, v in kw.items() if v is not None},
+            )
             payload = [(res["completion_ids"], res.get("logprobs"))]
         broadcast_object_list(payload, from_process=0)
         ids_all, lps_all = payload[0]
-        start = sum(len(part) for part in everyone[:self.accelerator.process_index]) * params.n
+        start = sum(len(part) for part in everyone[: self.accelerator.process_index]) * params.n
         tok, eos, comps, n_tok = self._tok(), self._tok().eos_token_id, [], 0
         stops = set(params.stop_token_ids) | {eos}
         for i in range(len(prompt_ids)):
@@ -177,7 +194,7 @@ class MRTTrainer(GRPOTrainer):
                 text = tok.decode(ids, skip_special_tokens=False)
                 cut = [text.find(x) for x in params.stop if x in text]
                 if cut:
-                    text = text[:min(cut)]
+                    text = text[: min(cut)]
                 lps = [lp[0] for lp in lps_all[k]] if lps_all else []
                 done = bool(cut) or (ids and ids[-1] in stops) or len(ids) < params.max_new_tokens
                 row.append(Completion(ids, text, lps, "stop" if done else "length"))
@@ -187,8 +204,9 @@ class MRTTrainer(GRPOTrainer):
 
     # ------------------------------------------------------------------ thinking budget
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        comps, logprobs = super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
-                                                        has_tool_images)
+        comps, logprobs = super()._generate_single_turn(
+            prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+        )
         self._forced_spans, self._rollout_tokens = [None] * len(comps), None
         if self.mrt_config.thinking_budget:
             self._rollout_tokens = sum(len(c) for c in comps)
@@ -201,7 +219,7 @@ class MRTTrainer(GRPOTrainer):
         termination text is appended, and the answer is sampled (the meta-prover's forced answer).
         The appended termination tokens were not sampled: they get advantage 0 (``_forced_spans``)."""
         task, tok, cfg = self.task, self._tok(), self.mrt_config
-        rows, forced = [], []
+        rows = []
         for i, (p, c) in enumerate(zip(prompt_ids, comps)):
             used = self._prefix_thinking.get(tuple(p), 0)
             if used is None:  # an mrt prompt that is already force-terminated: the completion is the answer
@@ -215,8 +233,13 @@ class MRTTrainer(GRPOTrainer):
         if not rows:
             return comps, logprobs
         answer_tokens = cfg.answer_tokens or task.default_answer_tokens
-        params = SamplingParams(n=1, max_new_tokens=answer_tokens, temperature=cfg.temperature,
-                                stop=tuple(task.answer_stop_texts), seed=self._rng().randrange(2**31))
+        params = SamplingParams(
+            n=1,
+            max_new_tokens=answer_tokens,
+            temperature=cfg.temperature,
+            stop=tuple(task.answer_stop_texts),
+            seed=self._rng().randrange(2**31),
+        )
         answers = self._sample([list(prompt_ids[i]) + kept + term for i, kept, term in rows], params)
         comps, logprobs = list(comps), list(logprobs) if logprobs is not None else None
         for (i, kept, term), a in zip(rows, answers):
@@ -225,15 +248,14 @@ class MRTTrainer(GRPOTrainer):
             self._forced_spans[i] = (len(kept), len(kept) + len(term))
             if logprobs is not None:
                 lps = list(ans.logprobs) if ans.logprobs else [0.0] * len(ans.token_ids)
-                logprobs[i] = list(logprobs[i][:len(kept)]) + [0.0] * len(term) + lps
+                logprobs[i] = list(logprobs[i][: len(kept)]) + [0.0] * len(term) + lps
         self._metrics["train"]["budget/forced_fraction"].append(len(rows) / len(comps))
         return comps, logprobs
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
         """Prompt ids: token-exact ids of the prompts this trainer built, else the task's encoding
         (one BOS, never two; see :mod:`mrt.chat`)."""
-        return [list(self._prompt_ids[t]) if t in self._prompt_ids else encode_prompt(self._tok(), t)
-                for t in texts]
+        return [list(self._prompt_ids[t]) if t in self._prompt_ids else encode_prompt(self._tok(), t) for t in texts]
 
     def _tokenize_prompts(self, prompts: list):
         if prompts and isinstance(prompts[0], str):  # TRL would add special tokens (a second BOS)
@@ -253,10 +275,13 @@ class MRTTrainer(GRPOTrainer):
 
     def _check_groups(self, inputs):
         g = self.num_generations
-        if len(inputs) % g or any(inputs[i]["problem_id"] != inputs[i - i % g]["problem_id"]
-                                  for i in range(len(inputs))):
-            raise ValueError(f"{self.mrt_config.algo} needs each process's batch to hold whole groups of "
-                             f"{g} rollouts; make prompts_per_step * num_generations a multiple of it")
+        if len(inputs) % g or any(
+            inputs[i]["problem_id"] != inputs[i - i % g]["problem_id"] for i in range(len(inputs))
+        ):
+            raise ValueError(
+                f"{self.mrt_config.algo} needs each process's batch to hold whole groups of "
+                f"{g} rollouts; make prompts_per_step * num_generations a multiple of it"
+            )
 
     # ------------------------------------------------------------------ MRT prompts
     def _mrt_inputs(self, inputs: list[dict]) -> list[dict]:
@@ -265,8 +290,12 @@ class MRTTrainer(GRPOTrainer):
         self._check_groups(inputs)
         g, task, cfg = self.num_generations, self.task, self.mrt_config
         firsts = inputs[::g]
-        params = SamplingParams(n=1, max_new_tokens=self.max_completion_length, temperature=cfg.temperature,
-                                seed=self._rng().randrange(2**31))
+        params = SamplingParams(
+            n=1,
+            max_new_tokens=self.max_completion_length,
+            temperature=cfg.temperature,
+            seed=self._rng().randrange(2**31),
+        )
         first_ids = self._encode([x["prompt"] for x in firsts])
         comps = self._sample(first_ids, params)
         rng, out, tok = self._rng(), [], self._tok()
@@ -275,7 +304,7 @@ class MRTTrainer(GRPOTrainer):
         for gi, (c, p_ids) in enumerate(zip(comps, first_ids)):
             think = self._thinking(c[0].token_ids)
             if cfg.thinking_budget:  # a prefix lies inside the budget
-                think = think[:cfg.thinking_budget]
+                think = think[: cfg.thinking_budget]
             ends = task.episode_ends(think, tok) if think else []
             k = rng.randrange(len(ends)) if ends else 0
             cut = ends[k - 1] if k > 0 else 0
@@ -287,8 +316,7 @@ class MRTTrainer(GRPOTrainer):
                 self._prefix_thinking[tuple(ids)] = None if term else cut
             for r in range(g):
                 term = r < n_term
-                out.append({**inputs[gi * g + r], "mrt_terminated": term, "mrt_cut_episodes": k,
-                            "prompt": texts[term]})
+                out.append({**inputs[gi * g + r], "mrt_terminated": term, "mrt_cut_episodes": k, "prompt": texts[term]})
         return out
 
     # ------------------------------------------------------------------ J estimates
@@ -316,7 +344,7 @@ class MRTTrainer(GRPOTrainer):
         own = {}
         if cfg.reuse_answers and cfg.mc_answers > 1:
             correct = self._record["correct"]
-            for k, (gi, i, j) in enumerate(where):
+            for k, (_gi, i, j) in enumerate(where):
                 if i is not None and j == len(ends_all[i]) and self._closed(completion_ids[i], ends_all[i]):
                     own[k] = bool(correct[i])
         grades_all = self._forced_grades(inputs, prompts, [w[0] for w in where], own)
@@ -342,12 +370,19 @@ class MRTTrainer(GRPOTrainer):
         g, task, cfg = self.num_generations, self.task, self.mrt_config
         answer_tokens = cfg.answer_tokens or task.default_answer_tokens
         out: list[list[bool]] = [[] for _ in prompts]
-        for n, ks in ((cfg.mc_answers, [k for k in range(len(prompts)) if k not in own]),
-                      (cfg.mc_answers - 1, sorted(own))):
+        for n, ks in (
+            (cfg.mc_answers, [k for k in range(len(prompts)) if k not in own]),
+            (cfg.mc_answers - 1, sorted(own)),
+        ):
             if not ks or n < 1:
                 continue
-            params = SamplingParams(n=n, max_new_tokens=answer_tokens, temperature=cfg.temperature,
-                                    stop=tuple(task.answer_stop_texts), seed=self._rng().randrange(2**31))
+            params = SamplingParams(
+                n=n,
+                max_new_tokens=answer_tokens,
+                temperature=cfg.temperature,
+                stop=tuple(task.answer_stop_texts),
+                seed=self._rng().randrange(2**31),
+            )
             for k, cs in zip(ks, self._sample([prompts[k] for k in ks], params)):
                 x = inputs[groups[k] * g]
                 prob = Problem(x["problem_id"], "", x["answer"])
@@ -355,8 +390,7 @@ class MRTTrainer(GRPOTrainer):
                     try:
                         out[k].append(bool(task.grade(prob, task.extract_answer(c.text))))
                     except Exception as e:
-                        raise RewardError(f"grading a forced answer failed on problem {x['problem_id']!r}: "
-                                          f"{e}") from e
+                        raise RewardError(f"grading a forced answer failed on problem {x['problem_id']!r}: {e}") from e
         for k, grade in own.items():
             out[k].append(grade)
         return out
@@ -403,7 +437,9 @@ class MRTTrainer(GRPOTrainer):
             self._check_groups(inputs)
         out = super()._generate_and_score_completions(inputs)
         mask = out["completion_mask"]
-        local_tok = mask.sum() if self._rollout_tokens is None else torch.tensor(self._rollout_tokens, device=mask.device)
+        local_tok = (
+            mask.sum() if self._rollout_tokens is None else torch.tensor(self._rollout_tokens, device=mask.device)
+        )
         n_tok = self.accelerator.gather(local_tok.reshape(1)).sum().item()
         self.tokens_sampled += int(n_tok)
         if not self.model.training:
@@ -415,7 +451,7 @@ class MRTTrainer(GRPOTrainer):
             a = a.unsqueeze(1).expand(-1, mask.shape[1]).clone() if a.dim() == 1 else a.clone()
             for i, span in enumerate(self._forced_spans):
                 if span:
-                    a[i, span[0]:span[1]] = 0.0
+                    a[i, span[0] : span[1]] = 0.0
             out["advantages"] = a
         self._metrics["train"]["mrt/tokens_sampled"].append(float(self.tokens_sampled))
         return out
@@ -429,20 +465,31 @@ class MRTTrainer(GRPOTrainer):
             rewards = (self._gathered_rewards * self.reward_weights.to(device)).nansum(dim=1).tolist()
             flags = torch.tensor([float(x["mrt_terminated"]) for x in inputs], device=device)
             terminated = [f > 0.5 for f in self.accelerator.gather(flags).tolist()]
-            a = adv.termination_baseline_advantages(rewards, terminated, self.num_generations,
-                                                    self.mrt_config.alpha, self.mrt_config.scale_rewards,
-                                                    self.mrt_config.mrt_advantage)
+            a = adv.termination_baseline_advantages(
+                rewards,
+                terminated,
+                self.num_generations,
+                self.mrt_config.alpha,
+                self.mrt_config.scale_rewards,
+                self.mrt_config.mrt_advantage,
+            )
             start = self.accelerator.process_index * len(inputs)
-            out["advantages"] = torch.tensor(a[start:start + len(inputs)], device=device)
-            for name, rows in (("terminated", [r for r, t in zip(rewards, terminated) if t]),
-                               ("continued", [r for r, t in zip(rewards, terminated) if not t])):
+            out["advantages"] = torch.tensor(a[start : start + len(inputs)], device=device)
+            for name, rows in (
+                ("terminated", [r for r, t in zip(rewards, terminated) if t]),
+                ("continued", [r for r, t in zip(rewards, terminated) if not t]),
+            ):
                 if rows:  # the progress signal: J(continue) - J(stop at the prefix)
                     self._metrics["train"][f"mrt/reward_{name}"].append(sum(rows) / len(rows))
         elif algo == "mrt-dense":
             ends, curves = self._j_curves(inputs, local)
             outcome = out["advantages"].tolist()
-            rows = [adv.dense_token_advantages(outcome[i], ends[i], adv.progress_from_j(curves[i]),
-                                               mask.shape[1], self.mrt_config.alpha) for i in range(len(local))]
+            rows = [
+                adv.dense_token_advantages(
+                    outcome[i], ends[i], adv.progress_from_j(curves[i]), mask.shape[1], self.mrt_config.alpha
+                )
+                for i in range(len(local))
+            ]
             out["advantages"] = torch.tensor(rows, device=device)
             prg = [p for c in curves for p in adv.progress_from_j(c)]
             self._metrics["train"]["mrt/mean_progress"].append(sum(prg) / len(prg) if prg else 0.0)
@@ -453,7 +500,7 @@ class MRTTrainer(GRPOTrainer):
             all_rewards = [r[0] for r in self._gather_rows([[r] for r in rewards])]
             a = adv.scaled_advantages(all_rewards, self.num_generations, self.mrt_config.scale_rewards)
             start = self.accelerator.process_index * len(inputs)
-            out["advantages"] = torch.tensor(a[start:start + len(inputs)], device=device)
+            out["advantages"] = torch.tensor(a[start : start + len(inputs)], device=device)
             prg = [c[-1] - c[0] for c in curves]
             self._metrics["train"]["mrt/mean_progress"].append(sum(prg) / len(prg) if prg else 0.0)
         elif algo == "anytime":
@@ -464,8 +511,10 @@ class MRTTrainer(GRPOTrainer):
             seg = adv.brpo_segment_advantages(all_rewards, prior, self.num_generations)
             start = self.accelerator.process_index * len(inputs)
             outcome = out["advantages"].tolist()  # the summary (answer) tokens: GRPO on the final outcome
-            rows = [adv.segment_token_advantages(seg[start + i], budgets, thinks[i], mask.shape[1], outcome[i])
-                    for i in range(len(local))]
+            rows = [
+                adv.segment_token_advantages(seg[start + i], budgets, thinks[i], mask.shape[1], outcome[i])
+                for i in range(len(local))
+            ]
             out["advantages"] = torch.tensor(rows, device=device)
             for j, b in enumerate(budgets):
                 self._metrics["train"][f"anytime/reward_at_{b}"].append(sum(r[j] for r in rewards) / len(rewards))
@@ -486,6 +535,8 @@ class MRTTrainer(GRPOTrainer):
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
         if not math.isfinite(float(loss)):
-            raise FloatingPointError(f"non-finite loss ({float(loss)}) at step {self.state.global_step + 1}; "
-                                     "stopped before the update was saved")
+            raise FloatingPointError(
+                f"non-finite loss ({float(loss)}) at step {self.state.global_step + 1}; "
+                "stopped before the update was saved"
+            )
         return loss

@@ -1,4 +1,5 @@
 """The tiny base model of the didactic world: a word-level tokenizer and a GPT-2-style model."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,13 +16,25 @@ def build_tokenizer():
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=star.PAD))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=star.BOS, eos_token=star.EOS,
-                                   pad_token=star.PAD, unk_token=star.PAD,
-                                   clean_up_tokenization_spaces=False)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=star.BOS,
+        eos_token=star.EOS,
+        pad_token=star.PAD,
+        unk_token=star.PAD,
+        clean_up_tokenization_spaces=False,
+    )
 
 
-def build_model(tokenizer, n_layer: int = 4, n_embd: int = 128, n_head: int = 4,
-                n_positions: int = 512, seed: int = 0, arch: str = "llama"):
+def build_model(
+    tokenizer,
+    n_layer: int = 4,
+    n_embd: int = 128,
+    n_head: int = 4,
+    n_positions: int = 512,
+    seed: int = 0,
+    arch: str = "llama",
+):
     """A small decoder-only transformer.
 
     ``arch="llama"`` (default): pre-norm, rotary positions, SwiGLU — the layout of today's LLMs.
@@ -33,17 +46,37 @@ def build_model(tokenizer, n_layer: int = 4, n_embd: int = 128, n_head: int = 4,
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-               pad_token_id=tokenizer.pad_token_id)
+    ids = dict(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
+    )
     if arch == "gpt2":
-        return GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=n_positions,
-                                          n_embd=n_embd, n_layer=n_layer, n_head=n_head,
-                                          resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **ids))
+        return GPT2LMHeadModel(
+            GPT2Config(
+                vocab_size=len(tokenizer),
+                n_positions=n_positions,
+                n_embd=n_embd,
+                n_layer=n_layer,
+                n_head=n_head,
+                resid_pdrop=0.0,
+                embd_pdrop=0.0,
+                attn_pdrop=0.0,
+                **ids,
+            )
+        )
     if arch == "llama":
-        return LlamaForCausalLM(LlamaConfig(
-            vocab_size=len(tokenizer), hidden_size=n_embd, intermediate_size=4 * n_embd,
-            num_hidden_layers=n_layer, num_attention_heads=n_head, num_key_value_heads=n_head,
-            max_position_embeddings=n_positions, tie_word_embeddings=True, **ids))
+        return LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=n_embd,
+                intermediate_size=4 * n_embd,
+                num_hidden_layers=n_layer,
+                num_attention_heads=n_head,
+                num_key_value_heads=n_head,
+                max_position_embeddings=n_positions,
+                tie_word_embeddings=True,
+                **ids,
+            )
+        )
     raise ValueError(f"arch must be 'llama' or 'gpt2', got {arch!r}")
 
 

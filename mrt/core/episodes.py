@@ -5,12 +5,19 @@ An episode segmentation is returned as the *end offsets* of the episodes: episod
 for token-level splitters and in characters for the R1 text splitter (``Task.episode_ends`` maps
 those to token offsets exactly, through the characters each token adds to the decoded text).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-R1_MARKERS = ("Wait", "But wait", "Alternatively", "Is there another way to think about this?",
-              "But let me double-check", "But hold on")
+R1_MARKERS = (
+    "Wait",
+    "But wait",
+    "Alternatively",
+    "Is there another way to think about this?",
+    "But let me double-check",
+    "But hold on",
+)
 PARAGRAPH_SEP = "\n\n"
 
 
@@ -40,8 +47,7 @@ class R1Segmentation:
         return PARAGRAPH_SEP.join(self.episodes[:j]) + PARAGRAPH_SEP if j else ""
 
 
-def r1_episode_starts(paragraphs: list[str], markers=R1_MARKERS, min_gap: int = 3,
-                      max_steps: int = 49) -> list[int]:
+def r1_episode_starts(paragraphs: list[str], markers=R1_MARKERS, min_gap: int = 3, max_steps: int = 49) -> list[int]:
     """Paragraph indices where a new episode starts (MRT-NOTES §2).
 
     A paragraph opening with a marker (its very first characters: a paragraph that starts with a
@@ -60,8 +66,9 @@ def r1_episode_starts(paragraphs: list[str], markers=R1_MARKERS, min_gap: int = 
     return starts
 
 
-def segment_r1(text: str, max_steps: int = 49, group_size: int = 5, markers=R1_MARKERS,
-               min_gap: int = 3) -> R1Segmentation:
+def segment_r1(
+    text: str, max_steps: int = 49, group_size: int = 5, markers=R1_MARKERS, min_gap: int = 3
+) -> R1Segmentation:
     """Split an R1-style thinking trace into episodes, then merge them in groups of ``group_size``.
 
     The authors used max_steps=49, group_size=5 on Omni-MATH and max_steps=45, group_size=3 on AIME.
@@ -74,7 +81,7 @@ def segment_r1(text: str, max_steps: int = 49, group_size: int = 5, markers=R1_M
     starts = r1_episode_starts(paragraphs, markers, min_gap, max_steps)
     cuts = [0] + starts + [len(paragraphs)]
     raw = [paragraphs[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
-    grouped = [sum(raw[i:i + group_size], []) for i in range(0, len(raw), group_size)]
+    grouped = [sum(raw[i : i + group_size], []) for i in range(0, len(raw), group_size)]
     episodes, ends, pos = [], [], 0
     for g in grouped:
         ep = PARAGRAPH_SEP.join(g)
@@ -82,3 +89,12 @@ def segment_r1(text: str, max_steps: int = 49, group_size: int = 5, markers=R1_M
         episodes.append(ep)
         ends.append(pos)
     return R1Segmentation(episodes, ends)
+
+
+def find_subsequence(seq: list[int], sub: list[int], start: int = 0) -> int:
+    """Index of the first occurrence of ``sub`` in ``seq`` at or after ``start`` (-1 if none)."""
+    n = len(sub)
+    for i in range(start, len(seq) - n + 1):
+        if seq[i : i + n] == sub:
+            return i
+    return -1

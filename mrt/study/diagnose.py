@@ -8,17 +8,18 @@ Carlo heterogeneity along traces (variance of J over sampled next segments, summ
 Output (``OUT``): ``rollouts.jsonl`` (per problem, written as it finishes; a rerun resumes),
 ``diagnose.json`` and ``plots/*.png``.
 """
+
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mrt import diagnostics as dg
 from mrt.config import arg, claim_run_dir
-from mrt.metaprover import estimate_prefixes
+from mrt.measure.metaprover import estimate_prefixes
 from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 from mrt.samplers.base import SamplingParams
+from mrt.study import diagnostics as dg
 
 
 @dataclass
@@ -51,23 +52,39 @@ def _style(task, tok, thinking: list[int], ends: list[int]) -> str:
 
 
 def rollouts_of(sampler, task, problem, cfg: DiagnoseConfig, index: int) -> dict:
-    from mrt.analyze import problem_seed
+    from mrt.measure.analyze import problem_seed
 
     tok = sampler.tokenizer
     seed = problem_seed(cfg.seed, index)
     prompt = task.prompt_ids(problem, tok)
-    comps = sampler.sample([prompt], SamplingParams(
-        n=cfg.rollouts, max_new_tokens=cfg.max_new_tokens or task.default_max_new_tokens,
-        temperature=cfg.temperature, seed=seed))[0]
+    comps = sampler.sample(
+        [prompt],
+        SamplingParams(
+            n=cfg.rollouts,
+            max_new_tokens=cfg.max_new_tokens or task.default_max_new_tokens,
+            temperature=cfg.temperature,
+            seed=seed,
+        ),
+    )[0]
     rows = []
     for c in comps:
         thinking, answer_ids = task.split_output(c.token_ids, tok)
         _, ok = task.grade_answer_ids(problem, answer_ids, tok)
         ends = task.episode_ends(thinking, tok) if thinking else []
-        rows.append({"reward": float(ok), "tokens": len(c.token_ids), "episodes": len(ends),
-                     "style": _style(task, tok, thinking, ends), "thinking": thinking, "ends": ends})
-    out = {"problem_id": problem.id, "rollouts": [{k: v for k, v in r.items() if k not in ("thinking", "ends")}
-                                                   for r in rows]}
+        rows.append(
+            {
+                "reward": float(ok),
+                "tokens": len(c.token_ids),
+                "episodes": len(ends),
+                "style": _style(task, tok, thinking, ends),
+                "thinking": thinking,
+                "ends": ends,
+            }
+        )
+    out = {
+        "problem_id": problem.id,
+        "rollouts": [{k: v for k, v in r.items() if k not in ("thinking", "ends")} for r in rows],
+    }
     if index < cfg.mc_problems:
         out["mc"] = _next_segment_j(sampler, task, problem, prompt, rows[0]["thinking"], rows[0]["ends"], cfg, seed)
     return out
@@ -80,17 +97,30 @@ def _next_segment_j(sampler, task, problem, prompt, thinking, ends, cfg, seed) -
     result = []
     for j, cut in enumerate([0] + ends[:-1]):
         prefix = thinking[:cut]
-        conts = sampler.sample([prompt + prefix], SamplingParams(
-            n=cfg.next_segments, max_new_tokens=cap, temperature=cfg.temperature, seed=seed + 101 * (j + 1)))[0]
+        conts = sampler.sample(
+            [prompt + prefix],
+            SamplingParams(
+                n=cfg.next_segments, max_new_tokens=cap, temperature=cfg.temperature, seed=seed + 101 * (j + 1)
+            ),
+        )[0]
         segs = []
         for c in conts:
             th, _ = task.split_output(c.token_ids, tok)
             full = prefix + th
             new_ends = [e for e in task.episode_ends(full, tok) if e > cut] if full else []
             segs.append((full, [new_ends[0]] if new_ends else [len(full)]))
-        ests = estimate_prefixes(sampler, task, problem, prompt, segs, n=cfg.answers_per_prefix,
-                                 answer_tokens=cfg.answer_tokens or task.default_answer_tokens,
-                                 temperature=cfg.temperature, seed=seed + 211 * (j + 1), include_empty=False)
+        ests = estimate_prefixes(
+            sampler,
+            task,
+            problem,
+            prompt,
+            segs,
+            n=cfg.answers_per_prefix,
+            answer_tokens=cfg.answer_tokens or task.default_answer_tokens,
+            temperature=cfg.temperature,
+            seed=seed + 211 * (j + 1),
+            include_empty=False,
+        )
         result.append([e[-1].j for e in ests])
     return result
 
@@ -104,7 +134,10 @@ def summarize(rows: list[dict], cfg: DiagnoseConfig) -> dict:
     mc = [dg.mc_heterogeneity(row["mc"]) for row in rows if row.get("mc")]
     means = [s["mean"] for s in spread]
     return {
-        "model": cfg.model, "task": cfg.task, "n_problems": len(rows), "rollouts_per_problem": cfg.rollouts,
+        "model": cfg.model,
+        "task": cfg.task,
+        "n_problems": len(rows),
+        "rollouts_per_problem": cfg.rollouts,
         "mean_reward": sum(means) / len(means),
         "reward_std_mean": sum(s["std"] for s in spread) / len(spread),
         "solved_fraction": sum(m > 0 for m in means) / len(means),
@@ -142,10 +175,9 @@ def _plots(out: Path, s: dict, rows: list[dict]) -> None:
 def run_diagnose(cfg: DiagnoseConfig, sampler=None) -> dict:
     from tqdm import tqdm
 
-    from mrt.analyze import load_finished
-
+    from mrt.measure.analyze import load_finished
     from mrt.tasks import get_task, parse_knobs
-    from mrt.tiny import shipped_model_path
+    from mrt.tasks.tiny import shipped_model_path
 
     task = get_task(cfg.task, **parse_knobs(cfg.knobs))
     for name in ("n_problems", "rollouts", "next_segments", "answers_per_prefix"):

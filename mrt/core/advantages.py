@@ -25,6 +25,7 @@ Forms (also in docs/training.md):
   size no longer depends on how many traces were kept (:func:`kept_advantages`).
 * **MRT-STaR** — see :func:`mrt_star_keep`.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,7 +48,7 @@ def _std(xs):
 def _groups(xs: list, size: int):
     if size < 1 or len(xs) % size:
         raise ValueError(f"{len(xs)} rows do not split into groups of {size}")
-    return [xs[i:i + size] for i in range(0, len(xs), size)]
+    return [xs[i : i + size] for i in range(0, len(xs), size)]
 
 
 def grpo_advantages(rewards: list[float], group_size: int, scale: bool = True) -> list[float]:
@@ -58,8 +59,7 @@ def grpo_advantages(rewards: list[float], group_size: int, scale: bool = True) -
     return out
 
 
-def length_penalty_rewards(correct: list[bool], lengths: list[int], max_length: int,
-                           coef: float) -> list[float]:
+def length_penalty_rewards(correct: list[bool], lengths: list[int], max_length: int, coef: float) -> list[float]:
     if max_length < 1:
         raise ValueError("max_length must be >= 1")
     return [float(c) - coef * min(n, max_length) / max_length for c, n in zip(correct, lengths)]
@@ -69,9 +69,14 @@ MRT_FORMS = ("outcome+progress", "termination")
 SCALES = ("group", "batch", "none")
 
 
-def termination_baseline_advantages(rewards: list[float], terminated: list[bool], group_size: int,
-                                    alpha: float = 1.0, scale: str = "group",
-                                    form: str = "outcome+progress") -> list[float]:
+def termination_baseline_advantages(
+    rewards: list[float],
+    terminated: list[bool],
+    group_size: int,
+    alpha: float = 1.0,
+    scale: str = "group",
+    form: str = "outcome+progress",
+) -> list[float]:
     if form not in MRT_FORMS:
         raise ValueError(f"MRT advantage form must be one of {MRT_FORMS}, got {form!r}")
     if scale not in SCALES:
@@ -95,8 +100,9 @@ def progress_from_j(j: list[float]) -> list[float]:
     return [j[i] - j[i - 1] for i in range(1, len(j))]
 
 
-def dense_token_advantages(outcome: float, episode_ends: list[int], progress: list[float],
-                           length: int, alpha: float) -> list[float]:
+def dense_token_advantages(
+    outcome: float, episode_ends: list[int], progress: list[float], length: int, alpha: float
+) -> list[float]:
     """Per-token advantages of one completion of ``length`` tokens.
 
     ``episode_ends[j]`` is the token offset (within the completion) where episode ``j`` ends;
@@ -118,8 +124,9 @@ def star_keep(correct: list[bool]) -> list[bool]:
     return [bool(c) for c in correct]
 
 
-def mrt_star_keep(correct: list[bool], j_curves: list[list[float]], group_size: int,
-                  min_final_j: float = 0.5) -> list[bool]:
+def mrt_star_keep(
+    correct: list[bool], j_curves: list[list[float]], group_size: int, min_final_j: float = 0.5
+) -> list[bool]:
     """The MRT-STaR filter, per group of rollouts of one problem.
 
     A rollout is a *candidate* when its own final answer is correct and the meta-prover's J
@@ -143,8 +150,9 @@ def mrt_star_keep(correct: list[bool], j_curves: list[list[float]], group_size: 
     return keep
 
 
-def kept_advantages(keep: list[bool], lengths: list[int] | None = None,
-                    total: tuple[int, int] | None = None) -> list[float]:
+def kept_advantages(
+    keep: list[bool], lengths: list[int] | None = None, total: tuple[int, int] | None = None
+) -> list[float]:
     """Advantages of kept rows (STaR, MRT-STaR): ``T / T_kept`` on kept rows, 0 elsewhere, with
     ``T`` the completion tokens of all rows and ``T_kept`` those of the kept rows (``lengths``:
     the rows' completion tokens; ``total``: (T, T_kept) over the whole batch of every process
@@ -174,13 +182,15 @@ def budget_prior(spec: str, m: int) -> list[float]:
     try:
         ps = [float(x) for x in spec.split(",")]
     except ValueError:
-        raise ValueError(f"budget prior {spec!r}: expected uniform, linear or {m} probabilities "
-                         "separated by commas") from None
+        raise ValueError(
+            f"budget prior {spec!r}: expected uniform, linear or {m} probabilities separated by commas"
+        ) from None
     if len(ps) != m:
         raise ValueError(f"budget prior {spec!r} has {len(ps)} probabilities for a grid of {m} budgets")
     if any(not math.isfinite(p) or p < 0 for p in ps) or abs(sum(ps) - 1.0) > 1e-6:
-        raise ValueError(f"budget prior {spec!r} is not a distribution: probabilities must be >= 0 "
-                         f"and sum to 1 (sum {sum(ps):g})")
+        raise ValueError(
+            f"budget prior {spec!r} is not a distribution: probabilities must be >= 0 and sum to 1 (sum {sum(ps):g})"
+        )
     return ps
 
 
@@ -200,8 +210,9 @@ def brpo_returns(rewards: list[float], prior: list[float]) -> list[float]:
     return out
 
 
-def brpo_segment_advantages(rewards: list[list[float]], prior: list[float], group_size: int,
-                            discount: float = 2.0) -> list[list[float]]:
+def brpo_segment_advantages(
+    rewards: list[list[float]], prior: list[float], group_size: int, discount: float = 2.0
+) -> list[list[float]]:
     """BRPO advantages of the m thinking segments of each rollout (AnytimeReasoner's
     ``brpo.py``; see docs/training.md). ``rewards[i][j]``: the mean score of rollout i's
     summaries at budget b_j.
@@ -226,15 +237,21 @@ def brpo_segment_advantages(rewards: list[list[float]], prior: list[float], grou
                 if s == 0:
                     v1 = 0.0
                 else:
-                    w = [discount ** k for k in range(s)]
+                    w = [discount**k for k in range(s)]
                     v1 = sum(wk * r[k] for k, wk in enumerate(w)) / sum(w) * tails[s]
                 row.append(g[s] - (s * v1 + (m - s) * v2[s]) / m)
             out.append(row)
     return out
 
 
-def segment_token_advantages(segment_adv: list[float], budgets: list[int], think_len: int, length: int,
-                             answer_adv: float, skip: tuple[int, int] | None = None) -> list[float]:
+def segment_token_advantages(
+    segment_adv: list[float],
+    budgets: list[int],
+    think_len: int,
+    length: int,
+    answer_adv: float,
+    skip: tuple[int, int] | None = None,
+) -> list[float]:
     """Per-token advantages of a completion of ``length`` tokens: thinking token t (t < think_len)
     gets the advantage of the budget segment it falls in (b_{j-1} <= t < b_j; past b_m, the last
     segment's); the rest (termination text, answer) get ``answer_adv``."""

@@ -23,6 +23,7 @@ the verifier's best-of-N); the trained arms are evaluated by ``mrt train``'s own
 Every run writes into ``OUT/seed{S}/...`` and is skipped when finished, so an interrupted study
 resumes. ``OUT/vb_vf.json`` holds every figure; ``OUT/table.md`` and ``OUT/plots/`` summarise.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,8 +43,11 @@ class StudyConfig(SamplerArgs):
     out: str = arg("runs/vb-vf", "output directory")
     quick: bool = arg(False, "a minute-long smoke run (tiny sizes; what the tests run)")
     model: str = arg("", "base model (default: the shipped didactic base model)")
-    knobs: list[str] = arg(["arms=4", "arm_len=3-4"], "didactic-world knobs of training and held-out problems "
-                           "(the hardest corner of the base model's pretraining range)")
+    knobs: list[str] = arg(
+        ["arms=4", "arm_len=3-4"],
+        "didactic-world knobs of training and held-out problems "
+        "(the hardest corner of the base model's pretraining range)",
+    )
     seeds: list[int] = arg([0, 1, 2], "seeds (each: its own training runs, verifier and evaluation sampling)")
     levels: list[str] = arg(["low", "mid", "high"], "heterogeneity levels of the VF traces")
     data_sizes: list[int] = arg([128, 1024], "training data n: SFT traces, verifier rollouts, RL problems")
@@ -74,9 +78,21 @@ def _train(cfg: StudyConfig, seed: int, out: Path, **kw) -> Path:
     from mrt.train.config import TrainConfig, validate
     from mrt.train.run import run_train
 
-    tc = TrainConfig(model=cfg.model, task="star", knobs=list(cfg.knobs), seed=seed, out=str(out), eval_problems=cfg.eval_problems,
-                     eval_traces=cfg.eval_traces, eval_extensions=0, threads=cfg.threads, report_to="none",
-                     save_every=max(10, cfg.grpo_steps), warmup_steps=0 if cfg.quick else 5, **kw)
+    tc = TrainConfig(
+        model=cfg.model,
+        task="star",
+        knobs=list(cfg.knobs),
+        seed=seed,
+        out=str(out),
+        eval_problems=cfg.eval_problems,
+        eval_traces=cfg.eval_traces,
+        eval_extensions=0,
+        threads=cfg.threads,
+        report_to="none",
+        save_every=max(10, cfg.grpo_steps),
+        warmup_steps=0 if cfg.quick else 5,
+        **kw,
+    )
     validate(tc)
     run_train(tc)
     return out / "eval" / "traces.jsonl"
@@ -84,13 +100,14 @@ def _train(cfg: StudyConfig, seed: int, out: Path, **kw) -> Path:
 
 def sequential_curve(traces: Path, budgets: list[int]) -> dict[str, float]:
     """Mean over traces of J at each budget (thinking cut, answer forced at the last episode end)."""
-    from mrt.metrics import j_at_budget
+    from mrt.core.metrics import j_at_budget
 
     recs = [json.loads(x) for x in traces.read_text().splitlines() if x.strip()]
     out = {}
     for h in budgets:
-        out[str(h)] = sum(j_at_budget([e["end"] for e in r["episodes"]], [p["j"] for p in r["prefixes"]], h)
-                          for r in recs) / len(recs)
+        out[str(h)] = sum(
+            j_at_budget([e["end"] for e in r["episodes"]], [p["j"] for p in r["prefixes"]], h) for r in recs
+        ) / len(recs)
     return out
 
 
@@ -100,7 +117,7 @@ def majority_curve(traces: Path, budgets: list[int], sequential: dict[str, float
     below k = 2, the sequential accuracy at H."""
     from collections import defaultdict
 
-    from mrt.metrics import maj_at_k
+    from mrt.core.metrics import maj_at_k
 
     recs = [json.loads(x) for x in traces.read_text().splitlines() if x.strip()]
     by_problem = defaultdict(list)
@@ -114,17 +131,29 @@ def majority_curve(traces: Path, budgets: list[int], sequential: dict[str, float
         if k < 2:
             out[str(h)] = sequential[str(h)]
         else:
-            out[str(h)] = sum(maj_at_k([r["answer"] for r in v], [r["correct"] for r in v], k)
-                              for v in by_problem.values()) / len(by_problem)
+            out[str(h)] = sum(
+                maj_at_k([r["answer"] for r in v], [r["correct"] for r in v], k) for v in by_problem.values()
+            ) / len(by_problem)
     return out
 
 
 def _base_curve(cfg: StudyConfig, seed: int, out: Path) -> dict[str, float]:
-    from mrt.analyze import AnalyzeConfig, run_analysis
+    from mrt.measure.analyze import AnalyzeConfig, run_analysis
 
     engine = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(SamplerArgs)}
-    run_analysis(AnalyzeConfig(model=cfg.model, task="star", knobs=list(cfg.knobs), out=str(out), n_problems=cfg.eval_problems,
-                               traces_per_problem=cfg.eval_traces, extensions=0, seed=seed, **engine))
+    run_analysis(
+        AnalyzeConfig(
+            model=cfg.model,
+            task="star",
+            knobs=list(cfg.knobs),
+            out=str(out),
+            n_problems=cfg.eval_problems,
+            traces_per_problem=cfg.eval_traces,
+            extensions=0,
+            seed=seed,
+            **engine,
+        )
+    )
     return sequential_curve(out / "traces.jsonl", cfg.budgets)
 
 
@@ -133,19 +162,23 @@ def _search_arm(cfg: StudyConfig, seed: int, n: int, out: Path, base_curve: dict
     done = out / "search.json"
     if done.is_file():
         return json.loads(done.read_text())
-    from mrt import verifier as vf
+    from mrt.study import verifier as vf
     from mrt.tasks import get_task, parse_knobs
-    from mrt.tiny import shipped_model_path
+    from mrt.tasks.tiny import shipped_model_path
 
     model = cfg.model or str(shipped_model_path())
     task = get_task("star", **parse_knobs(cfg.knobs))
     sampler = sampler_from(cfg, model)
     k = cfg.verifier_rollouts
     train_p = task.problems(max(1, n // k), seed=11)  # the training problems of the other arms
-    train = [r for rs in vf.sample_rollouts(sampler, task, train_p, k, task.default_max_new_tokens, seed=seed + 17)
-             for r in rs][:n]
-    ver, tok = vf.train_verifier(model, train, out / "verifier", steps=cfg.verifier_steps, seed=seed,
-                                 threads=cfg.threads)
+    train = [
+        r
+        for rs in vf.sample_rollouts(sampler, task, train_p, k, task.default_max_new_tokens, seed=seed + 17)
+        for r in rs
+    ][:n]
+    ver, tok = vf.train_verifier(
+        model, train, out / "verifier", steps=cfg.verifier_steps, seed=seed, threads=cfg.threads
+    )
     test_p = task.problems(cfg.eval_problems, seed=0)
     test = vf.sample_rollouts(sampler, task, test_p, max(cfg.best_of), task.default_max_new_tokens, seed=seed + 29)
     flat = [r for rs in test for r in rs]
@@ -153,7 +186,7 @@ def _search_arm(cfg: StudyConfig, seed: int, n: int, out: Path, base_curve: dict
     per = []
     i = 0
     for rs in test:
-        per.append(scores[i:i + len(rs)])
+        per.append(scores[i : i + len(rs)])
         i += len(rs)
     curve = vf.best_of_n_curve(test, per, cfg.best_of, seed=seed)
     mean_len = sum(len(r.output) for r in flat) / len(flat)
@@ -163,10 +196,15 @@ def _search_arm(cfg: StudyConfig, seed: int, n: int, out: Path, base_curve: dict
         for h in cfg.budgets:
             fit = [row for row in curve if row["n"] >= 2 and row["n"] * mean_len <= h]
             at_budget[rule][str(h)] = fit[-1][rule] if fit else base_curve[str(h)]
-    res = {"n": n, "verifier_train_rollouts": len(train),
-           "verifier_train_positive_fraction": sum(r.correct for r in train) / len(train),
-           "verifier_heldout": vf.verifier_accuracy(scores, [r.correct for r in flat]),
-           "mean_rollout_tokens": mean_len, "best_of_n": curve, "at_budget": at_budget}
+    res = {
+        "n": n,
+        "verifier_train_rollouts": len(train),
+        "verifier_train_positive_fraction": sum(r.correct for r in train) / len(train),
+        "verifier_heldout": vf.verifier_accuracy(scores, [r.correct for r in flat]),
+        "mean_rollout_tokens": mean_len,
+        "best_of_n": curve,
+        "at_budget": at_budget,
+    }
     done.write_text(json.dumps(res, indent=1))
     return res
 
@@ -175,7 +213,7 @@ def _trace_stats(level: str, n: int, knobs: list[str]) -> dict:
     """Length spread of the VF training traces of a level (the heterogeneity knob, measured)."""
     import random
 
-    from mrt.diagnostics import spread
+    from mrt.study.diagnostics import spread
     from mrt.tasks import get_task, parse_knobs
     from mrt.tasks.star import correct_trace
 
@@ -205,23 +243,48 @@ def run_study(cfg: StudyConfig) -> dict:
     if any(n < 1 for n in cfg.data_sizes + cfg.best_of + cfg.budgets):
         raise ValueError("data_sizes, best_of and budgets must be positive")
     out = Path(cfg.out)
-    claim_run_dir(out, {k: v for k, v in asdict(cfg).items() if k not in ("out", "threads")},
-                  free=("seeds", "base_url", *ENGINE_FIELDS))
+    claim_run_dir(
+        out,
+        {k: v for k, v in asdict(cfg).items() if k not in ("out", "threads")},
+        free=("seeds", "base_url", *ENGINE_FIELDS),
+    )
     results: dict = {"settings": {k: v for k, v in asdict(cfg).items() if k != "out"}, "seeds": {}}
     n_max = max(cfg.data_sizes)
     for seed in cfg.seeds:
         sd = out / f"seed{seed}"
-        r: dict = {"base": _base_curve(cfg, seed, sd / "base"), "vf": {}, "vf_maj": {}, "rl": {}, "rl_maj": {},
-                   "search": {}}
+        r: dict = {
+            "base": _base_curve(cfg, seed, sd / "base"),
+            "vf": {},
+            "vf_maj": {},
+            "rl": {},
+            "rl_maj": {},
+            "search": {},
+        }
         for n in cfg.data_sizes:
             for lv in cfg.levels:
-                t = _train(cfg, seed, sd / f"vf-{lv}-n{n}", algo="sft", sft_style=f"hetero-{lv}", train_problems=n,
-                           max_steps=cfg.sft_steps, batch_size=32)
+                t = _train(
+                    cfg,
+                    seed,
+                    sd / f"vf-{lv}-n{n}",
+                    algo="sft",
+                    sft_style=f"hetero-{lv}",
+                    train_problems=n,
+                    max_steps=cfg.sft_steps,
+                    batch_size=32,
+                )
                 r["vf"][f"{lv}/{n}"] = sequential_curve(t, cfg.budgets)
                 r["vf_maj"][f"{lv}/{n}"] = majority_curve(t, cfg.budgets, r["vf"][f"{lv}/{n}"])
             if cfg.rl_all_sizes or n == n_max:
-                t = _train(cfg, seed, sd / f"rl-n{n}", algo="grpo", train_problems=n, max_steps=cfg.grpo_steps,
-                           prompts_per_step=8 if not cfg.quick else 2, num_generations=8 if not cfg.quick else 4)
+                t = _train(
+                    cfg,
+                    seed,
+                    sd / f"rl-n{n}",
+                    algo="grpo",
+                    train_problems=n,
+                    max_steps=cfg.grpo_steps,
+                    prompts_per_step=8 if not cfg.quick else 2,
+                    num_generations=8 if not cfg.quick else 4,
+                )
                 r["rl"][str(n)] = sequential_curve(t, cfg.budgets)
                 r["rl_maj"][str(n)] = majority_curve(t, cfg.budgets, r["rl"][str(n)])
             r["search"][str(n)] = _search_arm(cfg, seed, n, sd / f"search-n{n}", r["base"])
@@ -245,8 +308,7 @@ def _ms(xs: list[float]) -> dict:
 def aggregate(results: dict, cfg: StudyConfig) -> dict:
     """Mean and std over seeds of every curve, keyed like the per-seed results."""
     seeds = list(results["seeds"].values())
-    agg: dict = {"base": {}, "vf": {}, "vf_maj": {}, "rl": {}, "rl_maj": {}, "search_best": {},
-                 "search_weighted": {}}
+    agg: dict = {"base": {}, "vf": {}, "vf_maj": {}, "rl": {}, "rl_maj": {}, "search_best": {}, "search_weighted": {}}
     for h in map(str, cfg.budgets):
         agg["base"][h] = _ms([s["base"][h] for s in seeds])
     for arm in ("vf", "vf_maj", "rl", "rl_maj"):
@@ -254,14 +316,17 @@ def aggregate(results: dict, cfg: StudyConfig) -> dict:
             agg[arm][key] = {h: _ms([s[arm][key][h] for s in seeds]) for h in map(str, cfg.budgets)}
     # the best verifier-free method at each budget: one trace, or majority over several
     for key in seeds[0]["vf"]:
-        agg.setdefault("vf_best", {})[key] = {h: _ms([max(s["vf"][key][h], s["vf_maj"][key][h]) for s in seeds])
-                                              for h in map(str, cfg.budgets)}
+        agg.setdefault("vf_best", {})[key] = {
+            h: _ms([max(s["vf"][key][h], s["vf_maj"][key][h]) for s in seeds]) for h in map(str, cfg.budgets)
+        }
     for key in seeds[0]["search"]:
         for rule in ("best", "weighted"):
-            agg[f"search_{rule}"][key] = {h: _ms([s["search"][key]["at_budget"][rule][h] for s in seeds])
-                                          for h in map(str, cfg.budgets)}
-    agg["verifier_heldout_accuracy"] = {key: _ms([s["search"][key]["verifier_heldout"]["accuracy"] for s in seeds])
-                                        for key in seeds[0]["search"]}
+            agg[f"search_{rule}"][key] = {
+                h: _ms([s["search"][key]["at_budget"][rule][h] for s in seeds]) for h in map(str, cfg.budgets)
+            }
+    agg["verifier_heldout_accuracy"] = {
+        key: _ms([s["search"][key]["verifier_heldout"]["accuracy"] for s in seeds]) for key in seeds[0]["search"]
+    }
     return agg
 
 
@@ -274,14 +339,17 @@ def claims(agg: dict, cfg: StudyConfig) -> dict:
         vb_arms["RL"] = agg["rl"][n]
     out = {}
     for name, vb in vb_arms.items():  # against the better VF method (one trace or majority) at each H
-        gaps = {lv: {h: vb[h]["mean"] - agg["vf_best"][f"{lv}/{n}"][h]["mean"] for h in map(str, cfg.budgets)}
-                for lv in cfg.levels}
+        gaps = {
+            lv: {h: vb[h]["mean"] - agg["vf_best"][f"{lv}/{n}"][h]["mean"] for h in map(str, cfg.budgets)}
+            for lv in cfg.levels
+        }
         out[name] = {
             "gap_by_level_and_budget": gaps,
             "vb_ge_vf_at_largest_budget": {lv: gaps[lv][hi] >= 0 for lv in cfg.levels},
             "gap_grows_with_budget": {lv: gaps[lv][hi] > gaps[lv][lo] for lv in cfg.levels},
-            "gap_grows_with_heterogeneity": (gaps[cfg.levels[-1]][hi] > gaps[cfg.levels[0]][hi]
-                                             if len(cfg.levels) > 1 else None),
+            "gap_grows_with_heterogeneity": (
+                gaps[cfg.levels[-1]][hi] > gaps[cfg.levels[0]][hi] if len(cfg.levels) > 1 else None
+            ),
         }
     return out
 
@@ -293,9 +361,14 @@ def write_table(out: Path, results: dict, cfg: StudyConfig) -> None:
     def row(name, curve):
         return f"| {name} | " + " | ".join(f"{curve[h]['mean']:.3f} ± {curve[h]['std']:.3f}" for h in hs) + " |"
 
-    lines = [f"Accuracy at test budget H (sampled tokens), data size n = {n}, mean ± std over "
-             f"{len(results['seeds'])} seed(s).", "", "| arm | " + " | ".join(f"H={h}" for h in hs) + " |",
-             "|---|" + "---|" * len(hs), row("base", agg["base"])]
+    lines = [
+        f"Accuracy at test budget H (sampled tokens), data size n = {n}, mean ± std over "
+        f"{len(results['seeds'])} seed(s).",
+        "",
+        "| arm | " + " | ".join(f"H={h}" for h in hs) + " |",
+        "|---|" + "---|" * len(hs),
+        row("base", agg["base"]),
+    ]
     for lv in cfg.levels:
         lines.append(row(f"VF: SFT on {lv}-heterogeneity traces", agg["vf"][f"{lv}/{n}"]))
         lines.append(row("VF: same, majority over H/length traces", agg["vf_maj"][f"{lv}/{n}"]))

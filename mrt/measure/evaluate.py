@@ -7,6 +7,7 @@ Output (``OUT``): ``samples.jsonl`` (one line per problem, written as it finishe
 the same settings resumes), ``run.json`` and ``summary.json``. No per-episode J here: that is
 ``mrt analyze``.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mrt import grading, metrics
+from mrt import grading
 from mrt.config import arg, claim_run_dir
+from mrt.core import metrics
 from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 from mrt.samplers.base import SamplingParams
 
@@ -38,27 +40,41 @@ class EvalConfig(SamplerArgs):
     extension_tokens: int = arg(0, "token cap of each extension (0: the task's default)")
     answer_tokens: int = arg(0, "token cap of the forced answer after an extension (0: the task's default)")
     seed: int = arg(0, "sampling seed")
-    stop: str = arg("", "stop thinking early by a rule: j-threshold:tau=T, stall:eps=E,m=M, confidence:tau=T, "
-                        "budget:tokens=B or natural (see docs/early-stopping.md)")
-    j_source: str = arg("oracle", "J estimate of j-threshold/stall: oracle (graded forced answers), vote "
-                                  "(their top vote share) or estimator (the learned progress estimator)")
+    stop: str = arg(
+        "",
+        "stop thinking early by a rule: j-threshold:tau=T, stall:eps=E,m=M, confidence:tau=T, "
+        "budget:tokens=B or natural (see docs/early-stopping.md)",
+    )
+    j_source: str = arg(
+        "oracle",
+        "J estimate of j-threshold/stall: oracle (graded forced answers), vote "
+        "(their top vote share) or estimator (the learned progress estimator)",
+    )
     stop_k: int = arg(4, "forced answers per boundary for the oracle/vote J estimate")
     estimator: str = arg("", "trained progress estimator directory (j_source=estimator)")
     chunk_tokens: int = arg(32, "--stop: tokens generated between looks for new episode boundaries")
-    segmentation: str = arg("task", "--stop: episode boundaries: 'task' (the task's own) or 'chunk:N' "
-                                    "(N-token chunks; the default for models that do not think in tags)")
+    segmentation: str = arg(
+        "task",
+        "--stop: episode boundaries: 'task' (the task's own) or 'chunk:N' "
+        "(N-token chunks; the default for models that do not think in tags)",
+    )
 
 
 def eval_problem(sampler, task, problem, cfg: EvalConfig, index: int, controller=None) -> dict:
-    from mrt.analyze import AnalyzeConfig, _extend, problem_seed
+    from mrt.measure.analyze import AnalyzeConfig, _extend, problem_seed
 
     tok = sampler.tokenizer
     seed = problem_seed(cfg.seed, index)
     prompt = task.prompt_ids(problem, tok)
     if controller is not None:
         return _controlled_row(sampler, task, problem, cfg, prompt, seed, controller)
-    params = SamplingParams(n=cfg.samples, max_new_tokens=cfg.max_new_tokens or task.default_max_new_tokens,
-                            temperature=cfg.temperature, top_p=cfg.top_p, seed=seed)
+    params = SamplingParams(
+        n=cfg.samples,
+        max_new_tokens=cfg.max_new_tokens or task.default_max_new_tokens,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        seed=seed,
+    )
     comps = sampler.sample([prompt], params)[0]
     answers, correct, thinkings, records = [], [], [], []
     for c in comps:
@@ -68,13 +84,25 @@ def eval_problem(sampler, task, problem, cfg: EvalConfig, index: int, controller
         correct.append(ok)
         thinkings.append((thinking, [len(thinking)]))
         records.append({"closed_thinking": answer_ids is not None, "n_thinking_tokens": len(thinking)})
-    row = {"problem_id": problem.id, "reference": problem.answer, "answers": answers, "correct": correct,
-           "labels": task.answer_labels(answers),  # equivalent answers share a label (one vote)
-           "n_tokens": [len(c.token_ids) for c in comps], "finish": [c.finish_reason for c in comps],
-           "mean_logprobs": [round(c.mean_logprob, 4) for c in comps]}
+    row = {
+        "problem_id": problem.id,
+        "reference": problem.answer,
+        "answers": answers,
+        "correct": correct,
+        "labels": task.answer_labels(answers),  # equivalent answers share a label (one vote)
+        "n_tokens": [len(c.token_ids) for c in comps],
+        "finish": [c.finish_reason for c in comps],
+        "mean_logprobs": [round(c.mean_logprob, 4) for c in comps],
+    }
     if cfg.extensions:
-        acfg = AnalyzeConfig(extensions=cfg.extensions, extension_tokens=cfg.extension_tokens, answers_per_prefix=1,
-                             temperature=cfg.temperature, top_p=cfg.top_p, maj_k=[1])
+        acfg = AnalyzeConfig(
+            extensions=cfg.extensions,
+            extension_tokens=cfg.extension_tokens,
+            answers_per_prefix=1,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            maj_k=[1],
+        )
         n_ans = cfg.answer_tokens or task.default_answer_tokens
         _extend(sampler, task, problem, prompt, thinkings, records, acfg, seed + 2, n_ans, (1,))
         row["forcing"] = [r.get("extension", []) for r in records]
@@ -85,17 +113,35 @@ def _controlled_row(sampler, task, problem, cfg: EvalConfig, prompt, seed, contr
     from mrt.act.controller import run_controller
 
     rule, estimator, segmentation = controller
-    traces = run_controller(sampler, task, problem, prompt, cfg.samples, rule, source=cfg.j_source, k=cfg.stop_k,
-                            max_new_tokens=cfg.max_new_tokens or task.default_max_new_tokens,
-                            answer_tokens=cfg.answer_tokens or task.default_answer_tokens,
-                            chunk_tokens=cfg.chunk_tokens, segmentation=segmentation, temperature=cfg.temperature,
-                            top_p=cfg.top_p, seed=seed, estimator=estimator)
+    traces = run_controller(
+        sampler,
+        task,
+        problem,
+        prompt,
+        cfg.samples,
+        rule,
+        source=cfg.j_source,
+        k=cfg.stop_k,
+        max_new_tokens=cfg.max_new_tokens or task.default_max_new_tokens,
+        answer_tokens=cfg.answer_tokens or task.default_answer_tokens,
+        chunk_tokens=cfg.chunk_tokens,
+        segmentation=segmentation,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        seed=seed,
+        estimator=estimator,
+    )
     answers = [t["answer"] for t in traces]
-    return {"problem_id": problem.id, "reference": problem.answer, "answers": answers,
-            "correct": [t["correct"] for t in traces], "labels": task.answer_labels(answers),
-            "n_tokens": [t["tokens"] for t in traces],
-            "finish": ["stop" if t["stopped_early"] or t["natural_end"] else "length" for t in traces],
-            "controller": traces}
+    return {
+        "problem_id": problem.id,
+        "reference": problem.answer,
+        "answers": answers,
+        "correct": [t["correct"] for t in traces],
+        "labels": task.answer_labels(answers),
+        "n_tokens": [t["tokens"] for t in traces],
+        "finish": ["stop" if t["stopped_early"] or t["natural_end"] else "length" for t in traces],
+        "controller": traces,
+    }
 
 
 def _controller(cfg: EvalConfig, task):
@@ -113,14 +159,18 @@ def _controller(cfg: EvalConfig, task):
     if cfg.stop_k < 1 or cfg.chunk_tokens < 1:
         raise ValueError("stop_k and chunk_tokens must be >= 1")
     segmentation = cfg.segmentation
-    if not (segmentation == "task" or (segmentation.startswith("chunk:") and segmentation[6:].isdigit()
-                                       and int(segmentation[6:]) > 0)):
+    if not (
+        segmentation == "task"
+        or (segmentation.startswith("chunk:") and segmentation[6:].isdigit() and int(segmentation[6:]) > 0)
+    ):
         raise ValueError(f"segmentation must be 'task' or 'chunk:N', got {segmentation!r}")
     if segmentation == "task" and not task.think_end_text:
         segmentation = f"chunk:{cfg.chunk_tokens}"
         logging.getLogger(__name__).warning(
             "the model does not think in tags (thinking=none): episode boundaries fall back to %s-token chunks "
-            "(--segmentation chunk:N to choose)", cfg.chunk_tokens)
+            "(--segmentation chunk:N to choose)",
+            cfg.chunk_tokens,
+        )
     estimator = None
     if rule.signal == "j" and cfg.j_source == "estimator":
         if not cfg.estimator:
@@ -139,25 +189,36 @@ def summarize(rows: list[dict], cfg: EvalConfig) -> dict:
     p1 = [sum(r["correct"]) / len(r["correct"]) for r in rows]
     mean = sum(p1) / n
     sd = (sum((x - mean) ** 2 for x in p1) / max(n - 1, 1)) ** 0.5
-    out = {"model": cfg.model, "task": cfg.task, "n_problems": n, "samples": cfg.samples,
-           "pass@1": mean, "pass@1_stderr": sd / n ** 0.5,
-           "pass_at_k": {str(k): sum(metrics.pass_at_k(len(r["correct"]), sum(r["correct"]), k) for r in rows) / n
-                         for k in ks},
-           "maj_at_k": {str(k): sum(metrics.maj_at_k(r.get("labels", r["answers"]), r["correct"], k) for r in rows) / n
-                        for k in ks},
-           "mean_tokens": sum(sum(r["n_tokens"]) for r in rows) / sum(len(r["n_tokens"]) for r in rows),
-           "truncated_fraction": sum(f == "length" for r in rows for f in r["finish"])
-           / sum(len(r["finish"]) for r in rows),
-           "no_answer_fraction": sum(a is None for r in rows for a in r["answers"])
-           / sum(len(r["answers"]) for r in rows),
-           "grader_failures": dict(sum((Counter(r.get("grader_failures", {})) for r in rows), Counter()))}
+    out = {
+        "model": cfg.model,
+        "task": cfg.task,
+        "n_problems": n,
+        "samples": cfg.samples,
+        "pass@1": mean,
+        "pass@1_stderr": sd / n**0.5,
+        "pass_at_k": {
+            str(k): sum(metrics.pass_at_k(len(r["correct"]), sum(r["correct"]), k) for r in rows) / n for k in ks
+        },
+        "maj_at_k": {
+            str(k): sum(metrics.maj_at_k(r.get("labels", r["answers"]), r["correct"], k) for r in rows) / n for k in ks
+        },
+        "mean_tokens": sum(sum(r["n_tokens"]) for r in rows) / sum(len(r["n_tokens"]) for r in rows),
+        "truncated_fraction": sum(f == "length" for r in rows for f in r["finish"])
+        / sum(len(r["finish"]) for r in rows),
+        "no_answer_fraction": sum(a is None for r in rows for a in r["answers"]) / sum(len(r["answers"]) for r in rows),
+        "grader_failures": dict(sum((Counter(r.get("grader_failures", {})) for r in rows), Counter())),
+    }
     if cfg.stop:
         ts = [t for r in rows for t in r["controller"]]
-        out["stop"] = {"rule": cfg.stop, "j_source": cfg.j_source, "k": cfg.stop_k,
-                       "stopped_early_fraction": sum(t["stopped_early"] for t in ts) / len(ts),
-                       "mean_thinking_tokens": sum(t["generated_tokens"] for t in ts) / len(ts),
-                       "mean_overhead_tokens": sum(t["overhead_tokens"] for t in ts) / len(ts),
-                       "mean_answer_tokens": sum(t["answer_tokens"] for t in ts) / len(ts)}
+        out["stop"] = {
+            "rule": cfg.stop,
+            "j_source": cfg.j_source,
+            "k": cfg.stop_k,
+            "stopped_early_fraction": sum(t["stopped_early"] for t in ts) / len(ts),
+            "mean_thinking_tokens": sum(t["generated_tokens"] for t in ts) / len(ts),
+            "mean_overhead_tokens": sum(t["overhead_tokens"] for t in ts) / len(ts),
+            "mean_answer_tokens": sum(t["answer_tokens"] for t in ts) / len(ts),
+        }
     if cfg.extensions:
         by_e: dict[int, list[float]] = {}
         for r in rows:
@@ -172,10 +233,9 @@ def summarize(rows: list[dict], cfg: EvalConfig) -> dict:
 def run_eval(cfg: EvalConfig, sampler=None) -> dict:
     from tqdm import tqdm
 
-    from mrt.analyze import load_finished
-
+    from mrt.measure.analyze import load_finished
     from mrt.tasks import get_task, parse_knobs
-    from mrt.tiny import shipped_model_path
+    from mrt.tasks.tiny import shipped_model_path
 
     task = get_task(cfg.task, **parse_knobs(cfg.knobs))
     controller = _controller(cfg, task)  # a bad rule or setting: error before any work

@@ -3,6 +3,7 @@
 Every batch is drawn fresh from the explorer (seeded by the step), so the run is reproducible
 and resumes exactly from ``OUT/checkpoint.pt`` after an interruption.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,9 @@ class PretrainConfig:
     out: str = arg("runs/star-base", "output directory (model, tokenizer, log)")
     arms: str = arg("2-4", "arms of the star graphs in the pretraining traces")
     arm_len: str = arg("2-4", "nodes per arm in the pretraining traces")
-    curriculum_steps: int = arg(0, "first steps on small graphs (arms 2-3, arm_len 2-3), "
-                                "where the edge look-up is learned faster")
+    curriculum_steps: int = arg(
+        0, "first steps on small graphs (arms 2-3, arm_len 2-3), where the edge look-up is learned faster"
+    )
     steps: int = arg(1500, "optimizer steps")
     batch_size: int = arg(32, "traces per step")
     lr: float = arg(3e-3, "peak learning rate (AdamW, linear warm-up, cosine decay)")
@@ -39,12 +41,21 @@ class PretrainConfig:
     save_every: int = arg(250, "write a resumable checkpoint every this many steps")
     threads: int = arg(0, "torch CPU threads (0: torch's default)")
     init: str = arg("", "start from this saved model's weights (continued pretraining)")
-    cue: float = arg(0.0, "probability that a prompt's hint (``try <node>``) names the goal arm (0: no hints); "
-                     "the explorer ignores hints (unless --follow-cue), so the base model does not learn to use them")
-    follow_cue: float = arg(0.0, "probability that the explorer's first walk takes the hinted arm in a hinted "
-                            "prompt (0: it ignores hints; > 0 gives a base that uses the hint part of the time)")
-    cue_fraction: float = arg(0.5, "share of pretraining prompts that carry a hint when cue > 0 (the others "
-                              "have none, so the model serves settings with and without hints)")
+    cue: float = arg(
+        0.0,
+        "probability that a prompt's hint (``try <node>``) names the goal arm (0: no hints); "
+        "the explorer ignores hints (unless --follow-cue), so the base model does not learn to use them",
+    )
+    follow_cue: float = arg(
+        0.0,
+        "probability that the explorer's first walk takes the hinted arm in a hinted "
+        "prompt (0: it ignores hints; > 0 gives a base that uses the hint part of the time)",
+    )
+    cue_fraction: float = arg(
+        0.5,
+        "share of pretraining prompts that carry a hint when cue > 0 (the others "
+        "have none, so the model serves settings with and without hints)",
+    )
 
 
 def make_batch(step: int, cfg: PretrainConfig, tokenizer, task, hinted=None):
@@ -78,18 +89,19 @@ def pretrain(cfg: PretrainConfig) -> Path:
     from tqdm import tqdm
 
     from mrt.tasks import StarTask
-    from mrt.tiny import build_model, build_tokenizer
+    from mrt.tasks.tiny import build_model, build_tokenizer
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     task = StarTask(arms=cfg.arms, arm_len=cfg.arm_len)
-    small = StarTask(arms=f"{task._arms[0]}-{min(task._arms[1], 3)}",
-                     arm_len=f"{task._len[0]}-{min(task._len[1], 3)}")
+    small = StarTask(arms=f"{task._arms[0]}-{min(task._arms[1], 3)}", arm_len=f"{task._len[0]}-{min(task._len[1], 3)}")
     if not 0 <= cfg.cue <= 1 or not 0 <= cfg.cue_fraction <= 1 or not 0 <= cfg.follow_cue <= 1:
-        raise ValueError(f"--cue, --cue-fraction and --follow-cue must be in [0, 1], got {cfg.cue}, "
-                         f"{cfg.cue_fraction} and {cfg.follow_cue}")
+        raise ValueError(
+            f"--cue, --cue-fraction and --follow-cue must be in [0, 1], got {cfg.cue}, "
+            f"{cfg.cue_fraction} and {cfg.follow_cue}"
+        )
     hinted = StarTask(arms=cfg.arms, arm_len=cfg.arm_len, cue=cfg.cue) if cfg.cue > 0 else None
     tokenizer = build_tokenizer()
     if cfg.init:
@@ -100,8 +112,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         model = AutoModelForCausalLM.from_pretrained(cfg.init)
     else:
         model = build_model(tokenizer, cfg.n_layer, cfg.n_embd, cfg.n_head, seed=cfg.seed, arch=cfg.arch)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                            betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
 
     def lr_at(step):
         if step < cfg.warmup:
@@ -123,8 +134,13 @@ def pretrain(cfg: PretrainConfig) -> Path:
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
-        ids, lab, mask = make_batch(step, cfg, tokenizer, small if step < cfg.curriculum_steps else task,
-                                    None if step < cfg.curriculum_steps else hinted)
+        ids, lab, mask = make_batch(
+            step,
+            cfg,
+            tokenizer,
+            small if step < cfg.curriculum_steps else task,
+            None if step < cfg.curriculum_steps else hinted,
+        )
         loss = model(input_ids=ids, attention_mask=mask, labels=lab).loss
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss at step {step}; last checkpoint kept in {ckpt}")
@@ -135,13 +151,22 @@ def pretrain(cfg: PretrainConfig) -> Path:
         history.append(round(loss.item(), 4))
         bar.set_postfix(loss=f"{loss.item():.3f}")
         if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1,
-                        "history": history}, ckpt)
+            torch.save(
+                {"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1, "history": history}, ckpt
+            )
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    (out / "pretrain.json").write_text(json.dumps({
-        "config": asdict(cfg), "final_loss": sum(history[-50:]) / max(1, len(history[-50:])),
-        "wall_seconds_this_run": round(time.time() - t0, 1), "loss_history": history}, indent=1))
+    (out / "pretrain.json").write_text(
+        json.dumps(
+            {
+                "config": asdict(cfg),
+                "final_loss": sum(history[-50:]) / max(1, len(history[-50:])),
+                "wall_seconds_this_run": round(time.time() - t0, 1),
+                "loss_history": history,
+            },
+            indent=1,
+        )
+    )
     if ckpt.exists():
         ckpt.unlink()
     return out

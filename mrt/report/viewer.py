@@ -9,6 +9,7 @@ sampled at each prefix with their grades, and budget forcing past the natural en
 longer than 600 characters are collapsed (click to expand). With several runs (``mrt compare``)
 a problem's traces from every run are shown side by side.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,12 +28,12 @@ def _answers(prefix: dict) -> list:
 
 
 def _cut(text: str) -> str:
-    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT // 2] + " […] " + text[-MAX_TEXT // 2:]
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT // 2] + " […] " + text[-MAX_TEXT // 2 :]
 
 
 def trace_rows(records: list[dict], budget: float | None = None) -> list[dict]:
     """Compact viewer rows of analysis records; ``budget``: the token budget of the regret shown."""
-    from mrt.analyze import trace_regret
+    from mrt.core.figures import trace_regret
 
     rows = []
     for r in records:
@@ -42,20 +43,38 @@ def trace_rows(records: list[dict], budget: float | None = None) -> list[dict]:
             after = pre[i + 1]
             at = output.find(e["text"], pos)
             if at >= 0:  # the episode as it stands in the output, with the space before it
-                shown, pos = output[pos:at + len(e["text"])], at + len(e["text"])
+                shown, pos = output[pos : at + len(e["text"])], at + len(e["text"])
             else:
                 shown = (" " if i else "") + e["text"]
-            eps.append({"x": _cut(shown), "t": e["end"] - e["start"], "j": after["j"], "ci": after.get("ci"),
-                        "p": r["progress"][i], "a": _answers(after), "n": bool(after.get("natural_end"))})
+            eps.append(
+                {
+                    "x": _cut(shown),
+                    "t": e["end"] - e["start"],
+                    "j": after["j"],
+                    "ci": after.get("ci"),
+                    "p": r["progress"][i],
+                    "a": _answers(after),
+                    "n": bool(after.get("natural_end")),
+                }
+            )
         rest = output[pos:]
-        rows.append({
-            "pid": r["problem_id"], "tr": r["trace"], "ok": bool(r["correct"]), "n": r["n_output_tokens"],
-            "th": r.get("n_thinking_tokens", 0), "st": r.get("status", "ok"), "ans": (r.get("answer") or "")[:200],
-            "ref": str(r.get("reference", ""))[:200],
-            "reg": round(trace_regret(r, budget, "thinking"), 4) if budget else None,
-            "j0": {"j": pre[0]["j"], "ci": pre[0].get("ci"), "a": _answers(pre[0])},
-            "eps": eps, "rest": _cut(rest),
-            "ext": [{"t": x["tokens"], "j": x["j"], "ci": x.get("ci")} for x in r.get("extension") or []]})
+        rows.append(
+            {
+                "pid": r["problem_id"],
+                "tr": r["trace"],
+                "ok": bool(r["correct"]),
+                "n": r["n_output_tokens"],
+                "th": r.get("n_thinking_tokens", 0),
+                "st": r.get("status", "ok"),
+                "ans": (r.get("answer") or "")[:200],
+                "ref": str(r.get("reference", ""))[:200],
+                "reg": round(trace_regret(r, budget, "thinking"), 4) if budget else None,
+                "j0": {"j": pre[0]["j"], "ci": pre[0].get("ci"), "a": _answers(pre[0])},
+                "eps": eps,
+                "rest": _cut(rest),
+                "ext": [{"t": x["tokens"], "j": x["j"], "ci": x.get("ci")} for x in r.get("extension") or []],
+            }
+        )
     return rows
 
 
@@ -232,6 +251,8 @@ root.setAttribute('data-ready', '1');
 def viewer_html(runs: list[tuple[str, list[dict]]]) -> str:
     """The viewer for ``[(run name, trace_rows(...)), ...]`` as one HTML fragment."""
     data = {"runs": [{"name": name, "traces": rows} for name, rows in runs]}
-    return (f"<style>{CSS}</style><div id=\"mrt-viewer\" class=\"mv\"></div>"
-            f"<script type=\"application/json\" id=\"mrt-viewer-data\">{_json(data)}</script>"
-            f"<script>{JS}</script>")
+    return (
+        f'<style>{CSS}</style><div id="mrt-viewer" class="mv"></div>'
+        f'<script type="application/json" id="mrt-viewer-data">{_json(data)}</script>'
+        f"<script>{JS}</script>"
+    )

@@ -3,13 +3,14 @@
 Notation: a trace has ``k`` episodes ending at output-token offsets ``t_1 < ... < t_k``;
 ``j[0]`` is J(x, empty) (answer with no thinking) and ``j[i]`` is J after ``i`` episodes.
 """
+
 from __future__ import annotations
 
 import itertools
 import math
 import random
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -28,8 +29,7 @@ def progress(j: Sequence[float]) -> list[float]:
     return [b - a for a, b in zip(j[:-1], j[1:])]
 
 
-def _curve_area(ts: Sequence[float], vs: Sequence[float], budget: float, t0: float = 0.0,
-                v0: float = 0.0) -> float:
+def _curve_area(ts: Sequence[float], vs: Sequence[float], budget: float, t0: float = 0.0, v0: float = 0.0) -> float:
     """Area under the piecewise-linear curve through (t0, v0), (ts[i], vs[i]) on [t0, budget].
 
     After the last point the curve stays flat at its last value (the trace has finished).
@@ -129,8 +129,12 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 TIE_RULES = ("expected", "authors")
 
 
-def majority_vote_score(answers: Sequence[str | None], correct: Sequence[bool],
-                        weights: Sequence[float] | None = None, tie: str = "expected") -> float:
+def majority_vote_score(
+    answers: Sequence[str | None],
+    correct: Sequence[bool],
+    weights: Sequence[float] | None = None,
+    tie: str = "expected",
+) -> float:
     """Score of one majority vote. ``answers`` are vote labels: equivalent answers must carry the
     same label (see ``Task.answer_labels``); None (no answer) does not vote; no votes scores 0.
 
@@ -163,9 +167,15 @@ def vote_weights(mean_logprobs: Sequence[float]) -> list[float]:
     return [2.0 ** float(x) for x in mean_logprobs]
 
 
-def maj_at_k(answers: Sequence[str | None], correct: Sequence[bool], k: int,
-             weights: Sequence[float] | None = None, max_subsets: int = 2000,
-             seed: int = 0, tie: str = "expected") -> float:
+def maj_at_k(
+    answers: Sequence[str | None],
+    correct: Sequence[bool],
+    k: int,
+    weights: Sequence[float] | None = None,
+    max_subsets: int = 2000,
+    seed: int = 0,
+    tie: str = "expected",
+) -> float:
     """Expected majority-vote score over k answers drawn without replacement from the n given.
 
     Exact (all C(n, k) subsets) when there are at most ``max_subsets`` of them, otherwise the
@@ -177,8 +187,12 @@ def maj_at_k(answers: Sequence[str | None], correct: Sequence[bool], k: int,
         raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
 
     def score(idx):
-        return majority_vote_score([answers[i] for i in idx], [correct[i] for i in idx],
-                                   None if weights is None else [weights[i] for i in idx], tie)
+        return majority_vote_score(
+            [answers[i] for i in idx],
+            [correct[i] for i in idx],
+            None if weights is None else [weights[i] for i in idx],
+            tie,
+        )
 
     if math.comb(n, k) <= max_subsets:
         subsets = list(itertools.combinations(range(n), k))
@@ -207,14 +221,16 @@ def tokens_to_reach(budgets: Sequence[float], accuracy: Sequence[float], target:
     return None
 
 
-def tokens_to_fraction(budgets: Sequence[float], accuracy: Sequence[float],
-                       fractions: Sequence[float] = (0.5, 0.75, 0.9, 1.0)) -> dict[str, dict]:
+def tokens_to_fraction(
+    budgets: Sequence[float], accuracy: Sequence[float], fractions: Sequence[float] = (0.5, 0.75, 0.9, 1.0)
+) -> dict[str, dict]:
     """Tokens to reach each fraction of the curve's final accuracy: {"0.9": {"accuracy": target,
     "tokens": budget or None}}. The target is the exact product (never rounded above the final
     accuracy, so the 100% target is always reached)."""
     final = accuracy[-1]
-    return {f"{f:g}": {"accuracy": f * final, "tokens": tokens_to_reach(budgets, accuracy, f * final)}
-            for f in fractions}
+    return {
+        f"{f:g}": {"accuracy": f * final, "tokens": tokens_to_reach(budgets, accuracy, f * final)} for f in fractions
+    }
 
 
 def step_points(budgets: Sequence[float], values: Sequence[float]) -> dict[str, float]:
@@ -257,8 +273,9 @@ def token_efficiency(budgets: Sequence[float], acc_ref: Sequence[float], acc_new
     return t_ref / t_new
 
 
-def extrapolated_accuracy(extrapolation: list[dict], base_tokens: float,
-                          factors: Sequence[float] = (1, 2, 4)) -> dict[str, dict]:
+def extrapolated_accuracy(
+    extrapolation: list[dict], base_tokens: float, factors: Sequence[float] = (1, 2, 4)
+) -> dict[str, dict]:
     """Accuracy at ``factor`` x the natural thinking length, from budget-forcing results.
 
     ``extrapolation`` rows hold ``extensions``, ``extra_tokens`` (mean tokens added) and ``j``;

@@ -6,6 +6,7 @@ A run directory is either an ``mrt train`` output (its ``summary.json`` holds ``
 and ``DIR/compare.html`` (headline figures side by side, the plots, and the trace viewer with a
 problem's traces from every run next to each other).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,7 @@ def load_run(path: str | Path) -> dict:
     if "eval" in s:
         sets, train = s["eval"], s
     elif "accuracy" in s:
-        from mrt.train.run import eval_figures
+        from mrt.core.figures import eval_figures
 
         sets, train = {"held_out": eval_figures(s)}, None
     else:
@@ -41,30 +42,42 @@ def _row(run: dict, set_name: str) -> dict | None:
     if e is None:
         return None
     t = run["train"] or {}
-    return {"run": run["name"], "algo": t.get("algo", "-"), "accuracy": e["accuracy"],
-            "mean_output_tokens": e["mean_output_tokens"], "normalized_regret": e["normalized_regret"],
-            "maj_at_k": e.get("maj_at_k", {}), "accuracy_at_budget": e.get("accuracy_at_budget", {}),
-            "steps": t.get("steps"), "sampled_tokens": t.get("sampled_tokens"),
-            "wall_seconds_per_step": t.get("wall_seconds_per_step")}
+    return {
+        "run": run["name"],
+        "algo": t.get("algo", "-"),
+        "accuracy": e["accuracy"],
+        "mean_output_tokens": e["mean_output_tokens"],
+        "normalized_regret": e["normalized_regret"],
+        "maj_at_k": e.get("maj_at_k", {}),
+        "accuracy_at_budget": e.get("accuracy_at_budget", {}),
+        "steps": t.get("steps"),
+        "sampled_tokens": t.get("sampled_tokens"),
+        "wall_seconds_per_step": t.get("wall_seconds_per_step"),
+    }
 
 
 def table(rows: list[dict]) -> str:
     budgets = list(rows[0]["normalized_regret"]) if rows else []
-    head = (["run", "algo", "accuracy", "output tokens"] + [f"regret C={b}" for b in budgets]
-            + ["steps", "sampled tokens", "s/step"])
+    head = (
+        ["run", "algo", "accuracy", "output tokens"]
+        + [f"regret C={b}" for b in budgets]
+        + ["steps", "sampled tokens", "s/step"]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["run"], r["algo"], f"{r['accuracy']:.3f}", f"{r['mean_output_tokens']:.1f}"]
         cells += [f"{r['normalized_regret'].get(b, float('nan')):.3f}" for b in budgets]
-        cells += [str(r["steps"] if r["steps"] is not None else "-"),
-                  str(r["sampled_tokens"] if r["sampled_tokens"] is not None else "-"),
-                  f"{r['wall_seconds_per_step']:.2f}" if r["wall_seconds_per_step"] else "-"]
+        cells += [
+            str(r["steps"] if r["steps"] is not None else "-"),
+            str(r["sampled_tokens"] if r["sampled_tokens"] is not None else "-"),
+            f"{r['wall_seconds_per_step']:.2f}" if r["wall_seconds_per_step"] else "-",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def plots(runs: list[dict], out: Path) -> list[Path]:
-    from mrt.report import _plt, _save
+    from mrt.report.analysis import _plt, _save
 
     plt = _plt()
     made = []
@@ -86,16 +99,21 @@ def plots(runs: list[dict], out: Path) -> list[Path]:
     made.append(_save(plt, fig, out / "regret_vs_budget.png"))
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    from mrt.report import min_traces
+    from mrt.report.analysis import min_traces
 
     for r in runs:
         e = r["sets"]["held_out"]
         counts = e.get("traces_by_episode")
         shown = sum(c >= min_traces(counts[0]) for c in counts) if counts else min(8, len(e["j_by_episode"]))
         j = e["j_by_episode"][:shown]
-        ax.plot(range(len(j)), j, marker="o", label=r["name"] + (f" (n: {counts[0]}→{counts[shown - 1]})" if counts else ""))
-    ax.set(xlabel="episodes before the forced answer", ylabel="mean J",
-           title="J by episode (episodes reached by ≥ max(10, 5%) of traces)")
+        ax.plot(
+            range(len(j)), j, marker="o", label=r["name"] + (f" (n: {counts[0]}→{counts[shown - 1]})" if counts else "")
+        )
+    ax.set(
+        xlabel="episodes before the forced answer",
+        ylabel="mean J",
+        title="J by episode (episodes reached by ≥ max(10, 5%) of traces)",
+    )
     ax.legend(fontsize=7)
     made.append(_save(plt, fig, out / "j_by_episode.png"))
 
@@ -105,8 +123,11 @@ def plots(runs: list[dict], out: Path) -> list[Path]:
             rows = [x for x in r["log"] if "reward" in x]
             if rows:
                 axes[0].plot([x["step"] for x in rows], [x["reward"] for x in rows], label=r["name"])
-                axes[1].plot([x["step"] for x in rows], [x.get("completions/mean_length", float("nan")) for x in rows],
-                             label=r["name"])
+                axes[1].plot(
+                    [x["step"] for x in rows],
+                    [x.get("completions/mean_length", float("nan")) for x in rows],
+                    label=r["name"],
+                )
         axes[0].set(xlabel="step", ylabel="mean reward", title="Training reward")
         axes[1].set(xlabel="step", ylabel="tokens", title="Mean completion length")
         axes[0].legend(fontsize=7)
@@ -146,8 +167,8 @@ def write_page(runs: list[dict], made: list[Path], out: Path) -> Path:
     problem's traces from every run next to each other."""
     import html
 
-    from mrt.report import _img, bootstrap_regret, headline, load_run_dir, page
-    from mrt.viewer import trace_rows, viewer_html
+    from mrt.report.analysis import _img, bootstrap_regret, headline, load_run_dir, page
+    from mrt.report.viewer import trace_rows, viewer_html
 
     heads, viewer_runs, notes = [], [], []
     for run in runs:
@@ -161,19 +182,37 @@ def write_page(runs: list[dict], made: list[Path], out: Path) -> Path:
         viewer_runs.append((run["name"], trace_rows(records, budgets[len(budgets) // 2] if budgets else None)))
     names = [h["name"] for h in heads[0][1]] if heads else []
     rows = "".join(
-        "<tr><th>" + html.escape(run["name"]) + "</th><td>" + html.escape((run["train"] or {}).get("algo", "-"))
-        + "</td>" + "".join(f"<td>{html.escape(next((h['value'] for h in hs if h['name'] == n), '-'))}</td>"
-                            for n in names) + "</tr>" for run, hs in heads)
-    defs = "".join(f"<li><b>{html.escape(h['name'])}</b>: {html.escape(h['definition'])}</li>"
-                   for h in (heads[0][1] if heads else []))
-    body = ("<h1>Runs compared</h1>"
-            + (f"<table><tr><th>run</th><th>algo</th>{''.join(f'<th>{html.escape(n)}</th>' for n in names)}</tr>"
-               f"{rows}</table><ul style='font-size:13px;color:#555'>{defs}</ul>" if heads else "")
-            + "".join(f"<p><b>left out</b>: {html.escape(n)}</p>" for n in notes)
-            + "<h2>Curves</h2>" + "".join(_img(p) for p in made)
-            + ("<h2>The same problem in every run</h2><p>Click a trace: the problem's traces from every run "
-               "are shown side by side, each episode shaded by its progress.</p>" + viewer_html(viewer_runs)
-               if viewer_runs else ""))
+        "<tr><th>"
+        + html.escape(run["name"])
+        + "</th><td>"
+        + html.escape((run["train"] or {}).get("algo", "-"))
+        + "</td>"
+        + "".join(f"<td>{html.escape(next((h['value'] for h in hs if h['name'] == n), '-'))}</td>" for n in names)
+        + "</tr>"
+        for run, hs in heads
+    )
+    defs = "".join(
+        f"<li><b>{html.escape(h['name'])}</b>: {html.escape(h['definition'])}</li>"
+        for h in (heads[0][1] if heads else [])
+    )
+    body = (
+        "<h1>Runs compared</h1>"
+        + (
+            f"<table><tr><th>run</th><th>algo</th>{''.join(f'<th>{html.escape(n)}</th>' for n in names)}</tr>"
+            f"{rows}</table><ul style='font-size:13px;color:#555'>{defs}</ul>"
+            if heads
+            else ""
+        )
+        + "".join(f"<p><b>left out</b>: {html.escape(n)}</p>" for n in notes)
+        + "<h2>Curves</h2>"
+        + "".join(_img(p) for p in made)
+        + (
+            "<h2>The same problem in every run</h2><p>Click a trace: the problem's traces from every run "
+            "are shown side by side, each episode shaded by its progress.</p>" + viewer_html(viewer_runs)
+            if viewer_runs
+            else ""
+        )
+    )
     path = out / "compare.html"
     path.write_text(page("mrt compare", body))
     return path

@@ -12,6 +12,7 @@ trains with transformers' ``Trainer``. At test time it scores N rollouts of the 
 
 The budget of best-of-N is its sampled tokens: N times the mean rollout length.
 """
+
 from __future__ import annotations
 
 import random
@@ -30,13 +31,15 @@ class Rollout:
     correct: bool
 
 
-def sample_rollouts(sampler, task, problems, n: int, max_new_tokens: int, temperature: float = 1.0,
-                    seed: int = 0) -> list[list[Rollout]]:
+def sample_rollouts(
+    sampler, task, problems, n: int, max_new_tokens: int, temperature: float = 1.0, seed: int = 0
+) -> list[list[Rollout]]:
     """``n`` rollouts of each problem, graded on their answer part."""
     tok = sampler.tokenizer
     prompts = [task.prompt_ids(p, tok) for p in problems]
-    comps = sampler.sample(prompts, SamplingParams(n=n, max_new_tokens=max_new_tokens, temperature=temperature,
-                                                   seed=seed))
+    comps = sampler.sample(
+        prompts, SamplingParams(n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+    )
     out = []
     for p, prompt, cs in zip(problems, prompts, comps):
         rows = []
@@ -47,17 +50,32 @@ def sample_rollouts(sampler, task, problems, n: int, max_new_tokens: int, temper
     return out
 
 
-def train_verifier(base_model: str, rollouts: list[Rollout], out: str | Path, steps: int = 200,
-                   batch_size: int = 32, learning_rate: float = 3e-4, seed: int = 0, threads: int = 0):
+def train_verifier(
+    base_model: str,
+    rollouts: list[Rollout],
+    out: str | Path,
+    steps: int = 200,
+    batch_size: int = 32,
+    learning_rate: float = 3e-4,
+    seed: int = 0,
+    threads: int = 0,
+):
     """Train the value-head verifier on labelled rollouts; saves it to ``out``; returns the model.
 
     A finished verifier in ``out`` (``config.json`` present) is loaded instead of retrained.
     """
     if not (Path(out) / "config.json").is_file() and (not rollouts or len({r.correct for r in rollouts}) < 2):
         raise ValueError("the verifier needs both correct and wrong rollouts to learn from")
-    return train_value_head(base_model, [(r.prompt + r.output, float(r.correct)) for r in rollouts], out,
-                            steps=steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                            threads=threads)
+    return train_value_head(
+        base_model,
+        [(r.prompt + r.output, float(r.correct)) for r in rollouts],
+        out,
+        steps=steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        threads=threads,
+    )
 
 
 def score(model, tok, rollouts: list[Rollout], batch_size: int = 64) -> list[float]:
@@ -97,8 +115,9 @@ def select(rollouts: list[Rollout], scores: list[float], how: str) -> bool:
     return right[sorted(winners)[0]]  # ties: a fixed choice
 
 
-def best_of_n_curve(per_problem: list[list[Rollout]], scores: list[list[float]], ns: list[int],
-                    draws: int = 8, seed: int = 0) -> list[dict]:
+def best_of_n_curve(
+    per_problem: list[list[Rollout]], scores: list[list[float]], ns: list[int], draws: int = 8, seed: int = 0
+) -> list[dict]:
     """Accuracy of each selection rule at each N, averaged over ``draws`` random subsets of N of
     each problem's rollouts; ``tokens``: mean sampled tokens per problem at that N."""
     rng = random.Random(seed)

@@ -5,6 +5,7 @@ Output (``OUT``): ``traces.jsonl`` (one line per trace, written a problem at a t
 ``run.json`` (the settings; a rerun with the same settings resumes), ``summary.json``,
 ``plots/*.png`` and ``report.html``.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,10 +16,13 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mrt import grading, metrics
+from mrt import grading
 from mrt.config import arg, claim_run_dir
-from mrt.episodes import chunk_ends
-from mrt.metaprover import VoteRule, estimate_prefixes
+from mrt.core import metrics
+from mrt.core.episodes import chunk_ends
+from mrt.core.figures import REGRET_AXES, aggregate
+from mrt.core.grades import VoteRule
+from mrt.measure.metaprover import estimate_prefixes
 from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 from mrt.samplers.base import SamplingParams
 
@@ -44,15 +48,22 @@ class AnalyzeConfig(SamplerArgs):
     extensions: int = arg(4, "budget-forcing extensions past the natural end of thinking (0: off)")
     extension_tokens: int = arg(0, "token cap of each budget-forcing extension (0: the task's default)")
     seed: int = arg(0, "sampling seed")
-    traces: str = arg("", "JSONL of traces made elsewhere (fields: output, answer, problem or prompt, "
-                          "optional problem_id): analyse them instead of sampling new ones")
+    traces: str = arg(
+        "",
+        "JSONL of traces made elsewhere (fields: output, answer, problem or prompt, "
+        "optional problem_id): analyse them instead of sampling new ones",
+    )
     segmentation: str = arg("task", "episode splitter: 'task' (the task's own) or 'chunk:N' (N-token chunks)")
     termination_text: str = arg("", "text appended to a prefix to force an answer (default: the task's)")
-    regret_axis: str = arg("thinking", "x-axis of normalized_regret: 'thinking' (thinking tokens, curve from "
-                                       "(0, J(empty))) or 'authors' (their notebook's input + mean answer tokens, "
-                                       "curve from (0, 0)); both are always in summary.json's regret_by_axis")
-    vote_tie: str = arg("expected", "maj@k tie that includes the correct answer: 'expected' (1/m of m tied) "
-                                    "or 'authors' (0.5)")
+    regret_axis: str = arg(
+        "thinking",
+        "x-axis of normalized_regret: 'thinking' (thinking tokens, curve from "
+        "(0, J(empty))) or 'authors' (their notebook's input + mean answer tokens, "
+        "curve from (0, 0)); both are always in summary.json's regret_by_axis",
+    )
+    vote_tie: str = arg(
+        "expected", "maj@k tie that includes the correct answer: 'expected' (1/m of m tied) or 'authors' (0.5)"
+    )
     vote_weights: str = arg("none", "maj@k votes: 'none' (one each) or 'logprob' (the authors' 2^mean log-prob)")
 
 
@@ -77,14 +88,18 @@ def analyze_problem(sampler, task, problem, cfg: AnalyzeConfig, index: int) -> l
     seed = problem_seed(cfg.seed, index)
     prompt_ids = task.prompt_ids(problem, tok)
     max_new = cfg.max_new_tokens or task.default_max_new_tokens
-    traces = sampler.sample([prompt_ids], SamplingParams(
-        n=cfg.traces_per_problem, max_new_tokens=max_new, temperature=cfg.temperature,
-        top_p=cfg.top_p, seed=seed))[0]
+    traces = sampler.sample(
+        [prompt_ids],
+        SamplingParams(
+            n=cfg.traces_per_problem, max_new_tokens=max_new, temperature=cfg.temperature, top_p=cfg.top_p, seed=seed
+        ),
+    )[0]
     return analyze_outputs(sampler, task, problem, cfg, index, prompt_ids, traces)
 
 
-def analyze_outputs(sampler, task, problem, cfg: AnalyzeConfig, index: int, prompt_ids: list[int],
-                    traces: list) -> list[dict]:
+def analyze_outputs(
+    sampler, task, problem, cfg: AnalyzeConfig, index: int, prompt_ids: list[int], traces: list
+) -> list[dict]:
     """Episodes, J after every prefix, progress and budget forcing for given outputs of one
     problem (sampled here, or read from a traces file)."""
     tok = sampler.tokenizer
@@ -98,22 +113,49 @@ def analyze_outputs(sampler, task, problem, cfg: AnalyzeConfig, index: int, prom
         answer, correct = task.grade_answer_ids(problem, answer_ids, tok)
         ends = _episode_ends(cfg, task, thinking, tok)
         thinkings.append((thinking, ends, closed))
-        status = ("empty" if not out_ids or (not thinking and not closed) else
-                  "truncated" if comp.finish_reason == "length" else "ok")
-        records.append({
-            "problem_id": problem.id, "trace": t_idx, "reference": problem.answer,
-            "meta": problem.meta, "output": comp.text, "n_output_tokens": len(out_ids),
-            "n_thinking_tokens": len(thinking), "finish_reason": comp.finish_reason,
-            "status": status, "closed_thinking": closed, "answer": answer, "correct": correct,
-            "prompt_ids": list(prompt_ids), "thinking_ids": list(thinking),  # for the progress estimator
-            "episodes": [{"start": a, "end": b, "text": tok.decode(thinking[a:b])}
-                         for a, b in zip([0] + ends[:-1], ends)],
-        })
+        status = (
+            "empty"
+            if not out_ids or (not thinking and not closed)
+            else "truncated"
+            if comp.finish_reason == "length"
+            else "ok"
+        )
+        records.append(
+            {
+                "problem_id": problem.id,
+                "trace": t_idx,
+                "reference": problem.answer,
+                "meta": problem.meta,
+                "output": comp.text,
+                "n_output_tokens": len(out_ids),
+                "n_thinking_tokens": len(thinking),
+                "finish_reason": comp.finish_reason,
+                "status": status,
+                "closed_thinking": closed,
+                "answer": answer,
+                "correct": correct,
+                "prompt_ids": list(prompt_ids),
+                "thinking_ids": list(thinking),  # for the progress estimator
+                "episodes": [
+                    {"start": a, "end": b, "text": tok.decode(thinking[a:b])} for a, b in zip([0] + ends[:-1], ends)
+                ],
+            }
+        )
     ks = tuple(cfg.maj_k)
-    estimates = estimate_prefixes(sampler, task, problem, prompt_ids, thinkings,
-                                  n=cfg.answers_per_prefix, answer_tokens=n_ans,
-                                  temperature=cfg.temperature, top_p=cfg.top_p, seed=seed + 1, ks=ks,
-                                  votes=VoteRule(cfg.vote_tie, cfg.vote_weights))
+    estimates = estimate_prefixes(
+        sampler,
+        task,
+        problem,
+        prompt_ids,
+        thinkings,
+        n=cfg.answers_per_prefix,
+        answer_tokens=n_ans,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        seed=seed + 1,
+        ks=ks,
+        votes=VoteRule(cfg.vote_tie, cfg.vote_weights),
+    )
     for rec, ests in zip(records, estimates):
         rec["prefixes"] = [e.to_json() for e in ests]
         rec["progress"] = metrics.progress([e.j for e in ests])
@@ -138,23 +180,43 @@ def _extend(sampler, task, problem, prompt_ids, thinkings, records, cfg, seed, n
             break
         ext = tok.encode(task.extension_texts[e % len(task.extension_texts)], add_special_tokens=False)
         prompts = [prompt_ids + cur[i] + ext for i in live]
-        comps = sampler.sample(prompts, SamplingParams(
-            n=1, max_new_tokens=cfg.extension_tokens or task.extension_tokens, temperature=cfg.temperature,
-            top_p=cfg.top_p, stop_token_ids=stop_ids, stop=stop_texts, seed=seed + 7 * e))
+        comps = sampler.sample(
+            prompts,
+            SamplingParams(
+                n=1,
+                max_new_tokens=cfg.extension_tokens or task.extension_tokens,
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                stop_token_ids=stop_ids,
+                stop=stop_texts,
+                seed=seed + 7 * e,
+            ),
+        )
         for i, cs in zip(live, comps):
             new = cs[0].token_ids
             if new and new[-1] in stop_ids + (tok.eos_token_id,):
                 new = new[:-1]
             cur[i] = cur[i] + ext + new
-        ests = estimate_prefixes(sampler, task, problem, prompt_ids,
-                                 [(cur[i], [len(cur[i])]) for i in live], n=cfg.answers_per_prefix,
-                                 answer_tokens=n_ans, temperature=cfg.temperature, top_p=cfg.top_p,
-                                 seed=seed + 7 * e + 3, ks=ks, include_empty=False,
-                                 votes=VoteRule(cfg.vote_tie, cfg.vote_weights))
+        ests = estimate_prefixes(
+            sampler,
+            task,
+            problem,
+            prompt_ids,
+            [(cur[i], [len(cur[i])]) for i in live],
+            n=cfg.answers_per_prefix,
+            answer_tokens=n_ans,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            seed=seed + 7 * e + 3,
+            ks=ks,
+            include_empty=False,
+            votes=VoteRule(cfg.vote_tie, cfg.vote_weights),
+        )
         for i, est in zip(live, ests):
             last = est[-1]
-            records[i]["extension"].append({"extensions": e + 1, "tokens": len(cur[i]),
-                                            "j": last.j, "ci": list(last.ci)})
+            records[i]["extension"].append(
+                {"extensions": e + 1, "tokens": len(cur[i]), "j": last.j, "ci": list(last.ci)}
+            )
 
 
 # ---------------------------------------------------------------------------- resume / I/O
@@ -178,8 +240,10 @@ def read_traces(path: str) -> list[tuple]:
         text = row.get("prompt") if "prompt" in row else row["problem"]
         pid = str(row.get("problem_id", text))
         if pid not in groups:
-            groups[pid] = (Problem(id=pid, prompt=str(text), answer=str(row["answer"]),
-                                   meta={"rendered": "prompt" in row}), [])
+            groups[pid] = (
+                Problem(id=pid, prompt=str(text), answer=str(row["answer"]), meta={"rendered": "prompt" in row}),
+                [],
+            )
         groups[pid][1].append(str(row["output"]))
     if not groups:
         raise ValueError(f"traces file {path!r} holds no traces")
@@ -216,6 +280,7 @@ def load_finished(path: Path, per_problem) -> tuple[dict[str, list[dict]], int]:
         except (json.JSONDecodeError, KeyError, TypeError):
             bad += 1
             log.warning("%s line %d is malformed; skipped", path, n)
+
     def want(pid):
         return per_problem.get(pid, -1) if isinstance(per_problem, dict) else per_problem
 
@@ -242,95 +307,16 @@ def _settings(cfg: AnalyzeConfig, task) -> dict:
 # ---------------------------------------------------------------------------- summary
 
 
-REGRET_AXES = ("thinking", "authors")
-EPISODE_BUDGETS = (1, 2, 3, 4, 5, 6)  # steps of the authors' majority-comparator regret
-
-
-def trace_regret(r: dict, budget: float, axis: str) -> float:
-    """Normalised regret of one trace record at ``budget`` on ``axis`` (see REGRET_AXES)."""
-    js = [p["j"] for p in r["prefixes"]]
-    if axis == "thinking":
-        return metrics.normalized_regret([e["end"] for e in r["episodes"]], js, budget)
-    if "input_tokens" not in r["prefixes"][0]:
-        raise ValueError("these traces predate the authors' regret axis (no input_tokens per prefix); "
-                         "analyse them again into a new directory")
-    xs = metrics.authors_axis([p["input_tokens"] for p in r["prefixes"]],
-                              [p["answer_tokens"] for p in r["prefixes"]])
-    return metrics.normalized_regret_authors(xs, js, budget)
-
-
 def summarize(records: list[dict], cfg: AnalyzeConfig, task, model_name: str) -> dict:
-    budgets = list(cfg.budgets or task.default_budgets)
-    n = len(records)
-    if n == 0:
-        raise ValueError("no traces to summarise")
-    ks = sorted({int(k) for r in records for k in r["prefixes"][-1]["maj_at_k"]})
-    j_sum, j_cnt, p_sum = defaultdict(float), defaultdict(int), defaultdict(float)
-    for r in records:
-        for i, p in enumerate(r["prefixes"]):
-            j_sum[i] += p["j"]
-            j_cnt[i] += 1
-        for i, v in enumerate(r["progress"]):
-            p_sum[i] += v
-    regret = {axis: {str(c): sum(trace_regret(r, c, axis) for r in records) / n for c in budgets}
-              for axis in REGRET_AXES}
-    max_ep = max(j_cnt)
-    j_by_ep = [j_sum[i] / j_cnt[i] for i in range(max_ep + 1)]
-    prog_by_ep = [p_sum[i] / j_cnt[i + 1] for i in range(max_ep)]
-    # accuracy vs budget is a step function that changes only at episode ends: evaluate it there
-    grid = sorted({0} | {e["end"] for r in records for e in r["episodes"]})
-    acc_curve = [sum(metrics.j_at_budget([e["end"] for e in r["episodes"]],
-                                         [p["j"] for p in r["prefixes"]], b) for r in records) / n
-                 for b in grid]
-    ext = defaultdict(list)
-    for r in records:
-        for e in r.get("extension", []):
-            ext[e["extensions"]].append((e["tokens"] - r["n_thinking_tokens"], e["j"]))
-    base_closed = [r["prefixes"][-1]["j"] for r in records if r["closed_thinking"]]
-    extrapolation = ([{"extensions": 0, "extra_tokens": 0.0, "j": sum(base_closed) / len(base_closed),
-                       "n": len(base_closed)}] if base_closed else [])
-    extrapolation += [{"extensions": k, "extra_tokens": sum(t for t, _ in v) / len(v),
-                       "j": sum(j for _, j in v) / len(v), "n": len(v)} for k, v in sorted(ext.items())]
-    correct = sum(r["correct"] for r in records)
-    status, grader = defaultdict(int), defaultdict(int)
-    for r in records:
-        status[r["status"]] += 1
-        for kind, c in r.get("grader_failures", {}).items():
-            grader[kind] += c
+    """summary.json: the run's identity, the figures of ``mrt.core.figures.aggregate`` and the settings."""
+    figs = aggregate(records, list(cfg.budgets or task.default_budgets), cfg.regret_axis)
     return {
-        "model": model_name, "task": cfg.task, "knobs": task.knobs(),
-        "n_problems": len({r["problem_id"] for r in records}), "n_traces": n,
-        "accuracy": correct / n, "accuracy_ci": list(metrics.wilson_interval(correct, n)),
-        "mean_output_tokens": sum(r["n_output_tokens"] for r in records) / n,
-        "mean_thinking_tokens": sum(r["n_thinking_tokens"] for r in records) / n,
-        "mean_episodes": sum(len(r["episodes"]) for r in records) / n,
-        "trace_status": dict(status), "grader_failures": dict(grader),
-        "j_by_episode": j_by_ep, "traces_by_episode": [j_cnt[i] for i in range(max_ep + 1)],
-        "progress_by_episode": prog_by_ep,
-        "regret_axis": cfg.regret_axis, "normalized_regret": regret[cfg.regret_axis], "regret_by_axis": regret,
-        "majority_regret": _majority_regret(records, ks),
-        "maj_at_k": {str(k): sum(r["prefixes"][-1]["maj_at_k"][str(k)] for r in records) / n for k in ks},
-        "pass_at_k": {str(k): sum(r["prefixes"][-1]["pass_at_k"][str(k)] for r in records) / n for k in ks},
-        "accuracy_vs_tokens": metrics.step_points(grid, acc_curve),
-        "forced_accuracy_at_end": acc_curve[-1],
-        "tokens_to_accuracy": metrics.tokens_to_fraction(grid, acc_curve),
-        "extrapolation": extrapolation,
+        "model": model_name,
+        "task": cfg.task,
+        "knobs": task.knobs(),
+        **figs,
         "settings": {k: v for k, v in asdict(cfg).items() if k != "out"},
     }
-
-
-def _majority_regret(records: list[dict], ks: list[int]) -> dict:
-    """The authors' majority-comparator regret at episode budgets 1..6 (mean of per-trace
-    values; traces with no comparator area skipped). Needs maj@1, 2, 4 and 8."""
-    if not {1, 2, 4, 8} <= set(ks):
-        return {"note": "needs maj@1, 2, 4 and 8 (--maj-k 1 2 4 8 --answers-per-prefix 8 or more)"}
-    out = {}
-    for b in EPISODE_BUDGETS:
-        vals = [metrics.majority_regret([[p["maj_at_k"][k] for k in ("1", "2", "4", "8")] for p in r["prefixes"]], b)
-                for r in records]
-        vals = [v for v in vals if v is not None]
-        out[str(b)] = sum(vals) / len(vals) if vals else None
-    return out
 
 
 # ---------------------------------------------------------------------------- driver
@@ -339,9 +325,8 @@ def _majority_regret(records: list[dict], ks: list[int]) -> dict:
 def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
     from tqdm import tqdm
 
-
     from mrt.tasks import get_task, parse_knobs
-    from mrt.tiny import shipped_model_path
+    from mrt.tasks.tiny import shipped_model_path
 
     task = get_task(cfg.task, **parse_knobs(cfg.knobs))  # bad task / knob: error before any work
     if cfg.termination_text:
@@ -358,9 +343,8 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
         raise ValueError("maj_k and budgets must be positive")
     model_name = cfg.model or str(shipped_model_path())
     out = Path(cfg.out)
-    given = read_traces(cfg.traces)[:cfg.n_problems] if cfg.traces else None  # bad file: error first
-    claim_run_dir(out, _settings(cfg, task), free=("n_problems", "budgets", "regret_axis", "base_url",
-                                                   *ENGINE_FIELDS))
+    given = read_traces(cfg.traces)[: cfg.n_problems] if cfg.traces else None  # bad file: error first
+    claim_run_dir(out, _settings(cfg, task), free=("n_problems", "budgets", "regret_axis", "base_url", *ENGINE_FIELDS))
     traces_path = out / "traces.jsonl"
     if given is not None:
         problems = [p for p, _ in given]
@@ -381,8 +365,15 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
             if given is None:
                 recs = analyze_problem(sampler, task, p, cfg, i)
             else:
-                recs = analyze_outputs(sampler, task, p, cfg, i, task.prompt_ids(p, sampler.tokenizer),
-                                       _as_completions(given[i][1], sampler.tokenizer))
+                recs = analyze_outputs(
+                    sampler,
+                    task,
+                    p,
+                    cfg,
+                    i,
+                    task.prompt_ids(p, sampler.tokenizer),
+                    _as_completions(given[i][1], sampler.tokenizer),
+                )
             recs[0]["grader_failures"] = dict(Counter(grading.failures) - before)
             f.write("".join(json.dumps(r) + "\n" for r in recs))
             f.flush()
@@ -395,10 +386,11 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
     if odd:
         log.warning("traces that did not end normally (counted in summary.json): %s", odd)
     if summary["grader_failures"]:
-        log.warning("answers graded wrong by a grader failure (counted in summary.json): %s",
-                    summary["grader_failures"])
+        log.warning(
+            "answers graded wrong by a grader failure (counted in summary.json): %s", summary["grader_failures"]
+        )
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    from mrt.report import write_report
+    from mrt.report.analysis import write_report
 
     write_report(out, summary, records)
     return summary

@@ -13,10 +13,11 @@ Pure functions, no I/O; ``mrt diagnose`` (mrt/diagnose.py) samples and calls the
   success probability J after that segment, summed over the trace's segments:
   ``sum_j Var_{z_{j+1} ~ pi(.|x, z_{0:j})} [ J(x, z_{0:j+1}) ]``.
 """
+
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def _mean_std(xs: Sequence[float]) -> tuple[float, float]:
@@ -75,8 +76,14 @@ def correct_trace_heterogeneity(per_problem: Sequence[Sequence[dict]]) -> dict:
     """
     rows = [p for p in per_problem if len(p) >= 2]
     if not rows:
-        return {"problems": 0, "length_std": 0.0, "length_cv": 0.0, "episodes_std": 0.0,
-                "episodes_cv": 0.0, "distinct_style_fraction": 0.0}
+        return {
+            "problems": 0,
+            "length_std": 0.0,
+            "length_cv": 0.0,
+            "episodes_std": 0.0,
+            "episodes_cv": 0.0,
+            "distinct_style_fraction": 0.0,
+        }
     acc = Counter()
     for traces in rows:
         ln = spread([t["tokens"] for t in traces])
@@ -109,4 +116,3 @@ def histogram(values: Sequence[float], edges: Sequence[float]) -> list[int]:
                 counts[i] += 1
                 break
     return counts
-
