@@ -96,7 +96,11 @@ def _cmd_estimator(ns):
         n = predict(ns.estimator, ns.analysis_dir, ns.out)
         print(f"J predicted at every prefix of {n} traces: {ns.out}")
         return
-    rep = train_estimator(from_namespace(EstimatorConfig, ns))
+    from mrt.rundir import lock_run_dir, writer_scope
+
+    with writer_scope():
+        lock_run_dir(ns.out)
+        rep = train_estimator(from_namespace(EstimatorConfig, ns))
     c = rep.get("calibration")
     if c:
         print(
@@ -107,8 +111,6 @@ def _cmd_estimator(ns):
 
 
 def _cmd_early_stop(ns):
-    import json
-    from pathlib import Path
 
     from mrt.act.estimator import read_estimates, read_records
     from mrt.act.tradeoff import tradeoff
@@ -117,9 +119,11 @@ def _cmd_early_stop(ns):
     estimates = read_estimates(ns.estimates) if ns.estimates else None
     sources = tuple(s for s in ns.j_sources if s != "estimator" or estimates is not None)
     res = tradeoff(records, k=ns.k, rules=ns.rules or None, sources=sources, estimates=estimates)
-    out = Path(ns.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "tradeoff.json").write_text(json.dumps(res, indent=1))
+    from mrt.rundir import lock_run_dir, write_json, writer_scope
+
+    with writer_scope():
+        out = lock_run_dir(ns.out)
+        write_json(out / "tradeoff.json", res)
     print(f"{'rule':28s} {'J source':9s} {'accuracy':>8s} {'tokens':>8s} {'overhead':>8s} {'vs natural':>10s}")
     for p in res["points"]:
         print(
@@ -148,9 +152,12 @@ def _cmd_train(ns):
 
 def _cmd_report(ns):
     from mrt.report.analysis import load_run_dir, write_report
+    from mrt.rundir import lock_run_dir, writer_scope
 
-    summary, records = load_run_dir(ns.run)
-    print(f"report: {write_report(ns.run, summary, records)}")
+    with writer_scope():
+        lock_run_dir(ns.run)  # not while mrt analyze writes it
+        summary, records = load_run_dir(ns.run)
+        print(f"report: {write_report(ns.run, summary, records)}")
 
 
 def _cmd_compare(ns):
@@ -280,16 +287,27 @@ def main(argv=None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if ns.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    from mrt.rundir import RunDirBusy, is_disk_full
     from mrt.samplers.errors import SamplerError
 
     try:
         ns.func(ns)
-    except (ValueError, FileNotFoundError, FloatingPointError) as e:
+    except (ValueError, FileNotFoundError, FloatingPointError, RunDirBusy) as e:
         print(f"mrt {ns.command}: error: {e}", file=sys.stderr)
         return 2
     except SamplerError as e:  # a server that stayed down, an engine that did not start: work so far is kept
         print(f"mrt {ns.command}: error: {e}", file=sys.stderr)
         return 3
+    except Exception as e:
+        if not is_disk_full(e):
+            raise
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(
+            f"mrt {ns.command}: error: no space left on the device{where}. Everything finished before it is kept "
+            "(files are written whole); free some space and rerun the same command to continue",
+            file=sys.stderr,
+        )
+        return 4
     return 0
 
 

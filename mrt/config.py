@@ -57,21 +57,38 @@ def from_namespace(cls, ns: argparse.Namespace, **extra):
 
 
 def claim_run_dir(out, settings: dict, free: tuple[str, ...] = ()) -> None:
-    """Create ``out`` and record ``settings`` in ``out/run.json``; refuse a directory that holds
-    a run with other settings (keys in ``free`` may differ), so that a rerun resumes safely."""
+    """Create ``out``, take its writer's lock (:func:`mrt.rundir.lock_run_dir`: a second process
+    is refused, naming the holder) and record ``settings`` in ``out/run.json``; refuse a directory
+    that holds a run with other settings (keys in ``free`` may differ), so that a rerun resumes
+    safely. The lock lasts until the enclosing :func:`mrt.rundir.writer_scope` ends (or the process)."""
     from pathlib import Path
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    from mrt.rundir import lock_run_dir, release_run_dir, write_json
+
+    out = lock_run_dir(Path(out))
+    try:
+        _check_settings(out, settings, free)
+    except BaseException:
+        release_run_dir(out)
+        raise
+    write_json(out / "run.json", settings)
+
+
+def _check_settings(out, settings: dict, free: tuple[str, ...]) -> None:
     run_file = out / "run.json"
     if run_file.exists():
-        old = json.loads(run_file.read_text())
+        try:
+            old = json.loads(run_file.read_text())
+        except ValueError:  # torn by a kill under an older mrt (run.json is now written whole)
+            import logging
+
+            logging.getLogger(__name__).warning("%s is damaged; writing it again", run_file)
+            return
         diff = sorted(k for k in set(old) | set(settings) if k not in free and old.get(k) != settings.get(k))
         if diff:
             raise ValueError(
                 f"{out} holds a run with other settings ({', '.join(diff)}); use another --out or delete it"
             )
-    run_file.write_text(json.dumps(settings, indent=1))
 
 
 def read_jsonl(path, required: tuple[str, ...] = ()):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from mrt.config import arg
+from mrt.rundir import lock_run_dir, one_writer, write_json
 
 
 @dataclass
@@ -20,12 +20,13 @@ class DemoConfig:
     train_steps: int = arg(30, "optimizer steps of the GRPO and MRT runs (0: analyse the base only)")
 
 
+@one_writer
 def run_demo(cfg: DemoConfig) -> dict:
     from mrt.measure.analyze import AnalyzeConfig, run_analysis
     from mrt.report.analysis import print_summary
 
     t0 = time.time()
-    out = Path(cfg.out)
+    out = lock_run_dir(cfg.out)  # its parts (base/, grpo/, ...) take their own locks
     sets = {"base": [], "base-hard": list(cfg.hard_knobs)}
     results = {}
     for i, (name, knobs) in enumerate(sets.items(), 1):
@@ -67,18 +68,16 @@ def run_demo(cfg: DemoConfig) -> dict:
             runs.append(str(out / algo))
         print(f"[{len(sets) + 3}/{len(sets) + 3}] comparing base, grpo and mrt")
         compare(runs, str(out / "compare"))
-    (out / "demo.json").write_text(
-        json.dumps(
-            {
-                name: {
-                    k: s[k]
-                    for k in ("accuracy", "mean_output_tokens", "j_by_episode", "normalized_regret", "maj_at_k")
-                    if k in s
-                }
-                for name, s in results.items()
-            },
-            indent=1,
-        )
+    write_json(
+        out / "demo.json",
+        {
+            name: {
+                k: s[k]
+                for k in ("accuracy", "mean_output_tokens", "j_by_episode", "normalized_regret", "maj_at_k")
+                if k in s
+            }
+            for name, s in results.items()
+        },
     )
     from mrt.report.analysis import write_index
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mrt.config import arg
+from mrt.rundir import atomic_path, read_jsonl_whole, write_atomic, write_json
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def read_records(directory: str | Path) -> list[dict]:
     path = Path(directory) / "traces.jsonl"
     if not path.is_file():
         raise ValueError(f"{directory}: no traces.jsonl (not an mrt analyze directory)")
-    recs = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    recs = [r for _, r in read_jsonl_whole(path)[0]]  # a torn last line (a killed writer) is left out
     if not recs:
         raise ValueError(f"{path}: no traces")
     if "thinking_ids" not in recs[0]:
@@ -132,8 +133,12 @@ def train_estimator(cfg: EstimatorConfig) -> dict:
         seed=cfg.seed,
         threads=cfg.threads,
     )
+    run_file = Path(cfg.analysis[0]) / "run.json"
+    run = json.loads(run_file.read_text()) if run_file.is_file() else {}
     report = {
         "model": model,
+        "task": run.get("task"),  # a training run's --estimator is checked against its task
+        "sampling": {k: run.get(k) for k in ("temperature", "top_p")},  # what the targets were sampled at
         "analysis": list(cfg.analysis),
         "train_examples": len(train),
         "held_out_examples": len(test),
@@ -143,7 +148,7 @@ def train_estimator(cfg: EstimatorConfig) -> dict:
         pred = score_sequences(net, tok, [ids for ids, _ in test])
         report["calibration"] = calibration(pred, [y for _, y in test])
         _plot(report["calibration"], out / "reliability.png")
-    (out / "calibration.json").write_text(json.dumps(report, indent=1))
+    write_json(out / "calibration.json", report)
     return report
 
 
@@ -175,7 +180,8 @@ def _plot(cal: dict, path: Path) -> None:
     )
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
@@ -196,14 +202,10 @@ def predict(estimator: str | Path, analysis: str | Path, out: str | Path) -> int
     records = read_records(analysis)
     ex = examples(records)
     pred = iter(score_sequences(net, tok, [ids for ids, _, _ in ex]))
-    with Path(out).open("w") as f:
-        for r in records:
-            f.write(
-                json.dumps(
-                    {"problem_id": r["problem_id"], "trace": r["trace"], "j": [next(pred) for _ in r["prefixes"]]}
-                )
-                + "\n"
-            )
+    rows = [
+        {"problem_id": r["problem_id"], "trace": r["trace"], "j": [next(pred) for _ in r["prefixes"]]} for r in records
+    ]
+    write_atomic(out, "".join(json.dumps(row) + "\n" for row in rows))
     return len(records)
 
 

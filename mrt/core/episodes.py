@@ -3,7 +3,9 @@
 An episode segmentation is returned as the *end offsets* of the episodes: episode ``j`` covers
 ``[ends[j-1], ends[j])`` (``ends[-1]`` is the length of the thinking part). Offsets are in tokens
 for token-level splitters and in characters for the R1 text splitter (``Task.episode_ends`` maps
-those to token offsets exactly, through the characters each token adds to the decoded text).
+those to token offsets exactly, through the characters each token adds to the decoded text; an R1
+episode's character end is before the newlines that close it, and ``Task.episode_ends`` puts the
+last end at the length of the thinking).
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ def chunk_ends(n_tokens: int, chunk: int) -> list[int]:
 
 @dataclass(frozen=True)
 class R1Segmentation:
-    episodes: list[str]  # episode texts (paragraphs joined by "\n\n")
-    char_ends: list[int]  # end offset of each episode in the original text
+    episodes: list[str]  # episode texts, the authors' way (see segment_r1)
+    char_ends: list[int]  # where each episode ends in the original text (its last non-newline character)
 
     def prefix(self, j: int) -> str:
         """Thinking prefix after ``j`` episodes, the authors' way: joined by \\n\\n plus \\n\\n."""
@@ -71,6 +73,13 @@ def segment_r1(
 ) -> R1Segmentation:
     """Split an R1-style thinking trace into episodes, then merge them in groups of ``group_size``.
 
+    As the authors' ``break_into_meta_steps`` and ``merge_meta_steps``: each episode's paragraphs
+    are joined by \\n\\n and its trailing newlines dropped (an empty paragraph right before a
+    boundary, or newlines that end the thinking), then ``group_size`` episodes are joined by
+    \\n\\n. ``char_ends[j]`` is where episode ``j`` ends in ``text``: after its last
+    non-newline character. Thinking with no text (empty or whitespace only) has no episode
+    (the authors made one empty episode of it; docs/concepts.md).
+
     The authors used max_steps=49, group_size=5 on Omni-MATH and max_steps=45, group_size=3 on AIME.
     """
     if group_size < 1:
@@ -80,15 +89,17 @@ def segment_r1(
     paragraphs = text.split(PARAGRAPH_SEP)
     starts = r1_episode_starts(paragraphs, markers, min_gap, max_steps)
     cuts = [0] + starts + [len(paragraphs)]
-    raw = [paragraphs[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
-    grouped = [sum(raw[i : i + group_size], []) for i in range(0, len(raw), group_size)]
-    episodes, ends, pos = [], [], 0
-    for g in grouped:
-        ep = PARAGRAPH_SEP.join(g)
-        pos += len(ep) + (len(PARAGRAPH_SEP) if ends else 0)
-        episodes.append(ep)
-        ends.append(pos)
-    return R1Segmentation(episodes, ends)
+    raw, ends, pos = [], [], 0  # pos: where the raw episode starts in text
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        span = PARAGRAPH_SEP.join(paragraphs[a:b])
+        raw.append(span.rstrip("\n"))
+        ends.append(pos + len(raw[-1]))
+        pos += len(span) + len(PARAGRAPH_SEP)
+    groups = range(0, len(raw), group_size)
+    return R1Segmentation(
+        [PARAGRAPH_SEP.join(raw[i : i + group_size]) for i in groups],
+        [ends[min(i + group_size, len(raw)) - 1] for i in groups],
+    )
 
 
 def find_subsequence(seq: list[int], sub: list[int], start: int = 0) -> int:

@@ -3,14 +3,15 @@ report progress, regret, maj@k / pass@k, accuracy vs tokens and budget extrapola
 
 Output (``OUT``): ``traces.jsonl`` (one line per trace, written a problem at a time),
 ``run.json`` (the settings; a rerun with the same settings resumes), ``summary.json``,
-``plots/*.png`` and ``report.html``.
+``plots/*.png`` and ``report.html``. One process writes a directory at a time (a lock), every
+file but the appended records is written whole (temporary file, rename), and a torn record line
+is dropped and its problem redone (docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
@@ -23,6 +24,7 @@ from mrt.core.episodes import chunk_ends
 from mrt.core.figures import REGRET_AXES, aggregate
 from mrt.core.grades import VoteRule
 from mrt.measure.metaprover import estimate_prefixes
+from mrt.rundir import append_lines, one_writer, write_json
 from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 from mrt.samplers.base import SamplingParams
 
@@ -264,22 +266,22 @@ def _as_completions(outputs: list[str], tok) -> list:
 
 
 def load_finished(path: Path, per_problem) -> tuple[dict[str, list[dict]], int]:
-    """Complete problems in a traces file (``per_problem``: traces per problem, an int or a dict
-    by problem id); malformed lines and partial problems are dropped (counted and logged), and
-    the file is rewritten to hold only what is kept."""
-    if not path.exists():
-        return {}, 0
+    """Complete problems in a records file (``per_problem``: records per problem, an int or a dict
+    by problem id). A line counts once it is whole (it ends with a newline and parses): a line
+    torn by a kill or a full disk, a malformed line and the records of a partly written problem
+    are dropped (counted in one log line) and the file is rewritten, whole, to hold only what is
+    kept, so that the dropped problems are redone."""
+    from mrt.rundir import read_jsonl_whole, write_atomic
+
+    rows, bad_lines = read_jsonl_whole(path)
     groups: dict[str, list[dict]] = defaultdict(list)
-    bad = 0
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
+    bad = len(bad_lines)
+    for n, rec in rows:
+        if isinstance(rec.get("problem_id"), str):
             groups[rec["problem_id"]].append(rec)
-        except (json.JSONDecodeError, KeyError, TypeError):
+        else:
             bad += 1
-            log.warning("%s line %d is malformed; skipped", path, n)
+            bad_lines.append(n)
 
     def want(pid):
         return per_problem.get(pid, -1) if isinstance(per_problem, dict) else per_problem
@@ -287,13 +289,14 @@ def load_finished(path: Path, per_problem) -> tuple[dict[str, list[dict]], int]:
     done = {pid: recs for pid, recs in groups.items() if len(recs) == want(pid)}
     partial = len(groups) - len(done)
     if bad or partial:
-        log.warning("dropping %d malformed line(s) and %d partial problem(s) from %s", bad, partial, path)
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("w") as f:
-            for recs in done.values():
-                for r in recs:
-                    f.write(json.dumps(r) + "\n")
-        os.replace(tmp, path)
+        log.warning(
+            "%s: dropping %d torn or malformed line(s)%s and %d partly written problem(s); they are redone",
+            path,
+            bad,
+            f" (line {', '.join(map(str, sorted(bad_lines)[:5]))}{', ...' if bad > 5 else ''})" if bad else "",
+            partial,
+        )
+        write_atomic(path, "".join(json.dumps(r) + "\n" for recs in done.values() for r in recs))
     return done, bad
 
 
@@ -308,23 +311,62 @@ def _settings(cfg: AnalyzeConfig, task) -> dict:
 
 
 def summarize(records: list[dict], cfg: AnalyzeConfig, task, model_name: str) -> dict:
-    """summary.json: the run's identity, the figures of ``mrt.core.figures.aggregate`` and the settings."""
+    """summary.json: the run's identity, the figures of ``mrt.core.figures.aggregate``, the
+    sampler faults met (and retried) on these problems, per kind, and the settings."""
     figs = aggregate(records, list(cfg.budgets or task.default_budgets), cfg.regret_axis)
     return {
         "model": model_name,
         "task": cfg.task,
         "knobs": task.knobs(),
         **figs,
+        "sampler_faults": sum_faults(records),
         "settings": {k: v for k, v in asdict(cfg).items() if k != "out"},
     }
+
+
+def sum_faults(rows: list[dict]) -> dict:
+    """Sampler faults per kind over records (each problem's are on its first record)."""
+    total: Counter = Counter()
+    for r in rows:
+        total.update(r.get("sampler_faults", {}))
+    return dict(sorted(total.items()))
+
+
+def work_plan(cfg: AnalyzeConfig, task, n_problems: int, given: bool) -> str:
+    """The work the settings imply, printed before any (the caps are upper bounds)."""
+    from mrt.heartbeat import work_line
+
+    max_new = cfg.max_new_tokens or task.default_max_new_tokens
+    n_ans = cfg.answer_tokens or task.default_answer_tokens
+    ext = cfg.extension_tokens or task.extension_tokens
+    a, t, e = cfg.answers_per_prefix, cfg.traces_per_problem, cfg.extensions
+    parts = [
+        f"{n_problems} problem{'s' * (n_problems != 1)}"
+        + (" with their given traces" if given else f" x {t} traces of up to {max_new:,} tokens"),
+        f"{a} forced answers of up to {n_ans:,} tokens after every episode of every trace",
+    ]
+    if e:
+        parts.append(f"{e} budget-forcing extensions of up to {ext:,} tokens per closed trace, {a} answers after each")
+    totals = [
+        ("trace tokens", 0 if given else n_problems * t * max_new),
+        ("extension tokens", n_problems * t * e * ext),
+        ("answer tokens per prefix", a * n_ans),
+    ]
+    return work_line("analyze", parts, totals)
 
 
 # ---------------------------------------------------------------------------- driver
 
 
+@one_writer
 def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
     from tqdm import tqdm
 
+    from mrt.heartbeat import Heartbeat
+    from mrt.report.analysis import write_report
+    from mrt.samplers import describe_backend
+    from mrt.samplers.errors import SamplerError
+    from mrt.samplers.faults import GiveUps, fault_delta, resilient
     from mrt.tasks import get_task, parse_knobs
     from mrt.tasks.tiny import shipped_model_path
 
@@ -356,31 +398,55 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
     todo = [(i, p) for i, p in enumerate(problems) if p.id not in done]
     if done:
         log.info("resuming: %d of %d problems already finished", len(problems) - len(todo), len(problems))
-    if todo and sampler is None:
-        sampler = sampler_from(cfg, model_name)
+    if todo:
+        log.info("%s", work_plan(cfg, task, len(todo), given is not None))
+        sampler = resilient(
+            sampler if sampler is not None else sampler_from(cfg, model_name),
+            retries=cfg.max_retries,
+            what=describe_backend(cfg, model_name),
+        )
     t0 = time.time()
-    with traces_path.open("a") as f:
+    gave_up = GiveUps("analyze")
+    source = getattr(sampler, "what", "") or describe_backend(cfg, model_name)
+    with (
+        traces_path.open("a") as f,
+        Heartbeat("analyze", len(todo), source, cfg.progress_seconds, cfg.stall_seconds) as beat,
+    ):
         for i, p in tqdm(todo, desc="analyze", unit="problem"):
+            beat.start_problem(p.id)
             before = Counter(grading.failures)
-            if given is None:
-                recs = analyze_problem(sampler, task, p, cfg, i)
-            else:
-                recs = analyze_outputs(
-                    sampler,
-                    task,
-                    p,
-                    cfg,
-                    i,
-                    task.prompt_ids(p, sampler.tokenizer),
-                    _as_completions(given[i][1], sampler.tokenizer),
-                )
+            faults_before = Counter(sampler.faults)
+            try:
+                if given is None:
+                    recs = analyze_problem(sampler, task, p, cfg, i)
+                else:
+                    recs = analyze_outputs(
+                        sampler,
+                        task,
+                        p,
+                        cfg,
+                        i,
+                        task.prompt_ids(p, sampler.tokenizer),
+                        _as_completions(given[i][1], sampler.tokenizer),
+                    )
+            except SamplerError as e:
+                gave_up.failed(p.id, e)
+                continue
+            gave_up.ok()
             recs[0]["grader_failures"] = dict(Counter(grading.failures) - before)
-            f.write("".join(json.dumps(r) + "\n" for r in recs))
-            f.flush()
+            met = fault_delta(sampler, faults_before)
+            if met:
+                recs[0]["sampler_faults"] = met
+            append_lines(f, recs)
             done[p.id] = recs
-    wanted = {p.id for p in problems}
-    records = [r for pid, recs in done.items() if pid in wanted for r in recs]
+            beat.end_problem()
+    # in the problems' order, whatever order they finished in (a skipped problem redone later):
+    # the figures are sums over records, and float sums depend on their order
+    records = [r for p in problems if p.id in done for r in done[p.id]]
+    if not records:
+        gave_up.finish()  # every problem skipped: nothing to summarise
     summary = summarize(records, cfg, task, model_name)
+    summary["failed_problems"] = dict(gave_up.by_kind)
     summary["wall_seconds_this_run"] = round(time.time() - t0, 2)
     odd = {k: v for k, v in summary["trace_status"].items() if k != "ok"}
     if odd:
@@ -389,8 +455,9 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
         log.warning(
             "answers graded wrong by a grader failure (counted in summary.json): %s", summary["grader_failures"]
         )
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    from mrt.report.analysis import write_report
-
+    if summary["sampler_faults"]:
+        log.info("sampler faults met and retried (counted in summary.json): %s", summary["sampler_faults"])
+    write_json(out / "summary.json", summary)
     write_report(out, summary, records)
+    gave_up.finish()
     return summary

@@ -4,13 +4,14 @@ budget-forcing extrapolation (after the natural end of thinking, append "Wait" a
 think on, then force an answer).
 
 Output (``OUT``): ``samples.jsonl`` (one line per problem, written as it finishes; a rerun with
-the same settings resumes), ``run.json`` and ``summary.json``. No per-episode J here: that is
+the same settings resumes), ``run.json`` and ``summary.json`` (one writer at a time, files
+written whole: docs/reliability.md). No per-episode J here: that is
 ``mrt analyze``.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 from mrt import grading
 from mrt.config import arg, claim_run_dir
 from mrt.core import metrics
+from mrt.rundir import append_lines, one_writer, write_json
 from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 from mrt.samplers.base import SamplingParams
 
@@ -182,6 +184,8 @@ def _controller(cfg: EvalConfig, task):
 
 
 def summarize(rows: list[dict], cfg: EvalConfig) -> dict:
+    from mrt.measure.analyze import sum_faults
+
     n = len(rows)
     if n == 0:
         raise ValueError("no problems to summarise")
@@ -207,6 +211,7 @@ def summarize(rows: list[dict], cfg: EvalConfig) -> dict:
         / sum(len(r["finish"]) for r in rows),
         "no_answer_fraction": sum(a is None for r in rows for a in r["answers"]) / sum(len(r["answers"]) for r in rows),
         "grader_failures": dict(sum((Counter(r.get("grader_failures", {})) for r in rows), Counter())),
+        "sampler_faults": sum_faults(rows),
     }
     if cfg.stop:
         ts = [t for r in rows for t in r["controller"]]
@@ -230,10 +235,35 @@ def summarize(rows: list[dict], cfg: EvalConfig) -> dict:
     return out
 
 
+def work_plan(cfg: EvalConfig, task, n_problems: int) -> str:
+    """The work the settings imply, printed before any (the caps are upper bounds)."""
+    from mrt.heartbeat import work_line
+
+    max_new = cfg.max_new_tokens or task.default_max_new_tokens
+    n_ans = cfg.answer_tokens or task.default_answer_tokens
+    ext = cfg.extension_tokens or task.extension_tokens
+    parts = [f"{n_problems} problem{'s' * (n_problems != 1)} x {cfg.samples} samples of up to {max_new:,} tokens"]
+    totals = [("sampled tokens", n_problems * cfg.samples * max_new)]
+    if cfg.stop:
+        parts.append(
+            f"stop rule {cfg.stop} (J from {cfg.j_source}, {cfg.stop_k} forced answers of up to {n_ans:,} tokens "
+            f"per boundary, a boundary looked for every {cfg.chunk_tokens} tokens)"
+        )
+    if cfg.extensions:
+        parts.append(f"{cfg.extensions} budget-forcing extensions of up to {ext:,} tokens per closed sample")
+        totals.append(("extension tokens", n_problems * cfg.samples * cfg.extensions * ext))
+    return work_line("eval", parts, totals)
+
+
+@one_writer
 def run_eval(cfg: EvalConfig, sampler=None) -> dict:
     from tqdm import tqdm
 
+    from mrt.heartbeat import Heartbeat
     from mrt.measure.analyze import load_finished
+    from mrt.samplers import describe_backend
+    from mrt.samplers.errors import SamplerError
+    from mrt.samplers.faults import GiveUps, fault_delta, resilient
     from mrt.tasks import get_task, parse_knobs
     from mrt.tasks.tiny import shipped_model_path
 
@@ -253,19 +283,43 @@ def run_eval(cfg: EvalConfig, sampler=None) -> dict:
     done, _ = load_finished(path, 1)
     problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)
     todo = [(i, p) for i, p in enumerate(problems) if p.id not in done]
-    if todo and sampler is None:
-        sampler = sampler_from(cfg, cfg.model)
+    source = describe_backend(cfg, cfg.model)
+    if done:
+        logging.getLogger(__name__).info(
+            "resuming: %d of %d problems already finished", len(problems) - len(todo), len(problems)
+        )
+    if todo:
+        logging.getLogger(__name__).info("%s", work_plan(cfg, task, len(todo)))
+        sampler = resilient(
+            sampler if sampler is not None else sampler_from(cfg, cfg.model), retries=cfg.max_retries, what=source
+        )
     t0 = time.time()
-    with path.open("a") as f:
+    gave_up = GiveUps("eval")
+    source = getattr(sampler, "what", "") or source
+    with path.open("a") as f, Heartbeat("eval", len(todo), source, cfg.progress_seconds, cfg.stall_seconds) as beat:
         for i, p in tqdm(todo, desc="eval", unit="problem"):
+            beat.start_problem(p.id)
             before = Counter(grading.failures)
-            row = eval_problem(sampler, task, p, cfg, i, controller)
+            faults_before = Counter(sampler.faults)
+            try:
+                row = eval_problem(sampler, task, p, cfg, i, controller)
+            except SamplerError as e:
+                gave_up.failed(p.id, e)
+                continue
+            gave_up.ok()
             row["grader_failures"] = dict(Counter(grading.failures) - before)
-            f.write(json.dumps(row) + "\n")
-            f.flush()
+            met = fault_delta(sampler, faults_before)
+            if met:
+                row["sampler_faults"] = met
+            append_lines(f, [row])
             done[p.id] = [row]
-    wanted = {p.id for p in problems}
-    s = summarize([recs[0] for pid, recs in done.items() if pid in wanted], cfg)
+            beat.end_problem()
+    rows = [done[p.id][0] for p in problems if p.id in done]  # in the problems' order (see mrt analyze)
+    if not rows:
+        gave_up.finish()
+    s = summarize(rows, cfg)
+    s["failed_problems"] = dict(gave_up.by_kind)
     s["wall_seconds_this_run"] = round(time.time() - t0, 2)
-    (out / "summary.json").write_text(json.dumps(s, indent=1))
+    write_json(out / "summary.json", s)
+    gave_up.finish()
     return s

@@ -8,6 +8,7 @@ answer part (what the model writes after the termination text) is ever graded.
 from __future__ import annotations
 
 from mrt.core.grades import PrefixEstimate, VoteRule, grade_completions
+from mrt.heartbeat import ACTIVITY
 from mrt.samplers.base import SamplingParams
 
 
@@ -52,6 +53,7 @@ def estimate_prefixes(
         seed=seed,
     )
     comps = sampler.sample(prompts, params)
+    ACTIVITY.prefixes_done(len(prompts))
     out: list[list[PrefixEstimate]] = [[] for _ in thinkings]
     for (t, j, cut, natural), prompt, cs in zip(where, prompts, comps):
         est = grade_completions(task, problem, cs, ks, votes)

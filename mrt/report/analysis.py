@@ -14,6 +14,8 @@ import math
 import random
 from pathlib import Path
 
+from mrt.rundir import read_jsonl_whole, write_atomic
+
 CONCEPTS = Path(__file__).resolve().parents[2] / "docs" / "concepts.md"
 SUMMARY_KEYS = (
     "accuracy",
@@ -46,8 +48,11 @@ def _plt():
 
 
 def _save(plt, fig, path: Path) -> Path:
+    from mrt.rundir import atomic_path
+
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return path
 
@@ -116,13 +121,14 @@ def load_run_dir(path) -> tuple[dict, list[dict]]:
             "run mrt analyze --out there first, or point at a training run's eval/ directory"
         )
     summary = json.loads((p / "summary.json").read_text())
-    records = []
-    for n, line in enumerate((p / "traces.jsonl").read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ReportError(f"{p / 'traces.jsonl'}:{n}: not valid JSON ({e})") from None
+    rows, bad = read_jsonl_whole(p / "traces.jsonl")  # a torn last line (a run in progress) is left out
+    if bad:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "%s: %d torn or malformed line(s) left out (line %s)", p / "traces.jsonl", len(bad), bad[0]
+        )
+    records = [r for _, r in rows]
     check_run(summary, records, str(p))
     return summary, records
 
@@ -394,7 +400,7 @@ def write_report(out: Path, summary: dict, records: list[dict]) -> Path:
         "</details>"
     )
     path = out / "report.html"
-    path.write_text(page(f"mrt analysis: {out.name}", body))
+    write_atomic(path, page(f"mrt analysis: {out.name}", body))
     return path
 
 
@@ -404,7 +410,7 @@ def write_index(out: Path, links: list[tuple[str, str, str]], title: str = "mrt 
         f'<li><a href="{html.escape(h)}">{html.escape(lab)}</a> — {html.escape(note)}</li>' for lab, h, note in links
     )
     path = Path(out) / "index.html"
-    path.write_text(page(title, f"<h1>{html.escape(title)}</h1><ul>{items}</ul>"))
+    write_atomic(path, page(title, f"<h1>{html.escape(title)}</h1><ul>{items}</ul>"))
     return path
 
 

@@ -3,6 +3,7 @@
 A run directory is either an ``mrt train`` output (its ``summary.json`` holds ``eval``) or an
 ``mrt analyze`` output (its ``summary.json`` is the analysis itself). Writes ``DIR/table.md``,
 ``DIR/compare.json``, ``DIR/plots/{accuracy_vs_tokens,regret_vs_budget,j_by_episode,training}.png``
+(and ``estimator_calibration.png`` when a run trained with ``--j-source mixed``)
 and ``DIR/compare.html`` (headline figures side by side, the plots, and the trace viewer with a
 problem's traces from every run next to each other).
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from mrt.rundir import lock_run_dir, one_writer, write_atomic, write_json
 
 
 def load_run(path: str | Path) -> dict:
@@ -132,12 +135,37 @@ def plots(runs: list[dict], out: Path) -> list[Path]:
         axes[1].set(xlabel="step", ylabel="tokens", title="Mean completion length")
         axes[0].legend(fontsize=7)
         made.append(_save(plt, fig, out / "training.png"))
+    if any("estimator/brier" in x for r in runs for x in r["log"]):
+        made.append(_calibration_plot(plt, runs, out / "estimator_calibration.png"))
     return made
 
 
+def _calibration_plot(plt, runs: list[dict], path: Path) -> Path:
+    """Per training step, the on-policy progress estimator against that step's fresh Monte Carlo
+    J (--j-source mixed): Brier score and ECE (left), correlation (right)."""
+    from mrt.report.analysis import _save
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for r in runs:
+        rows = [x for x in r["log"] if "estimator/brier" in x]
+        if not rows:
+            continue
+        steps = [x["step"] for x in rows]
+        (line,) = axes[0].plot(steps, [x["estimator/brier"] for x in rows], label=f"{r['name']} Brier")
+        axes[0].plot(
+            steps, [x["estimator/ece"] for x in rows], ls="--", color=line.get_color(), label=f"{r['name']} ECE"
+        )
+        axes[1].plot(steps, [x.get("estimator/correlation", float("nan")) for x in rows], label=r["name"])
+    axes[0].set(xlabel="step", ylabel="error", title="Estimator vs fresh Monte Carlo J (lower is better)")
+    axes[1].set(xlabel="step", ylabel="Pearson r", title="Estimator vs fresh Monte Carlo J: correlation")
+    axes[0].legend(fontsize=7)
+    return _save(plt, fig, path)
+
+
+@one_writer
 def compare(run_dirs: list[str], out: str) -> dict:
     runs = [load_run(d) for d in run_dirs]
-    outp = Path(out)
+    outp = lock_run_dir(out)
     (outp / "plots").mkdir(parents=True, exist_ok=True)
     result = {}
     text = []
@@ -146,8 +174,8 @@ def compare(run_dirs: list[str], out: str) -> dict:
         if rows:
             result[set_name] = rows
             text.append(f"### {set_name.replace('_', '-')}\n\n{table(rows)}\n")
-    (outp / "compare.json").write_text(json.dumps(result, indent=1))
-    (outp / "table.md").write_text("\n".join(text))
+    write_json(outp / "compare.json", result)
+    write_atomic(outp / "table.md", "\n".join(text))
     made = plots(runs, outp / "plots")
     page = write_page(runs, made, outp)
     print("\n".join(text))
@@ -214,5 +242,5 @@ def write_page(runs: list[dict], made: list[Path], out: Path) -> Path:
         )
     )
     path = out / "compare.html"
-    path.write_text(page("mrt compare", body))
+    write_atomic(path, page("mrt compare", body))
     return path

@@ -79,7 +79,11 @@ def trace_rows(records: list[dict], budget: float | None = None) -> list[dict]:
 
 
 def _json(data) -> str:
-    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    """JSON to embed in a ``<script>`` element: no ``<``, ``>`` or ``&`` in it (as ``\\u`` escapes,
+    the same data to ``JSON.parse``), so no trace text, problem id or model name can close the
+    element or open a comment there."""
+    text = json.dumps(data, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 CSS = """

@@ -15,7 +15,16 @@ __all__ = [
 ]
 BACKENDS = ("hf", "vllm", "openai")
 # settings that change how fast samples come, not what they are: a rerun may change them
-ENGINE_FIELDS = ("concurrency", "request_timeout", "max_retries", "vllm_memory", "vllm_eager", "vllm_max_model_len")
+ENGINE_FIELDS = (
+    "concurrency",
+    "request_timeout",
+    "max_retries",
+    "vllm_memory",
+    "vllm_eager",
+    "vllm_max_model_len",
+    "progress_seconds",
+    "stall_seconds",
+)
 
 
 @dataclass
@@ -27,26 +36,49 @@ class SamplerArgs:
     tokenizer: str = arg("", "openai/vllm backends: a local tokenizer of the served model (default: --model)")
     concurrency: int = arg(8, "openai backend: requests in flight")
     request_timeout: float = arg(600.0, "openai backend: seconds per request before a retry")
-    max_retries: int = arg(4, "openai backend: retries of a failed request (then the run stops, work so far kept)")
+    max_retries: int = arg(
+        4,
+        "retries of a failed request (openai backend: HTTP errors and time-outs) and of an empty or garbage "
+        "answer (every backend), with exponential back-off; a problem that still fails is skipped and counted, "
+        "3 in a row stop the run (work so far kept)",
+    )
     vllm_memory: float = arg(
         0.0, "vllm backend: the engine's memory fraction (0: 0.9 of the GPU; without a GPU 0.2 of RAM)"
     )
     vllm_eager: str = arg("auto", "vllm backend: eager mode, no compilation: auto (on without a GPU), on or off")
     vllm_max_model_len: int = arg(0, "vllm backend: context length (0: the model's)")
+    progress_seconds: float = arg(30.0, "seconds between progress lines (problem, tokens, rate, time left; 0: none)")
+    stall_seconds: float = arg(
+        300.0, "warn when a sampler call has waited this many seconds without a token (a stuck engine; 0: never)"
+    )
 
 
 def sampler_from(cfg, model: str) -> Sampler:
-    """The sampler a config's :class:`SamplerArgs` fields ask for."""
-    return load_sampler(
-        model,
-        cfg.backend,
-        base_url=cfg.base_url,
-        tokenizer=cfg.tokenizer,
-        concurrency=cfg.concurrency,
-        timeout=cfg.request_timeout,
-        max_retries=cfg.max_retries,
-        vllm={"memory": cfg.vllm_memory, "eager": cfg.vllm_eager, "max_model_len": cfg.vllm_max_model_len},
+    """The sampler a config's :class:`SamplerArgs` fields ask for, behind the retries of
+    :class:`mrt.samplers.faults.ResilientSampler`."""
+    from mrt.samplers.faults import resilient
+
+    return resilient(
+        load_sampler(
+            model,
+            cfg.backend,
+            base_url=cfg.base_url,
+            tokenizer=cfg.tokenizer,
+            concurrency=cfg.concurrency,
+            timeout=cfg.request_timeout,
+            max_retries=cfg.max_retries,
+            vllm={"memory": cfg.vllm_memory, "eager": cfg.vllm_eager, "max_model_len": cfg.vllm_max_model_len},
+        ),
+        retries=cfg.max_retries,
+        what=describe_backend(cfg, model),
     )
+
+
+def describe_backend(cfg, model: str) -> str:
+    """``the hf sampler (MODEL)`` / ``the openai server at URL (MODEL)``: names a stuck backend."""
+    if cfg.backend == "openai":
+        return f"the openai server at {cfg.base_url} ({model})"
+    return f"the {cfg.backend} sampler ({model})"
 
 
 def load_sampler(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from mrt.heartbeat import ACTIVITY
 from mrt.samplers.base import Completion, SamplingParams, check_prompts
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ class HFSampler:
             for step in range(params.max_new_tokens):
                 tok, lp = self._pick(logits, params, gen)
                 tok_l, lp_l = tok.tolist(), lp.tolist()
+                ACTIVITY.tokens_arrived(len(tok_l))
                 keep = []
                 for j, row in enumerate(active.tolist()):
                     toks[row].append(tok_l[j])

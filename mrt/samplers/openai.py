@@ -5,7 +5,8 @@ so no second BOS), ``n`` samples per request, ``concurrency`` requests in flight
 the outputs come from the response where the server gives them (vLLM's ``token_ids`` or
 ``token_id:N`` log-prob tokens, llama.cpp's log-prob ``id``) when they decode to the returned
 text, else from encoding that text with the local tokenizer (counted in ``stats["reencoded"]``). Failed requests (connection errors, time-outs, HTTP 429 and 5xx)
-are retried with exponential back-off; ``stats`` counts requests, retries, failures and tokens.
+are retried with exponential back-off; ``stats`` counts requests, retries, failures and tokens,
+``faults`` the retried failures per kind (connection, timeout, http_NNN, malformed).
 A request that still fails raises :class:`ServerError` with those counts; callers that write
 results as they go (``mrt analyze``) keep everything finished before it.
 """
@@ -19,6 +20,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+from mrt.heartbeat import ACTIVITY
 from mrt.samplers.base import Completion, SamplingParams, check_prompts
 from mrt.samplers.errors import SamplerError
 
@@ -56,6 +58,7 @@ class OpenAISampler:
         self._local = threading.local()  # one HTTP session per worker thread
         self._lock = threading.Lock()
         self.stats: Counter = Counter()  # requests, retries, failed, prompt_tokens, completion_tokens
+        self.faults: Counter = Counter()  # retried failures per kind: connection, timeout, http_NNN, malformed
         self.tokens_generated = 0
         self._n_in_request = True  # servers that refuse n > 1 get one request per sample
 
@@ -135,9 +138,11 @@ class OpenAISampler:
                 r = self._session().post(url, json=body, timeout=self.timeout)
             except requests.RequestException as e:  # connection refused, time-out, ...
                 last = f"{type(e).__name__}: {e}"
+                self._fault("timeout" if isinstance(e, requests.Timeout) else "connection")
                 continue
             if r.status_code in RETRY_STATUS:
                 last = f"HTTP {r.status_code}: {r.text[:200]}"
+                self._fault(f"http_{r.status_code}")
                 continue
             if r.status_code != 200:
                 with self._lock:
@@ -148,15 +153,21 @@ class OpenAISampler:
                 choices = data["choices"]
             except (ValueError, KeyError) as e:
                 last = f"malformed response ({e}): {r.text[:200]}"
+                self._fault("malformed")
                 continue
             usage = data.get("usage") or {}
             with self._lock:
                 self.stats["prompt_tokens"] += int(usage.get("prompt_tokens", 0))
                 self.stats["completion_tokens"] += int(usage.get("completion_tokens", 0))
+            ACTIVITY.tokens_arrived(int(usage.get("completion_tokens", 0)) or 1)
             return choices
         with self._lock:
             self.stats["failed"] += 1
         raise ServerError(f"{url} failed after {self.max_retries + 1} tries ({last}); so far: {dict(self.stats)}")
+
+    def _fault(self, kind: str) -> None:
+        with self._lock:
+            self.faults[kind] += 1
 
     def _completion(self, choice: dict, params: SamplingParams) -> Completion:
         text = choice.get("text") or ""

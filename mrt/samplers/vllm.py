@@ -17,9 +17,11 @@ log-probs of the sampled tokens (before temperature), as the HF backend reports 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
+from mrt.heartbeat import ACTIVITY
 from mrt.samplers.base import Completion, SamplingParams, check_prompts
 from mrt.samplers.errors import SamplerError
 
@@ -93,6 +95,42 @@ def start_engine(model: str, tokenizer: str = "", enable_prefix_caching: bool = 
         ) from e
 
 
+@contextlib.contextmanager
+def _ticking(llm):
+    """Every engine step during a ``generate`` reports activity (one token per running request,
+    an estimate: vLLM's offline API returns tokens only when a request ends), so the watchdog of
+    :mod:`mrt.heartbeat` sees a working engine as working."""
+    engine = getattr(llm, "llm_engine", None)
+    step = getattr(engine, "step", None)
+    if step is None:
+        yield
+        return
+
+    def ticking_step(*a, **kw):
+        out = step(*a, **kw)
+        try:
+            n = engine.get_num_unfinished_requests()
+        except Exception:
+            n = 1
+        ACTIVITY.tokens_arrived(max(1, n))
+        return out
+
+    own = "step" in getattr(engine, "__dict__", {})
+    try:
+        engine.step = ticking_step
+    except (AttributeError, TypeError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        if own:
+            engine.step = step
+        else:
+            with contextlib.suppress(AttributeError, TypeError):
+                del engine.step
+
+
 class VLLMSampler:
     """The :class:`~mrt.samplers.base.Sampler` interface over a vLLM engine (one it starts, or
     one that exists already: TRL's colocated engine during training)."""
@@ -138,7 +176,8 @@ class VLLMSampler:
             vps = [VParams(**base, seed=params.seed + 7919 * i) for i in range(len(prompts))]
         else:
             vps = VParams(**base)
-        outs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], vps, use_tqdm=False)
+        with _ticking(self.llm):
+            outs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], vps, use_tqdm=False)
         result = []
         for out in outs:
             comps = []

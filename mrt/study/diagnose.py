@@ -11,12 +11,12 @@ Output (``OUT``): ``rollouts.jsonl`` (per problem, written as it finishes; a rer
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mrt.config import arg, claim_run_dir
 from mrt.measure.metaprover import estimate_prefixes
+from mrt.rundir import append_lines, atomic_path, one_writer, write_json
 from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 from mrt.samplers.base import SamplingParams
 from mrt.study import diagnostics as dg
@@ -168,14 +168,20 @@ def _plots(out: Path, s: dict, rows: list[dict]) -> None:
     ax[1].set_xlabel("mean reward of a problem")
     ax[1].set_title("reward spread over problems")
     fig.tight_layout()
-    fig.savefig(out / "plots" / "rewards.png", dpi=110)
+    with atomic_path(out / "plots" / "rewards.png") as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
+@one_writer
 def run_diagnose(cfg: DiagnoseConfig, sampler=None) -> dict:
     from tqdm import tqdm
 
+    from mrt.heartbeat import Heartbeat
     from mrt.measure.analyze import load_finished
+    from mrt.samplers import describe_backend
+    from mrt.samplers.errors import SamplerError
+    from mrt.samplers.faults import GiveUps, resilient
     from mrt.tasks import get_task, parse_knobs
     from mrt.tasks.tiny import shipped_model_path
 
@@ -194,16 +200,31 @@ def run_diagnose(cfg: DiagnoseConfig, sampler=None) -> dict:
     done, _ = load_finished(path, 1)
     problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)
     todo = [(i, p) for i, p in enumerate(problems) if p.id not in done]
-    if todo and sampler is None:
-        sampler = sampler_from(cfg, cfg.model)
-    with path.open("a") as f:
+    source = describe_backend(cfg, cfg.model)
+    if todo:
+        sampler = resilient(
+            sampler if sampler is not None else sampler_from(cfg, cfg.model), retries=cfg.max_retries, what=source
+        )
+    gave_up = GiveUps("diagnose")
+    source = getattr(sampler, "what", "") or source
+    with (
+        path.open("a") as f,
+        Heartbeat("diagnose", len(todo), source, cfg.progress_seconds, cfg.stall_seconds) as beat,
+    ):
         for i, p in tqdm(todo, desc="diagnose", unit="problem"):
-            row = rollouts_of(sampler, task, p, cfg, i)
-            f.write(json.dumps(row) + "\n")
-            f.flush()
+            beat.start_problem(p.id)
+            try:
+                row = rollouts_of(sampler, task, p, cfg, i)
+            except SamplerError as e:
+                gave_up.failed(p.id, e)
+                continue
+            gave_up.ok()
+            append_lines(f, [row])
             done[p.id] = [row]
+            beat.end_problem()
+    gave_up.finish()  # the figures need every problem
     rows = [done[p.id][0] for p in problems]
     s = summarize(rows, cfg)
-    (out / "diagnose.json").write_text(json.dumps(s, indent=1))
+    write_json(out / "diagnose.json", s)
     _plots(out, s, rows)
     return s

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mrt.config import arg, claim_run_dir
+from mrt.rundir import atomic_path, one_writer, write_atomic, write_json
 from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,7 @@ def _search_arm(cfg: StudyConfig, seed: int, n: int, out: Path, base_curve: dict
         "best_of_n": curve,
         "at_budget": at_budget,
     }
-    done.write_text(json.dumps(res, indent=1))
+    write_json(done, res)
     return res
 
 
@@ -229,6 +230,7 @@ def _trace_stats(level: str, n: int, knobs: list[str]) -> dict:
 # ---------------------------------------------------------------------------- study
 
 
+@one_writer
 def run_study(cfg: StudyConfig) -> dict:
     import torch
 
@@ -289,11 +291,11 @@ def run_study(cfg: StudyConfig) -> dict:
                 r["rl_maj"][str(n)] = majority_curve(t, cfg.budgets, r["rl"][str(n)])
             r["search"][str(n)] = _search_arm(cfg, seed, n, sd / f"search-n{n}", r["base"])
         results["seeds"][str(seed)] = r
-        (out / "vb_vf.json").write_text(json.dumps(results, indent=1))
+        write_json(out / "vb_vf.json", results)
     results["heterogeneity_of_vf_data"] = {lv: _trace_stats(lv, n_max, cfg.knobs) for lv in cfg.levels}
     results["aggregate"] = aggregate(results, cfg)
     results["claims"] = claims(results["aggregate"], cfg)
-    (out / "vb_vf.json").write_text(json.dumps(results, indent=1))
+    write_json(out / "vb_vf.json", results)
     write_table(out, results, cfg)
     plot(out, results, cfg)
     return results
@@ -377,7 +379,7 @@ def write_table(out: Path, results: dict, cfg: StudyConfig) -> None:
         lines.append(row("VB: RL, majority over H/length traces", agg["rl_maj"][n]))
     lines.append(row("VB: best-of-N, trained verifier", agg["search_best"][n]))
     lines.append(row("VB: verifier-weighted majority", agg["search_weighted"][n]))
-    (out / "table.md").write_text("\n".join(lines) + "\n")
+    write_atomic(out / "table.md", "\n".join(lines) + "\n")
 
 
 def plot(out: Path, results: dict, cfg: StudyConfig) -> None:
@@ -408,7 +410,8 @@ def plot(out: Path, results: dict, cfg: StudyConfig) -> None:
     ax.set_title(f"verifier-based vs verifier-free, n = {n}")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "plots" / "accuracy_vs_budget.png", dpi=110)
+    with atomic_path(out / "plots" / "accuracy_vs_budget.png") as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     if len(cfg.data_sizes) > 1:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -422,5 +425,6 @@ def plot(out: Path, results: dict, cfg: StudyConfig) -> None:
         ax.set_ylabel(f"accuracy at H = {h}")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out / "plots" / "accuracy_vs_data.png", dpi=110)
+        with atomic_path(out / "plots" / "accuracy_vs_data.png") as tmp:
+            fig.savefig(tmp, dpi=110)
         plt.close(fig)

@@ -74,18 +74,22 @@ class Task:
         """Token ids of the rendered prompt, with exactly one BOS where the tokenizer uses one."""
         return encode_prompt(tokenizer, self.render(problem, tokenizer))
 
+    def _end_text(self, natural_end: bool) -> str:
+        if natural_end and self.natural_end_text is not None:
+            return self.natural_end_text
+        return self.termination_text
+
     def termination_ids(self, tokenizer, thinking_ids: list[int], natural_end: bool = False) -> list[int]:
-        """Token ids of the text to append after ``thinking_ids`` to force an answer: the
+        """Token ids to append after ``thinking_ids``, kept whole, to force an answer: the
         termination text, or the natural-end text after the whole thinking of an output that
         ended thinking by itself (``natural_end``; the authors append only ``\n</think>`` there).
 
-        A text that starts with newlines (the R1 defaults) is placed the authors' way: after an
-        empty prefix it comes right after the prompt, otherwise its newlines are not repeated
-        where the prefix already ends with them. Other texts are appended as they are.
+        The append-only form, for thinking tokens that must stay as sampled (training's budget
+        cut keeps their log-probs): a text that starts with newlines comes right after an empty
+        prefix without them, and its newlines are not repeated where the prefix already ends
+        with them. The meta-prover's prompt is :meth:`forced_ids`.
         """
-        text = self.termination_text
-        if natural_end and self.natural_end_text is not None:
-            text = self.natural_end_text
+        text = self._end_text(natural_end)
         core = text.lstrip("\n")
         if core != text:
             if not thinking_ids:
@@ -100,8 +104,27 @@ class Task:
         self, tokenizer, prompt_ids: list[int], thinking_ids: list[int], natural_end: bool = False
     ) -> list[int]:
         """The meta-prover's prompt: prompt + thinking prefix + termination (or natural-end)
-        text, as token ids."""
-        return list(prompt_ids) + list(thinking_ids) + self.termination_ids(tokenizer, thinking_ids, natural_end)
+        text, as token ids.
+
+        A text that starts with newlines (the R1 defaults) is placed the authors' way: the
+        newlines the prefix ends with are dropped (their episodes lose their trailing newlines)
+        and the text follows with its own, so exactly ``\n\n`` comes before the termination text
+        and ``\n`` before ``</think>``; after an empty (or all-newline) prefix the text comes right
+        after the prompt, without them. The prefix keeps the model's own tokens, except a last
+        token that holds text and some of those newlines together (``.\n\n``): its text is
+        encoded with the appended text, as a re-encoding of the whole prompt would. Other texts are
+        appended as they are.
+        """
+        text = self._end_text(natural_end)
+        core = text.lstrip("\n")
+        thinking_ids = list(thinking_ids)
+        seam = _newline_seam(tokenizer, thinking_ids) if core != text else None
+        if seam is None:
+            return list(prompt_ids) + thinking_ids + self.termination_ids(tokenizer, thinking_ids, natural_end)
+        keep, tail = seam
+        if keep == 0 and not tail:
+            return list(prompt_ids) + _encode_cached(tokenizer, core)
+        return list(prompt_ids) + thinking_ids[:keep] + _encode_cached(tokenizer, tail + text)
 
     def same_answer(self, a: str, b: str) -> bool:
         """Are two extracted answers the same answer (one vote in maj@k)? Equal strings here;
@@ -213,6 +236,32 @@ def decoded_char_ends(tokenizer, ids: list[int]) -> tuple[str, list[int]]:
         total += len(tail)
         ends[-1] = total
     return "".join(pieces), ends
+
+
+def _newline_seam(tokenizer, ids: list[int]) -> tuple[int, str] | None:
+    """Where the newlines that end a thinking stream start, in tokens: ``(keep, tail)`` such that
+    ``ids[:keep]`` decodes to the text before those newlines less ``tail``, the text of the token(s)
+    that also hold some of them. ``(len(ids), "")`` when the stream does not end with a newline,
+    ``(0, "")`` when it is all newlines; None when that token's text cannot be told (it starts
+    inside a character the window does not hold).
+    """
+    n = 8
+    while True:
+        start = max(0, len(ids) - n)
+        text, ends = decoded_char_ends(tokenizer, ids[start:])
+        body = len(text.rstrip("\n"))
+        if body == len(text):
+            return len(ids), ""
+        if body > 0 or start == 0:
+            break
+        n *= 2
+    i = bisect.bisect_right(ends, body)  # the first token that reaches into the newlines
+    while i > 0 and ends[i - 1] == (ends[i - 2] if i > 1 else 0):  # bytes of a character it completes
+        i -= 1
+    tail = text[ends[i - 1] if i else 0 : body]
+    if "\ufffd" in tail:
+        return None
+    return start + i, tail
 
 
 def _encode_cached(tokenizer, text: str) -> list[int]:

@@ -1,12 +1,12 @@
 """Pretrain the tiny base model of the didactic world on noisy explorer traces.
 
 Every batch is drawn fresh from the explorer (seeded by the step), so the run is reproducible
-and resumes exactly from ``OUT/checkpoint.pt`` after an interruption.
+and resumes exactly from ``OUT/checkpoint.pt`` after an interruption (written whole, loaded with
+``weights_only=True``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mrt.config import arg
+from mrt.rundir import atomic_path, lock_run_dir, one_writer, write_json
 
 log = logging.getLogger(__name__)
 PRETRAIN_SEED_NAMESPACE = 7  # problem seeds used for pretraining; analysis uses other seeds
@@ -84,6 +85,23 @@ def make_batch(step: int, cfg: PretrainConfig, tokenizer, task, hinted=None):
     return ids, lab, mask
 
 
+def load_checkpoint(path: Path) -> dict:
+    """A pretraining checkpoint, loaded with ``weights_only=True``: tensors, numbers, strings and
+    containers of them; a file that holds any other pickled object is refused (ValueError)."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"refusing to load {path}: it holds pickled objects besides tensors and plain data "
+            f"({str(e).splitlines()[0][:200]}); load only checkpoints you trust, or delete it to start over"
+        ) from None
+
+
+@one_writer
 def pretrain(cfg: PretrainConfig) -> Path:
     import torch
     from tqdm import tqdm
@@ -93,8 +111,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = lock_run_dir(cfg.out)  # one writer; a second process is refused, naming the first
     task = StarTask(arms=cfg.arms, arm_len=cfg.arm_len)
     small = StarTask(arms=f"{task._arms[0]}-{min(task._arms[1], 3)}", arm_len=f"{task._len[0]}-{min(task._len[1], 3)}")
     if not 0 <= cfg.cue <= 1 or not 0 <= cfg.cue_fraction <= 1 or not 0 <= cfg.follow_cue <= 1:
@@ -123,7 +140,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     ckpt = out / "checkpoint.pt"
     start, history = 0, []
     if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
+        state = load_checkpoint(ckpt)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start, history = state["step"], state["history"]
@@ -151,21 +168,20 @@ def pretrain(cfg: PretrainConfig) -> Path:
         history.append(round(loss.item(), 4))
         bar.set_postfix(loss=f"{loss.item():.3f}")
         if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
-            torch.save(
-                {"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1, "history": history}, ckpt
-            )
+            with atomic_path(ckpt) as tmp:  # whole or absent: a kill while saving keeps the last one
+                torch.save(
+                    {"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1, "history": history}, tmp
+                )
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    (out / "pretrain.json").write_text(
-        json.dumps(
-            {
-                "config": asdict(cfg),
-                "final_loss": sum(history[-50:]) / max(1, len(history[-50:])),
-                "wall_seconds_this_run": round(time.time() - t0, 1),
-                "loss_history": history,
-            },
-            indent=1,
-        )
+    write_json(
+        out / "pretrain.json",
+        {
+            "config": asdict(cfg),
+            "final_loss": sum(history[-50:]) / max(1, len(history[-50:])),
+            "wall_seconds_this_run": round(time.time() - t0, 1),
+            "loss_history": history,
+        },
     )
     if ckpt.exists():
         ckpt.unlink()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
+from pathlib import Path
 
 from mrt.config import arg
 
@@ -57,6 +58,28 @@ class TrainConfig:
         "last prefix (the same distribution), so one fewer is sampled there",
     )
     max_episodes: int = arg(6, "mrt-online: progress is measured at the first this many episode ends")
+    j_source: str = arg(
+        "mc",
+        "where J at episode boundaries comes from (mrt-dense, mrt-online, mrt-star): mc (forced answers "
+        "everywhere), estimator (a trained progress estimator, --estimator), mixed (Monte Carlo at a "
+        "share mc_share of the boundaries updates an on-policy estimator that gives J everywhere)",
+    )
+    mc_share: float = arg(0.05, "j_source=mixed: share of each step's boundaries measured by Monte Carlo (at least 1)")
+    estimator: str = arg(
+        "", "progress estimator directory (mrt estimator train) to start from; needed by j_source=estimator"
+    )
+    estimator_form: str = arg(
+        "head",
+        "j_source=mixed: head (a linear head on the policy's own hidden states, no gradient into "
+        "the policy) or model (a separate value model, from --estimator or the starting policy)",
+    )
+    estimator_lr: float = arg(1e-3, "j_source=mixed: the estimator's Adam learning rate")
+    estimator_updates: int = arg(4, "j_source=mixed: estimator optimizer steps per training step")
+    estimator_buffer: int = arg(256, "j_source=mixed: recent Monte Carlo targets kept and replayed in updates")
+    calibration_warn_ece: float = arg(
+        0.2, "j_source=mixed: warn when the estimator's ECE against fresh Monte Carlo J passes this"
+    )
+    calibration_window: int = arg(10, "j_source=mixed: steps of Monte Carlo pairs pooled for that warning")
     budget_grid: int = arg(
         4, "anytime: budgets b_j = j * B / m, j = 1..m (B: thinking_budget, else the task's largest regret budget)"
     )
@@ -196,6 +219,31 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("max_episodes", "budget_grid"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"config key {name!r} must be >= 1, got {getattr(cfg, name)}")
+    from mrt.train.progress import FORMS, J_SOURCES
+
+    if cfg.j_source not in J_SOURCES:
+        raise ValueError(f"config key 'j_source' must be one of {', '.join(J_SOURCES)}, got {cfg.j_source!r}")
+    if not 0 <= cfg.mc_share <= 1:
+        raise ValueError(f"config key 'mc_share' must be in [0, 1], got {cfg.mc_share}")
+    if cfg.estimator_form not in FORMS:
+        raise ValueError(f"config key 'estimator_form' must be one of {', '.join(FORMS)}, got {cfg.estimator_form!r}")
+    if cfg.j_source != "mc" and cfg.algo not in ("mrt-dense", "mrt-online", "mrt-star"):
+        raise ValueError(
+            f"config key 'j_source': {cfg.j_source} applies to mrt-dense, mrt-online and mrt-star, not {cfg.algo}"
+        )
+    if cfg.j_source == "estimator" and not cfg.estimator:
+        raise ValueError("config key 'j_source': estimator needs a trained progress estimator (--estimator DIR)")
+    if cfg.j_source == "estimator" and cfg.estimator_form != "model":
+        raise ValueError(
+            "config key 'estimator_form': j_source=estimator uses the trained model in --estimator; set model"
+        )
+    if cfg.estimator and not (Path(cfg.estimator) / "config.json").is_file():
+        raise ValueError(f"config key 'estimator': {cfg.estimator} holds no trained estimator (mrt estimator train)")
+    for name in ("estimator_updates", "estimator_buffer", "calibration_window"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"config key {name!r} must be >= 1, got {getattr(cfg, name)}")
+    if not cfg.estimator_lr > 0:
+        raise ValueError(f"config key 'estimator_lr' must be > 0, got {cfg.estimator_lr}")
     if cfg.thinking_budget < 0:
         raise ValueError(f"config key 'thinking_budget' must be >= 0, got {cfg.thinking_budget}")
     from mrt.core.advantages import budget_prior

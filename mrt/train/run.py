@@ -4,6 +4,8 @@ Output (``OUT``): ``run.json`` (settings; a rerun with the same settings resumes
 ``checkpoints/checkpoint-N`` (TRL/transformers checkpoints, plus ``mrt_state.json``),
 ``model/`` (``save_pretrained``), ``logs/`` (TensorBoard), ``train_log.jsonl`` (the trainer's
 log history), ``eval/`` and ``eval-hard/`` (``mrt analyze`` outputs) and ``summary.json``.
+One process writes the directory at a time (a lock); a checkpoint cut by a kill while it was
+being written is removed and training resumes from the one before (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import contextlib
 import json
 import logging
 import os
+import pickle
 import random
 import time
 from pathlib import Path
 
 from mrt.config import claim_run_dir
 from mrt.core.figures import eval_figures
+from mrt.rundir import one_writer, write_atomic, write_json
 from mrt.train.config import TrainConfig, as_dict
 
 log = logging.getLogger(__name__)
@@ -98,13 +102,31 @@ def _sft_dataset(task, cfg: TrainConfig):
     return Dataset.from_list(rows)
 
 
-def _last_checkpoint(ckpt_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+def _last_checkpoint(ckpt_dir: Path, main_proc: bool = True) -> str | None:
+    """The last complete checkpoint: ``mrt_state.json`` is written after the trainer's own files,
+    so a checkpoint without it was cut by a kill (or a full disk) while being written; such ones
+    are removed (by the main process) and training resumes from the one before."""
+    import re
+    import shutil
 
-    return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    if not ckpt_dir.is_dir():
+        return None
+    steps = sorted(
+        (int(m.group(1)), d)
+        for d in ckpt_dir.iterdir()
+        if d.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", d.name))
+    )
+    last = None
+    for _, d in steps:
+        if (d / STATE_FILE).is_file():
+            last = d
+        elif main_proc:
+            log.warning("%s was not written to the end (killed while saving?): removed, resuming before it", d)
+            shutil.rmtree(d, ignore_errors=True)
+    return str(last) if last else None
 
 
-def _callbacks(cfg: TrainConfig, counters):
+def _callbacks(cfg: TrainConfig, counters, trainer=None):
     from transformers import TrainerCallback
 
     class Budget(TrainerCallback):
@@ -118,7 +140,9 @@ def _callbacks(cfg: TrainConfig, counters):
         def on_save(self, args, state, control, **kw):
             d = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if d.is_dir():
-                (d / STATE_FILE).write_text(json.dumps(counters(state=True)))
+                if getattr(trainer, "_estimator", None) is not None:  # the on-policy progress estimator
+                    trainer._estimator.save(d)
+                write_json(d / STATE_FILE, counters(state=True), indent=None)  # last, whole: the checkpoint is whole
 
     return [Budget()]
 
@@ -245,6 +269,25 @@ def _fix_logging_dir(args, out: Path):
         args.logging_dir = str(out / "logs")
 
 
+def token_split(trainer, steps: int) -> dict:
+    """Sampled tokens per step by use: rollouts (TRL's, with their answers forced at a thinking
+    budget), forced answers that measure J (Monte Carlo; anytime's summaries), the rest of MRT's
+    own samples (mrt's prefix traces), and the token positions the progress estimator processed
+    (forward passes and updates: computed, not sampled)."""
+    total = getattr(trainer, "tokens_sampled", 0)
+    extra = getattr(trainer, "extra_tokens", 0)
+    forced = getattr(trainer, "forced_tokens", 0)
+    budget = getattr(trainer, "budget_tokens", 0)
+    est = getattr(trainer, "_estimator", None)
+    s = max(steps, 1)
+    return {
+        "rollouts_per_step": round((total - extra + budget) / s, 1),
+        "forced_answers_per_step": round(forced / s, 1),
+        "other_mrt_samples_per_step": round((extra - forced - budget) / s, 1),
+        "estimator_tokens_processed_per_step": round(est.tokens_processed / s, 1) if est is not None else 0.0,
+    }
+
+
 def _eval_budgets(cfg: TrainConfig, task) -> list[int]:
     """The task's regret budgets, or fractions of the rollout cap when all of them exceed it."""
     cap = cfg.max_completion_length
@@ -300,6 +343,7 @@ def evaluate(sampler, cfg: TrainConfig, out: Path, task) -> dict:
     return res
 
 
+@one_writer
 def run_train(cfg: TrainConfig) -> dict:
     import warnings
 
@@ -325,16 +369,20 @@ def run_train(cfg: TrainConfig) -> dict:
 
     model_path, model, tok = _load(cfg)
     trainer = _build_trainer(cfg, task, model, tok, out)
-    resume = _last_checkpoint(out / "checkpoints")
-    prior = {"tokens_sampled": 0, "extra_tokens": 0, "wall_seconds": 0.0}
+    resume = _last_checkpoint(out / "checkpoints", main_proc)
+    prior = {"tokens_sampled": 0, "extra_tokens": 0, "forced_tokens": 0, "budget_tokens": 0, "wall_seconds": 0.0}
     if resume:
         f = Path(resume) / STATE_FILE
         if f.exists():
             prior.update(json.loads(f.read_text()))
         log.info("resuming from %s", resume)
+        if getattr(trainer, "_estimator", None) is not None and not trainer._estimator.load(resume):
+            log.warning("%s holds no progress-estimator state: the estimator starts afresh", resume)
     if hasattr(trainer, "tokens_sampled"):
         trainer.tokens_sampled = int(prior["tokens_sampled"])
         trainer.extra_tokens = int(prior["extra_tokens"])
+        trainer.forced_tokens = int(prior["forced_tokens"])
+        trainer.budget_tokens = int(prior["budget_tokens"])
     t0 = time.time()
 
     def counters(state: bool = False):
@@ -343,20 +391,26 @@ def run_train(cfg: TrainConfig) -> dict:
         return {
             "tokens_sampled": getattr(trainer, "tokens_sampled", 0),
             "extra_tokens": getattr(trainer, "extra_tokens", 0),
+            "forced_tokens": getattr(trainer, "forced_tokens", 0),
+            "budget_tokens": getattr(trainer, "budget_tokens", 0),
             "wall_seconds": prior["wall_seconds"] + time.time() - t0,
         }
 
-    for cb in _callbacks(cfg, counters):
+    for cb in _callbacks(cfg, counters, trainer):
         trainer.add_callback(cb)
-    trainer.train(resume_from_checkpoint=resume)
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    except pickle.UnpicklingError as e:  # torch.load(weights_only=True) met a pickled object
+        raise ValueError(
+            f"refusing to load checkpoint {resume}: it holds pickled objects besides tensors and plain data "
+            f"({str(e).splitlines()[0][:200]}); load only checkpoints you trust, or delete it to start over"
+        ) from None
     wall = prior["wall_seconds"] + time.time() - t0
     steps = trainer.state.global_step
     trainer.save_model(str(out / "model"))  # the main process writes; the others wait
     if trainer.accelerator.is_main_process:
         tok.save_pretrained(str(out / "model"))
-        with (out / "train_log.jsonl").open("w") as f:
-            for row in trainer.state.log_history:
-                f.write(json.dumps(row) + "\n")
+        write_atomic(out / "train_log.jsonl", "".join(json.dumps(row) + "\n" for row in trainer.state.log_history))
     model = trainer.accelerator.unwrap_model(trainer.model)
     summary = {
         "algo": cfg.algo,
@@ -370,6 +424,7 @@ def run_train(cfg: TrainConfig) -> dict:
         "sampled_tokens": int(getattr(trainer, "tokens_sampled", 0)),
         "extra_sampled_tokens": int(getattr(trainer, "extra_tokens", 0)),
         "sampled_tokens_per_step": round(getattr(trainer, "tokens_sampled", 0) / max(steps, 1), 1),
+        "token_split": token_split(trainer, steps),
         "processes": trainer.accelerator.num_processes,
         "config": as_dict(cfg),
     }
@@ -378,5 +433,5 @@ def run_train(cfg: TrainConfig) -> dict:
         summary["eval"] = evaluate(eval_sampler(trainer, model, tok), cfg, out, task)
         summary["eval_wall_seconds"] = round(time.time() - t1, 2)
     if trainer.accelerator.is_main_process:
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        write_json(out / "summary.json", summary)  # written last: marks the run finished
     return summary

@@ -30,6 +30,7 @@ from mrt.samplers.base import SamplingParams
 from mrt.tasks.base import Problem
 
 log = logging.getLogger(__name__)
+J_ALGOS = ("mrt-dense", "mrt-online", "mrt-star")  # the forms whose J can come from --j-source
 
 
 class RewardError(RuntimeError):
@@ -82,6 +83,12 @@ class MRTTrainer(GRPOTrainer):
         self._prefix_thinking: dict[tuple, int | None] = {}  # mrt prompt ids -> thinking tokens already in them
         self._forced_spans: list[tuple[int, int] | None] = []  # local rows: forced termination tokens
         self._rollout_tokens: int | None = None  # local sampled rollout tokens (None: the completion mask's)
+        self.forced_tokens = 0  # the part of extra_tokens sampled as forced answers for J (Monte Carlo)
+        self.budget_tokens = 0  # the part of extra_tokens sampled as rollouts' answers at the thinking budget
+        self._estimator = None  # the progress estimator of --j-source estimator|mixed (mrt.train.progress)
+        self._cal_window: list[tuple[float, float]] = []  # recent (predicted, Monte Carlo) J pairs
+        if mrt_config.j_source != "mc" and mrt_config.algo in J_ALGOS:
+            self._estimator = self._make_estimator()
         if (
             getattr(self, "use_vllm", False)
             and self.vllm_generation.mode == "colocate"
@@ -108,6 +115,23 @@ class MRTTrainer(GRPOTrainer):
             if hasattr(m, "cpu_linear") and isinstance(w, torch.Tensor) and w.ndim == 2 and w.numel():
                 dispatch_cpu_unquantized_gemm(m, remove_weight=False)
         gen.llm.reset_prefix_cache()
+
+    def _make_estimator(self):
+        from mrt.train.progress import ProgressEstimator, check_estimator_dir
+
+        cfg = self.mrt_config
+        if cfg.estimator:
+            check_estimator_dir(cfg.estimator, self.processing_class, self.task.name)
+        return ProgressEstimator(
+            cfg.estimator_form,
+            lambda: self.accelerator.unwrap_model(self.model),
+            self.processing_class,
+            init=cfg.estimator,
+            lr=cfg.estimator_lr,
+            updates=cfg.estimator_updates,
+            buffer=cfg.estimator_buffer,
+            seed=cfg.seed,
+        )
 
     # ------------------------------------------------------------------ helpers
     def _tok(self):
@@ -240,7 +264,9 @@ class MRTTrainer(GRPOTrainer):
             stop=tuple(task.answer_stop_texts),
             seed=self._rng().randrange(2**31),
         )
+        before = self.extra_tokens
         answers = self._sample([list(prompt_ids[i]) + kept + term for i, kept, term in rows], params)
+        self.budget_tokens += self.extra_tokens - before
         comps, logprobs = list(comps), list(logprobs) if logprobs is not None else None
         for (i, kept, term), a in zip(rows, answers):
             ans = a[0]
@@ -325,10 +351,11 @@ class MRTTrainer(GRPOTrainer):
         when that is set)."""
         g, task, cfg, tok = self.num_generations, self.task, self.mrt_config, self._tok()
         prompt_ids = self._encode([x["prompt"] for x in inputs[::g]])
-        prompts, where, ends_all = [], [], []
+        prompts, where, ends_all, seqs = [], [], [], []
         for gi, p in enumerate(prompt_ids):
             prompts.append(task.forced_ids(tok, p, []))
             where.append((gi, None, 0))  # J(empty), once per group
+            seqs.append(list(p))
         for i, ids in enumerate(completion_ids):
             think, answer = task.split_output(list(ids), tok)
             ends = task.episode_ends(think, tok) if think else []
@@ -339,6 +366,7 @@ class MRTTrainer(GRPOTrainer):
                 natural = answer is not None and j == len(ends) - 1 and e == len(think)
                 prompts.append(task.forced_ids(tok, prompt_ids[i // g], think[:e], natural_end=natural))
                 where.append((i // g, i, j + 1))
+                seqs.append(list(prompt_ids[i // g]) + list(think[:e]))  # the estimator's input
         # the rollout's own answer after its natural end is a draw of the same forced answer: with
         # reuse_answers it is one of the mc_answers samples there, and one fewer is sampled
         own = {}
@@ -347,11 +375,14 @@ class MRTTrainer(GRPOTrainer):
             for k, (_gi, i, j) in enumerate(where):
                 if i is not None and j == len(ends_all[i]) and self._closed(completion_ids[i], ends_all[i]):
                     own[k] = bool(correct[i])
-        grades_all = self._forced_grades(inputs, prompts, [w[0] for w in where], own)
+        if cfg.j_source == "mc":
+            grades_all = self._forced_grades(inputs, prompts, [w[0] for w in where], own)
+            values = [sum(gr) / len(gr) for gr in grades_all]
+        else:
+            values = self._estimated_j(inputs, prompts, [w[0] for w in where], seqs, own)
         j_empty = {}
         curves = [[0.0] * (len(e) + 1) for e in ends_all]
-        for (gi, i, j), grades in zip(where, grades_all):
-            value = sum(grades) / len(grades)
+        for (gi, i, j), value in zip(where, values):
             if i is None:
                 j_empty[gi] = value
             else:
@@ -359,6 +390,66 @@ class MRTTrainer(GRPOTrainer):
         for i, curve in enumerate(curves):
             curve[0] = j_empty[i // g]
         return ends_all, curves
+
+    def _estimated_j(self, inputs, prompts, groups, seqs, own) -> list[float]:
+        """J at every boundary from the progress estimator; under ``mixed`` it is first scored
+        against, then updated on, Monte Carlo J at a random share of the boundaries."""
+        from mrt.train.progress import choose_mc
+
+        cfg, est = self.mrt_config, self._estimator
+        if cfg.j_source == "mixed":
+            rng = random.Random(f"{self.args.seed}-{self.state.global_step}-{self.accelerator.process_index}-mc")
+            chosen = choose_mc(len(prompts), cfg.mc_share, rng)
+            grades = self._forced_grades(
+                inputs,
+                [prompts[k] for k in chosen],
+                [groups[k] for k in chosen],
+                {n: own[k] for n, k in enumerate(chosen) if k in own},
+            )
+            pairs = [(seqs[k], sum(gr) / len(gr)) for k, gr in zip(chosen, grades)]
+            if self.accelerator.num_processes > 1:  # every process updates on every process's pairs
+                from accelerate.utils import gather_object
+
+                pairs = gather_object(pairs)
+            pred = est.predict([s for s, _ in pairs])
+            targets = [y for _, y in pairs]
+            self._log_calibration(pred, targets)
+            loss = est.update([s for s, _ in pairs], targets)
+            m = self._metrics["train"]
+            m["estimator/loss"].append(loss)
+            m["estimator/mc_boundaries"].append(float(len(pairs)))
+            m["estimator/boundaries"].append(float(len(prompts) * self.accelerator.num_processes))
+        values = est.predict(seqs)
+        self._metrics["train"]["estimator/mean_j"].append(sum(values) / len(values) if values else 0.0)
+        return values
+
+    def _log_calibration(self, pred: list[float], target: list[float]) -> None:
+        """Per-step calibration of the estimator against fresh Monte Carlo J, and a warning when
+        the ECE over the last ``calibration_window`` steps' pairs passes ``calibration_warn_ece``."""
+        from mrt.act.estimator import calibration
+
+        if not pred:
+            return
+        cal = calibration(pred, target)
+        m = self._metrics["train"]
+        m["estimator/brier"].append(cal["brier"])
+        m["estimator/ece"].append(cal["ece"])
+        if cal["correlation"] is not None:
+            m["estimator/correlation"].append(cal["correlation"])
+        cfg = self.mrt_config
+        self._cal_window = (self._cal_window + list(zip(pred, target)))[-cfg.calibration_window * len(pred) :]
+        pooled = calibration([p for p, _ in self._cal_window], [t for _, t in self._cal_window])
+        bad = pooled["ece"] > cfg.calibration_warn_ece
+        if bad and not getattr(self, "_cal_warned", False):
+            log.warning(
+                "step %d: the progress estimator's ECE against fresh Monte Carlo J is %.3f over the last %d "
+                "pairs (threshold %.2f, --calibration-warn-ece): its progress rewards are unreliable",
+                self.state.global_step,
+                pooled["ece"],
+                len(self._cal_window),
+                cfg.calibration_warn_ece,
+            )
+        self._cal_warned = bad
 
     def _closed(self, ids, ends) -> bool:
         think, answer = self.task.split_output(list(ids), self._tok())
@@ -383,7 +474,10 @@ class MRTTrainer(GRPOTrainer):
                 stop=tuple(task.answer_stop_texts),
                 seed=self._rng().randrange(2**31),
             )
-            for k, cs in zip(ks, self._sample([prompts[k] for k in ks], params)):
+            before = self.extra_tokens
+            comps = self._sample([prompts[k] for k in ks], params)
+            self.forced_tokens += self.extra_tokens - before
+            for k, cs in zip(ks, comps):
                 x = inputs[groups[k] * g]
                 prob = Problem(x["problem_id"], "", x["answer"])
                 for c in cs:
