@@ -64,7 +64,9 @@ def test_grader_failures_counted_by_kind_and_logged_short(caplog, capfd):
         assert not math_equal("(" * 10000 + "1", "70", timeout=2)
     added = {k: grading.failures[k] - before.get(k, 0) for k in grading.FAILURE_KINDS}
     assert added["timeout"] >= 1 and added["unparsed"] >= 1
-    assert sum(added.values()) >= 3
+    # the adversarial answer is graded wrong either way: counted as a time-out, or (on a loaded
+    # machine, seen in the full suite) parsed within the time-out into a different value
+    assert sum(added.values()) >= 2
     lines = [r.getMessage() for r in caplog.records if "grader" in r.getMessage()]
     assert lines and all(len(line) < 250 for line in lines)
     err = capfd.readouterr().err
