@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import didactic_stats as ST  # noqa: E402
 import didactic_v2_settings as S  # noqa: E402
 from didactic import _run  # noqa: E402  (one run: its commands in turn, output to its log)
-
-REPS = 2000  # bootstrap resamples
+from didactic_stats import REPS, bootstrap, paired  # noqa: E402,F401  (bootstrap and paired: also the tests')
 
 
 def parse():
@@ -209,41 +209,35 @@ def trace_figures(rec: dict, budgets: list[int]) -> dict:
     }
 
 
+def wrong_figures(rec: dict, budgets: list[int]) -> dict:
+    """A truncated or empty trace (or one without J estimates): a wrong answer in every figure,
+    accuracy 0 at the natural end and at every budget, regret 1."""
+    return {
+        "correct": 0.0,
+        "tokens": rec.get("n_output_tokens", 0),
+        "regret": {str(c): 1.0 for c in budgets},
+        "acc_at": {str(c): 0.0 for c in budgets},
+        "ends": [],
+        "js": [0.0],
+    }
+
+
 def problem_table(eval_dir: Path, budgets: list[int]) -> dict[str, list[dict]]:
+    """Every trace's figures, per problem. Traces whose status is not ``ok`` (truncated at the
+    token limit, empty) count as wrong answers (:func:`wrong_figures`): leaving them out would
+    favour the methods that truncate more."""
     out: dict[str, list[dict]] = {}
     with open(eval_dir / "traces.jsonl") as f:
         for line in f:
             r = json.loads(line)
-            if r.get("status", "ok") != "ok" or not r.get("prefixes"):
-                continue
-            out.setdefault(r["problem_id"], []).append(trace_figures(r, budgets))
+            ok = r.get("status", "ok") == "ok" and r.get("prefixes")
+            out.setdefault(r["problem_id"], []).append(trace_figures(r, budgets) if ok else wrong_figures(r, budgets))
     return out
 
 
 def _pm(table: dict, fn) -> dict[str, float]:
     """Per-problem mean of fn(trace)."""
     return {p: statistics.fmean(fn(t) for t in ts) for p, ts in table.items()}
-
-
-def bootstrap(per_seed: list[dict[str, float]], reps: int = REPS, seed: int = 0) -> dict:
-    """Mean over seeds and problems with a 95% interval from resampling seeds and problems."""
-    probs = sorted(set.intersection(*(set(d) for d in per_seed)))
-    grid = [[d[p] for p in probs] for d in per_seed]
-    rng = random.Random(seed)
-    n_s, n_p = len(grid), len(probs)
-    mean = statistics.fmean(x for row in grid for x in row)
-    boots = []
-    for _ in range(reps):
-        ss = [rng.randrange(n_s) for _ in range(n_s)]
-        ps = [rng.randrange(n_p) for _ in range(n_p)]
-        boots.append(statistics.fmean(grid[s][p] for s in ss for p in ps))
-    boots.sort()
-    return {"mean": mean, "ci": [boots[int(0.025 * reps)], boots[int(0.975 * reps) - 1]], "seeds": n_s, "problems": n_p}
-
-
-def paired(a: list[dict], b: list[dict]) -> dict:
-    """a - b, paired by seed index and problem."""
-    return bootstrap([{p: x[p] - y[p] for p in x if p in y} for x, y in zip(a, b)])
 
 
 def acc_curve(tables: list[dict], grid: list[int]) -> list[float]:
@@ -457,6 +451,7 @@ def write_record(ns, setting: str, run: str) -> dict:
             for k, key in metric_keys(setting).items()
         },
         "curve": [_r(x) for x in acc_curve([tab], grid)],
+        "accounting": "strict",  # truncated and empty traces are in every figure, as wrong answers
         "n_traces": sum(len(ts) for ts in tab.values()),
         "skipped_traces": sum(v for k, v in summary.get("trace_status", {}).items() if k != "ok"),
         "budget_forcing": {k: figs.get(k, {}).get("j") for k in ("1x", "2x", "4x")},
@@ -480,8 +475,77 @@ def load_records(ns, setting: str, method: str) -> list[dict] | None:
             if not (final_dir(ns, setting, method, seed) / "eval" / "summary.json").exists():
                 return None
             write_record(ns, setting, run)
-        recs.append(json.loads(path.read_text()))
+        recs.append(strict_record(json.loads(path.read_text()), _n(ns, S.TEST["n_problems"]), S.TEST))
     return recs
+
+
+ACC_KEYS = ("accuracy", "natural_accuracy")  # and acc_at_*: accuracy-like figures (0 for a wrong trace)
+
+
+def _traces_consistent(pp: dict, p: str, n: int, answers: int) -> bool:
+    """Can problem p's per-problem means come from n traces? Accuracy and tokens are means of
+    integers, J at a budget a mean of multiples of 1/answers: mean * n (* answers) is an integer."""
+    for k, v in pp.items():
+        if p not in v:
+            continue
+        m = n if k in ("natural_accuracy", "output_tokens") else n * answers if k.startswith("acc_at_") else 0
+        if m and abs(v[p] * m - round(v[p] * m)) > 1e-3:
+            return False
+    return True
+
+
+def strict_record(rec: dict, n_problems: int, split: dict, answers: int = 8) -> dict:
+    """A run record under the strict accounting (truncated and empty traces count as wrong).
+
+    Records written before it (``accounting`` absent) left those traces out of every per-problem
+    mean and kept only their number. Their per-problem counts are recovered from the means
+    themselves (:func:`_traces_consistent`: the largest count below the traces per problem that
+    the means allow where the full count is impossible); a remainder that cannot be placed so
+    (a count that divides the full one) is spread over all problems in proportion. Then each
+    problem's accuracy figures are scaled by kept/all traces, regret moved towards 1 in the same
+    proportion, and the pooled curve scaled by kept/all traces. Output tokens stay the mean over
+    the traces that ended (the left-out traces' lengths are not in the record)."""
+    if str(rec.get("accounting", "")).startswith("strict"):
+        return rec
+    per_trace = split["traces"]
+    pp = rec["per_problem"]
+    ids = [f"star-{split['problem_seed']}-{i}" for i in range(n_problems)]
+    kept = {}
+    for p in ids:
+        if p not in pp["accuracy"]:
+            kept[p] = 0
+        elif _traces_consistent(pp, p, per_trace, answers):
+            kept[p] = per_trace
+        else:
+            kept[p] = next(
+                (n for n in range(per_trace - 1, 0, -1) if _traces_consistent(pp, p, n, answers)), per_trace - 1
+            )
+    placed = sum(per_trace - k for k in kept.values())
+    rest = rec.get("skipped_traces", 0) - placed
+    if rest < 0:
+        raise ValueError(f"{rec['run']}: {placed} traces missing from the means, but {rec['skipped_traces']} skipped")
+    spread = 1 - rest / max(1, sum(kept.values()))  # the unplaced remainder, as a share of all kept traces
+    new = {}
+    for k, v in pp.items():
+        if k == "output_tokens":
+            new[k] = dict(v)
+            continue
+        acc = k in ACC_KEYS or k.startswith("acc_at_")
+        col = {}
+        for p in ids:
+            w = kept[p] / per_trace * spread
+            x = v.get(p, 0.0 if acc else 1.0)
+            col[p] = x * w if acc else 1 - (1 - x) * w
+        new[k] = col
+    total = rec["n_traces"] + rec.get("skipped_traces", 0)
+    return {
+        **rec,
+        "per_problem": new,
+        "curve": [c * rec["n_traces"] / total for c in rec["curve"]],
+        "n_traces": total,
+        "accounting": "strict (recovered from a record that left out truncated and empty traces)",
+        "recovered": {"placed": placed, "spread": rest},
+    }
 
 
 def _accuracy_key(setting: str) -> str:
@@ -500,8 +564,6 @@ def _value(t: dict, key: str) -> float:
 
 def setting_results(ns, setting: str) -> dict:
     """Every figure of a setting, from the runs' records; a method with a seed missing is left out."""
-    from mrt.core.metrics import token_efficiency
-
     s = S.SETTINGS[setting]
     budgets = s["budgets"]
     keys = metric_keys(setting)
@@ -526,16 +588,21 @@ def setting_results(ns, setting: str) -> dict:
         row = {k: bootstrap(v) for k, v in per[m].items()}
         row["budget_forcing"] = {k: seed_interval([x["budget_forcing"].get(k) for x in rs]) for k in ("1x", "2x", "4x")}
         row["hint"] = {k: seed_interval([x["hint"][k] for x in rs]) for k in ("hinted_arm_first", "goal_arm_first")}
-        row["skipped_traces"] = sum(x.get("skipped_traces", 0) for x in rs)
+        row["skipped_traces"] = sum(x.get("skipped_traces", 0) for x in rs)  # counted as wrong
+        row["recovered"] = [x.get("recovered") for x in rs if x.get("recovered")]
         if m != "base":
             for k in ("sampled_tokens", "extra_sampled_tokens", "steps", "wall_seconds"):
                 row[k] = seed_interval([x["train"].get(k) for x in rs])
         if "grpo" in recs and m != "grpo":
             row["vs_grpo"] = {k: paired(per[m][k], per["grpo"][k]) for k in keys}
-            row["token_efficiency_vs_grpo"] = token_efficiency(grid, curve(recs["grpo"]), curve(rs))
-            row["token_efficiency_vs_grpo_per_seed"] = [
-                token_efficiency(grid, a["curve"], b["curve"]) for a, b in zip(recs["grpo"], rs)
-            ]
+            g = recs["grpo"]
+            row["token_efficiency_vs_grpo"] = ST.efficiency_vs(
+                grid,
+                [x["curve"] for x in g],
+                [x["curve"] for x in rs],
+                [x["n_traces"] for x in g],
+                [x["n_traces"] for x in rs],
+            )
         if "base" in recs and m != "base":
             row["vs_base"] = {k: paired(per[m][k], per["base"][k]) for k in ("accuracy",)}
             if "grpo" in recs and m != "grpo":
@@ -544,25 +611,52 @@ def setting_results(ns, setting: str) -> dict:
                 )
         out["methods"][m] = row
     out["curves"] = {m: {"grid": grid[::2], "accuracy": curve(rs)[::2]} for m, rs in recs.items()}
+    if "grpo" in recs:
+        g = recs["grpo"]
+        out["grpo_vs_itself"] = ST.self_null(grid, [x["curve"] for x in g], [x["n_traces"] for x in g])
+        out["holm"] = holm_family(out, keys)
     return out
 
 
+def holm_family(out: dict, keys: dict) -> dict:
+    """Holm's correction over every paired comparison with GRPO in a setting: each method other
+    than GRPO (the base included) on accuracy and on regret at each budget. p from the bootstrap's
+    normal approximation; ``better``: a difference in the method's favour that survives."""
+    names = [k for k in keys if k == "accuracy" or k.startswith("regret_C")]
+    ps, sign = {}, {}
+    for m, row in out["methods"].items():
+        for k in names:
+            if "vs_grpo" in row:
+                d = row["vs_grpo"][k]
+                ps[f"{m}:{k}"] = d["p"]
+                sign[f"{m}:{k}"] = d["mean"] if k == "accuracy" else -d["mean"]
+    adj = ST.holm(ps)
+    return {
+        "comparisons": len(ps),
+        "tests": adj,
+        "survive_better": sorted(k for k, v in adj.items() if v["survives"] and sign[k] > 0),
+        "survive_worse": sorted(k for k, v in adj.items() if v["survives"] and sign[k] < 0),
+    }
+
+
 def relative_gain(new: list[dict], ref: list[dict], base: list[dict]) -> dict:
-    """(acc_new - acc_base) / (acc_ref - acc_base), bootstrapped over seeds and problems."""
+    """(acc_new - acc_base) / (acc_ref - acc_base), bootstrapped over seeds and problems (draws
+    where GRPO's gain is not positive are undefined and left out, and counted)."""
+    import numpy as np
+
     probs = sorted(set.intersection(*(set(d) for d in new + ref + base)))
-    rng = random.Random(1)
-    n_s = len(new)
-
-    def ratio(ss, ps):
-        a = statistics.fmean(new[s][p] - base[s][p] for s in ss for p in ps)
-        b = statistics.fmean(ref[s][p] - base[s][p] for s in ss for p in ps)
-        return a / b if b > 0 else None
-
-    point = ratio(range(n_s), probs)
-    boots = [ratio([rng.randrange(n_s) for _ in range(n_s)], [rng.choice(probs) for _ in probs]) for _ in range(REPS)]
-    ok = sorted(b for b in boots if b is not None)
-    ci = [ok[int(0.025 * len(ok))], ok[int(0.975 * len(ok)) - 1]] if len(ok) > 20 else [None, None]
-    return {"mean": point, "ci": ci, "undefined_draws": REPS - len(ok)}
+    a = np.array([[n[p] - b[p] for p in probs] for n, b in zip(new, base)])
+    r = np.array([[f[p] - b[p] for p in probs] for f, b in zip(ref, base)])
+    n_s, n_p = a.shape
+    rng = np.random.default_rng(1)
+    cs, cp = np.zeros((REPS, n_s)), np.zeros((REPS, n_p))
+    np.add.at(cs, (np.repeat(np.arange(REPS), n_s), rng.integers(0, n_s, REPS * n_s)), 1)
+    np.add.at(cp, (np.repeat(np.arange(REPS), n_p), rng.integers(0, n_p, REPS * n_p)), 1)
+    num, den = np.einsum("rs,sp,rp->r", cs, a, cp), np.einsum("rs,sp,rp->r", cs, r, cp)
+    ok = np.sort(num[den > 0] / den[den > 0])
+    point = a.mean() / r.mean() if r.mean() > 0 else None
+    ci = [float(ok[int(0.025 * len(ok))]), float(ok[int(0.975 * len(ok)) - 1])] if len(ok) > 20 else [None, None]
+    return {"mean": None if point is None else float(point), "ci": ci, "undefined_draws": int(REPS - len(ok))}
 
 
 def report(ns, chosen: dict | None) -> dict:
@@ -581,6 +675,9 @@ def report(ns, chosen: dict | None) -> dict:
             "scale": ns.scale,
         },
         "selected": chosen,
+        "accounting": "truncated and empty traces count as wrong answers (accuracy 0, regret 1); records made "
+        "before this rule are corrected on reading (strict_record); token efficiency at fixed fractions of "
+        "GRPO's final accuracy, with GRPO against itself; Holm over each setting's comparisons with GRPO",
         "settings": {},
     }
     for setting in ns.settings:
@@ -613,6 +710,23 @@ def _f(d: dict | None, digits: int = 3) -> str:
     return f"{d['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None else f"{d['mean']:.{digits}f}"
 
 
+def _eff(e: dict | None) -> str:
+    """Token efficiency: geometric mean over seed pairs with its t interval, else the seeds reached."""
+    if not e:
+        return "—"
+    if e.get("geomean"):
+        g = e["geomean"]
+        return f"{g['mean']:.2f}× [{g['ci'][0]:.2f}, {g['ci'][1]:.2f}]"
+    return f"reached {e['reached']}"
+
+
+def _rng(s: dict) -> str:
+    if s["min"] is None:
+        return "never reached"
+    nr = f", {s['not_reached']} of {s['n']} not reached" if s["not_reached"] else ""
+    return f"{s['min']:.2f}-{s['max']:.2f}× (median {s['median']:.2f}{nr})"
+
+
 def markdown(doc: dict) -> str:
     lines = []
     for setting, r in doc["settings"].items():
@@ -621,17 +735,32 @@ def markdown(doc: dict) -> str:
             f"\n### {setting}: {r['what']}\n",
             "| method | accuracy | Δ vs GRPO | "
             + " | ".join(f"regret C={c}" for c in bs)
-            + " | tokens | token eff. vs GRPO | rel. gain | first walk on the goal arm |",
-            "|---" * (7 + len(bs)) + "|",
+            + " | tokens | token eff. at 90% | at 95% | rel. gain | first walk on the goal arm |",
+            "|---" * (8 + len(bs)) + "|",
         ]
         for m, row in r["methods"].items():
             vs = row.get("vs_grpo", {})
-            te = row.get("token_efficiency_vs_grpo")
+            te = row.get("token_efficiency_vs_grpo") or {}
             lines.append(
                 f"| {m} | {_f(row['accuracy'])} | {_f(vs.get('accuracy'))} | "
                 + " | ".join(_f(row[f"regret_C{c}"]) for c in bs)
-                + f" | {row['output_tokens']['mean']:.1f} | {'—' if m in ('grpo', 'base') else (f'{te:.2f}×' if te else 'not reached')}"
+                + f" | {row['output_tokens']['mean']:.1f} | {_eff(te.get('0.9'))} | {_eff(te.get('0.95'))}"
                 f" | {_f(row.get('relative_gain_over_base'), 2)} | {_f(row.get('hint', {}).get('goal_arm_first'))} |"
+            )
+        if r.get("grpo_vs_itself"):
+            lines.append("")
+            for f, n in r["grpo_vs_itself"].items():
+                sp, hv = n["seed_pairs"], n["split_halves"]
+                lines.append(
+                    f"GRPO vs GRPO at {float(f):.0%}: seed pairs {_rng(sp)}, split halves {_rng(hv)}"
+                    f" (ratio ≥ 1.1 in {sp['share_at_least_1.1']:.0%} of pairs)."
+                )
+        if r.get("holm"):
+            h = r["holm"]
+            lines.append(
+                f"\nHolm over {h['comparisons']} comparisons with GRPO (accuracy and regret at each C, base included):"
+                f" better and surviving: {', '.join(h['survive_better']) or 'none'};"
+                f" worse and surviving: {', '.join(h['survive_worse']) or 'none'}."
             )
         lines += [
             "",

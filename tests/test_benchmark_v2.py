@@ -99,10 +99,12 @@ def test_a_run_record_holds_the_analysis_figures(tiny_model_dir, tmp_path):
     )
     rec = D.write_record(ns, setting, "base-s0")
     ok = s["trace_status"].get("ok", 0)
-    assert rec["n_traces"] == ok and rec["skipped_traces"] == s["n_traces"] - ok
-    assert rec["hint"]["traces"] == ok
-    if ok == s["n_traces"]:  # every trace kept: the record's natural accuracy is the analysis'
-        acc = sum(rec["per_problem"]["natural_accuracy"].values()) / len(rec["per_problem"]["natural_accuracy"])
+    # every trace is in the record; those that did not end normally count as wrong
+    assert rec["n_traces"] == s["n_traces"] and rec["skipped_traces"] == s["n_traces"] - ok
+    assert rec["accounting"] == "strict" and rec["hint"]["traces"] == ok
+    acc = sum(rec["per_problem"]["natural_accuracy"].values()) / len(rec["per_problem"]["natural_accuracy"])
+    assert acc <= s["accuracy"] + 1e-5
+    if ok == s["n_traces"]:  # every trace ended: the record's natural accuracy is the analysis'
         assert acc == pytest.approx(s["accuracy"], abs=1e-5)
     assert len(rec["curve"]) == len(D.curve_grid(setting))
     out = D.setting_results(ns, setting)
@@ -110,3 +112,90 @@ def test_a_run_record_holds_the_analysis_figures(tiny_model_dir, tmp_path):
     row = out["methods"]["base"]
     assert row["accuracy"]["ci"][0] <= row["accuracy"]["mean"] <= row["accuracy"]["ci"][1]
     assert (Path(ns.records) / setting / "base-s0.json").exists()
+
+
+def _trace(pid, status, correct, ends, js, tokens=10):
+    return {
+        "problem_id": pid,
+        "status": status,
+        "correct": correct,
+        "n_output_tokens": tokens,
+        "episodes": [{"end": e} for e in ends],
+        "prefixes": [{"j": j} for j in js],
+    }
+
+
+def test_a_truncated_or_empty_trace_counts_as_wrong(tmp_path):
+    rows = [
+        _trace("p1", "ok", True, [4, 8], [0.5, 1.0, 1.0]),
+        _trace("p1", "truncated", False, [4], [0.5, 1.0], tokens=256),  # J was high: still wrong
+        _trace("p2", "ok", True, [4], [1.0, 1.0]),
+        _trace("p2", "empty", False, [], [], tokens=0),
+    ]
+    (tmp_path / "traces.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tab = D.problem_table(tmp_path, [8])
+    assert {p: len(ts) for p, ts in tab.items()} == {"p1": 2, "p2": 2}  # nothing left out
+    acc = D._pm(tab, lambda t: t["correct"])
+    assert acc == {"p1": 0.5, "p2": 0.5}
+    at8 = D._pm(tab, lambda t: t["acc_at"]["8"])
+    assert at8 == {"p1": 0.5, "p2": 0.5}
+    reg = D._pm(tab, lambda t: t["regret"]["8"])
+    assert reg["p2"] == pytest.approx((0.0 + 1.0) / 2)  # J = 1 from the start: regret 0; the empty one: 1
+    assert D.acc_curve([tab], [0, 8]) == pytest.approx([(0.5 + 0 + 1 + 0) / 4, (1 + 0 + 1 + 0) / 4])
+
+
+def test_an_old_record_is_corrected_from_its_own_means():
+    split = {"problem_seed": 0, "traces": 8}
+    rec = {  # written when left-out traces were skipped: p0 kept 7 of 8 traces (6 correct), p1 all 8
+        "run": "x-s0",
+        "n_traces": 15,
+        "skipped_traces": 1,
+        "curve": [0.5, 0.75],
+        "per_problem": {
+            "accuracy": {"star-0-0": 6 / 7, "star-0-1": 0.5},
+            "natural_accuracy": {"star-0-0": 6 / 7, "star-0-1": 0.5},
+            "output_tokens": {"star-0-0": 150 / 7, "star-0-1": 20.0},
+            "acc_at_16": {"star-0-0": 6 / 7, "star-0-1": 0.5},
+            "regret_C16": {"star-0-0": 0.3, "star-0-1": 0.4},
+        },
+    }
+    new = D.strict_record(rec, 2, split)
+    pp = new["per_problem"]
+    assert pp["accuracy"]["star-0-0"] == pytest.approx(6 / 8) and pp["accuracy"]["star-0-1"] == 0.5
+    assert pp["regret_C16"]["star-0-0"] == pytest.approx((0.3 * 7 + 1) / 8)
+    assert pp["output_tokens"] == rec["per_problem"]["output_tokens"]
+    assert new["curve"] == pytest.approx([0.5 * 15 / 16, 0.75 * 15 / 16]) and new["n_traces"] == 16
+    assert new["recovered"] == {"placed": 1, "spread": 0}
+    assert D.strict_record(new, 2, split) is new  # already strict
+    with pytest.raises(ValueError, match="skipped"):
+        D.strict_record({**rec, "skipped_traces": 0}, 2, split)
+
+
+def test_token_efficiency_at_fractions_of_the_baselines_final_accuracy():
+    import didactic_stats as ST
+
+    grid = [0, 1, 2, 3, 4]
+    ref = [0.0, 0.5, 0.8, 0.9, 1.0]
+    new = [0.0, 0.8, 0.9, 1.0, 1.0]
+    assert ST.efficiency(grid, ref, new, 0.9) == pytest.approx(3 / 2)
+    assert ST.efficiency(grid, ref, new, 1.0) == pytest.approx(4 / 3)
+    assert ST.efficiency(grid, new, ref, 1.0) == pytest.approx(3 / 4)
+    assert ST.efficiency(grid, ref, [0, 0.1, 0.2, 0.3, 0.4], 0.9) is None  # never reached
+    e = ST.efficiency_vs(grid, [ref, ref], [new, new], [1, 1], [1, 1], fractions=(0.9,))["0.9"]
+    assert e["pooled"] == pytest.approx(1.5) and e["reached"] == "2/2"
+    assert e["geomean"]["mean"] == pytest.approx(1.5) and e["geomean"]["ci"] == pytest.approx([1.5, 1.5])
+    null = ST.self_null(grid, [ref, ref, ref], [1, 1, 1], fractions=(0.9,))["0.9"]
+    assert null["seed_pairs"]["min"] == null["seed_pairs"]["max"] == 1.0 and null["split_halves"]["n"] == 6
+
+
+def test_holm_and_t_quantile_by_hand():
+    import didactic_stats as ST
+
+    h = ST.holm({"a": 0.01, "b": 0.04, "c": 0.03})
+    assert h["a"]["p_holm"] == pytest.approx(0.03) and h["a"]["survives"]
+    assert h["c"]["p_holm"] == pytest.approx(0.06) and h["b"]["p_holm"] == pytest.approx(0.06)
+    assert not h["b"]["survives"] and not h["c"]["survives"]
+    assert ST.t_quantile(0.975, 4) == pytest.approx(2.776, abs=1e-3)
+    assert ST.t_quantile(0.975, 9) == pytest.approx(2.262, abs=1e-3)
+    t = ST.t_interval([1.0, 2.0, 3.0])
+    assert t["mean"] == 2.0 and t["ci"][1] - 2.0 == pytest.approx(4.303 * 1 / 3**0.5, abs=1e-3)

@@ -126,3 +126,30 @@ def test_hint_following_teacher_walks_the_hinted_arm_first(tmp_path):
         from mrt.tasks.pretrain import pretrain
 
         pretrain(PretrainConfig(follow_cue=2.0, out=str(tmp_path / "never")))
+
+
+def edge_words(words: list[str], u: str, v: str) -> list[str]:
+    i = next(k for k in range(len(words) - 1) if words[k : k + 2] == [u, v])
+    return words[i : words.index("|", i) + 1]  # "u v |" or "u v goal |"
+
+
+def test_cue_at_writes_the_same_hint_inside_the_edge_list():
+    StarTask = star.StarTask
+    knobs = dict(arms="2-4", arm_len="3-5", cue=0.75)
+    tail, edge, dup = (StarTask(**knobs, cue_at=c).problems(200, seed=4) for c in ("end", "edge", "dup"))
+    assert [p.prompt for p in tail] == [p.prompt for p in StarTask(**knobs).problems(200, seed=4)]  # default
+    for t, e, d in zip(tail, edge, dup):
+        assert t.answer == e.answer == d.answer and t.meta == e.meta == d.meta  # same graph, same hint
+        words = t.prompt.split()
+        start, hint = words[words.index("start") + 1], words[-2]
+        ew, dw = e.prompt.split(), d.prompt.split()
+        assert ew[-5:] == dw[-5:] == words[-7:-3] + ["<think>"]  # "start s goal g <think>": no hint at the tail
+        i = ew.index("try")  # one marked edge, the hinted one: "try <start> <hint>"
+        assert ew.count("try") == 1 and ew[i + 1 : i + 3] == [start, hint]
+        assert [w for w in ew if w != "try"] == words[:-3] + ["<think>"]  # otherwise the same prompt
+        pairs = [tuple(dw[k : k + 2]) for k in range(len(dw) - 1)]
+        assert pairs.count((start, hint)) == 2 and "try" not in dw  # the hinted edge, listed twice
+        assert len(dw) == len(words) - 2 + len(edge_words(dw, start, hint))
+    assert StarTask(**knobs, cue_at="dup").knobs()["cue_at"] == "dup" and "cue_at" not in StarTask(**knobs).knobs()
+    with pytest.raises(ValueError, match="cue_at"):
+        StarTask(cue=0.5, cue_at="middle")

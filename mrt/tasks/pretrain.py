@@ -52,6 +52,7 @@ class PretrainConfig:
         "probability that the explorer's first walk takes the hinted arm in a hinted "
         "prompt (0: it ignores hints; > 0 gives a base that uses the hint part of the time)",
     )
+    cue_at: str = arg("end", "where a hint is written: end (the prompt's tail), edge (try before the hinted edge), dup")
     cue_fraction: float = arg(
         0.5,
         "share of pretraining prompts that carry a hint when cue > 0 (the others "
@@ -119,7 +120,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
             f"--cue, --cue-fraction and --follow-cue must be in [0, 1], got {cfg.cue}, "
             f"{cfg.cue_fraction} and {cfg.follow_cue}"
         )
-    hinted = StarTask(arms=cfg.arms, arm_len=cfg.arm_len, cue=cfg.cue) if cfg.cue > 0 else None
+    hinted = StarTask(arms=cfg.arms, arm_len=cfg.arm_len, cue=cfg.cue, cue_at=cfg.cue_at) if cfg.cue > 0 else None
     tokenizer = build_tokenizer()
     if cfg.init:
         from transformers import AutoModelForCausalLM

@@ -17,7 +17,9 @@ to know which arm leads to the goal is to walk arms in the output stream (explor
   an attempt; held-out and harder held-out sets use other seeds or larger knobs; ``cue`` (a
   probability) adds a hint to the prompt, ``try <node>``, naming the first node of the goal arm
   with that probability and of another arm otherwise: learnable structure in the order of
-  exploration, which the noisy explorer ignores;
+  exploration, which the noisy explorer ignores; ``cue_at`` says where the hint is written:
+  ``end`` (the prompt's tail, as above), ``edge`` (the word ``try`` before the hinted arm's first
+  edge inside the edge list, ``try v3 v17 |``) or ``dup`` (that edge listed twice);
 * an exact verifier: the answer is correct iff it is the start-to-goal path.
 
 The module also holds the *noisy explorer* that writes the base model's pretraining traces. It
@@ -77,20 +79,33 @@ class StarGraph:
     goal_arm: int
     edges: list[tuple[str, str]]  # shuffled, as shown in the prompt
     cue: str | None = None  # first node of the arm the prompt's hint points to (None: no hint)
+    cue_at: str = "end"  # where the hint is written (CUE_PLACES)
+    dup_at: int = 0  # cue_at="dup": the copy of the hinted edge goes before edge dup_at
 
     @property
     def path(self) -> list[str]:
         return [self.start] + self.arms[self.goal_arm]
 
     def prompt_words(self) -> list[str]:
+        def edge(u, v):  # the goal's edge is marked: "u goal_node goal |"
+            return [u, v, GOAL, SEP] if v == self.goal else [u, v, SEP]
+
         words = [BOS]
-        for u, v in self.edges:  # the goal's edge is marked: "u goal_node goal |"
-            words += [u, v, GOAL, SEP] if v == self.goal else [u, v, SEP]
-        hint = [TRY, self.cue] if self.cue else []
+        for i, (u, v) in enumerate(self.edges):
+            if self.cue and self.cue_at == "dup" and i == self.dup_at:
+                words += edge(self.start, self.cue)
+            hinted = self.cue and self.cue_at == "edge" and (u, v) == (self.start, self.cue)
+            words += ([TRY] if hinted else []) + edge(u, v)
+        if self.cue and self.cue_at == "dup" and self.dup_at == len(self.edges):
+            words += edge(self.start, self.cue)
+        hint = [TRY, self.cue] if self.cue and self.cue_at == "end" else []
         return words + [START, self.start, GOAL, self.goal] + hint + [THINK]
 
 
-def make_graph(rng: random.Random, arms: int, arm_len: int, cue: float = 0.0) -> StarGraph:
+CUE_PLACES = ("end", "edge", "dup")
+
+
+def make_graph(rng: random.Random, arms: int, arm_len: int, cue: float = 0.0, cue_at: str = "end") -> StarGraph:
     if 1 + arms * arm_len > NUM_NODE_NAMES:
         raise ValueError(f"arms*arm_len+1 = {1 + arms * arm_len} exceeds {NUM_NODE_NAMES} node names")
     names = rng.sample(node_names(), 1 + arms * arm_len)
@@ -109,7 +124,8 @@ def make_graph(rng: random.Random, arms: int, arm_len: int, cue: float = 0.0) ->
         others = [a for a in range(arms) if a != goal_arm]
         arm = goal_arm if rng.random() < cue or not others else rng.choice(others)
         hint = arm_nodes[arm][0]
-    return StarGraph(start, arm_nodes[goal_arm][-1], arm_nodes, goal_arm, edges, hint)
+    dup_at = rng.randrange(len(edges) + 1) if hint and cue_at == "dup" else 0  # drawn last: other places unchanged
+    return StarGraph(start, arm_nodes[goal_arm][-1], arm_nodes, goal_arm, edges, hint, cue_at, dup_at)
 
 
 # --------------------------------------------------------------------------- explorer
@@ -238,6 +254,7 @@ class StarTask(Task):
     arms: object = "2-4"
     arm_len: object = "2-4"
     cue: object = 0.0
+    cue_at: str = "end"
     name: str = "star"
     _arms: tuple[int, int] = field(init=False, repr=False)
     _len: tuple[int, int] = field(init=False, repr=False)
@@ -268,14 +285,18 @@ class StarTask(Task):
             self.cue = None
         if self.cue is None or not 0.0 <= self.cue <= 1.0:
             raise ValueError(f"knob 'cue': expected a probability in [0, 1], got {self.cue!r}")
+        if self.cue_at not in CUE_PLACES:
+            raise ValueError(f"knob 'cue_at': expected one of {', '.join(CUE_PLACES)}, got {self.cue_at!r}")
 
     def knobs(self) -> dict:
         k = {"arms": f"{self._arms[0]}-{self._arms[1]}", "arm_len": f"{self._len[0]}-{self._len[1]}"}
+        if self.cue and self.cue_at != "end":
+            k["cue_at"] = self.cue_at
         return {**k, "cue": self.cue} if self.cue else k
 
     def graph(self, seed: int) -> StarGraph:
         rng = random.Random(seed)
-        return make_graph(rng, rng.randint(*self._arms), rng.randint(*self._len), self.cue)
+        return make_graph(rng, rng.randint(*self._arms), rng.randint(*self._len), self.cue, self.cue_at)
 
     def problems(self, n: int, seed: int = 0) -> list[Problem]:
         out = []

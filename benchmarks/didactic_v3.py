@@ -1,0 +1,529 @@
+"""The didactic benchmark, third design (issue 22): one setting with a hint the model can read, a
+training budget at which outcome RL moves the model, five methods tuned equally, and one primary
+endpoint declared before the final runs.
+
+    python benchmarks/didactic_v3.py --out runs/bench-v3 --results benchmarks/results/didactic_v3.json --jobs 2
+
+Stages (``--stage``, default ``all``): ``tune`` trains every method on each configuration of its
+grid (3 x 3 for every method) with the tuning seeds, which are never final seeds, and scores it
+on validation problems (1 - normalised regret at B); ``final`` trains each method's chosen
+configuration with every final seed and evaluates base and methods on the held-out problems;
+``report`` computes the primary endpoint (per method against GRPO, Holm-corrected) and the
+secondary figures from the run records. Every run is an ``mrt train`` and an ``mrt analyze``
+subprocess: a rerun skips finished runs and resumes killed ones. A finished final run leaves a
+compact record in ``--records`` (committed), so the report needs only the records.
+
+Everything is declared in the settings file (``--settings-file``, default
+``benchmarks/didactic_v3_settings.py``); a file without a declared primary endpoint is refused,
+as are tuning seeds that are also final seeds and grids of unequal size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import didactic_stats as ST  # noqa: E402
+import didactic_v2 as D  # noqa: E402  (trace figures, strict accounting, hint uptake, formatting, plots)
+from didactic import _run  # noqa: E402
+
+DEFAULT_SETTINGS = ROOT / "benchmarks" / "didactic_v3_settings.py"
+PRIMARY_KEYS = ("metric", "methods", "correction", "alpha", "lower_is_better")
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def load_settings(path: str | Path):
+    """The settings module at ``path``, checked: a declared primary endpoint (metric, methods,
+    Holm, alpha), tuning seeds disjoint from final seeds, the same number of tuning runs for
+    every method."""
+    spec = importlib.util.spec_from_file_location("didactic_v3_settings_file", path)
+    if spec is None or not Path(path).exists():
+        raise SettingsError(f"{path}: no such settings file")
+    S = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(S)
+    prim = getattr(S, "PRIMARY", None)
+    if not isinstance(prim, dict) or any(k not in prim for k in PRIMARY_KEYS):
+        raise SettingsError(
+            f"{path}: no declared primary endpoint (PRIMARY with {', '.join(PRIMARY_KEYS)}); "
+            "declare it before any final run"
+        )
+    if prim["correction"] != "holm":
+        raise SettingsError(f"{path}: PRIMARY correction must be 'holm', got {prim['correction']!r}")
+    budgets = S.SETTING["budgets"]
+    if prim["metric"] not in [f"regret_C{c}" for c in budgets] + [f"acc_at_{c}" for c in budgets] + ["accuracy"]:
+        raise SettingsError(f"{path}: PRIMARY metric {prim['metric']!r} is not a figure of the setting")
+    unknown = [m for m in prim["methods"] if m not in S.METHODS or m == "grpo"]
+    if unknown or "grpo" not in S.METHODS:
+        raise SettingsError(f"{path}: PRIMARY methods must be methods other than grpo (the baseline): {unknown}")
+    shared = set(S.TUNE_SEEDS) & set(S.FINAL_SEEDS)
+    if shared:
+        raise SettingsError(f"{path}: tuning seeds {sorted(shared)} are also final seeds")
+    sizes = {m: len(S.tune_grid(m)) for m in S.METHODS}
+    if len(set(sizes.values())) != 1:
+        raise SettingsError(f"{path}: unequal tuning: {sizes}")
+    return S
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--settings-file", default=str(DEFAULT_SETTINGS), help="the declared design")
+    p.add_argument("--out", default="runs/bench-v3", help="working directory (runs, logs)")
+    p.add_argument("--results", default="", help="also copy the results JSON here")
+    p.add_argument("--stage", default="all", choices=["tune", "final", "report", "all", "plan"])
+    p.add_argument("--methods", nargs="+", default=None, help="methods (default: all declared)")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="final seeds (default: all declared)")
+    p.add_argument("--jobs", type=int, default=2, help="runs at once (default: 2)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1)")
+    p.add_argument(
+        "--records",
+        default=str(ROOT / "benchmarks" / "results" / "didactic_v3_runs"),
+        help="folder of each finished final run's compact record (committed; a run with a record is not run again)",
+    )
+    p.add_argument(
+        "--tuning",
+        default=str(ROOT / "benchmarks" / "results" / "didactic_v3_tuning.json"),
+        help="the tuning table (written by the tune stage; the final stage chooses from it)",
+    )
+    p.add_argument("--plots", default=str(ROOT / "docs" / "img" / "didactic_v3"), help="folder of the report's plot")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply token budget and problem counts (check: 0.05)")
+    ns = p.parse_args(argv)
+    try:
+        ns.S = load_settings(ns.settings_file)
+    except SettingsError as e:
+        p.error(str(e))
+    ns.methods = ns.methods or list(ns.S.METHODS)
+    ns.seeds = ns.seeds if ns.seeds is not None else list(ns.S.FINAL_SEEDS)
+    for m in ns.methods:
+        if m not in ns.S.METHODS:
+            p.error(f"unknown method {m!r}; declared: {', '.join(ns.S.METHODS)}")
+    if set(ns.seeds) & set(ns.S.TUNE_SEEDS):
+        p.error(f"--seeds {sorted(set(ns.seeds) & set(ns.S.TUNE_SEEDS))} are tuning seeds")
+    return ns
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _n(ns, x: int) -> int:
+    return max(2, int(round(x * ns.scale)))
+
+
+def train_cmd(ns, method: str, seed: int, values: dict, out: Path) -> list[str]:
+    s, spec = ns.S.SETTING, dict(ns.S.METHODS[method])
+    cmd = [sys.executable, "-m", "mrt.cli", "train", "--algo", spec.pop("algo"), "--seed", str(seed)]
+    cmd += ["--out", str(out), "--token-budget", str(_n(ns, ns.S.TOKEN_BUDGET)), "--max-steps", "100000"]
+    cmd += ["--report-to", "none", "--eval-problems", "0", "--knobs", *s["knobs"], "--threads", str(ns.threads)]
+    cmd += ["--save-every", "25"]
+    if s["model"]:
+        cmd += ["--model", s["model"]]
+    if s["thinking_budget"]:
+        cmd += ["--thinking-budget", str(s["thinking_budget"])]
+    if s["max_completion_length"]:
+        cmd += ["--max-completion-length", str(s["max_completion_length"])]
+    for k, v in {**spec, **values}.items():
+        cmd += ["--" + k.replace("_", "-"), str(v)]
+    return cmd
+
+
+def eval_cmd(ns, model: str, seed: int, split: dict, out: Path) -> list[str]:
+    s = ns.S.SETTING
+    cmd = [sys.executable, "-m", "mrt.cli", "analyze", "--out", str(out), "--knobs", *s["knobs"]]
+    cmd += ["--n-problems", str(_n(ns, split["n_problems"])), "--problem-seed", str(split["problem_seed"])]
+    cmd += ["--traces-per-problem", str(split["traces"]), "--extensions", str(split["extensions"])]
+    cmd += ["--budgets", *[str(b) for b in s["budgets"]], "--seed", str(seed)]
+    return cmd + (["--model", model] if model else [])
+
+
+def _job(ns, name: str, d: Path, method: str | None, seed: int, values: dict, split: dict):
+    if (d / "eval" / "summary.json").exists():
+        return None
+    cmds, model = [], ns.S.SETTING["model"]
+    if method:
+        cmds.append(train_cmd(ns, method, seed, values, d / "train"))
+        model = str(d / "train" / "model")
+    cmds.append(eval_cmd(ns, model, seed, split, d / "eval"))
+    d.mkdir(parents=True, exist_ok=True)
+    return name, cmds, d / "log.txt", ns.threads
+
+
+def run_jobs(ns, jobs: list) -> None:
+    print(f"{len(jobs)} runs to do, {ns.jobs} at a time", flush=True)
+    failed = []
+    with ThreadPoolExecutor(max_workers=ns.jobs) as pool:
+        for name, ok, secs in pool.map(_run, jobs):
+            print(f"  {name}: {'done' if ok else 'FAILED'} in {secs:.0f} s", flush=True)
+            if not ok:
+                failed.append(name)
+            elif name.startswith("final/"):
+                write_record(ns, name.split("/")[1])
+    if failed:
+        sys.exit(f"failed runs: {', '.join(failed)} (see their logs under {ns.out}; rerun to resume)")
+
+
+# --------------------------------------------------------------------------- tuning
+
+
+def tune_dir(ns, method: str, i: int, seed: int) -> Path:
+    return Path(ns.out) / "tune" / f"{method}-{i}-s{seed}"
+
+
+def tune_jobs(ns) -> list:
+    S = ns.S
+    jobs = [_job(ns, "tune/base", Path(ns.out) / "tune" / "base", None, S.TUNE_SEEDS[0], {}, S.VALIDATION)]
+    for m in ns.methods:
+        for i, values in enumerate(S.tune_grid(m)):
+            for seed in S.TUNE_SEEDS:
+                jobs.append(_job(ns, f"tune/{m}-{i}-s{seed}", tune_dir(ns, m, i, seed), m, seed, values, S.VALIDATION))
+    return [j for j in jobs if j]
+
+
+def tuning_table(ns) -> dict:
+    """Every finished tuning run's criterion (1 - regret at B on the validation split, strict
+    accounting), per-problem values for the tie check, and cost."""
+    S = ns.S
+    b = S.SETTING["thinking_budget"] or max(S.SETTING["budgets"])
+    table = {}
+    for m in S.METHODS:
+        rows = []
+        for i, values in enumerate(S.tune_grid(m)):
+            per = []
+            for seed in S.TUNE_SEEDS:
+                d = tune_dir(ns, m, i, seed)
+                if not (d / "eval" / "summary.json").exists():
+                    break
+                tab = D.problem_table(d / "eval", [b])
+                per.append({p: 1 - v for p, v in D._pm(tab, lambda t: t["regret"][str(b)]).items()})
+            else:
+                train = json.loads((d / "train" / "summary.json").read_text())
+                crit = [statistics.fmean(x.values()) for x in per]
+                rows.append(
+                    {
+                        "values": values,
+                        "criterion": statistics.fmean(crit),
+                        "per_problem": {p: statistics.fmean(x[p] for x in per) for p in per[0]},
+                        **{
+                            k: train.get(k) for k in ("steps", "sampled_tokens", "extra_sampled_tokens", "wall_seconds")
+                        },
+                    }
+                )
+        table[m] = {"grid": rows, "finished": f"{len(rows)}/{len(S.tune_grid(m))}"}
+    return table
+
+
+def choose(S, table: dict, methods: list[str]) -> dict:
+    """Each method's best configuration on the criterion; the margin over the runner-up with its
+    standard error (paired over validation problems), and whether it is a tie (margin < TIE_SE x SE)."""
+    chosen = {}
+    for m in methods:
+        rows = table.get(m, {}).get("grid", [])
+        if len(rows) != len(S.tune_grid(m)):
+            raise SystemExit(f"{m}: {len(rows)} of {len(S.tune_grid(m))} tuning runs finished; run --stage tune first")
+        ranked = sorted(rows, key=lambda r: -r["criterion"])
+        best, second = ranked[0], ranked[1]
+        diff = [best["per_problem"][p] - second["per_problem"][p] for p in best["per_problem"]]
+        se = statistics.stdev(diff) / len(diff) ** 0.5 if len(diff) > 1 else 0.0
+        margin = best["criterion"] - second["criterion"]
+        chosen[m] = {"values": best["values"], "margin": margin, "margin_se": se, "tie": margin <= S.TIE_SE * se}
+    return chosen
+
+
+# --------------------------------------------------------------------------- final runs and records
+
+
+def final_dir(ns, run: str) -> Path:
+    return Path(ns.out) / "final" / run
+
+
+def record_path(ns, run: str) -> Path:
+    return Path(ns.records) / f"{run}.json"
+
+
+def final_jobs(ns, chosen: dict) -> list:
+    jobs = []
+    for m in ["base"] + ns.methods:
+        for seed in ns.seeds:
+            run = f"{m}-s{seed}"
+            if record_path(ns, run).exists():
+                continue
+            method, values = (None, {}) if m == "base" else (m, chosen[m]["values"])
+            jobs.append(_job(ns, f"final/{run}", final_dir(ns, run), method, seed, values, ns.S.TEST))
+    return [j for j in jobs if j]
+
+
+def metric_keys(S) -> dict[str, str]:
+    budgets, b = S.SETTING["budgets"], S.SETTING["thinking_budget"]
+    return {
+        "accuracy": f"acc_at:{b}" if b else "correct",
+        "natural_accuracy": "correct",
+        "output_tokens": "tokens",
+        **{f"regret_C{c}": f"regret:{c}" for c in budgets},
+        **{f"acc_at_{c}": f"acc_at:{c}" for c in budgets},
+    }
+
+
+def curve_grid(S) -> list[int]:
+    return list(range(0, 4 * max(S.SETTING["budgets"]) + 1))
+
+
+def write_record(ns, run: str) -> dict:
+    """A finished final run's compact figures (strict accounting: every trace, truncated and empty
+    ones as wrong answers)."""
+    from mrt.core.figures import eval_figures
+
+    S, d = ns.S, final_dir(ns, run)
+    tab = D.problem_table(d / "eval", S.SETTING["budgets"])
+    summary = json.loads((d / "eval" / "summary.json").read_text())
+    train_file = d / "train" / "summary.json"
+    train = json.loads(train_file.read_text()) if train_file.exists() else {}
+    figs = eval_figures(summary).get("accuracy_at_budget", {})
+    rec = {
+        "setting": S.SETTING["name"],
+        "run": run,
+        "scale": ns.scale,
+        "accounting": "strict",
+        "per_problem": {
+            k: {p: D._r(v) for p, v in D._pm(tab, lambda t, key=key: D._value(t, key)).items()}
+            for k, key in metric_keys(S).items()
+        },
+        "curve": [D._r(x) for x in D.acc_curve([tab], curve_grid(S))],
+        "n_traces": sum(len(ts) for ts in tab.values()),
+        "skipped_traces": sum(v for k, v in summary.get("trace_status", {}).items() if k != "ok"),
+        "budget_forcing": {k: figs.get(k, {}).get("j") for k in ("1x", "2x", "4x")},
+        "train": {k: train.get(k) for k in ("sampled_tokens", "extra_sampled_tokens", "steps", "wall_seconds")},
+        "hint": D.hint_uptake(d / "eval", S.SETTING["knobs"]),
+    }
+    path = record_path(ns, run)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec))
+    return rec
+
+
+def load_records(ns, method: str) -> list[dict] | None:
+    recs = []
+    for seed in ns.seeds:
+        run = f"{method}-s{seed}"
+        if not record_path(ns, run).exists():
+            if not (final_dir(ns, run) / "eval" / "summary.json").exists():
+                return None
+            write_record(ns, run)
+        recs.append(json.loads(record_path(ns, run).read_text()))
+    return recs
+
+
+# --------------------------------------------------------------------------- results
+
+
+def primary_endpoint(S, per: dict[str, list[dict]]) -> dict:
+    """The declared primary endpoint: per method, the paired difference from GRPO with the
+    bootstrap interval at the Bonferroni level 1 - alpha/k, Holm-adjusted p (from the bootstrap's
+    normal approximation), the seed-level t interval at the same level, and the verdict. k is the
+    number of declared methods; a declared method without runs counts in the correction with p = 1."""
+    P = S.PRIMARY
+    if "grpo" not in per:
+        return {"declared": P, "missing": ["grpo"]}
+    k = len(P["methods"])
+    level = 1 - P["alpha"] / k
+    rows = {m: ST.paired(per[m], per["grpo"], level=level) for m in P["methods"] if m in per}
+    adj = ST.holm({m: rows[m]["p"] if m in rows else 1.0 for m in P["methods"]}, P["alpha"])
+    out = {}
+    for m, r in rows.items():
+        better = r["mean"] < 0 if P["lower_is_better"] else r["mean"] > 0
+        verdict = ("better than GRPO" if better else "worse than GRPO") if adj[m]["survives"] else "no difference shown"
+        out[m] = {**r, "level": level, "p_holm": adj[m]["p_holm"], "verdict": verdict}
+    return {"declared": P, "k": k, "level": level, "methods": out, "missing": [m for m in P["methods"] if m not in per]}
+
+
+def results(ns) -> dict:
+    S = ns.S
+    keys = metric_keys(S)
+    grid = curve_grid(S)
+    recs = {m: r for m in ["base"] + ns.methods if (r := load_records(ns, m))}
+    per = {m: {k: [x["per_problem"][k] for x in rs] for k in keys} for m, rs in recs.items()}
+    metric = S.PRIMARY["metric"]
+    r = {
+        "what": S.SETTING["what"],
+        "knobs": S.SETTING["knobs"],
+        "thinking_budget": S.SETTING["thinking_budget"],
+        "budgets": S.SETTING["budgets"],
+        "accuracy_is": keys["accuracy"],
+        "primary": primary_endpoint(S, {m: p[metric] for m, p in per.items()}),
+        "methods": {},
+        "missing": [m for m in ["base"] + ns.methods if m not in recs],
+    }
+    for m, rs in recs.items():
+        row = {"secondary": True, **{k: ST.bootstrap(v) for k, v in per[m].items()}}
+        row["seed_level"] = {k: ST.t_interval([statistics.fmean(x.values()) for x in v]) for k, v in per[m].items()}
+        row["budget_forcing"] = {k: D.seed_interval([x["budget_forcing"].get(k) for x in rs]) for k in ("1x", "2x")}
+        row["hint"] = {k: D.seed_interval([x["hint"][k] for x in rs]) for k in ("hinted_arm_first", "goal_arm_first")}
+        row["skipped_traces"] = sum(x.get("skipped_traces", 0) for x in rs)
+        if m != "base":
+            for k in ("sampled_tokens", "extra_sampled_tokens", "steps", "wall_seconds"):
+                row[k] = D.seed_interval([x["train"].get(k) for x in rs])
+        if "grpo" in recs and m != "grpo":
+            row["vs_grpo"] = {k: ST.paired(per[m][k], per["grpo"][k]) for k in keys}
+            g = recs["grpo"]
+            row["token_efficiency_vs_grpo"] = ST.efficiency_vs(
+                grid,
+                [x["curve"] for x in g],
+                [x["curve"] for x in rs],
+                [x["n_traces"] for x in g],
+                [x["n_traces"] for x in rs],
+            )
+        if "base" in recs and m != "base":
+            row["vs_base"] = {"accuracy": ST.paired(per[m]["accuracy"], per["base"]["accuracy"])}
+        r["methods"][m] = row
+
+    def curve(rs):
+        return ST.pooled([x["curve"] for x in rs], [x["n_traces"] for x in rs])
+
+    r["curves"] = {m: {"grid": grid[::2], "accuracy": curve(rs)[::2]} for m, rs in recs.items()}
+    if "grpo" in recs:
+        g = recs["grpo"]
+        r["grpo_vs_itself"] = ST.self_null(grid, [x["curve"] for x in g], [x["n_traces"] for x in g])
+    return r
+
+
+def report(ns, chosen: dict | None) -> dict:
+    S = ns.S
+    doc = {
+        "command": "python benchmarks/didactic_v3.py " + " ".join(sys.argv[1:]),
+        "declared": {
+            "setting": S.SETTING,
+            "methods": S.METHODS,
+            "learning_rates": S.LEARNING_RATES,
+            "second_axis": S.SECOND_AXIS,
+            "token_budget": _n(ns, S.TOKEN_BUDGET),
+            "tune_seeds": S.TUNE_SEEDS,
+            "final_seeds": ns.seeds,
+            "validation": S.VALIDATION,
+            "test": S.TEST,
+            "criterion": S.CRITERION,
+            "primary": S.PRIMARY,
+            "scale": ns.scale,
+        },
+        "accounting": "truncated and empty traces count as wrong answers (accuracy 0, regret 1)",
+        "selected": chosen,
+        "settings": {S.SETTING["name"]: results(ns)},
+    }
+    text = json.dumps(doc, indent=1)
+    (Path(ns.out) / "didactic_v3.json").write_text(text)
+    if ns.results:
+        Path(ns.results).parent.mkdir(parents=True, exist_ok=True)
+        Path(ns.results).write_text(text)
+    if not doc["settings"][S.SETTING["name"]]["missing"]:
+        D.plots(doc, Path(ns.plots))
+    print(markdown(doc))
+    return doc
+
+
+def markdown(doc: dict) -> str:
+    lines = []
+    for name, r in doc["settings"].items():
+        P = r["primary"]
+        lines.append(f"\n### {name}: {r['what']}\n")
+        lines.append(f"**Primary endpoint** ({P['declared']['name']}, `{P['declared']['metric']}`, method − GRPO):\n")
+        if "methods" not in P:
+            lines.append(f"(not computed: missing {', '.join(P['missing'])})")
+        else:
+            if P["missing"]:
+                lines.append(f"(no runs yet for {', '.join(P['missing'])}: counted in Holm's correction with p = 1)\n")
+            lines += [
+                f"| method | Δ vs GRPO | {P['level']:.1%} bootstrap interval | {P['level']:.1%} seed-level t | "
+                "Holm p | verdict |",
+                "|---|---|---|---|---|---|",
+            ]
+            for m, x in P["methods"].items():
+                t = x["t_ci"]
+                tt = f"[{t[0]:+.4f}, {t[1]:+.4f}]" if t[0] is not None else "— (one seed)"
+                lines.append(
+                    f"| {m} | {x['mean']:+.4f} | [{x['ci'][0]:+.4f}, {x['ci'][1]:+.4f}] | "
+                    f"{tt} | {x['p_holm']:.3f} | {x['verdict']} |"
+                )
+        bs = r["budgets"]
+        lines += [
+            "\nSecondary (95% intervals, not corrected for multiplicity):\n",
+            "| method | accuracy | Δ vs GRPO | "
+            + " | ".join(f"regret C={c}" for c in bs)
+            + " | tokens | token eff. at 90% | at 95% | hinted arm first | goal arm first | steps |",
+            "|---" * (10 + len(bs)) + "|",
+        ]
+        for m, row in r["methods"].items():
+            te = row.get("token_efficiency_vs_grpo") or {}
+            lines.append(
+                f"| {m} | {D._f(row['accuracy'])} | {D._f(row.get('vs_grpo', {}).get('accuracy'))} | "
+                + " | ".join(D._f(row[f"regret_C{c}"]) for c in bs)
+                + f" | {row['output_tokens']['mean']:.1f} | {D._eff(te.get('0.9'))} | {D._eff(te.get('0.95'))} | "
+                f"{D._f(row['hint']['hinted_arm_first'])} | {D._f(row['hint']['goal_arm_first'])} | "
+                f"{D._f(row.get('steps'), 0)} |"
+            )
+        for f, n in (r.get("grpo_vs_itself") or {}).items():
+            lines.append(
+                f"\nGRPO vs GRPO at {float(f):.0%}: seed pairs {D._rng(n['seed_pairs'])}, "
+                f"split halves {D._rng(n['split_halves'])}."
+            )
+        if r.get("missing"):
+            lines.append(f"\n(runs missing: {', '.join(r['missing'])})")
+    return "\n".join(lines)
+
+
+def plan(ns) -> dict:
+    """How many runs the design holds and how many are still to do (nothing is started)."""
+    S = ns.S
+    tune = [(m, i, s) for m in ns.methods for i in range(len(S.tune_grid(m))) for s in S.TUNE_SEEDS]
+    final = [f"{m}-s{s}" for m in ["base"] + ns.methods for s in ns.seeds]
+    out = {
+        "tuning_runs": len(tune) + 1,
+        "tuning_runs_to_do": sum(not (tune_dir(ns, *t) / "eval" / "summary.json").exists() for t in tune),
+        "final_runs": len(final),
+        "final_runs_without_record": sum(not record_path(ns, r).exists() for r in final),
+        "training_tokens_per_run": _n(ns, S.TOKEN_BUDGET),
+    }
+    print(json.dumps(out))
+    return out
+
+
+def main(argv=None):
+    ns = parse(argv)
+    Path(ns.out).mkdir(parents=True, exist_ok=True)
+    if ns.stage == "plan":
+        plan(ns)
+        return
+    chosen = None
+    if ns.stage in ("tune", "all"):
+        run_jobs(ns, tune_jobs(ns))
+        table = tuning_table(ns)
+        Path(ns.tuning).parent.mkdir(parents=True, exist_ok=True)
+        Path(ns.tuning).write_text(json.dumps({"tuning": table}, indent=1))
+    if ns.stage in ("final", "all", "report"):
+        if (Path(ns.out) / "tune").exists():
+            table = tuning_table(ns)
+            if all(t["finished"].split("/")[0] == t["finished"].split("/")[1] for t in table.values()):
+                Path(ns.tuning).write_text(json.dumps({"tuning": table}, indent=1))
+        table = json.loads(Path(ns.tuning).read_text())["tuning"] if Path(ns.tuning).exists() else {}
+        if ns.stage == "report" and not table:
+            print("no tuning table: reporting the records without the chosen configurations", flush=True)
+        else:
+            chosen = choose(ns.S, table, ns.methods)
+        if chosen:
+            (Path(ns.out) / "selected.json").write_text(json.dumps(chosen, indent=1))
+            print("chosen:", json.dumps({m: c["values"] for m, c in chosen.items()}), flush=True)
+    if ns.stage in ("final", "all"):
+        run_jobs(ns, final_jobs(ns, chosen))
+    if ns.stage in ("report", "all"):
+        report(ns, chosen)
+
+
+if __name__ == "__main__":
+    main()
