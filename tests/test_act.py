@@ -73,14 +73,29 @@ def test_replay_hand_computed():
     assert [x.vote for x in b] == [0.5, 0.5, 1.0]  # top vote share of the 2 signal answers
     assert [x.acc for x in b] == [0.5, 1.0, 1.0]  # held-out answers
     # j-threshold 0.5 (oracle) stops at boundary 1: 10 thinking tokens, 2 signal answers of 4 tokens at
-    # boundaries 0 and 1 (16 tokens), plus the final answer (4)
+    # boundaries 0 and 1 (16 tokens); the answer is the majority of its 2 signal answers ("3" and "2" tie:
+    # the earliest, "3", graded right), at no further cost
     r = replay(b, parse_rule("j-threshold:tau=0.5"), "oracle", k=2)
-    assert r == {"stop": 1, "acc": 1.0, "thinking": 10, "overhead": 16.0, "tokens": 30.0}
-    # the same rule on the vote share stops at once (0.5 at boundary 0)
-    assert replay(b, parse_rule("j-threshold:tau=0.5"), "vote", k=2)["stop"] == 0
-    # confidence: one trial answer per boundary; exp(-0.5) = 0.61 < 0.9, exp(-0.01) = 0.99 >= 0.9
+    assert r == {
+        "stop": 1,
+        "acc": 1.0,
+        "thinking": 10,
+        "generated": 10.0,
+        "overhead": 16.0,
+        "answer_tokens": 0.0,
+        "reused": True,
+        "tokens": 26.0,
+    }
+    # without reuse: a fresh forced answer (4 tokens), its accuracy the held-out answers' mean
+    r = replay(b, parse_rule("j-threshold:tau=0.5"), "oracle", k=2, reuse=False)
+    assert (r["acc"], r["tokens"], r["reused"]) == (1.0, 30.0, False)
+    # the same rule on the vote share stops at once (0.5 at boundary 0): the majority "1" is wrong
+    r = replay(b, parse_rule("j-threshold:tau=0.5"), "vote", k=2)
+    assert (r["stop"], r["acc"], r["tokens"]) == (0, 0.0, 8.0)
+    # confidence: one trial answer per boundary; exp(-0.5) = 0.61 < 0.9 at boundaries 0 and 1; it would
+    # fire at the natural end, which is never measured: 2 trial answers (8 tokens) and a fresh answer
     r = replay(b, parse_rule("confidence:tau=0.9"), "none", k=2)
-    assert r["stop"] == 2 and r["overhead"] == 12.0 and r["tokens"] == 30 + 12 + 4
+    assert r["stop"] == 2 and r["overhead"] == 8.0 and r["tokens"] == 30 + 8 + 4 and not r["reused"]
     assert replay(b, parse_rule("natural"), "none", k=2)["tokens"] == 34.0
     with pytest.raises(ValueError, match="more than k"):
         boundaries(_record(), k=4)
@@ -93,13 +108,45 @@ def test_tradeoff_against_the_budget_curve():
     b10 = pts[("budget:tokens=10", "none")]
     assert b10["accuracy"] == 1.0 and b10["tokens"] == 14.0 and b10["accuracy_ci"] == (1.0, 1.0)
     jt = pts[("j-threshold:tau=0.5", "oracle")]
-    # same accuracy as the 10-token budget, 30 tokens against its 14: 16 tokens lost, none gained
-    assert jt["accuracy"] == 1.0 and jt["tokens"] == 30.0
-    assert jt["tokens_saved_vs_budget_curve"] == pytest.approx(14.0 - 30.0)
+    # same accuracy as the 10-token budget, 26 tokens against its 14: 12 tokens lost, none gained
+    assert jt["accuracy"] == 1.0 and jt["tokens"] == 26.0
+    assert jt["tokens_saved_vs_budget_curve"] == pytest.approx(14.0 - 26.0)
     assert jt["accuracy_vs_budget_curve"] == pytest.approx(0.0)
+    # both problems alike: every resample gives the same margins
+    assert jt["tokens_saved_vs_budget_curve_ci"] == pytest.approx([-12.0, -12.0])
+    assert jt["accuracy_vs_budget_curve_ci"] == pytest.approx([0.0, 0.0])
+    assert jt["accuracy_vs_budget_curve_defined_share"] == 1.0
     nat = pts[("natural", "none")]
     assert nat["accuracy_vs_natural"] == 0.0 and nat["token_ratio_vs_natural"] == 1.0
     assert pts[("budget:tokens=0", "none")]["accuracy_vs_natural"] == -0.5
+
+
+def test_select_on_a_validation_split():
+    from mrt.act.tradeoff import select
+
+    def pt(rule, family, source, acc, tokens):
+        return {"rule": rule, "family": family, "source": source, "accuracy": acc, "tokens": tokens}
+
+    points = [
+        pt("budget:tokens=5", "budget", "none", 0.5, 9.0),
+        pt("natural", "natural", "none", 0.7, 20.0),
+        pt("j-threshold:tau=0.5", "j-threshold", "estimator", 0.72, 15.0),
+        pt("j-threshold:tau=0.75", "j-threshold", "estimator", 0.72, 18.0),  # a tie: the fewer tokens win
+        pt("j-threshold:tau=1", "j-threshold", "estimator", 0.80, 21.0),  # more than the natural end's tokens
+        pt("j-threshold:tau=0.5", "j-threshold", "oracle", 0.6, 60.0),
+        pt("j-threshold:tau=1", "j-threshold", "oracle", 0.7, 80.0),
+    ]
+    sel = select(points)
+    assert (
+        sel["j-threshold|estimator"]["rule"] == "j-threshold:tau=0.5" and not sel["j-threshold|estimator"]["never_stop"]
+    )
+    assert sel["j-threshold|estimator"]["most_accurate"]["rule"] == "j-threshold:tau=1"
+    # no oracle parameter spends at most the natural end's tokens: never stop; the most accurate, for context
+    assert sel["j-threshold|oracle"]["rule"] == "natural" and sel["j-threshold|oracle"]["never_stop"]
+    assert sel["j-threshold|oracle"]["most_accurate"] == {"rule": "j-threshold:tau=1", "accuracy": 0.7, "tokens": 80.0}
+    # a cheap parameter that loses accuracy is not chosen over never stopping
+    cheap = points + [pt("confidence:tau=0.3", "confidence", "none", 0.4, 8.0)]
+    assert select(cheap)["confidence|none"]["rule"] == "natural"
 
 
 def test_online_controller_on_the_shipped_model(tmp_path):
@@ -165,6 +212,12 @@ def test_estimator_trains_calibrates_and_predicts(tmp_path):
     rep = train_estimator(
         EstimatorConfig(analysis=[str(an)], out=str(tmp_path / "est"), steps=20, batch_size=8, held_out=0.34)
     )
+    # seeded and deterministic: the same seed trains the same estimator
+    again = train_estimator(
+        EstimatorConfig(analysis=[str(an)], out=str(tmp_path / "est2"), steps=20, batch_size=8, held_out=0.34)
+    )
+    assert again["calibration"] == rep["calibration"]
+    assert rep["sampling"] == {"temperature": 1.0, "top_p": 1.0}  # what its traces were sampled at
     c = rep["calibration"]
     assert rep["held_out_problems"] == 2 and c["n"] == rep["held_out_examples"] > 0
     assert 0 <= c["ece"] <= 1 and (tmp_path / "est" / "reliability.png").is_file()
@@ -176,3 +229,13 @@ def test_estimator_trains_calibrates_and_predicts(tmp_path):
     assert all(0 < v < 1 for vs in est.values() for v in vs)
     with pytest.raises(ValueError, match="traces.jsonl"):
         train_estimator(EstimatorConfig(analysis=[str(tmp_path)], out=str(tmp_path / "e2")))
+    # mrt early-stop replays the analysis as the controller pays: the natural end costs the thinking and its </think>
+    from mrt.cli import main
+
+    assert main(["early-stop", "--analysis", str(an), "--k", "2", "--out", str(tmp_path / "es"), "--estimates",
+                 str(tmp_path / "est.jsonl")]) == 0  # fmt: skip
+    res = json.loads((tmp_path / "es" / "tradeoff.json").read_text())
+    nat = next(p for p in res["points"] if p["family"] == "natural")
+    want = sum(r["prefixes"][-1]["tokens"] + r["closed_thinking"] for r in recs) / len(recs)
+    assert nat["thinking_tokens"] == pytest.approx(want) and nat["overhead_tokens"] == 0
+    assert res["reuse_signal_answer"] and any(p["source"] == "estimator" for p in res["points"])

@@ -133,6 +133,7 @@ def commands(model: str, out: str, v) -> dict:
         ),
         sampler=v,
     )
+    aligned = boundary_aligned(v)
     d = run_diagnose(
         DiagnoseConfig(
             model=model,
@@ -151,6 +152,42 @@ def commands(model: str, out: str, v) -> dict:
         "eval_stop": stop,
         "diagnose": {k: d[k] for k in d if not isinstance(d[k], (list, dict))},
         "commands_tokens": v.tokens_generated - before,
+        "boundary_aligned": aligned,
+    }
+
+
+def boundary_aligned(v) -> dict:
+    """The online controller on the engine: every generation call stops at an episode marker
+    (kept in the trace), the end of thinking or EOS, and a trace's thinking is its calls' tokens."""
+    from mrt.act.controller import run_controller
+    from mrt.act.rules import parse_rule
+    from mrt.tasks import get_task
+
+    calls = []
+
+    class Recording:
+        tokenizer = v.tokenizer
+
+        def sample(self, prompts, params):
+            out = v.sample(prompts, params)
+            calls.append((params, out))
+            return out
+
+    task, tok = get_task("star"), v.tokenizer
+    p = task.problems(1, seed=4)[0]
+    rows = run_controller(
+        Recording(), task, p, task.prompt_ids(p, tok), 3, parse_rule("natural"), max_new_tokens=256, answer_tokens=16
+    )
+    gen = [out for params, out in calls if "try" in params.stop]
+    ends = [tok.convert_ids_to_tokens(cs[0].token_ids[-1:])[0] for out in gen for cs in out]
+    return {
+        "gen_calls": len(gen),
+        "ends": sorted(set(ends)),
+        "seeds_distinct": len({params.seed for params, _ in calls}) == len(calls),
+        "generated_is_thinking_plus_end": all(
+            r["generated_tokens"] == r["stop_tokens"] + 1 for r in rows if r["natural_end"]
+        ),
+        "boundaries": [r["boundary_tokens"] for r in rows],
     }
 
 

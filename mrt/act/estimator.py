@@ -38,7 +38,7 @@ class EstimatorConfig:
     steps: int = arg(300, "training steps")
     batch_size: int = arg(32, "examples per step")
     learning_rate: float = arg(3e-4, "learning rate (cosine schedule)")
-    seed: int = arg(0, "seed (split and training)")
+    seed: int = arg(0, "seed (split, the head's initial weights and training order)")
     threads: int = arg(0, "torch threads (0: torch's default)")
 
 
@@ -123,6 +123,9 @@ def train_estimator(cfg: EstimatorConfig) -> dict:
     train = [(ids, y) for ids, y, pid in ex if pid not in held]
     test = [(ids, y) for ids, y, pid in ex if pid in held]
     out = Path(cfg.out)
+    from transformers import set_seed
+
+    set_seed(cfg.seed)  # the value head's initial weights too: one seed, one estimator
     net, tok = train_value_head(
         model,
         train,

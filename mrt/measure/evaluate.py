@@ -35,8 +35,12 @@ class EvalConfig(SamplerArgs):
     problem_seed: int = arg(0, "problem-set seed (0: a data set's own order)")
     samples: int = arg(20, "samples per problem (pass@1 is their mean accuracy)")
     max_new_tokens: int = arg(0, "token budget of a sample (0: the task's default, 16384 for math)")
-    temperature: float = arg(0.6, "sampling temperature")
-    top_p: float = arg(0.95, "nucleus sampling")
+    temperature: float | None = arg(
+        None,
+        "sampling temperature (default: 0.6; with --j-source estimator, the temperature the estimator's "
+        "traces were sampled at, from its calibration.json)",
+    )
+    top_p: float | None = arg(None, "nucleus sampling (default: 0.95; with --j-source estimator, the estimator's)")
     maj_k: list[int] = arg([1, 2, 4, 8, 16], "k values for maj@k and pass@k (those <= samples)")
     extensions: int = arg(0, "budget forcing: extensions past the natural end of thinking (0: off)")
     extension_tokens: int = arg(0, "token cap of each extension (0: the task's default)")
@@ -54,11 +58,21 @@ class EvalConfig(SamplerArgs):
     )
     stop_k: int = arg(4, "forced answers per boundary for the oracle/vote J estimate")
     estimator: str = arg("", "trained progress estimator directory (j_source=estimator)")
-    chunk_tokens: int = arg(32, "--stop: tokens generated between looks for new episode boundaries")
+    chunk_tokens: int = arg(
+        32,
+        "--stop: N of the token-chunk boundaries used where the task has no episode markers to stop "
+        "generation at (thinking=none, or a task whose markers are not known); with markers, "
+        "generation runs up to the next boundary and this is not used",
+    )
     segmentation: str = arg(
         "task",
-        "--stop: episode boundaries: 'task' (the task's own) or 'chunk:N' "
-        "(N-token chunks; the default for models that do not think in tags)",
+        "--stop: episode boundaries: 'task' (the task's own, generation stopped at its markers) or "
+        "'chunk:N' (N-token chunks; the fallback for models that do not think in tags)",
+    )
+    reuse_signal_answer: bool = arg(
+        True,
+        "--stop: at an early stop, answer with a signal answer already sampled there (the majority of "
+        "the k oracle/vote answers, the confidence rule's trial answer) instead of a fresh one",
     )
 
 
@@ -132,6 +146,7 @@ def _controlled_row(sampler, task, problem, cfg: EvalConfig, prompt, seed, contr
         top_p=cfg.top_p,
         seed=seed,
         estimator=estimator,
+        reuse_signal_answer=cfg.reuse_signal_answer,
     )
     answers = [t["answer"] for t in traces]
     return {
@@ -166,11 +181,21 @@ def _controller(cfg: EvalConfig, task):
         or (segmentation.startswith("chunk:") and segmentation[6:].isdigit() and int(segmentation[6:]) > 0)
     ):
         raise ValueError(f"segmentation must be 'task' or 'chunk:N', got {segmentation!r}")
+    from mrt.act.controller import boundary_stop_texts
+
     if segmentation == "task" and not task.think_end_text:
         segmentation = f"chunk:{cfg.chunk_tokens}"
         logging.getLogger(__name__).warning(
             "the model does not think in tags (thinking=none): episode boundaries fall back to %s-token chunks "
             "(--segmentation chunk:N to choose)",
+            cfg.chunk_tokens,
+        )
+    elif segmentation == "task" and not boundary_stop_texts(task):
+        segmentation = f"chunk:{cfg.chunk_tokens}"
+        logging.getLogger(__name__).warning(
+            "task %s has no known episode markers to stop generation at: episode boundaries fall back to "
+            "%s-token chunks (--segmentation chunk:N to choose)",
+            task.name,
             cfg.chunk_tokens,
         )
     estimator = None
@@ -181,6 +206,40 @@ def _controller(cfg: EvalConfig, task):
 
         estimator = load_estimator(cfg.estimator)
     return rule, estimator, segmentation
+
+
+def resolve_sampling(cfg: EvalConfig) -> None:
+    """Fill in the temperature and top-p left unset: the estimator's (``--j-source estimator``:
+    what its training traces were sampled at, so that its J means what it was trained to mean),
+    else 0.6 / 0.95. Warn when the estimator's differ from the ones given."""
+    import json
+
+    defaults = {"temperature": 0.6, "top_p": 0.95}
+    trained = {}
+    if cfg.stop and cfg.j_source == "estimator" and cfg.estimator:
+        cal = Path(cfg.estimator) / "calibration.json"
+        if cal.is_file():
+            trained = {k: v for k, v in (json.loads(cal.read_text()).get("sampling") or {}).items() if v is not None}
+        if not trained:
+            logging.getLogger(__name__).warning(
+                "%s records no sampling settings (an estimator from an older mrt): eval samples at temperature "
+                "%s, top-p %s unless told otherwise",
+                cal,
+                cfg.temperature if cfg.temperature is not None else 0.6,
+                cfg.top_p if cfg.top_p is not None else 0.95,
+            )
+    for key in ("temperature", "top_p"):
+        if getattr(cfg, key) is None:
+            setattr(cfg, key, float(trained.get(key, defaults[key])))
+        elif key in trained and abs(float(trained[key]) - getattr(cfg, key)) > 1e-9:
+            logging.getLogger(__name__).warning(
+                "--%s %s differs from the %s the estimator's traces were sampled at (%s): its J estimates "
+                "were not trained for this sampling",
+                key.replace("_", "-"),
+                getattr(cfg, key),
+                key.replace("_", "-"),
+                trained[key],
+            )
 
 
 def summarize(rows: list[dict], cfg: EvalConfig) -> dict:
@@ -223,6 +282,9 @@ def summarize(rows: list[dict], cfg: EvalConfig) -> dict:
             "mean_thinking_tokens": sum(t["generated_tokens"] for t in ts) / len(ts),
             "mean_overhead_tokens": sum(t["overhead_tokens"] for t in ts) / len(ts),
             "mean_answer_tokens": sum(t["answer_tokens"] for t in ts) / len(ts),
+            "answer_reused_fraction": sum(t.get("answer_reused", False) for t in ts) / len(ts),
+            "natural_end_fraction": sum(t["natural_end"] and not t["stopped_early"] for t in ts) / len(ts),
+            "reuse_signal_answer": cfg.reuse_signal_answer,
         }
     if cfg.extensions:
         by_e: dict[int, list[float]] = {}
@@ -247,7 +309,7 @@ def work_plan(cfg: EvalConfig, task, n_problems: int) -> str:
     if cfg.stop:
         parts.append(
             f"stop rule {cfg.stop} (J from {cfg.j_source}, {cfg.stop_k} forced answers of up to {n_ans:,} tokens "
-            f"per boundary, a boundary looked for every {cfg.chunk_tokens} tokens)"
+            "per boundary; generation runs up to each episode boundary)"
         )
     if cfg.extensions:
         parts.append(f"{cfg.extensions} budget-forcing extensions of up to {ext:,} tokens per closed sample")
@@ -269,6 +331,7 @@ def run_eval(cfg: EvalConfig, sampler=None) -> dict:
 
     task = get_task(cfg.task, **parse_knobs(cfg.knobs))
     controller = _controller(cfg, task)  # a bad rule or setting: error before any work
+    resolve_sampling(cfg)
     if controller is not None and cfg.extensions:
         raise ValueError("--stop and --extensions do not go together (stop early, or force thinking on)")
     for name in ("n_problems", "samples"):
