@@ -40,6 +40,30 @@ def _cmd_eval(ns):
     print(f"results: {ns.out}/summary.json")
 
 
+def _cmd_linearized(ns):
+    from mrt.measure.linearized import LinearizedConfig, run_linearized
+
+    s = run_linearized(from_namespace(LinearizedConfig, ns))
+    print(f"{s['n_problems']} problems x {s['samples']} traces, K = {s['episodes']}, window {s['window']}")
+    for mode in ("linearized", "parallel"):
+        print(f"{mode:>10}: " + ", ".join(f"k={k}: {v['maj']:.3f} ({v['tokens']:.0f} tok)" for k, v in s[mode].items()))
+    eq = s["equal_tokens"]
+    print(
+        "equal tokens: "
+        + ", ".join(f"{v['tokens']:.0f} tok: {v['linearized']:.3f} vs {v['parallel']:.3f}" for v in eq.values())
+    )
+    print(f"revisits {s['revisits']}, format errors {s['format_errors']}")
+    print(f"results: {ns.out}/summary.json")
+
+
+def _cmd_warmstart(ns):
+    from mrt.train.warmstart import WarmstartConfig, run_warmstart
+
+    s = run_warmstart(from_namespace(WarmstartConfig, ns))
+    print(f"{s['examples']} {s['scheme']} examples from {s['n_problems']} problems (skipped: {s['skipped_problems']})")
+    print(f"data: {ns.out}/data.jsonl  (train: mrt train --algo sft --sft-data {ns.out}/data.jsonl ...)")
+
+
 def _cmd_convert_gguf(ns):
     from mrt.models import convert_gguf, smollm2, smollm2_gguf
 
@@ -118,7 +142,17 @@ def _cmd_early_stop(ns):
     records = read_records(ns.analysis_dir)
     estimates = read_estimates(ns.estimates) if ns.estimates else None
     sources = tuple(s for s in ns.j_sources if s != "estimator" or estimates is not None)
-    res = tradeoff(records, k=ns.k, rules=ns.rules or None, sources=sources, estimates=estimates)
+    from mrt.act.controller import analysis_offsets
+
+    res = tradeoff(
+        records,
+        k=ns.k,
+        rules=ns.rules or None,
+        sources=sources,
+        estimates=estimates,
+        generated=analysis_offsets(ns.analysis_dir, records),
+        reuse=ns.reuse_signal_answer,
+    )
     from mrt.rundir import lock_run_dir, write_json, writer_scope
 
     with writer_scope():
@@ -195,6 +229,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_args(sp, EvalConfig)
     sp.set_defaults(func=_cmd_eval)
 
+    from mrt.measure.linearized import LinearizedConfig
+
+    sp = sub.add_parser(
+        "linearized", help="backtracking format: K sequential attempts in a sliding window vs K parallel ones, maj@k"
+    )
+    add_dataclass_args(sp, LinearizedConfig)
+    sp.set_defaults(func=_cmd_linearized)
+
+    from mrt.train.warmstart import WarmstartConfig
+
+    sp = sub.add_parser("warmstart", help="backtracking format: warm-start SFT data (backtrack, rise or star scheme)")
+    add_dataclass_args(sp, WarmstartConfig)
+    sp.set_defaults(func=_cmd_warmstart)
+
     sp = sub.add_parser("convert-gguf", help="convert a GGUF model file to a transformers checkpoint")
     sp.add_argument(
         "gguf",
@@ -261,6 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument(
         "--estimates", default="", help="estimator predictions (mrt estimator predict) for j-source estimator"
+    )
+    sp.add_argument(
+        "--reuse-signal-answer",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="at an early stop, answer with a signal answer sampled there (as mrt eval --stop does; default: on)",
     )
     sp.set_defaults(func=_cmd_early_stop)
 

@@ -18,8 +18,9 @@ from mrt.core.episodes import R1_MARKERS, didactic_ends, segment_r1
 from mrt.tasks import get_task, parse_knobs
 from mrt.tasks.star import StarTask, vocabulary
 
-FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-SLOW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: CI sees the same examples every run (a found failure is kept reproducible, never flaky)
+FAST = settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+SLOW = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 MARKERS = ("try", "check")
 
 
@@ -199,7 +200,7 @@ def test_star_knob_values_fail_only_with_value_error(arms, arm_len, cue):
 
 
 line = st.one_of(
-    st.text(st.characters(blacklist_characters="\n"), max_size=30),  # one line each: no newline inside
+    st.text(st.characters(blacklist_characters="\n", blacklist_categories=("Cs",)), max_size=30),  # one line, encodable
     st.dictionaries(
         st.sampled_from(["output", "answer", "problem", "prompt", "problem_id", "x"]),
         st.one_of(st.text(max_size=10), st.integers(), st.none()),

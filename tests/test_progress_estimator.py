@@ -142,6 +142,7 @@ def test_estimator_of_another_tokenizer_is_refused(tmp_path, tiny_model_dir):
         check_estimator_dir(str(other), tok, "star")
 
 
+@pytest.mark.slow  # minutes: two mixed-form runs, one killed
 def test_killed_mixed_run_resumes_with_its_estimator(tmp_path):
     out = tmp_path / "k"
     cmd = [sys.executable, "-m", "mrt.cli", "train", "--algo", "mrt-dense", "--j-source", "mixed"]

@@ -238,6 +238,7 @@ def _namespaces_work() -> bool:
     return r.returncode == 0
 
 
+@pytest.mark.slow  # a loop-mounted filesystem; test_a_full_disk_stops_with_a_clear_error_and_the_run_resumes is the fast form
 def test_a_small_filesystem_fills_mid_run_and_the_run_resumes_after_it_grows(tmp_path):
     """A real size-limited file system (tmpfs in a private mount namespace): the run fills it,
     stops with exit code 4, and continues once the file system is made larger."""
@@ -381,6 +382,7 @@ def test_work_plan_progress_lines_and_the_stall_warning(tiny_sampler, tiny_model
 # ---------------------------------------------------------------------------- the small soak
 
 
+@pytest.mark.slow  # the full soak is benchmarks/soak.py; the faults and kills have their own fast tests here
 def test_small_soak_with_faults_and_kills_loses_and_repeats_nothing(tmp_path):
     """benchmarks/soak.py in small: the shipped model, injected faults, three ``kill -9`` (at a
     random moment, inside a record append, inside the summary write), rerun until done."""

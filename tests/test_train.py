@@ -35,12 +35,18 @@ def _weights(path):
     return load_file(str(Path(path) / "model.safetensors"))
 
 
-@pytest.mark.parametrize("algo", ALGOS)
+# The forms whose trainer paths the kept ones already cover run with -m slow (CI time): length-penalty is
+# GRPO with a reward term, star/mrt-star the STaR filter path, mrt-online and anytime MRT's sampling path.
+SLOW_ALGOS = {"length-penalty", "star", "mrt-star", "mrt-online", "anytime"}
+
+
+@pytest.mark.parametrize("algo", [pytest.param(a, marks=pytest.mark.slow) if a in SLOW_ALGOS else a for a in ALGOS])
 def test_each_algorithm_changes_the_weights(algo, tmp_path):
     from mrt.tasks.tiny import shipped_model_path
 
     out = tmp_path / algo
-    s = run_train(load_config(None, dict(SMALL, algo=algo, out=str(out))))
+    task = {"task": "tree"} if algo == "mrt-backtrack" else {}  # the backtracking format's world
+    s = run_train(load_config(None, dict(SMALL, algo=algo, out=str(out), **task)))
     assert s["algo"] == algo and s["steps"] == 2
     before, after = _weights(shipped_model_path()), _weights(out / "model")
     moved = sum(not torch.equal(before[k], after[k]) for k in before)
@@ -48,7 +54,7 @@ def test_each_algorithm_changes_the_weights(algo, tmp_path):
     assert (out / "train_log.jsonl").read_text().strip()
     if algo != "sft":
         assert s["sampled_tokens"] > 0
-    if algo in ("mrt", "mrt-dense", "mrt-star"):
+    if algo in ("mrt", "mrt-dense", "mrt-star", "mrt-backtrack"):
         assert s["extra_sampled_tokens"] > 0  # prefixes or J estimates were sampled
     summary = json.loads((out / "summary.json").read_text())
     for key in ("algo", "steps", "wall_seconds", "sampled_tokens"):

@@ -71,6 +71,11 @@ def test_sampler_matches_hf_on_the_shipped_model(tmp_path):
     assert r["eval"]["n_problems"] == 4 and 0 <= r["eval"]["pass@1"] <= 1
     assert r["eval_stop"]["n_problems"] == 3
     assert r["diagnose"] and r["commands_tokens"] > 0
+    # the online controller generates up to each episode boundary on vLLM too (stop strings, marker kept)
+    a = r["boundary_aligned"]
+    assert a["gen_calls"] > 1 and set(a["ends"]) <= {"try", "check", "</think>", "<eos>"} and "try" in a["ends"]
+    assert a["seeds_distinct"] and a["generated_is_thinking_plus_end"]
+    assert any(len(b) > 1 for b in a["boundaries"])
 
 
 def test_sampler_matches_hf_on_smollm2(smollm2_dir):
@@ -266,6 +271,7 @@ def test_openai_backend_against_vllm_serve(tmp_path):
 # ---------------------------------------------------------------------------- training on the engine
 
 
+@pytest.mark.slow  # minutes; test_colocated_training_resumes_after_a_kill trains through the engine too
 def test_training_samples_through_the_colocated_engine(tmp_path):
     """mrt-dense (forced answers and J estimates); mrt's prefix traces: the kill-and-resume test."""
     r = _check("train_sync", "mrt-dense", tmp_path / "mrt-dense")

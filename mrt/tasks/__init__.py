@@ -7,9 +7,11 @@ import dataclasses
 from mrt.tasks.base import Problem, Task
 from mrt.tasks.star import StarTask
 from mrt.tasks.text import PRESETS, DataTask, GymTask, MathTask
+from mrt.tasks.tree import TreeTask
 
 TASKS: dict[str, type[Task]] = {
     "star": StarTask,
+    "tree": TreeTask,
     "data": DataTask,
     "gym": GymTask,
     "math": MathTask,
@@ -55,6 +57,7 @@ __all__ = [
     "Problem",
     "Task",
     "StarTask",
+    "TreeTask",
     "DataTask",
     "GymTask",
     "PRESETS",

@@ -18,6 +18,7 @@ Thinking modes (knob ``thinking``):
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import random
@@ -26,7 +27,8 @@ from pathlib import Path
 
 from mrt import grading
 from mrt.chat import THINK_OPEN, render_chat
-from mrt.tasks.base import R1_ANSWER_OPENER, R1_TERMINATION, Problem, Task
+from mrt.core.backtrack import BACKTRACK_INSTRUCTION, text_episode_ends
+from mrt.tasks.base import R1_ANSWER_OPENER, R1_TERMINATION, Problem, Task, decoded_char_ends
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +97,15 @@ class TextTask(Task):
     extract: str = "boxed"  # boxed: the last \boxed{}; last-number: that, else the last number (small models)
     episode_max_steps: object = 49  # R1 segmentation: at most this many episode boundaries
     episode_group_size: object = 5  # R1 segmentation: merge episodes in groups of this size
+    format: str = "plain"  # plain, or backtrack: MRT's backtracking format (docs/backtracking.md)
 
     def __post_init__(self):
+        if self.format not in ("plain", "backtrack"):
+            raise ValueError(f"knob 'format' must be 'plain' or 'backtrack', got {self.format!r}")
+        if self.format == "backtrack":  # no <think> tags; the authors' backtracking instruction
+            self.thinking = "none"
+            if self.instruction == INSTRUCTION:
+                self.instruction = ""
         if self.template not in ("chat", "raw"):
             raise ValueError(f"knob 'template' must be 'chat' or 'raw', got {self.template!r}")
         if self.extract not in ("boxed", "last-number"):
@@ -130,12 +139,15 @@ class TextTask(Task):
             "extract": self.extract,
             "episode_max_steps": self.episode_max_steps,
             "episode_group_size": self.episode_group_size,
+            **({"format": self.format} if self.format != "plain" else {}),
         }
 
     def render(self, problem: Problem, tokenizer) -> str:
         if problem.meta.get("rendered"):  # an exact prompt given with traces made elsewhere
             return problem.prompt
         user = problem.prompt + ("\n" + self.instruction if self.instruction else "")
+        if self.format == "backtrack":
+            user = BACKTRACK_INSTRUCTION + user
         think = THINK_OPEN if self.thinking == "r1" else ""
         if self.template == "chat":
             return render_chat(tokenizer, user, self.system, think)
@@ -149,6 +161,16 @@ class TextTask(Task):
 
     def grade(self, problem: Problem, answer: str | None) -> bool:
         return grading.math_equal(answer, problem.answer, self.grader_timeout)
+
+    def episode_ends(self, thinking_ids: list[int], tokenizer) -> list[int]:
+        """R1 episodes, or with ``format=backtrack`` the attempt, each marker and each revision."""
+        if self.format != "backtrack":
+            return super().episode_ends(thinking_ids, tokenizer)
+        text, tok_ends = decoded_char_ends(tokenizer, thinking_ids)
+        ends = sorted({min(bisect.bisect_left(tok_ends, c) + 1, len(thinking_ids)) for c in text_episode_ends(text)})
+        if ends:
+            ends[-1] = len(thinking_ids)
+        return ends
 
     def same_answer(self, a: str, b: str) -> bool:
         return grading.equivalent(a, b, self.grader_timeout)

@@ -9,7 +9,18 @@ from pathlib import Path
 
 from mrt.config import arg
 
-ALGOS = ("grpo", "length-penalty", "mrt", "mrt-dense", "mrt-online", "anytime", "star", "mrt-star", "sft")
+ALGOS = (
+    "grpo",
+    "length-penalty",
+    "mrt",
+    "mrt-dense",
+    "mrt-online",
+    "anytime",
+    "star",
+    "mrt-star",
+    "sft",
+    "mrt-backtrack",
+)
 
 
 @dataclass
@@ -40,17 +51,19 @@ class TrainConfig:
     temperature: float = arg(1.0, "sampling temperature of rollouts, prefixes and J estimates")
     beta: float = arg(0.0, "KL coefficient against the starting model (0: no reference model)")
     scale_rewards: str = arg("group", "divide advantages by the group's reward std: group | batch | none")
-    alpha: float = arg(1.0, "weight of the progress bonus (mrt, mrt-dense)")
+    alpha: float = arg(1.0, "weight of the progress bonus (mrt, mrt-dense, mrt-online, mrt-backtrack; 0: GRPO)")
     mrt_advantage: str = arg(
         "outcome+progress",
         "mrt: 'outcome+progress' ((R - mean R) + alpha (R - R_term)) or "
-        "'termination' (R - R_term, the authors' RL README; alpha must be 1)",
+        "'termination' (R - R_term, the authors' RL README; alpha must be 1); mrt-backtrack: the same with "
+        "R_term = J(z0), 'authors' (reward R + alpha (R - J(z0)) under GRPO, their fork), or the filters "
+        "'star' (correct revisions) and 'mrt-star' (correct revisions of the group's largest progress over z0)",
     )
     length_penalty: float = arg(0.5, "length-penalty coefficient: R = correct - coef * tokens / max tokens")
     mc_answers: int = arg(
         4,
         "forced answers per prefix to estimate J (mrt-dense, mrt-star; mrt-online's "
-        "termination branches; anytime's summaries per budget)",
+        "termination branches; anytime's summaries per budget; mrt-backtrack's J(z0))",
     )
     reuse_answers: bool = arg(
         True,
@@ -88,7 +101,9 @@ class TrainConfig:
         "anytime: prior over the budget grid: uniform, linear (p_j ~ j), or m probabilities separated by commas",
     )
     answer_tokens: int = arg(0, "token cap of a forced answer (0: the task's default)")
-    min_final_j: float = arg(0.5, "mrt-star: J after the last episode must reach this")
+    min_final_j: float = arg(
+        0.5, "mrt-star: J after the last episode must reach this (mrt-backtrack mrt-star: after the revision)"
+    )
     train_problems: int = arg(4096, "training problems")
     train_seed: int = arg(11, "seed of the training problem set (evaluation uses eval_seed)")
     sft_data: str = arg("", "sft: JSONL of {prompt, completion}; default: expert search traces of the didactic world")
@@ -204,10 +219,11 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"config key 'temperature' must be > 0, got {cfg.temperature}")
     if cfg.scale_rewards not in ("group", "batch", "none"):
         raise ValueError(f"config key 'scale_rewards' must be group, batch or none, got {cfg.scale_rewards!r}")
-    if cfg.mrt_advantage not in ("outcome+progress", "termination"):
-        raise ValueError(
-            f"config key 'mrt_advantage' must be outcome+progress or termination, got {cfg.mrt_advantage!r}"
-        )
+    forms = ("outcome+progress", "termination") + (
+        ("authors", "star", "mrt-star") if cfg.algo == "mrt-backtrack" else ()
+    )
+    if cfg.mrt_advantage not in forms:
+        raise ValueError(f"config key 'mrt_advantage' must be one of {', '.join(forms)}, got {cfg.mrt_advantage!r}")
     if cfg.mrt_advantage == "termination" and cfg.alpha != 1.0:
         raise ValueError("config key 'alpha' has no role in mrt_advantage=termination (A = R - R_term); leave it at 1")
     if cfg.vllm_mode not in ("", "colocate", "server"):

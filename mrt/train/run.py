@@ -90,6 +90,8 @@ def _sft_dataset(task, cfg: TrainConfig):
 
     if not isinstance(task, star.StarTask):
         raise ValueError("sft needs --sft-data FILE for tasks other than the didactic world")
+    if getattr(task, "format", "plain") == "backtrack":
+        raise ValueError("sft on the backtracking format needs --sft-data FILE (write one with mrt warmstart)")
     rng = random.Random(f"sft-{cfg.seed}")
     rows = []
     for p in task.problems(cfg.train_problems, seed=cfg.train_seed):
@@ -359,6 +361,10 @@ def run_train(cfg: TrainConfig) -> dict:
     task = get_task(cfg.task, **parse_knobs(cfg.knobs))
     if cfg.eval_knobs:
         get_task(cfg.task, **parse_knobs(cfg.eval_knobs))  # a bad knob fails before any work
+    if cfg.algo == "mrt-backtrack":
+        from mrt.measure.linearized import format_for
+
+        format_for(task, None, None)  # a task not in the backtracking format fails before any work
     out = Path(cfg.out)
     main_proc = int(os.environ.get("RANK", "0")) == 0  # under accelerate launch / torchrun
     if main_proc:

@@ -345,6 +345,65 @@ class MRTTrainer(GRPOTrainer):
                 out.append({**inputs[gi * g + r], "mrt_terminated": term, "mrt_cut_episodes": k, "prompt": texts[term]})
         return out
 
+    # ------------------------------------------------------------------ MRT-RL, backtracking format
+    def _backtrack_inputs(self, inputs: list[dict]) -> list[dict]:
+        """Each group revises one first attempt z0 of the policy's own: the prompt is the problem,
+        z0 and the marker's opener (docs/backtracking.md); J(z0) is the success of ``mc_answers``
+        answers forced right after z0 (the meta-prover)."""
+        from mrt.measure.linearized import format_for
+
+        self._check_groups(inputs)
+        g, task, cfg, tok = self.num_generations, self.task, self.mrt_config, self._tok()
+        fmt = format_for(task, None, tok)
+        firsts = inputs[::g]
+        first_ids = self._encode([x["prompt"] for x in firsts])
+        params = SamplingParams(
+            n=1,
+            max_new_tokens=self.max_completion_length,
+            temperature=cfg.temperature,
+            stop=fmt.stops,
+            seed=self._rng().randrange(2**31),
+        )
+        comps = self._sample([p + fmt.opener(True) for p in first_ids], params)
+        z0 = [fmt.opener(True) + fmt.kept(c[0].text) for c in comps]
+        forced = [task.forced_ids(tok, p, z) for p, z in zip(first_ids, z0)]
+        grades = self._forced_grades(inputs, forced, list(range(len(firsts))), {})
+        j0 = [sum(gr) / len(gr) for gr in grades]
+        self._prompt_ids, self._prefix_thinking, out = {}, {}, []
+        for gi, (p, z) in enumerate(zip(first_ids, z0)):
+            ids = p + z + fmt.opener(False)
+            text = tok.decode(ids, skip_special_tokens=False)  # TRL carries text prompts; the ids stay exact
+            self._prompt_ids[text] = ids
+            self._prefix_thinking[tuple(ids)] = len(ids) - len(p)
+            out += [{**inputs[gi * g + r], "prompt": text, "backtrack_j0": j0[gi]} for r in range(g)]
+        self._metrics["train"]["backtrack/j0"].append(sum(j0) / len(j0))
+        return out
+
+    def _backtrack_filter(self, inputs, local: list[list[int]], correct: list[bool]) -> list[float]:
+        """STaR / MRT-STaR on the format: advantages of the kept revisions (``kept_advantages``).
+        MRT-STaR's J after a revision: ``mc_answers`` answers forced right after it."""
+        from mrt.core.backtrack import mrt_star_backtrack_keep
+
+        self._check_groups(inputs)
+        cfg, task, tok, g = self.mrt_config, self.task, self._tok(), self.num_generations
+        if cfg.mrt_advantage == "star":
+            keep = adv.star_keep(correct)
+        else:
+            prompts = [
+                task.forced_ids(tok, self._prompt_ids[x["prompt"]], self._thinking(ids))
+                for x, ids in zip(inputs, local)
+            ]
+            grades = self._forced_grades(inputs, prompts, [i // g for i in range(len(local))], {})
+            j_after = [sum(gr) / len(gr) for gr in grades]
+            keep = mrt_star_backtrack_keep(correct, j_after, [x["backtrack_j0"] for x in inputs], g, cfg.min_final_j)
+        lengths = [len(x) for x in local]
+        kept_tokens = sum(n for n, k in zip(lengths, keep) if k)
+        device = self.accelerator.device
+        tot = self.accelerator.gather(torch.tensor([sum(lengths), kept_tokens], device=device).reshape(1, 2))
+        total = (int(tot[:, 0].sum().item()), int(tot[:, 1].sum().item()))
+        self._metrics["train"]["star/kept_fraction"].append(sum(keep) / len(keep))
+        return adv.kept_advantages(keep, lengths, total)
+
     # ------------------------------------------------------------------ J estimates
     def _j_curves(self, inputs, completion_ids: list[list[int]], max_episodes: int = 0):
         """Episode ends and J after 0..k episodes of each local rollout (k at most ``max_episodes``
@@ -529,6 +588,8 @@ class MRTTrainer(GRPOTrainer):
             inputs = self._mrt_inputs(inputs)
         elif algo in ("mrt-dense", "mrt-star"):
             self._check_groups(inputs)
+        elif algo == "mrt-backtrack":
+            inputs = self._backtrack_inputs(inputs)
         out = super()._generate_and_score_completions(inputs)
         mask = out["completion_mask"]
         local_tok = (
@@ -575,6 +636,24 @@ class MRTTrainer(GRPOTrainer):
             ):
                 if rows:  # the progress signal: J(continue) - J(stop at the prefix)
                     self._metrics["train"][f"mrt/reward_{name}"].append(sum(rows) / len(rows))
+        elif algo == "mrt-backtrack" and self.mrt_config.mrt_advantage in ("star", "mrt-star"):
+            out["advantages"] = torch.tensor(self._backtrack_filter(inputs, local, correct), device=device)
+        elif algo == "mrt-backtrack":
+            from mrt.core.backtrack import backtrack_advantages
+
+            j0 = [r[0] for r in self._gather_rows([[float(x["backtrack_j0"])] for x in inputs])]
+            all_correct = [r[0] > 0.5 for r in self._gather_rows([[float(c)] for c in correct])]
+            a = backtrack_advantages(
+                all_correct,
+                j0,
+                self.num_generations,
+                self.mrt_config.alpha,
+                self.mrt_config.scale_rewards,
+                self.mrt_config.mrt_advantage,
+            )
+            start = self.accelerator.process_index * len(inputs)
+            out["advantages"] = torch.tensor(a[start : start + len(inputs)], device=device)
+            self._metrics["train"]["backtrack/progress"].append(sum(all_correct) / len(all_correct) - sum(j0) / len(j0))
         elif algo == "mrt-dense":
             ends, curves = self._j_curves(inputs, local)
             outcome = out["advantages"].tolist()

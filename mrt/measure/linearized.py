@@ -1,0 +1,406 @@
+"""``mrt linearized``: linearized evaluation of the backtracking format (docs/backtracking.md).
+
+Because a revision needs only the problem and the attempt before it, a model can run many rounds
+past its training context: keep the problem and the last ``window`` attempts in context, let the
+model write a backtrack marker and a revision, make the revised attempt the newest one, repeat
+until ``episodes`` attempts (z0 and ``episodes - 1`` revisions). After every attempt an answer is
+forced; the score after k attempts is the majority vote over the k answers so far, against the
+tokens spent so far (each attempt's and each forced answer's generated tokens). Beside it, the
+parallel form: k independent first attempts, each with its forced answer, majority over them.
+
+Each round's context is the problem prompt, the window's attempts written whole (didactic:
+``try s a b dead``; text: their steps, joined by the authors' RL marker), then the marker's opener
+(didactic ``back``; text the authors' RL prompt suffix, ``Wait, this seems off. Let's try something
+else.`` and ``Step``); the model writes the rest. A round whose marker names a step the attempt does
+not have, or whose revision is empty, is counted by kind (``format_errors``), its forced answer
+still counts, and the attempt in context stays the one before. A revision that returns to a branch
+found wrong earlier is counted ``seen`` (that attempt was in the window) or ``unseen`` (it had left).
+
+Output (``OUT``): ``linearized.jsonl`` (one line per problem, written as it finishes; a rerun with
+the same settings resumes), ``run.json``, ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mrt.config import arg, claim_run_dir
+from mrt.core import backtrack as bt
+from mrt.rundir import append_lines, one_writer, write_json
+from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
+from mrt.samplers.base import SamplingParams
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LinearizedConfig(SamplerArgs):
+    model: str = arg("", "model directory or hub id (default: the shipped didactic base model)")
+    task: str = arg("tree", "task in the backtracking format: tree, or a text task with format=backtrack")
+    knobs: list[str] = arg([], "task knobs as name=value (text tasks need format=backtrack)")
+    out: str = arg("runs/linearized", "output directory")
+    n_problems: int = arg(32, "problems to evaluate")
+    problem_seed: int = arg(0, "problem-set seed (0: a data set's own order; the didactic worlds train on 7)")
+    samples: int = arg(4, "linearized traces per problem, and as many parallel sets of K attempts")
+    episodes: int = arg(10, "K: attempts per trace (the first and K-1 revisions); parallel: K independent attempts")
+    window: int = arg(1, "W: attempts kept in context besides the problem (the newest W)")
+    episode_tokens: int = arg(0, "token cap of one attempt or one marker and revision (0: the task's default)")
+    answer_tokens: int = arg(0, "token cap of a forced answer (0: the task's default)")
+    temperature: float = arg(1.0, "sampling temperature of attempts and revisions")
+    answer_temperature: float = arg(1.0, "sampling temperature of the forced answers")
+    top_p: float = arg(1.0, "nucleus sampling")
+    vote_tie: str = arg("expected", "majority-vote tie rule: expected (1/m of m tied answers) or authors (0.5)")
+    seed: int = arg(0, "sampling seed")
+
+    def check(self) -> None:
+        bt.check_linearized(self.window, self.episodes)
+        for name in ("n_problems", "samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.vote_tie not in ("expected", "authors"):
+            raise ValueError(f"vote_tie must be expected or authors, got {self.vote_tie!r}")
+
+
+# ---------------------------------------------------------------------------- formats
+
+
+@dataclass
+class Attempt:
+    steps: tuple[str, ...]
+    outcome: str | None = None  # didactic: dead, found or None
+
+
+class WordsFormat:
+    """The didactic backtracking world's words (task ``tree``)."""
+
+    def __init__(self, task, problem, tok):
+        self.task, self.problem, self.tok = task, problem, tok
+        self.stops = (bt.TRY, bt.BACK, "check", "</think>")
+        self._g = None
+
+    @property
+    def g(self):
+        if self._g is None:
+            self._g = self.task.graph(self.problem.meta["seed"])
+        return self._g
+
+    @property
+    def nodes(self) -> set[str]:
+        return {self.g.start} | {v for arm in self.g.arms for v in arm}
+
+    def ids(self, words: list[str]) -> list[int]:
+        return self.tok.convert_tokens_to_ids(words)
+
+    def render(self, window: list[Attempt]) -> list[int]:
+        words: list[str] = []
+        for a in window:
+            words += bt.render_words(a.steps, a.outcome)
+        return self.ids(words)
+
+    def opener(self, first: bool) -> list[int]:
+        return self.ids([bt.TRY if first else bt.BACK])
+
+    def clean(self, text: str) -> str:
+        return " ".join(w for w in text.split() if w not in ("<eos>", "<pad>"))
+
+    def kept(self, text: str) -> list[int]:
+        return self.ids(self.clean(text).split())
+
+    def parse(self, last: Attempt | None, gen_text: str) -> Attempt:
+        words = self.clean(gen_text).split()
+        if last is None:
+            t = bt.parse_words([bt.TRY] + words, self.nodes)
+            return Attempt(t.attempt, t.outcome)
+        t = bt.parse_words(bt.render_words(last.steps, last.outcome) + [bt.BACK] + words, self.nodes)
+        return Attempt(t.attempts()[-1], t.outcomes()[-1])
+
+    def key(self, attempt: Attempt, answer_label) -> tuple[str | None, bool]:
+        """(branch key, wrong) of an attempt: the leaf it walked to and said so."""
+        from mrt.tasks.tree import leaf_of
+
+        leaf = leaf_of(self.g, attempt.steps) if attempt.outcome else None
+        return (None, False) if leaf is None else (str(leaf), leaf != self.g.goal_arm)
+
+
+class TextFormat:
+    """Text tasks with ``format=backtrack``: numbered steps, the authors' markers."""
+
+    def __init__(self, task, problem, tok):
+        self.task, self.problem, self.tok = task, problem, tok
+        self.stops = ("Backtrack to", bt.RL_MARKER)
+
+    def _enc(self, text: str) -> list[int]:
+        return list(self.tok.encode(text, add_special_tokens=False)) if text else []
+
+    def render(self, window: list[Attempt]) -> list[int]:
+        sep = "\n" + bt.RL_MARKER + "\n"
+        return self._enc(sep.join("\n".join(a.steps) for a in window))
+
+    def opener(self, first: bool) -> list[int]:
+        return [] if first else self._enc(bt.RL_PROMPT_SUFFIX)
+
+    def clean(self, text: str) -> str:
+        """The text without the end-of-sequence marker (it must not end the turn in a later context)."""
+        for t in {getattr(self.tok, "eos_token", None), getattr(self.tok, "pad_token", None)} - {None, ""}:
+            text = text.replace(t, "")
+        return text
+
+    def kept(self, text: str) -> list[int]:
+        return self._enc(self.clean(text))
+
+    def parse(self, last: Attempt | None, gen_text: str) -> Attempt:
+        gen_text = self.clean(gen_text)
+        if last is None:
+            return Attempt(tuple(s for _, s in bt.text_steps(gen_text)))
+        t = bt.parse_text("\n".join(last.steps) + bt.RL_PROMPT_SUFFIX + gen_text)
+        return Attempt(t.attempts()[-1])
+
+    def key(self, attempt: Attempt, answer_label) -> tuple[str | None, bool]:
+        return answer_label, None  # wrong-ness comes from the forced answer's grade
+
+
+def format_for(task, problem, tok):
+    """The format adapter of a task in the backtracking format (``problem``: None where only the
+    markers and the rendering are needed); ValueError for a task that is not in it."""
+    from mrt.tasks.tree import TreeTask
+
+    if isinstance(task, TreeTask):
+        if task.format != "backtrack":
+            raise ValueError("linearized evaluation needs the tree world's format=backtrack")
+        return WordsFormat(task, problem, tok)
+    if getattr(task, "format", None) == "backtrack":
+        return TextFormat(task, problem, tok)
+    raise ValueError(
+        f"task {task.name!r} is not in the backtracking format: use --task tree, or a text task with --knobs format=backtrack"
+    )
+
+
+# ---------------------------------------------------------------------------- one problem
+
+
+def _sample_texts(sampler, prompts, params):
+    return [cs[0] for cs in sampler.sample(prompts, params)]
+
+
+def _force(sampler, task, problem, tok, prompts_and_eps, cfg, seed) -> list[dict]:
+    """Force an answer after each (context ids, episode ids); extract and grade it."""
+    n_ans = cfg.answer_tokens or task.default_answer_tokens
+    prompts = [task.forced_ids(tok, ctx, ep) for ctx, ep in prompts_and_eps]
+    params = SamplingParams(
+        n=1,
+        max_new_tokens=n_ans,
+        temperature=cfg.answer_temperature,
+        top_p=cfg.top_p,
+        stop=tuple(task.answer_stop_texts),
+        seed=seed,
+    )
+    out = []
+    for c in _sample_texts(sampler, prompts, params):
+        try:
+            a = task.extract_answer(c.text)
+            ok = a is not None and bool(task.grade(problem, a))
+        except Exception as e:  # noqa: BLE001 - a grader that chokes grades wrong, never the run
+            log.warning("grading failed on problem %s: %.80s", problem.id, str(e))
+            a, ok = None, False
+        out.append({"answer": a, "correct": ok, "answer_tokens": len(c.token_ids)})
+    return out
+
+
+def linearized_problem(sampler, task, problem, cfg: LinearizedConfig, index: int) -> dict:
+    from mrt.measure.analyze import problem_seed
+
+    tok = sampler.tokenizer
+    fmt = format_for(task, problem, tok)
+    seed = problem_seed(cfg.seed, index)
+    prompt = task.prompt_ids(problem, tok)
+    ep_params = dict(
+        n=1,
+        max_new_tokens=cfg.episode_tokens or task.default_max_new_tokens,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        stop=fmt.stops,
+    )
+    S, K, W = cfg.samples, cfg.episodes, cfg.window
+    traces = [{"episodes": [], "errors": Counter()} for _ in range(S)]
+    current: list[list[Attempt]] = [[] for _ in range(S)]  # the attempts written so far, per trace
+    for k in range(K):
+        first = k == 0
+        ctxs = [
+            prompt + fmt.render(bt.window(current[s], W) if not first else []) + fmt.opener(first) for s in range(S)
+        ]
+        comps = _sample_texts(sampler, ctxs, SamplingParams(**ep_params, seed=seed + 101 * k))
+        eps = [fmt.kept(c.text) for c in comps]
+        forced = _force(sampler, task, problem, tok, list(zip(ctxs, eps)), cfg, seed + 101 * k + 50)
+        for s, (c, ep, f) in enumerate(zip(comps, eps, forced)):
+            rec = {"text": c.text, "tokens": len(fmt.opener(first)) + len(ep), **f}
+            try:
+                att = fmt.parse(current[s][-1] if current[s] else None, c.text)
+                current[s].append(att)
+                rec["attempt"] = list(att.steps)
+                rec["outcome"] = att.outcome
+            except bt.BacktrackFormatError as e:
+                traces[s]["errors"][e.kind] += 1
+                rec["format_error"] = e.kind
+                log.info("problem %s trace %d round %d: %s (counted, attempt in context kept)", problem.id, s, k, e)
+            traces[s]["episodes"].append(rec)
+    # parallel: S sets of K independent first attempts
+    pctx = prompt + fmt.opener(True)
+    pcomps = sampler.sample([pctx], SamplingParams(**{**ep_params, "n": S * K}, seed=seed + 7))[0]
+    peps = [fmt.kept(c.text) for c in pcomps]
+    pforced = _force(sampler, task, problem, tok, [(pctx, e) for e in peps], cfg, seed + 8)
+    parallel = []
+    for s in range(S):
+        recs = []
+        for c, ep, f in list(zip(pcomps, peps, pforced))[s * K : (s + 1) * K]:
+            recs.append({"text": c.text, "tokens": len(fmt.opener(True)) + len(ep), **f})
+        parallel.append({"episodes": recs})
+    for group in traces + parallel:
+        _score(group, task, cfg)
+    for tr in traces:
+        tr["errors"] = dict(tr["errors"])
+        keys = []
+        for rec, lab in zip(tr["episodes"], tr["labels"]):
+            attempt = Attempt(tuple(rec.get("attempt", ())), rec.get("outcome"))
+            key, wrong = fmt.key(attempt, lab) if "attempt" in rec else (None, False)
+            keys.append((key, (not rec["correct"]) if wrong is None else wrong))
+        kinds = bt.revisit_kinds([k for k, _ in keys], [w for _, w in keys], W)
+        tr["revisits"] = [kind if "format_error" not in e else "format_error" for kind, e in zip(kinds, tr["episodes"])]
+    return {"problem_id": problem.id, "reference": problem.answer, "linearized": traces, "parallel": parallel}
+
+
+def _score(group: dict, task, cfg) -> None:
+    eps = group["episodes"]
+    labels = task.answer_labels([e["answer"] for e in eps])
+    group["labels"] = labels
+    group["maj"] = bt.running_majority(labels, [e["correct"] for e in eps], tie=cfg.vote_tie)
+    total, cum = 0, []
+    for e in eps:
+        total += e["tokens"] + e["answer_tokens"]
+        cum.append(total)
+    group["cum_tokens"] = cum
+
+
+# ---------------------------------------------------------------------------- summary
+
+
+def problem_figures(row: dict, budgets: dict[str, float]) -> dict:
+    """One problem's figures, means over its traces (the unit a paired bootstrap over problems
+    resamples): per mode, the majority after k attempts (``maj``, k = 1..K in order) and at each
+    equal-token budget (``equal_tokens``, the keys of ``budgets``)."""
+    out = {}
+    for mode in ("linearized", "parallel"):
+        groups = row[mode]
+        out[mode] = {
+            "maj": [round(sum(g["maj"][k] for g in groups) / len(groups), 6) for k in range(len(groups[0]["maj"]))],
+            "equal_tokens": {
+                k: round(sum(bt.value_at_tokens(g["cum_tokens"], g["maj"], b) for g in groups) / len(groups), 6)
+                for k, b in budgets.items()
+            },
+        }
+    return out
+
+
+def summarize(rows: list[dict], cfg: LinearizedConfig) -> dict:
+    K = cfg.episodes
+
+    def curve(kind):
+        groups = [g for r in rows for g in r[kind]]
+        if not groups:
+            return {}
+        return {
+            str(k + 1): {
+                "maj": round(sum(g["maj"][k] for g in groups) / len(groups), 6),
+                "tokens": round(sum(g["cum_tokens"][k] for g in groups) / len(groups), 2),
+                "accuracy": round(sum(g["episodes"][k]["correct"] for g in groups) / len(groups), 6),
+            }
+            for k in range(K)
+        }
+
+    # both modes at equal tokens: each trace's majority at the token costs of parallel maj@k
+    par, lin = curve("parallel"), [g for r in rows for g in r["linearized"]]
+    pgroups = [g for r in rows for g in r["parallel"]]
+    equal = {}
+    for k, v in par.items():
+        b = v["tokens"]
+        equal[k] = {
+            "tokens": b,
+            "linearized": round(sum(bt.value_at_tokens(g["cum_tokens"], g["maj"], b) for g in lin) / len(lin), 6),
+            "parallel": round(sum(bt.value_at_tokens(g["cum_tokens"], g["maj"], b) for g in pgroups) / len(pgroups), 6),
+        }
+    errors: Counter = Counter()
+    revisits: Counter = Counter()
+    for r in rows:
+        for tr in r["linearized"]:
+            errors.update(tr["errors"])
+            revisits.update(k for k in tr["revisits"][1:] if k != "format_error")  # the parsed revisions
+    rounds = sum(revisits.values())
+    return {
+        "n_problems": len(rows),
+        "samples": cfg.samples,
+        "episodes": K,
+        "window": cfg.window,
+        "linearized": curve("linearized"),
+        "parallel": par,
+        "equal_tokens": equal,
+        "revisits": dict(revisits),
+        "unseen_revisit_fraction": round(revisits["unseen"] / rounds, 6) if rounds else None,
+        "format_errors": dict(errors),
+        "revision_rounds": len(rows) * cfg.samples * (K - 1),
+        "per_problem": {r["problem_id"]: problem_figures(r, {k: v["tokens"] for k, v in equal.items()}) for r in rows},
+    }
+
+
+@one_writer
+def run_linearized(cfg: LinearizedConfig, sampler=None) -> dict:
+    from mrt.heartbeat import Heartbeat
+    from mrt.measure.analyze import load_finished
+    from mrt.samplers import describe_backend
+    from mrt.samplers.errors import SamplerError
+    from mrt.samplers.faults import GiveUps, resilient
+    from mrt.tasks import get_task, parse_knobs
+    from mrt.tasks.tiny import shipped_model_path
+
+    cfg.check()
+    task = get_task(cfg.task, **parse_knobs(cfg.knobs))
+    problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)
+    format_for(task, None, None)  # a task not in the format: an error before any work
+    cfg.model = cfg.model or str(shipped_model_path())
+    out = Path(cfg.out)
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "n_problems", "base_url", *ENGINE_FIELDS)}
+    settings["knobs"] = task.knobs()
+    claim_run_dir(out, settings)
+    path = out / "linearized.jsonl"
+    done, _ = load_finished(path, 1)
+    todo = [(i, p) for i, p in enumerate(problems) if p.id not in done]
+    source = describe_backend(cfg, cfg.model)
+    if todo:
+        sampler = resilient(
+            sampler if sampler is not None else sampler_from(cfg, cfg.model), retries=cfg.max_retries, what=source
+        )
+    t0 = time.time()
+    gave_up = GiveUps("linearized")
+    source = getattr(sampler, "what", "") or source
+    beat = Heartbeat("linearized", len(todo), source, cfg.progress_seconds, cfg.stall_seconds)
+    with path.open("a") as f, beat:
+        for i, p in todo:
+            beat.start_problem(p.id)
+            try:
+                row = linearized_problem(sampler, task, p, cfg, i)
+            except SamplerError as e:
+                gave_up.failed(p.id, e)
+                continue
+            gave_up.ok()
+            append_lines(f, [row])
+            done[p.id] = [row]
+            beat.end_problem()
+    rows = [done[p.id][0] for p in problems if p.id in done]
+    s = summarize(rows, cfg)
+    s.update(model=cfg.model, task=cfg.task, knobs=task.knobs(), failed_problems=dict(gave_up.by_kind))
+    s["wall_seconds_this_run"] = round(time.time() - t0, 2)
+    write_json(out / "summary.json", s)
+    gave_up.finish()
+    return s

@@ -1,0 +1,217 @@
+"""``mrt warmstart``: warm-start SFT data for the backtracking format, in the three schemes the MRT
+paper compares (docs/backtracking.md):
+
+* ``backtrack`` (the authors'): a failed attempt and a correct one that share a prefix, joined by a
+  marker naming the step where they part; the revision is the correct attempt from there;
+* ``rise``: a failed attempt, a marker back to the beginning, a fresh correct attempt;
+* ``star``: rejection sampling: correct attempts alone.
+
+Each line of ``data.jsonl`` is ``{"prompt", "completion"}``: the prompt holds the problem and the
+failed attempt, the completion the marker, the revision and the answer, so ``mrt train --algo sft
+--sft-data FILE`` (TRL's completion-only loss) puts the loss on the suffix only, as the authors'
+``sft_suffix``.
+
+Attempts come from search traces in the tree world (random walks to leaves, the goal's walk is the
+correct one) and, for text tasks in ``format=backtrack``, from the model's own sampled attempts,
+graded by the task's verifier on each attempt's last ``\\boxed{}``. ``problems.jsonl`` holds one
+record per problem as it finishes (its examples, or why it gave none), so a rerun with the same
+settings resumes, and one with more problems extends the set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mrt.config import arg, claim_run_dir
+from mrt.core import backtrack as bt
+from mrt.rundir import one_writer, write_atomic, write_json
+from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
+from mrt.samplers.base import SamplingParams
+
+log = logging.getLogger(__name__)
+SCHEMES = ("backtrack", "rise", "star")
+
+
+@dataclass
+class WarmstartConfig(SamplerArgs):
+    scheme: str = arg("backtrack", "backtrack (shared prefix, the authors'), rise (restart) or star (correct attempts)")
+    task: str = arg("tree", "tree, or a text task with --knobs format=backtrack")
+    knobs: list[str] = arg([], "task knobs as name=value")
+    out: str = arg("runs/warmstart", "output directory (data.jsonl, summary.json)")
+    n_problems: int = arg(1024, "training problems to write examples for")
+    problem_seed: int = arg(11, "problem-set seed (mrt train's default train_seed; evaluation uses others)")
+    attempts: int = arg(4, "attempts drawn per problem (star keeps the correct ones; pairs need one of each)")
+    model: str = arg("", "text tasks: the model whose sampled attempts are graded (default: the shipped base)")
+    attempt_tokens: int = arg(512, "text tasks: token cap of one sampled attempt")
+    temperature: float = arg(0.7, "text tasks: sampling temperature of attempts")
+    seed: int = arg(0, "random seed (walks in the tree world, sampling for text)")
+
+    def check(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
+        for name in ("n_problems", "attempts", "attempt_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+# ---------------------------------------------------------------------------- tree world
+
+
+def tree_examples(task, problem, scheme: str, attempts: int, rng: random.Random) -> list[dict]:
+    """Examples of one tree-world problem. Attempts are walks to leaves drawn at random; a pair is
+    the failed walk that shares the longest prefix with the goal's walk, and the goal's walk."""
+    from mrt.tasks.tree import answer_words
+
+    g = task.graph(problem.meta["seed"])
+    leaves = [rng.randrange(len(g.arms)) for _ in range(attempts)]
+    path = [g.start] + g.arms[g.goal_arm]
+    answer = ["</think>"] + answer_words(g, g.goal_arm)
+    if scheme == "star":
+        good = [leaf for leaf in leaves if leaf == g.goal_arm]
+        return [
+            {"prompt": problem.prompt, "completion": " " + " ".join(bt.render_words(path, bt.FOUND) + answer)}
+            for _ in good
+        ]
+    bad = [leaf for leaf in leaves if leaf != g.goal_arm]
+    if not bad:
+        return []
+    # the failed attempt that shares the longest prefix with the goal's walk (the first drawn on ties)
+    failed = max(([g.start] + g.arms[leaf] for leaf in bad), key=lambda f: bt.shared_prefix(f, path))
+    keep = bt.backtrack_point(failed, path, scheme, min_keep=1)
+    suffix = bt.render_word_round(failed[keep - 1], path[keep:], bt.FOUND) + answer
+    return [
+        {
+            "prompt": problem.prompt + " " + " ".join(bt.render_words(failed, bt.DEAD)),
+            "completion": " " + " ".join(suffix),
+            "keep": keep,
+            "shared": bt.shared_prefix(failed, path),
+        }
+    ]
+
+
+# ---------------------------------------------------------------------------- text tasks
+
+
+def text_examples(task, problem, scheme: str, attempts: list[tuple[str, bool]], prompt: str) -> list[dict]:
+    """Examples of one text problem from its graded attempts (text, correct)."""
+    good = [a for a, ok in attempts if ok and a.strip()]
+    bad = [a for a, ok in attempts if not ok and a.strip()]
+    if scheme == "star":
+        return [{"prompt": prompt, "completion": a} for a in good]
+    if not good or not bad:
+        return []
+    out = []
+    for failed in bad[:1]:
+        f_steps = [s for _, s in bt.text_steps(failed)]
+        # the correct attempt that shares the longest prefix of steps with the failed one
+        best = max(good, key=lambda a: bt.shared_prefix(f_steps, [s for _, s in bt.text_steps(a)]))
+        c_steps = bt.text_steps(best)
+        try:
+            keep = bt.backtrack_point(f_steps, [s for _, s in c_steps], scheme)
+        except ValueError:
+            continue
+        revision = "\n".join(s for _, s in c_steps[keep:])
+        out.append(
+            {
+                "prompt": prompt + failed.rstrip() + "\n",
+                "completion": bt.render_text_round(keep, revision),
+                "keep": keep,
+            }
+        )
+    return out
+
+
+def sample_text_attempts(sampler, task, problem, cfg: WarmstartConfig, seed: int) -> list[tuple[str, bool]]:
+    tok = sampler.tokenizer
+    params = SamplingParams(
+        n=cfg.attempts,
+        max_new_tokens=cfg.attempt_tokens,
+        temperature=cfg.temperature,
+        stop=("Backtrack to", bt.RL_MARKER),
+        seed=seed,
+    )
+    out = []
+    for c in sampler.sample([task.prompt_ids(problem, tok)], params)[0]:
+        text = c.text.replace(tok.eos_token or "\0", "")
+        try:
+            a = task.extract_answer(text)
+            ok = a is not None and bool(task.grade(problem, a))
+        except Exception as e:  # noqa: BLE001 - a grader that chokes grades wrong
+            log.warning("grading failed on problem %s: %.80s", problem.id, str(e))
+            ok = False
+        out.append((text, ok))
+    return out
+
+
+# ---------------------------------------------------------------------------- the command
+
+
+@one_writer
+def run_warmstart(cfg: WarmstartConfig, sampler=None) -> dict:
+    from mrt.tasks import get_task, parse_knobs
+    from mrt.tasks.tiny import shipped_model_path
+    from mrt.tasks.tree import TreeTask
+
+    cfg.check()
+    task = get_task(cfg.task, **parse_knobs(cfg.knobs))
+    is_tree = isinstance(task, TreeTask)
+    if is_tree and task.format != "backtrack":
+        raise ValueError("warm-start data is in the backtracking format: use the tree world's format=backtrack")
+    if not is_tree and getattr(task, "format", None) != "backtrack":
+        raise ValueError(f"task {cfg.task!r} needs --knobs format=backtrack")
+    out = Path(cfg.out)
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "n_problems", "base_url", *ENGINE_FIELDS)}
+    settings["knobs"] = task.knobs()
+    claim_run_dir(out, settings)
+    problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)
+    # one record per problem, appended as it finishes: a rerun with the same settings resumes
+    from mrt.measure.analyze import load_finished
+    from mrt.rundir import append_lines
+
+    path = out / "problems.jsonl"
+    done, _ = load_finished(path, 1)
+    if not is_tree and len(done) < len(problems):
+        cfg.model = cfg.model or str(shipped_model_path())
+        sampler = sampler if sampler is not None else sampler_from(cfg, cfg.model)
+    from mrt.heartbeat import Heartbeat
+
+    todo = [(i, p) for i, p in enumerate(problems) if p.id not in done]
+    with (
+        path.open("a") as f,
+        Heartbeat("warmstart", len(todo), cfg.model or "search", cfg.progress_seconds, cfg.stall_seconds) as beat,
+    ):
+        for i, p in todo:
+            beat.start_problem(p.id)
+            if is_tree:  # walks drawn from the problem's own seed: the same on a rerun
+                rng = random.Random(f"warmstart-{cfg.seed}-{p.id}")
+                ex = tree_examples(task, p, cfg.scheme, cfg.attempts, rng)
+            else:
+                attempts = sample_text_attempts(sampler, task, p, cfg, cfg.seed * 1_000_003 + i)
+                ex = text_examples(task, p, cfg.scheme, attempts, task.render(p, sampler.tokenizer))
+            skip = "" if ex else ("no_correct_attempt" if cfg.scheme == "star" else "no_failed_and_correct_pair")
+            rec = {"problem_id": p.id, "examples": ex, "skipped": skip}
+            append_lines(f, [rec])
+            done[p.id] = [rec]
+            beat.end_problem()
+    recs = [done[p.id][0] for p in problems if p.id in done]
+    rows = [{**e, "problem_id": r["problem_id"]} for r in recs for e in r["examples"]]
+    skipped = Counter(r["skipped"] for r in recs if r["skipped"])
+    write_atomic(out / "data.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    s = {
+        "scheme": cfg.scheme,
+        "task": cfg.task,
+        "knobs": task.knobs(),
+        "n_problems": len(problems),
+        "examples": len(rows),
+        "skipped_problems": dict(skipped),
+        "mean_keep": round(sum(r["keep"] for r in rows) / len(rows), 4) if rows and cfg.scheme != "star" else None,
+    }
+    if skipped:
+        log.info("skipped %d problems: %s", sum(skipped.values()), dict(skipped))
+    write_json(out / "summary.json", s)
+    return s

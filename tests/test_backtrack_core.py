@@ -1,0 +1,244 @@
+"""The backtracking format's pure core: parsers, segmentation, warm-start pairs, windows (hand-computed)."""
+
+import pytest
+
+from mrt.core import backtrack as bt
+
+# ------------------------------------------------------------------------------------- text
+
+TRACE = (
+    "## Step 1: Let x = 3.\n"
+    "## Step 2: Then 2x = 5.\n"
+    "## Step 3: So the answer is $\\boxed{5}$.\n"
+    "Backtrack to Line 1\n"
+    "## Step 2: Then 2x = 6.\n"
+    "## Step 3: So the answer is $\\boxed{6}$.\n"
+)
+
+
+def test_text_explicit_marker_keeps_the_named_steps():
+    t = bt.parse_text(TRACE)
+    assert t.attempt == (
+        "## Step 1: Let x = 3.",
+        "## Step 2: Then 2x = 5.",
+        "## Step 3: So the answer is $\\boxed{5}$.",
+    )
+    (r,) = t.rounds
+    assert r.marker.keep == 1 and r.marker.named
+    assert TRACE[r.marker.start : r.marker.end] == "Backtrack to Line 1"
+    assert r.steps == ("## Step 2: Then 2x = 6.", "## Step 3: So the answer is $\\boxed{6}$.")
+    # the attempt after the round: step 1 of z0, then the revision's two steps
+    assert t.attempts()[1] == ("## Step 1: Let x = 3.",) + r.steps
+    # episodes: z0 up to the marker, the marker, the revision to the end
+    first = TRACE.index("Backtrack")
+    assert t.episode_ends() == [first, first + len("Backtrack to Line 1"), len(TRACE)]
+    assert bt.text_episode_ends(TRACE) == t.episode_ends()
+
+
+def test_text_beginning_and_two_rounds():
+    text = "Step 1: a\nStep 2: b\nBacktrack to beginning\nStep 1: c\nStep 2: d\nBacktrack to Line 2\nStep 3: e\n"
+    t = bt.parse_text(text)
+    assert [r.marker.keep for r in t.rounds] == [0, 2]
+    assert t.attempts() == [
+        ("Step 1: a", "Step 2: b"),
+        ("Step 1: c", "Step 2: d"),
+        ("Step 1: c", "Step 2: d", "Step 3: e"),
+    ]
+
+
+def test_text_rl_marker_reads_the_step_off_the_revision():
+    text = "Step 1: a\nStep 2: b\nStep 3: c\n" + bt.RL_PROMPT_SUFFIX.lstrip("\n") + " 3: c2\nStep 4: d\n"
+    t = bt.parse_text(text)
+    (r,) = t.rounds
+    assert not r.marker.named and r.marker.keep == 2  # the revision's first step is 3: it resumes after step 2
+    assert t.attempts()[1] == ("Step 1: a", "Step 2: b", "Step 3: c2", "Step 4: d")
+    # no numbered step in the revision: a fresh start
+    t2 = bt.parse_text("Step 1: a\n" + bt.RL_MARKER + "\nTry y = 2 instead.")
+    assert t2.rounds[0].marker.keep == 0 and t2.attempts()[1] == ("Try y = 2 instead.",)
+
+
+def test_text_bad_input_kinds():
+    with pytest.raises(bt.BacktrackFormatError, match="names step 7") as e:
+        bt.parse_text("Step 1: a\nStep 2: b\nBacktrack to Line 7\nStep 8: c")
+    assert e.value.kind == "missing_step"
+    with pytest.raises(bt.BacktrackFormatError) as e:
+        bt.parse_text("Step 1: a\nBacktrack to Line 1\n  \n")
+    assert e.value.kind == "no_revision"
+    with pytest.raises(bt.BacktrackFormatError) as e:
+        bt.parse_text("Step 1: a\nBacktrack to Line 1\n\nBacktrack to beginning\nStep 1: b")
+    assert e.value.kind == "empty_revision"
+    with pytest.raises(bt.BacktrackFormatError) as e:  # RL marker, revision resumes after a step z0 lacks
+        bt.parse_text("Step 1: a\n" + bt.RL_MARKER + "\nStep 5: e")
+    assert e.value.kind == "missing_step"
+    # the lenient segmentation never raises on the same inputs
+    assert bt.text_episode_ends("Step 1: a\nBacktrack to Line 1\n  \n") == [10, 29, 33]
+
+
+def test_text_steps_without_headers_and_empty():
+    assert bt.text_steps("just one line of work") == [(1, "just one line of work")]
+    assert bt.text_steps("  \n") == []
+    assert bt.parse_text("").episode_ends() == []
+    assert bt.text_episode_ends("") == []
+    assert bt.text_episode_ends("Step 1: x") == [9]
+
+
+# ------------------------------------------------------------------------------------- words
+
+
+def test_words_round_trip():
+    words = "try s a b c dead back a d e found".split()  # back at word 6
+    t = bt.parse_words(words)
+    assert t.attempt == ("s", "a", "b", "c") and t.outcome == "dead"
+    (r,) = t.rounds
+    assert r.marker.keep == 2 and (r.marker.start, r.marker.end) == (6, 8) and r.steps == ("d", "e")
+    assert r.outcome == "found"
+    assert t.attempts() == [("s", "a", "b", "c"), ("s", "a", "d", "e")]
+    assert t.episode_ends() == [6, 8, 11]
+    assert bt.word_episode_ends(words) == [6, 8, 11]
+    # rendering gives the words back
+    assert bt.render_words(t.attempt, t.outcome) + bt.render_word_round("a", r.steps, r.outcome) == words
+
+
+def test_words_second_round_names_a_step_of_the_revised_attempt():
+    words = "try s a b dead back a c dead back c f found".split()
+    t = bt.parse_words(words)
+    assert t.attempts() == [("s", "a", "b"), ("s", "a", "c"), ("s", "a", "c", "f")]
+    with pytest.raises(bt.BacktrackFormatError) as e:  # b left the current attempt in round 1
+        bt.parse_words("try s a b dead back a c dead back b f found".split())
+    assert e.value.kind == "missing_step"
+
+
+@pytest.mark.parametrize(
+    "text,kind",
+    [
+        ("try s a dead back z b found", "missing_step"),
+        ("try s a dead back", "no_revision"),
+        ("try s a dead back a", "no_revision"),
+        ("try s a dead back a back s b found", "empty_revision"),
+        ("back s a found", "malformed"),
+        ("try s a dead back back s b found", "malformed"),
+    ],
+)
+def test_words_bad_input(text, kind):
+    with pytest.raises(bt.BacktrackFormatError) as e:
+        bt.parse_words(text.split())
+    assert e.value.kind == kind
+    bt.word_episode_ends(text.split())  # never raises
+
+
+def test_words_nodes_restrict_what_counts_as_a_step():
+    with pytest.raises(bt.BacktrackFormatError) as e:
+        bt.parse_words("try v1 v2 dead back goal v3 found".split(), nodes={"v1", "v2", "v3"})
+    assert e.value.kind == "malformed"
+    assert bt.parse_words([]).attempts() == [()]
+
+
+# ------------------------------------------------------------------------------------- warm start
+
+
+def test_backtrack_point():
+    failed, correct = ["s", "a", "b", "c"], ["s", "a", "d", "e"]
+    assert bt.shared_prefix(failed, correct) == 2
+    assert bt.backtrack_point(failed, correct, "backtrack") == 2
+    assert bt.backtrack_point(failed, correct, "rise", min_keep=1) == 1
+    assert bt.backtrack_point(["x"], ["y", "z"], "backtrack") == 0
+    with pytest.raises(ValueError, match="no step after"):
+        bt.backtrack_point(["s", "a", "b"], ["s", "a"], "backtrack")
+    with pytest.raises(ValueError, match="scheme"):
+        bt.backtrack_point(failed, correct, "star")
+
+
+# ------------------------------------------------------------------------------------- linearized
+
+
+def test_window_and_checks():
+    assert bt.window([1, 2, 3], 1) == [3]
+    assert bt.window([1, 2, 3], 2) == [2, 3]
+    assert bt.window([1], 5) == [1]
+    with pytest.raises(ValueError, match="window"):
+        bt.window([1, 2], 0)
+    with pytest.raises(ValueError, match="K"):
+        bt.check_linearized(1, 0)
+
+
+def test_running_majority_hand_computed():
+    # answers 5 (wrong), 6 (right), 6, 5, 5, None
+    labels = ["5", "6", "6", "5", "5", None]
+    correct = [False, True, True, False, False, False]
+    # after 1: 5 alone -> 0; after 2: tie 5/6 -> 1/2; after 3: 6 leads -> 1; after 4: tie -> 1/2;
+    # after 5: 5 leads -> 0; a missing answer does not vote -> 0
+    assert bt.running_majority(labels, correct) == [0.0, 0.5, 1.0, 0.5, 0.0, 0.0]
+
+
+def test_revisit_kinds_hand_computed():
+    keys = ["a", "b", "a", "c", "a", "b"]
+    wrong = [True, True, True, False, True, True]
+    # 0 new; 1 new; 2 returns to a (dead at 0, distance 2): unseen with W=1, seen with W=2;
+    # 3 new; 4 returns to a (last dead at 2, distance 2); 5 returns to b (dead at 1, distance 4)
+    assert bt.revisit_kinds(keys, wrong, 1) == ["new", "new", "unseen", "new", "unseen", "unseen"]
+    assert bt.revisit_kinds(keys, wrong, 2) == ["new", "new", "seen", "new", "seen", "unseen"]
+    # a right answer given again is no dead end; None never matches
+    assert bt.revisit_kinds(["c", "c", None, None], [False, False, True, True], 1) == ["new"] * 4
+
+
+# ------------------------------------------------------------------------------------- MRT-RL advantages
+
+
+def test_backtrack_advantages_hand_computed():
+    # one group of 4 revisions after a z0 with J(z0) = 0.25: R = 1, 0, 1, 1
+    correct, j0 = [True, False, True, True], [0.25] * 4
+    # outcome+progress, no scaling, alpha 1: (R - 0.75) + (R - 0.25)
+    assert bt.backtrack_advantages(correct, j0, 4, 1.0, "none") == pytest.approx([1.0, -1.0, 1.0, 1.0])
+    # group std of R = 0.5: divided by 0.5 + 1e-4
+    assert bt.backtrack_advantages(correct, j0, 4, 1.0, "group") == pytest.approx([x / 0.5001 for x in [1, -1, 1, 1]])
+    # alpha 0: GRPO's advantage on the same prompts
+    assert bt.backtrack_advantages(correct, j0, 4, 0.0, "none") == pytest.approx([0.25, -0.75, 0.25, 0.25])
+    # all correct, nothing to divide by: the bonus alone, alpha (1 - J(z0)) each
+    assert bt.backtrack_advantages([True] * 2, [0.25] * 2, 2, 0.4, "group") == pytest.approx([0.3, 0.3])
+    # the authors' reward R + alpha (R - J0) under GRPO: (1 + alpha)(R - mean R) / ((1 + alpha) std + 1e-4)
+    a = bt.backtrack_advantages(correct, j0, 4, 0.8, "group", "authors")
+    assert a == pytest.approx([1.8 * x / (1.8 * 0.5 + 1e-4) for x in [0.25, -0.75, 0.25, 0.25]])
+    # ... which is GRPO's advantage to 1e-4: the bonus only shifts the group
+    assert a == pytest.approx(bt.backtrack_advantages(correct, j0, 4, 0.0, "group", "authors"), abs=1e-3)
+    # without scaling it is a step-size factor (1 + alpha)
+    assert bt.backtrack_advantages(correct, j0, 4, 0.8, "none", "authors") == pytest.approx(
+        [1.8 * x for x in [0.25, -0.75, 0.25, 0.25]]
+    )
+    with pytest.raises(ValueError, match="form"):
+        bt.backtrack_advantages(correct, j0, 4, 1.0, "group", "mrt")
+    with pytest.raises(ValueError, match="whole groups"):
+        bt.backtrack_advantages(correct, j0, 3, 1.0)
+    # the README's termination baseline: R - J(z0)
+    assert bt.backtrack_advantages(correct, j0, 4, 1.0, "none", "termination") == pytest.approx(
+        [0.75, -0.25, 0.75, 0.75]
+    )
+
+
+def test_mrt_star_backtrack_keep_hand_computed():
+    # two groups of 3 revisions; group 1 after a z0 with J = 0.25, group 2 after one with J = 1.0
+    correct = [True, True, False, True, True, True]
+    j_after = [1.0, 0.75, 1.0, 1.0, 1.0, 0.25]
+    j0 = [0.25] * 3 + [1.0] * 3
+    # group 1: candidates 0 (progress .75) and 1 (.5); row 2 is wrong -> keep row 0 only
+    # group 2: progress 0 for rows 3, 4 (no gain over z0), row 5 below min_final_j -> keep none
+    assert bt.mrt_star_backtrack_keep(correct, j_after, j0, 3) == [True, False, False, False, False, False]
+    # ties are all kept; a lower min_final_j admits row 1 of a group whose best is lower
+    assert bt.mrt_star_backtrack_keep([True, True], [0.75, 0.75], [0.0, 0.0], 2) == [True, True]
+    assert bt.mrt_star_backtrack_keep([True, False], [0.25, 1.0], [0.0, 0.0], 2, min_final_j=0.2) == [True, False]
+    with pytest.raises(ValueError, match="whole groups"):
+        bt.mrt_star_backtrack_keep([True], [1.0], [0.0, 0.0], 1)
+
+
+def test_value_at_tokens_hand_computed():
+    cum, maj = [10, 25, 40], [0.0, 0.5, 1.0]
+    assert [bt.value_at_tokens(cum, maj, b) for b in (5, 10, 24, 25, 39, 40, 100)] == [0, 0, 0, 0.5, 0.5, 1, 1]
+    with pytest.raises(ValueError):
+        bt.value_at_tokens([1], [0.0, 1.0], 5)
+
+
+def test_round_progress_hand_computed():
+    # J(empty) .2, after z0 .25, after marker .3, after revision .75, after marker .7, after revision 1
+    assert bt.round_progress([0.2, 0.25, 0.3, 0.75, 0.7, 1.0]) == pytest.approx([0.5, 0.25])
+    assert bt.round_progress([0.2, 0.25]) == []  # z0 alone: no round
+    with pytest.raises(ValueError, match="even length"):
+        bt.round_progress([0.2, 0.25, 0.3])  # a marker with no revision

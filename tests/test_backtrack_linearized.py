@@ -1,0 +1,83 @@
+"""Linearized evaluation (``mrt linearized``) on a real tiny model: windows, counts, resume, bad input."""
+
+import json
+
+import pytest
+
+from mrt.measure.linearized import LinearizedConfig, run_linearized
+
+
+class Recorder:
+    """The real tiny sampler, with every prompt it was given kept (a spy, not a mock)."""
+
+    def __init__(self, sampler):
+        self.inner, self.tokenizer, self.prompts = sampler, sampler.tokenizer, []
+
+    def sample(self, prompts, params):
+        self.prompts.append([list(p) for p in prompts])
+        return self.inner.sample(prompts, params)
+
+
+def test_linearized_run_counts_and_windows(tiny_sampler, tmp_path):
+    rec = Recorder(tiny_sampler)
+    cfg = LinearizedConfig(
+        task="tree", out=str(tmp_path / "lin"), n_problems=2, samples=2, episodes=3, window=1, episode_tokens=12
+    )
+    s = run_linearized(cfg, sampler=rec)
+    assert s["n_problems"] == 2 and set(s["linearized"]) == set(s["parallel"]) == {"1", "2", "3"}
+    for mode in ("linearized", "parallel"):
+        toks = [s[mode][k]["tokens"] for k in ("1", "2", "3")]
+        assert toks == sorted(toks) and toks[0] > 0  # tokens accumulate
+        assert all(0.0 <= s[mode][k]["maj"] <= 1.0 for k in ("1", "2", "3"))
+    rows = [json.loads(line) for line in (tmp_path / "lin" / "linearized.jsonl").read_text().splitlines()]
+    assert len(rows) == 2
+    rounds = 0
+    for r in rows:
+        for tr in r["linearized"]:
+            assert len(tr["episodes"]) == 3 and len(tr["maj"]) == 3 and len(tr["revisits"]) == 3
+            rounds += sum(1 for e in tr["episodes"][1:] if "format_error" in e or "attempt" in e)
+        assert all(len(p["episodes"]) == 3 for p in r["parallel"])
+    assert rounds == s["revision_rounds"] == 2 * 2 * 2
+    # equal tokens: every trace's majority at parallel maj@k's mean token cost, recomputed from the records
+    from mrt.core.backtrack import value_at_tokens
+
+    for k, v in s["equal_tokens"].items():
+        assert v["tokens"] == s["parallel"][k]["tokens"]
+        for mode in ("linearized", "parallel"):
+            groups = [g for r in rows for g in r[mode]]
+            want = sum(value_at_tokens(g["cum_tokens"], g["maj"], v["tokens"]) for g in groups) / len(groups)
+            assert v[mode] == pytest.approx(want, abs=1e-6)
+            # per problem (the pairing unit of the benchmark): their mean is the summary's figure
+            per = [s["per_problem"][r["problem_id"]][mode]["equal_tokens"][k] for r in rows]
+            assert sum(per) / len(per) == pytest.approx(v[mode], abs=1e-5)
+    assert sum(s["format_errors"].values()) + sum(s["revisits"].values()) == s["revision_rounds"]
+    # every revision round's context: the prompt, at most W = 1 attempt written whole, then the opener 'back'
+    tok = tiny_sampler.tokenizer
+    back, try_ = tok.convert_tokens_to_ids(["back", "try"])
+    rounds_ctx = [batch for batch in rec.prompts if batch and batch[0][-1] == back]
+    assert len(rounds_ctx) == 2 * 2  # rounds 1 and 2 of each problem, both traces in one batch
+    for batch in rounds_ctx:
+        for p in batch:
+            assert p.count(try_) <= 1
+    # a rerun with the same settings resumes: nothing is sampled again
+    again = Recorder(tiny_sampler)
+    assert run_linearized(LinearizedConfig(**{**cfg.__dict__}), sampler=again)["n_problems"] == 2
+    assert again.prompts == []
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [({"window": 0}, "window"), ({"episodes": 0}, "K"), ({"task": "star"}, "backtracking format")],
+)
+def test_linearized_bad_settings(kw, match, tmp_path):
+    with pytest.raises(ValueError, match=match):
+        run_linearized(LinearizedConfig(out=str(tmp_path / "x"), n_problems=1, **kw), sampler=object())
+    assert not (tmp_path / "x" / "linearized.jsonl").exists()
+
+
+def test_linearized_cli_help():
+    from mrt.cli import build_parser
+
+    text = build_parser()._subparsers._group_actions[0].choices["linearized"].format_help()
+    for flag in ("--window", "--episodes", "--samples", "--vote-tie"):
+        assert flag in text

@@ -1,0 +1,55 @@
+"""MRT-RL, STaR and MRT-STaR on the backtracking format (``mrt train --algo mrt-backtrack``)."""
+
+import json
+
+import pytest
+
+from mrt.train.config import load_config
+from mrt.train.run import run_train
+
+
+def test_settings_are_checked_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="mrt_advantage"):
+        load_config(None, dict(algo="mrt", mrt_advantage="authors"))
+    for form in ("authors", "star", "mrt-star", "outcome+progress"):
+        assert load_config(None, dict(algo="mrt-backtrack", mrt_advantage=form, task="tree")).mrt_advantage == form
+    with pytest.raises(ValueError, match="backtracking format"):
+        run_train(load_config(None, dict(algo="mrt-backtrack", task="star", out=str(tmp_path / "x"))))
+    assert not (tmp_path / "x").exists()  # refused before the run directory was made
+
+
+@pytest.mark.slow  # about a minute on 2 shared cores
+@pytest.mark.parametrize("form", ["mrt-star", "authors"])
+def test_backtrack_forms_train(form, tmp_path):
+    out = tmp_path / form
+    cfg = dict(
+        algo="mrt-backtrack",
+        mrt_advantage=form,
+        alpha=0.8,
+        task="tree",
+        max_steps=2,
+        prompts_per_step=2,
+        num_generations=4,
+        mc_answers=2,
+        max_completion_length=32,
+        train_problems=16,
+        eval_problems=0,
+        report_to="none",
+        logging_steps=1,
+        threads=1,
+        out=str(out),
+    )
+    s = run_train(load_config(None, cfg))
+    assert s["steps"] == 2 and s["extra_sampled_tokens"] > 0
+    log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    key = "star/kept_fraction" if form == "mrt-star" else "backtrack/progress"
+    assert any(key in row for row in log)
+
+
+def test_sft_on_the_format_needs_warmstart_data():
+    from mrt.tasks import get_task
+    from mrt.train.run import _sft_dataset
+
+    with pytest.raises(ValueError, match="mrt warmstart"):
+        _sft_dataset(get_task("tree"), load_config(None, dict(algo="sft", task="tree")))
+    assert len(_sft_dataset(get_task("tree", format="plain"), load_config(None, dict(algo="sft", train_problems=3))))
