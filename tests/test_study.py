@@ -61,6 +61,7 @@ def test_diagnose_on_the_shipped_model(tmp_path):
     assert main(args[:-2] + ["--rollouts", "1", "--out", str(tmp_path / "x")]) == 2
 
 
+@pytest.mark.slow  # the whole study at its quick size; its parts have fast tests here (CI time)
 def test_quick_vb_vf_study(tmp_path):
     out = tmp_path / "study"
     assert main(["study", "vb-vf", "--quick", "--out", str(out)]) == 0
