@@ -305,18 +305,21 @@ class StarTask(Task):
             g = self.graph(pid_seed)
             out.append(
                 Problem(
-                    id=f"star-{seed}-{i}",
+                    id=f"{self.name}-{seed}-{i}",
                     prompt=" ".join(g.prompt_words()),
                     answer=" ".join(g.path),
-                    meta={
-                        "arms": len(g.arms),
-                        "arm_len": len(g.arms[0]),
-                        "seed": pid_seed,
-                        "cue_right": g.cue == g.arms[g.goal_arm][0] if g.cue else None,
-                    },
+                    meta=self.problem_meta(g, pid_seed),
                 )
             )
         return out
+
+    def problem_meta(self, g: StarGraph, pid_seed: int) -> dict:
+        return {
+            "arms": len(g.arms),
+            "arm_len": len(g.arms[0]),
+            "seed": pid_seed,
+            "cue_right": g.cue == g.arms[g.goal_arm][0] if g.cue else None,
+        }
 
     def extract_answer(self, completion: str) -> str | None:
         """The answer part of a completion: the words after ``answer`` up to ``<eos>``."""

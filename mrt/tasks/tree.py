@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 
 from mrt.core import backtrack as bt
 from mrt.core.episodes import didactic_ends
-from mrt.tasks.base import Problem
 from mrt.tasks.star import (
     ANSWER,
     BACK,
@@ -204,17 +203,5 @@ class TreeTask(StarTask):
             rng.randint(*self._twig_len),
         )
 
-    def problems(self, n: int, seed: int = 0) -> list[Problem]:
-        out = []
-        for i in range(n):
-            pid_seed = seed * 1_000_003 + i
-            g = self.graph(pid_seed)
-            out.append(
-                Problem(
-                    id=f"tree-{seed}-{i}",
-                    prompt=" ".join(g.prompt_words()),
-                    answer=" ".join(g.path),
-                    meta={"leaves": len(g.arms), "depth": len(g.arms[0]), "seed": pid_seed},
-                )
-            )
-        return out
+    def problem_meta(self, g: StarGraph, pid_seed: int) -> dict:
+        return {"leaves": len(g.arms), "depth": len(g.arms[0]), "seed": pid_seed}
