@@ -55,7 +55,8 @@ def test_linearized_run_counts_and_windows(tiny_sampler, tmp_path):
     tok = tiny_sampler.tokenizer
     back, try_ = tok.convert_tokens_to_ids(["back", "try"])
     rounds_ctx = [batch for batch in rec.prompts if batch and batch[0][-1] == back]
-    assert len(rounds_ctx) == 2 * 2  # rounds 1 and 2 of each problem, both traces in one batch
+    assert len(rounds_ctx) == 2  # rounds 1 and 2: both problems' traces in one batch (batch_problems=16)
+    assert all(len(batch) == 2 * 2 for batch in rounds_ctx)
     for batch in rounds_ctx:
         for p in batch:
             assert p.count(try_) <= 1
@@ -65,9 +66,38 @@ def test_linearized_run_counts_and_windows(tiny_sampler, tmp_path):
     assert again.prompts == []
 
 
+def test_linearized_chunks_answers_and_exact_j(tiny_sampler, tmp_path):
+    """Chunks of problems sample together; M forced answers give J; the tree's exact J is recorded;
+    a run killed after its first chunk redoes only the second, and gives the same rows as a whole run."""
+    kw = dict(task="tree", n_problems=3, samples=2, episodes=2, episode_tokens=12, answers=3, batch_problems=2)
+    s = run_linearized(LinearizedConfig(out=str(tmp_path / "a"), **kw), sampler=tiny_sampler)
+    rows = [json.loads(line) for line in (tmp_path / "a" / "linearized.jsonl").read_text().splitlines()]
+    assert len(rows) == s["n_problems"] == 3
+    for r in rows:
+        for tr in r["linearized"]:
+            for e in tr["episodes"]:
+                assert e["j"] in (0.0, 1 / 3, 2 / 3, 1.0) or e["j"] == pytest.approx(round(e["j"] * 3) / 3, abs=1e-5)
+                assert 0.0 < e["exact_j"] <= 1.0
+        assert all("j" in e and "exact_j" not in e for g in r["parallel"] for e in g["episodes"])
+    # the same run cut after its first chunk (two problems): the rerun redoes chunk 2 only
+    b = tmp_path / "b"
+    run_linearized(LinearizedConfig(out=str(b), **{**kw, "n_problems": 2}), sampler=tiny_sampler)
+    rec = Recorder(tiny_sampler)
+    run_linearized(LinearizedConfig(out=str(b), **kw), sampler=rec)
+    assert rec.prompts and all(len(batch) <= 2 * 2 for batch in rec.prompts if batch and len(batch[0]) > 0)
+    again = [json.loads(line) for line in (b / "linearized.jsonl").read_text().splitlines()]
+    assert again == rows
+
+
 @pytest.mark.parametrize(
     "kw,match",
-    [({"window": 0}, "window"), ({"episodes": 0}, "K"), ({"task": "star"}, "backtracking format")],
+    [
+        ({"window": 0}, "window"),
+        ({"episodes": 0}, "K"),
+        ({"task": "star"}, "backtracking format"),
+        ({"answers": 0}, "answers"),
+        ({"batch_problems": 0}, "batch_problems"),
+    ],
 )
 def test_linearized_bad_settings(kw, match, tmp_path):
     with pytest.raises(ValueError, match=match):

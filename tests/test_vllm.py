@@ -76,8 +76,17 @@ def test_sampler_matches_hf_on_the_shipped_model(tmp_path):
     assert a["gen_calls"] > 1 and set(a["ends"]) <= {"try", "check", "</think>", "<eos>"} and "try" in a["ends"]
     assert a["seeds_distinct"] and a["generated_is_thinking_plus_end"]
     assert any(len(b) > 1 for b in a["boundaries"])
+    # mrt analyze on the engine, extended from 2 to 3 problems: the first records kept, only one more sampled
+    an = r["analyze"]
+    assert an["first_kept"] and an["n_first"] == 4 and an["n_records"] == an["n_traces"] == 6 and an["prefixes_ok"]
+    assert an["resumed_tokens"] > 0 and 0 <= an["accuracy"] <= 1
+    # the linearized evaluation of the backtracking format on the engine
+    lin = r["linearized"]
+    assert lin["n_problems"] == 3 and set(lin["linearized"]) == {"1", "2", "3"}
+    assert sum(lin["format_errors"].values()) + sum(lin["revisits"].values()) == lin["revision_rounds"] == 3 * 2 * 2
 
 
+@pytest.mark.slow  # a second engine start (a minute): the shipped model's parity check covers the engine
 def test_sampler_matches_hf_on_smollm2(smollm2_dir):
     r = _check(
         "parity",
@@ -96,6 +105,7 @@ def test_sampler_matches_hf_on_smollm2(smollm2_dir):
     _consistent(r)
 
 
+@pytest.mark.slow  # two engine starts; the parity check runs analyze and its resume on the engine in-process
 def test_analyze_with_the_vllm_backend_resumes(tmp_path):
     out = tmp_path / "an"
     args = [

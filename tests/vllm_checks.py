@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from pathlib import Path
 
 
 def _report(**kw):
@@ -114,6 +115,7 @@ def commands(model: str, out: str, v) -> dict:
     """``mrt eval`` (plain and with a stop rule) and ``mrt diagnose`` on the engine ``v`` (``mrt
     analyze`` is tested through the CLI)."""
     from mrt.measure.evaluate import EvalConfig, run_eval
+    from mrt.measure.linearized import LinearizedConfig, run_linearized
     from mrt.study.diagnose import DiagnoseConfig, run_diagnose
 
     before = v.tokens_generated
@@ -134,6 +136,22 @@ def commands(model: str, out: str, v) -> dict:
         sampler=v,
     )
     aligned = boundary_aligned(v)
+    analyzed = analyze_resumes(model, out, v)
+    lin = run_linearized(
+        LinearizedConfig(
+            model=model,
+            backend="vllm",
+            task="tree",
+            out=f"{out}/lin",
+            n_problems=3,
+            samples=2,
+            episodes=3,
+            answers=2,
+            batch_problems=2,
+            episode_tokens=16,
+        ),
+        sampler=v,
+    )
     d = run_diagnose(
         DiagnoseConfig(
             model=model,
@@ -153,6 +171,33 @@ def commands(model: str, out: str, v) -> dict:
         "diagnose": {k: d[k] for k in d if not isinstance(d[k], (list, dict))},
         "commands_tokens": v.tokens_generated - before,
         "boundary_aligned": aligned,
+        "analyze": analyzed,
+        "linearized": {k: lin[k] for k in ("n_problems", "revision_rounds", "format_errors", "revisits", "linearized")},
+    }
+
+
+def analyze_resumes(model: str, out: str, v) -> dict:
+    """``mrt analyze`` on the engine: 2 problems, then the same run extended to 3 resumes (the
+    CLI's ``--backend vllm`` path: tests/test_vllm.py's slow CLI test)."""
+    from mrt.measure.analyze import AnalyzeConfig, run_analysis
+
+    kw = dict(model=model, backend="vllm", out=f"{out}/an", traces_per_problem=2, answers_per_prefix=4, extensions=0)
+    run_analysis(AnalyzeConfig(n_problems=2, **kw), sampler=v)
+    first = Path(f"{out}/an/traces.jsonl").read_text().splitlines()
+    before = v.tokens_generated
+    s = run_analysis(AnalyzeConfig(n_problems=3, **kw), sampler=v)
+    recs = [json.loads(x) for x in Path(f"{out}/an/traces.jsonl").read_text().splitlines()]
+    return {
+        "first_kept": [json.dumps(json.loads(x)) for x in first] == [json.dumps(r) for r in recs[: len(first)]],
+        "n_first": len(first),
+        "n_records": len(recs),
+        "resumed_tokens": v.tokens_generated - before,
+        "prefixes_ok": all(
+            len(r["prefixes"]) == len(r["episodes"]) + 1 and all(len(p["grades"]) == 4 for p in r["prefixes"])
+            for r in recs
+        ),
+        "n_traces": s["n_traces"],
+        "accuracy": s["accuracy"],
     }
 
 

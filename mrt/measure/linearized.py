@@ -53,12 +53,17 @@ class LinearizedConfig(SamplerArgs):
     temperature: float = arg(1.0, "sampling temperature of attempts and revisions")
     answer_temperature: float = arg(1.0, "sampling temperature of the forced answers")
     top_p: float = arg(1.0, "nucleus sampling")
+    answers: int = arg(
+        1,
+        "M: answers forced after each attempt; the first is the vote's, the fraction correct of all M is J (records 'j')",
+    )
+    batch_problems: int = arg(16, "problems sampled together (each round of all their traces in one call)")
     vote_tie: str = arg("expected", "majority-vote tie rule: expected (1/m of m tied answers) or authors (0.5)")
     seed: int = arg(0, "sampling seed")
 
     def check(self) -> None:
         bt.check_linearized(self.window, self.episodes)
-        for name in ("n_problems", "samples"):
+        for name in ("n_problems", "samples", "answers", "batch_problems"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.vote_tie not in ("expected", "authors"):
@@ -118,6 +123,17 @@ class WordsFormat:
         t = bt.parse_words(bt.render_words(last.steps, last.outcome) + [bt.BACK] + words, self.nodes)
         return Attempt(t.attempts()[-1], t.outcomes()[-1])
 
+    def exact_j(self, window: list[Attempt], first: bool, gen_text: str) -> float | None:
+        """The world's exact J after the context's attempts and this episode (``tree.exact_j``:
+        what the window and the episode rule out; the walk-only value, not a bound)."""
+        from mrt.tasks.tree import exact_j
+
+        words: list[str] = []
+        for a in window:
+            words += bt.render_words(a.steps, a.outcome)
+        words += [bt.TRY if first else bt.BACK] + self.clean(gen_text).split()
+        return exact_j(self.g, words)
+
     def key(self, attempt: Attempt, answer_label) -> tuple[str | None, bool]:
         """(branch key, wrong) of an attempt: the leaf it walked to and said so."""
         from mrt.tasks.tree import leaf_of
@@ -159,6 +175,9 @@ class TextFormat:
         t = bt.parse_text("\n".join(last.steps) + bt.RL_PROMPT_SUFFIX + gen_text)
         return Attempt(t.attempts()[-1])
 
+    def exact_j(self, window: list[Attempt], first: bool, gen_text: str) -> None:
+        return None  # no exact J for text
+
     def key(self, attempt: Attempt, answer_label) -> tuple[str | None, bool]:
         return answer_label, None  # wrong-ness comes from the forced answer's grade
 
@@ -186,12 +205,102 @@ def _sample_texts(sampler, prompts, params):
     return [cs[0] for cs in sampler.sample(prompts, params)]
 
 
-def _force(sampler, task, problem, tok, prompts_and_eps, cfg, seed) -> list[dict]:
-    """Force an answer after each (context ids, episode ids); extract and grade it."""
-    n_ans = cfg.answer_tokens or task.default_answer_tokens
-    prompts = [task.forced_ids(tok, ctx, ep) for ctx, ep in prompts_and_eps]
-    params = SamplingParams(
+def _j(forced: list[dict]) -> float:
+    return round(sum(f["correct"] for f in forced) / len(forced), 6)
+
+
+def linearized_chunk(sampler, task, items: list[tuple[int, object]], cfg: LinearizedConfig) -> list[dict]:
+    """Linearized and parallel traces of a chunk of problems (``items``: (index, problem)), every
+    round of every trace of the chunk in one sampler call; one row per problem."""
+    from mrt.measure.analyze import problem_seed
+
+    tok = sampler.tokenizer
+    seed = problem_seed(cfg.seed, items[0][0])
+    S, K, W, M = cfg.samples, cfg.episodes, cfg.window, cfg.answers
+    fmts = [format_for(task, p, tok) for _, p in items]
+    prompts = [task.prompt_ids(p, tok) for _, p in items]
+    ep_params = dict(
         n=1,
+        max_new_tokens=cfg.episode_tokens or task.default_max_new_tokens,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        stop=fmts[0].stops,
+    )
+    slots = [(j, s) for j in range(len(items)) for s in range(S)]  # every trace of the chunk
+    traces = {js: {"episodes": [], "errors": Counter()} for js in slots}
+    current: dict[tuple[int, int], list[Attempt]] = {js: [] for js in slots}
+    for k in range(K):
+        first = k == 0
+        ctxs = [
+            prompts[j] + fmts[j].render(bt.window(current[j, s], W) if not first else []) + fmts[j].opener(first)
+            for j, s in slots
+        ]
+        comps = _sample_texts(sampler, ctxs, SamplingParams(**ep_params, seed=seed + 101 * k))
+        eps = [fmts[j].kept(c.text) for (j, _), c in zip(slots, comps)]
+        forced = _force_chunk(sampler, task, items, tok, slots, ctxs, eps, cfg, seed + 101 * k + 50)
+        for (j, s), c, ep, f in zip(slots, comps, eps, forced):
+            fmt = fmts[j]
+            rec = {"text": c.text, "tokens": len(fmt.opener(first)) + len(ep), **f[0]}
+            if M > 1:
+                rec["j"] = _j(f)
+            ej = fmt.exact_j(bt.window(current[j, s], W) if not first else [], first, c.text)
+            if ej is not None:
+                rec["exact_j"] = ej
+            try:
+                att = fmt.parse(current[j, s][-1] if current[j, s] else None, c.text)
+                current[j, s].append(att)
+                rec["attempt"] = list(att.steps)
+                rec["outcome"] = att.outcome
+            except bt.BacktrackFormatError as e:
+                traces[j, s]["errors"][e.kind] += 1
+                rec["format_error"] = e.kind
+                log.info("problem %s trace %d round %d: %s (counted, attempt in context kept)", items[j][1].id, s, k, e)
+            traces[j, s]["episodes"].append(rec)
+    # parallel: S sets of K independent first attempts per problem
+    pctxs = [prompts[j] + fmts[j].opener(True) for j in range(len(items))]
+    pcomps = sampler.sample(pctxs, SamplingParams(**{**ep_params, "n": S * K}, seed=seed + 7))
+    pslots = [(j, i) for j in range(len(items)) for i in range(S * K)]
+    flat = [pcomps[j][i] for j, i in pslots]
+    peps = [fmts[j].kept(c.text) for (j, _), c in zip(pslots, flat)]
+    pforced = _force_chunk(sampler, task, items, tok, pslots, [pctxs[j] for j, _ in pslots], peps, cfg, seed + 8)
+    rows = []
+    for j, (_, problem) in enumerate(items):
+        fmt = fmts[j]
+        parallel = []
+        for s in range(S):
+            recs = []
+            for i in range(s * K, (s + 1) * K):
+                n = j * S * K + i
+                rec = {"text": flat[n].text, "tokens": len(fmt.opener(True)) + len(peps[n]), **pforced[n][0]}
+                if M > 1:
+                    rec["j"] = _j(pforced[n])
+                recs.append(rec)
+            parallel.append({"episodes": recs})
+        lin = [traces[j, s] for s in range(S)]
+        for group in lin + parallel:
+            _score(group, task, cfg)
+        for tr in lin:
+            tr["errors"] = dict(tr["errors"])
+            keys = []
+            for rec, lab in zip(tr["episodes"], tr["labels"]):
+                attempt = Attempt(tuple(rec.get("attempt", ())), rec.get("outcome"))
+                key, wrong = fmt.key(attempt, lab) if "attempt" in rec else (None, False)
+                keys.append((key, (not rec["correct"]) if wrong is None else wrong))
+            kinds = bt.revisit_kinds([k for k, _ in keys], [w for _, w in keys], W)
+            tr["revisits"] = [
+                kind if "format_error" not in e else "format_error" for kind, e in zip(kinds, tr["episodes"])
+            ]
+        rows.append({"problem_id": problem.id, "reference": problem.answer, "linearized": lin, "parallel": parallel})
+    return rows
+
+
+def _force_chunk(sampler, task, items, tok, slots, ctxs, eps, cfg, seed) -> list[list[dict]]:
+    """M forced answers after each (context, episode) of a chunk; per slot, its graded answers
+    (the first one is the vote's)."""
+    n_ans = cfg.answer_tokens or task.default_answer_tokens
+    prompts = [task.forced_ids(tok, ctx, ep) for ctx, ep in zip(ctxs, eps)]
+    params = SamplingParams(
+        n=cfg.answers,
         max_new_tokens=n_ans,
         temperature=cfg.answer_temperature,
         top_p=cfg.top_p,
@@ -199,77 +308,19 @@ def _force(sampler, task, problem, tok, prompts_and_eps, cfg, seed) -> list[dict
         seed=seed,
     )
     out = []
-    for c in _sample_texts(sampler, prompts, params):
-        try:
-            a = task.extract_answer(c.text)
-            ok = a is not None and bool(task.grade(problem, a))
-        except Exception as e:  # noqa: BLE001 - a grader that chokes grades wrong, never the run
-            log.warning("grading failed on problem %s: %.80s", problem.id, str(e))
-            a, ok = None, False
-        out.append({"answer": a, "correct": ok, "answer_tokens": len(c.token_ids)})
-    return out
-
-
-def linearized_problem(sampler, task, problem, cfg: LinearizedConfig, index: int) -> dict:
-    from mrt.measure.analyze import problem_seed
-
-    tok = sampler.tokenizer
-    fmt = format_for(task, problem, tok)
-    seed = problem_seed(cfg.seed, index)
-    prompt = task.prompt_ids(problem, tok)
-    ep_params = dict(
-        n=1,
-        max_new_tokens=cfg.episode_tokens or task.default_max_new_tokens,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        stop=fmt.stops,
-    )
-    S, K, W = cfg.samples, cfg.episodes, cfg.window
-    traces = [{"episodes": [], "errors": Counter()} for _ in range(S)]
-    current: list[list[Attempt]] = [[] for _ in range(S)]  # the attempts written so far, per trace
-    for k in range(K):
-        first = k == 0
-        ctxs = [
-            prompt + fmt.render(bt.window(current[s], W) if not first else []) + fmt.opener(first) for s in range(S)
-        ]
-        comps = _sample_texts(sampler, ctxs, SamplingParams(**ep_params, seed=seed + 101 * k))
-        eps = [fmt.kept(c.text) for c in comps]
-        forced = _force(sampler, task, problem, tok, list(zip(ctxs, eps)), cfg, seed + 101 * k + 50)
-        for s, (c, ep, f) in enumerate(zip(comps, eps, forced)):
-            rec = {"text": c.text, "tokens": len(fmt.opener(first)) + len(ep), **f}
+    for (j, _), cs in zip(slots, sampler.sample(prompts, params)):
+        problem = items[j][1]
+        graded = []
+        for c in cs:
             try:
-                att = fmt.parse(current[s][-1] if current[s] else None, c.text)
-                current[s].append(att)
-                rec["attempt"] = list(att.steps)
-                rec["outcome"] = att.outcome
-            except bt.BacktrackFormatError as e:
-                traces[s]["errors"][e.kind] += 1
-                rec["format_error"] = e.kind
-                log.info("problem %s trace %d round %d: %s (counted, attempt in context kept)", problem.id, s, k, e)
-            traces[s]["episodes"].append(rec)
-    # parallel: S sets of K independent first attempts
-    pctx = prompt + fmt.opener(True)
-    pcomps = sampler.sample([pctx], SamplingParams(**{**ep_params, "n": S * K}, seed=seed + 7))[0]
-    peps = [fmt.kept(c.text) for c in pcomps]
-    pforced = _force(sampler, task, problem, tok, [(pctx, e) for e in peps], cfg, seed + 8)
-    parallel = []
-    for s in range(S):
-        recs = []
-        for c, ep, f in list(zip(pcomps, peps, pforced))[s * K : (s + 1) * K]:
-            recs.append({"text": c.text, "tokens": len(fmt.opener(True)) + len(ep), **f})
-        parallel.append({"episodes": recs})
-    for group in traces + parallel:
-        _score(group, task, cfg)
-    for tr in traces:
-        tr["errors"] = dict(tr["errors"])
-        keys = []
-        for rec, lab in zip(tr["episodes"], tr["labels"]):
-            attempt = Attempt(tuple(rec.get("attempt", ())), rec.get("outcome"))
-            key, wrong = fmt.key(attempt, lab) if "attempt" in rec else (None, False)
-            keys.append((key, (not rec["correct"]) if wrong is None else wrong))
-        kinds = bt.revisit_kinds([k for k, _ in keys], [w for _, w in keys], W)
-        tr["revisits"] = [kind if "format_error" not in e else "format_error" for kind, e in zip(kinds, tr["episodes"])]
-    return {"problem_id": problem.id, "reference": problem.answer, "linearized": traces, "parallel": parallel}
+                a = task.extract_answer(c.text)
+                ok = a is not None and bool(task.grade(problem, a))
+            except Exception as e:  # noqa: BLE001 - a grader that chokes grades wrong, never the run
+                log.warning("grading failed on problem %s: %.80s", problem.id, str(e))
+                a, ok = None, False
+            graded.append({"answer": a, "correct": ok, "answer_tokens": len(c.token_ids)})
+        out.append(graded)
+    return out
 
 
 def _score(group: dict, task, cfg) -> None:
@@ -375,7 +426,7 @@ def run_linearized(cfg: LinearizedConfig, sampler=None) -> dict:
     claim_run_dir(out, settings)
     path = out / "linearized.jsonl"
     done, _ = load_finished(path, 1)
-    todo = [(i, p) for i, p in enumerate(problems) if p.id not in done]
+    todo = [p for p in problems if p.id not in done]
     source = describe_backend(cfg, cfg.model)
     if todo:
         sampler = resilient(
@@ -385,18 +436,26 @@ def run_linearized(cfg: LinearizedConfig, sampler=None) -> dict:
     gave_up = GiveUps("linearized")
     source = getattr(sampler, "what", "") or source
     beat = Heartbeat("linearized", len(todo), source, cfg.progress_seconds, cfg.stall_seconds)
+    B = cfg.batch_problems
+    chunks = [list(enumerate(problems))[c : c + B] for c in range(0, len(problems), B)]
+    chunks = [
+        ch for ch in chunks if any(p.id not in done for _, p in ch)
+    ]  # fixed by index: a rerun redoes the same chunk
     with path.open("a") as f, beat:
-        for i, p in todo:
-            beat.start_problem(p.id)
+        for ch in chunks:
+            beat.start_problem(ch[0][1].id)
             try:
-                row = linearized_problem(sampler, task, p, cfg, i)
+                rows = linearized_chunk(sampler, task, ch, cfg)
             except SamplerError as e:
-                gave_up.failed(p.id, e)
+                for _, p in ch:
+                    gave_up.failed(p.id, e)
                 continue
             gave_up.ok()
-            append_lines(f, [row])
-            done[p.id] = [row]
-            beat.end_problem()
+            new_rows = [r for r in rows if r["problem_id"] not in done]
+            append_lines(f, new_rows)
+            for r in new_rows:
+                done[r["problem_id"]] = [r]
+                beat.end_problem()
     rows = [done[p.id][0] for p in problems if p.id in done]
     s = summarize(rows, cfg)
     s.update(model=cfg.model, task=cfg.task, knobs=task.knobs(), failed_problems=dict(gave_up.by_kind))
