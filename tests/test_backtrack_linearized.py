@@ -78,7 +78,7 @@ def test_linearized_chunks_answers_and_exact_j(tiny_sampler, tmp_path):
             for e in tr["episodes"]:
                 assert e["j"] in (0.0, 1 / 3, 2 / 3, 1.0) or e["j"] == pytest.approx(round(e["j"] * 3) / 3, abs=1e-5)
                 assert 0.0 < e["exact_j"] <= 1.0
-        assert all("j" in e and "exact_j" not in e for g in r["parallel"] for e in g["episodes"])
+        assert all("j" not in e and "exact_j" not in e for g in r["parallel"] for e in g["episodes"])
     # the same run cut after its first chunk (two problems): the rerun redoes chunk 2 only
     b = tmp_path / "b"
     run_linearized(LinearizedConfig(out=str(b), **{**kw, "n_problems": 2}), sampler=tiny_sampler)

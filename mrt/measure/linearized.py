@@ -262,7 +262,9 @@ def linearized_chunk(sampler, task, items: list[tuple[int, object]], cfg: Linear
     pslots = [(j, i) for j in range(len(items)) for i in range(S * K)]
     flat = [pcomps[j][i] for j, i in pslots]
     peps = [fmts[j].kept(c.text) for (j, _), c in zip(pslots, flat)]
-    pforced = _force_chunk(sampler, task, items, tok, pslots, [pctxs[j] for j, _ in pslots], peps, cfg, seed + 8)
+    pforced = _force_chunk(
+        sampler, task, items, tok, pslots, [pctxs[j] for j, _ in pslots], peps, cfg, seed + 8, answers=1
+    )  # the parallel vote needs one answer per attempt
     rows = []
     for j, (_, problem) in enumerate(items):
         fmt = fmts[j]
@@ -271,10 +273,7 @@ def linearized_chunk(sampler, task, items: list[tuple[int, object]], cfg: Linear
             recs = []
             for i in range(s * K, (s + 1) * K):
                 n = j * S * K + i
-                rec = {"text": flat[n].text, "tokens": len(fmt.opener(True)) + len(peps[n]), **pforced[n][0]}
-                if M > 1:
-                    rec["j"] = _j(pforced[n])
-                recs.append(rec)
+                recs.append({"text": flat[n].text, "tokens": len(fmt.opener(True)) + len(peps[n]), **pforced[n][0]})
             parallel.append({"episodes": recs})
         lin = [traces[j, s] for s in range(S)]
         for group in lin + parallel:
@@ -294,13 +293,13 @@ def linearized_chunk(sampler, task, items: list[tuple[int, object]], cfg: Linear
     return rows
 
 
-def _force_chunk(sampler, task, items, tok, slots, ctxs, eps, cfg, seed) -> list[list[dict]]:
-    """M forced answers after each (context, episode) of a chunk; per slot, its graded answers
-    (the first one is the vote's)."""
+def _force_chunk(sampler, task, items, tok, slots, ctxs, eps, cfg, seed, answers: int = 0) -> list[list[dict]]:
+    """M forced answers (``answers``, default ``cfg.answers``) after each (context, episode) of a
+    chunk; per slot, its graded answers (the first one is the vote's)."""
     n_ans = cfg.answer_tokens or task.default_answer_tokens
     prompts = [task.forced_ids(tok, ctx, ep) for ctx, ep in zip(ctxs, eps)]
     params = SamplingParams(
-        n=cfg.answers,
+        n=answers or cfg.answers,
         max_new_tokens=n_ans,
         temperature=cfg.answer_temperature,
         top_p=cfg.top_p,

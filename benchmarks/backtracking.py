@@ -1,0 +1,717 @@
+"""The backtracking benchmark (issue 23): warm-start schemes, STaR, MRT-STaR, GRPO and MRT-RL on the
+backtracking format of the tree world, scored by linearized evaluation.
+
+    python benchmarks/backtracking.py --out runs/bench-backtrack --jobs 2
+
+Everything is declared in ``benchmarks/backtracking_settings.py`` (a file without ``PRIMARY`` or
+without the token budget ``B_TOKENS`` is refused before any RL run). Stages (``--stage``, default
+``all``):
+
+* ``tune``: the tuning seed's warm-start data and backtrack-SFT model, its validation evaluation
+  (which prints the pilot's B), then three tuning runs per RL arm scored on validation problems by
+  the primary endpoint's quantity;
+* ``final``: per final seed, the warm-start data of the three schemes (cut to equal example
+  counts), SFT on each, the four RL arms from the seed's backtrack-SFT model with the chosen
+  settings, and a linearized evaluation (K = 10, W = 1, M = 4 forced answers per attempt) of every
+  arm and of the base on the held-out problems; GRPO and MRT-RL also with W = 2;
+* ``report``: the primary endpoint (per comparison, paired bootstrap over problems and seeds,
+  seed-level t interval, Holm) and the secondary figures, from the compact per-run records in
+  ``--records`` (committed) alone.
+
+Every step is an ``mrt`` subprocess that resumes: a rerun skips finished runs and resumes killed
+ones. ``--stage plan`` prints what is left and the measured cost of what is done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import statistics
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))
+
+import didactic_stats as ST  # noqa: E402
+from didactic import _run  # noqa: E402
+
+from mrt.core import backtrack as bt  # noqa: E402
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def load_settings(path: str | Path):
+    spec = importlib.util.spec_from_file_location("bt_settings", path)
+    S = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(S)
+    if not getattr(S, "PRIMARY", None):
+        raise SettingsError(f"{path}: no primary endpoint declared (PRIMARY)")
+    if set(S.TUNE_SEEDS) & set(S.FINAL_SEEDS):
+        raise SettingsError(
+            f"{path}: tuning seeds {sorted(set(S.TUNE_SEEDS) & set(S.FINAL_SEEDS))} are also final seeds"
+        )
+    sizes = {arm: len(g) for arm, g in S.TUNE_GRID.items()}
+    if len(set(sizes.values())) != 1 or set(sizes) != set(S.RL_ARMS):
+        raise SettingsError(f"{path}: unequal tuning: {sizes}")
+    for arm, base in S.PRIMARY["comparisons"].items():
+        if arm not in S.RL_ARMS or base not in S.RL_ARMS:
+            raise SettingsError(f"{path}: comparison {arm} vs {base} names an arm that is not declared")
+    return S
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--settings-file", default=str(ROOT / "benchmarks" / "backtracking_settings.py"))
+    p.add_argument("--out", default="runs/bench-backtrack", help="working directory (runs, logs)")
+    p.add_argument("--stage", choices=["tune", "final", "report", "all", "plan"], default="all")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="final seeds (default: all declared)")
+    p.add_argument("--jobs", type=int, default=2, help="runs at once")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument(
+        "--records",
+        default=str(ROOT / "benchmarks" / "results" / "backtracking_records"),
+        help="compact per-run records (committed; the report reads only these)",
+    )
+    p.add_argument(
+        "--results", default=str(ROOT / "benchmarks" / "results" / "backtracking.json"), help="the results JSON"
+    )
+    p.add_argument("--plots", default=str(ROOT / "docs" / "img"), help="where the figures go")
+    p.add_argument("--scale", type=float, default=1.0, help="scale steps and problem counts (tests: 0.05)")
+    ns = p.parse_args(argv)
+    ns.S = load_settings(ns.settings_file)
+    ns.seeds = ns.seeds if ns.seeds is not None else list(ns.S.FINAL_SEEDS)
+    if set(ns.seeds) & set(ns.S.TUNE_SEEDS):
+        p.error(f"--seeds {sorted(set(ns.seeds) & set(ns.S.TUNE_SEEDS))} are tuning seeds")
+    return ns
+
+
+def _n(ns, x: int, least: int = 2) -> int:
+    return max(least, int(round(x * ns.scale)))
+
+
+def _mrt(*args) -> list[str]:
+    return [sys.executable, "-m", "mrt.cli", *map(str, args)]
+
+
+# --------------------------------------------------------------------------- the commands
+
+
+def seed_dir(ns, seed: int) -> Path:
+    return Path(ns.out) / f"seed-{seed}"
+
+
+def prepare_data(ns, seed: int) -> dict[str, int]:
+    """The seed's warm-start data for every scheme, each cut to the smallest scheme's example count
+    (``data-<scheme>.jsonl``); returns the counts before the cut."""
+    S, d = ns.S, seed_dir(ns, seed)
+    counts = {}
+    for scheme in S.SCHEMES:
+        out = d / f"ws-{scheme}"
+        if not (out / "summary.json").exists():
+            cmd = _mrt("warmstart", "--scheme", scheme, "--task", S.TASK, "--knobs", *S.KNOBS, "--out", out)
+            cmd += ["--n-problems", _n(ns, S.WARMSTART["n_problems"], 16), "--seed", seed]
+            cmd += ["--problem-seed", S.WARMSTART["problem_seed"], "--attempts", S.WARMSTART["attempts"]]
+            d.mkdir(parents=True, exist_ok=True)
+            name, ok, _ = _run((f"warmstart/{scheme}-s{seed}", [[str(x) for x in cmd]], d / "log.txt", ns.threads))
+            if not ok:
+                sys.exit(f"warm-start data failed: see {d / 'log.txt'}")
+        counts[scheme] = json.loads((out / "summary.json").read_text())["examples"]
+    n = min(counts.values())
+    for scheme in S.SCHEMES:
+        dst = d / f"data-{scheme}.jsonl"
+        if not dst.exists():
+            lines = (d / f"ws-{scheme}" / "data.jsonl").read_text().splitlines(keepends=True)[:n]
+            tmp = dst.with_suffix(".tmp")
+            tmp.write_text("".join(lines))
+            tmp.replace(dst)
+    (d / "examples.json").write_text(json.dumps({"before_cut": counts, "each": n}))
+    return counts
+
+
+def sft_cmd(ns, seed: int, scheme: str) -> list[str]:
+    S, d = ns.S, seed_dir(ns, seed)
+    cmd = _mrt(
+        "train", "--algo", "sft", "--task", S.TASK, "--knobs", *S.KNOBS, "--sft-data", d / f"data-{scheme}.jsonl"
+    )
+    cmd += ["--max-steps", _n(ns, S.SFT["max_steps"]), "--batch-size", S.SFT["batch_size"]]
+    cmd += ["--learning-rate", S.SFT["learning_rate"], "--eval-problems", 0, "--threads", ns.threads]
+    cmd += ["--report-to", "none", "--seed", seed, "--out", d / f"sft-{scheme}"]
+    return cmd + (["--model", S.BASE] if S.BASE else [])
+
+
+def sft_model(ns, seed: int, scheme: str) -> Path:
+    return seed_dir(ns, seed) / f"sft-{scheme}" / "model"
+
+
+def rl_cmd(ns, seed: int, arm: str, lr: float, extra: dict, out: Path) -> list[str]:
+    S = ns.S
+    cmd = _mrt("train", "--algo", "mrt-backtrack", "--task", S.TASK, "--knobs", *S.KNOBS)
+    cmd += ["--model", sft_model(ns, seed, "backtrack"), "--learning-rate", lr, "--seed", seed, "--out", out]
+    cmd += ["--eval-problems", 0, "--report-to", "none", "--threads", ns.threads, "--save-every", 20]
+    rl = dict(S.RL)
+    rl["max_steps"] = _n(ns, rl["max_steps"])
+    for k, v in {**rl, **S.RL_ARMS[arm], **extra}.items():
+        cmd += ["--" + k.replace("_", "-"), v]
+    return cmd
+
+
+def lin_cmd(ns, model: str | Path, seed: int, split: dict, out: Path, window: int) -> list[str]:
+    S = ns.S
+    L = dict(S.LINEARIZED, window=window)
+    cmd = _mrt("linearized", "--task", S.TASK, "--knobs", *S.KNOBS, "--out", out, "--seed", seed)
+    cmd += ["--n-problems", _n(ns, split["n_problems"], 4), "--problem-seed", split["problem_seed"]]
+    cmd += ["--samples", split["samples"]]
+    for k, v in L.items():
+        cmd += ["--" + k.replace("_", "-"), v]
+    return cmd + (["--model", model] if model else [])
+
+
+def _done(out: Path) -> bool:
+    return (out / "summary.json").exists()
+
+
+def _job(ns, name: str, d: Path, cmds: list[list[str]], want: Path):
+    if _done(want):
+        return None
+    d.mkdir(parents=True, exist_ok=True)
+    return name, [[str(x) for x in c] for c in cmds], d / "log.txt", ns.threads
+
+
+def run_jobs(ns, jobs: list, after=None) -> None:
+    jobs = [j for j in jobs if j]
+    print(f"{len(jobs)} runs to do, {ns.jobs} at a time", flush=True)
+    failed = []
+    with ThreadPoolExecutor(max_workers=ns.jobs) as pool:
+        for name, ok, secs in pool.map(_run, jobs):
+            print(f"  {name}: {'done' if ok else 'FAILED'} in {secs:.0f} s", flush=True)
+            if not ok:
+                failed.append(name)
+            elif after:
+                after(name)
+    if failed:
+        sys.exit(f"failed runs: {', '.join(failed)} (see their logs under {ns.out}; rerun to resume)")
+
+
+# --------------------------------------------------------------------------- tuning
+
+
+def tune_dir(ns, arm: str, i: int, seed: int) -> Path:
+    return Path(ns.out) / "tune" / f"{arm}-{i}-s{seed}"
+
+
+def tune(ns) -> dict:
+    S = ns.S
+    for seed in S.TUNE_SEEDS:
+        prepare_data(ns, seed)
+        val = Path(ns.out) / "tune" / f"sft-backtrack-s{seed}" / "val"
+        run_jobs(
+            ns,
+            [
+                _job(
+                    ns,
+                    f"tune/sft-backtrack-s{seed}",
+                    val.parent,
+                    [
+                        sft_cmd(ns, seed, "backtrack"),
+                        lin_cmd(ns, sft_model(ns, seed, "backtrack"), seed, S.VALIDATION, val, 1),
+                    ],
+                    val,
+                )
+            ],
+        )
+        s = json.loads((val / "summary.json").read_text())
+        K = str(S.LINEARIZED["episodes"])
+        print(
+            f"pilot (tuning seed {seed}, backtrack SFT, validation): parallel maj@{K} costs "
+            f"{s['parallel'][K]['tokens']:.1f} tokens, linearized {s['linearized'][K]['tokens']:.1f}",
+            flush=True,
+        )
+    if not S.B_TOKENS:
+        sys.exit("B_TOKENS is not declared in the settings file: set it from the pilot line above, then rerun")
+    jobs = []
+    for arm, grid in S.TUNE_GRID.items():
+        for i, (lr, extra) in enumerate(grid):
+            for seed in S.TUNE_SEEDS:
+                d = tune_dir(ns, arm, i, seed)
+                cmds = [rl_cmd(ns, seed, arm, lr, extra, d / "train")]
+                cmds.append(lin_cmd(ns, d / "train" / "model", seed, S.VALIDATION, d / "val", 1))
+                jobs.append(_job(ns, f"tune/{arm}-{i}-s{seed}", d, cmds, d / "val"))
+    run_jobs(ns, jobs)
+    return tuning_table(ns)
+
+
+def lin_at(row: dict, mode: str, budget: float) -> float:
+    groups = row[mode]
+    return statistics.fmean(bt.value_at_tokens(g["cum_tokens"], g["maj"], budget) for g in groups)
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def tuning_table(ns) -> dict:
+    """Per RL arm and grid point: the validation criterion (linearized majority at B, mean over
+    problems, with its standard error over problems), and the chosen grid point."""
+    S = ns.S
+    table = {}
+    for arm, grid in S.TUNE_GRID.items():
+        rows = []
+        for i, (lr, extra) in enumerate(grid):
+            per = []
+            for seed in S.TUNE_SEEDS:
+                p = tune_dir(ns, arm, i, seed) / "val" / "linearized.jsonl"
+                if (p.parent / "summary.json").exists():
+                    per += [lin_at(r, "linearized", S.B_TOKENS) for r in read_rows(p)]
+            if per:
+                se = statistics.stdev(per) / math.sqrt(len(per)) if len(per) > 1 else 0.0
+                rows.append({"i": i, "learning_rate": lr, **extra, "criterion": statistics.fmean(per), "se": se})
+        done = len(rows) == len(grid)
+        best = max(rows, key=lambda r: r["criterion"]) if done else None
+        table[arm] = {"runs": rows, "finished": f"{len(rows)}/{len(grid)}", "chosen": best}
+    return table
+
+
+# --------------------------------------------------------------------------- final runs and records
+
+
+def final_dir(ns, run: str) -> Path:
+    return Path(ns.out) / "final" / run
+
+
+def record_path(ns, run: str) -> Path:
+    return Path(ns.records) / f"{run}.json"
+
+
+def final_jobs(ns, table: dict) -> tuple[list, list]:
+    """(SFT jobs, everything that needs an SFT model): base, SFT and RL evaluations."""
+    S = ns.S
+    first, second = [], []
+    for seed in ns.seeds:
+        prepare_data(ns, seed)
+        for scheme in S.SCHEMES:
+            run = f"sft-{scheme}-s{seed}"
+            d = final_dir(ns, run)
+            cmds = [sft_cmd(ns, seed, scheme), lin_cmd(ns, sft_model(ns, seed, scheme), seed, S.TEST, d / "eval", 1)]
+            (first if scheme == "backtrack" else second).append(_job(ns, f"final/{run}", d, cmds, d / "eval"))
+        d = final_dir(ns, f"base-s{seed}")
+        second.append(
+            _job(ns, f"final/base-s{seed}", d, [lin_cmd(ns, S.BASE, seed, S.TEST, d / "eval", 1)], d / "eval")
+        )
+        for arm in S.RL_ARMS:
+            c = table[arm]["chosen"]
+            extra = {k: v for k, v in c.items() if k not in ("i", "learning_rate", "criterion", "se")}
+            run = f"{arm}-s{seed}"
+            d = final_dir(ns, run)
+            cmds = [rl_cmd(ns, seed, arm, c["learning_rate"], extra, d / "train")]
+            cmds.append(lin_cmd(ns, d / "train" / "model", seed, S.TEST, d / "eval", 1))
+            want = d / "eval"
+            if arm in S.WINDOW2_ARMS:
+                cmds.append(lin_cmd(ns, d / "train" / "model", seed, S.TEST, d / "eval-w2", 2))
+                want = d / "eval-w2"
+            second.append(_job(ns, f"final/{run}", d, cmds, want))
+    return first, second
+
+
+def token_grid(S) -> list[int]:
+    return list(range(S.TOKEN_GRID_STEP, 64 * S.TOKEN_GRID_STEP + 1, S.TOKEN_GRID_STEP))
+
+
+def eval_record(S, d: Path) -> dict:
+    """A linearized evaluation's compact record: per problem, the figures that are paired and
+    resampled (majority at B and on the token grid, maj@k, both modes), and the pooled counts."""
+    rows = read_rows(d / "linearized.jsonl")
+    summary = json.loads((d / "summary.json").read_text())
+    grid = token_grid(S)
+    per_problem, progress, j_pairs = {}, [], []
+    for r in rows:
+        f = {}
+        for mode in ("linearized", "parallel"):
+            g = r[mode]
+            f[mode] = {
+                "at_B": round(lin_at(r, mode, S.B_TOKENS), 6),
+                "curve": [round(lin_at(r, mode, b), 4) for b in grid],
+                "maj": [round(statistics.fmean(x["maj"][k] for x in g), 4) for k in range(len(g[0]["maj"]))],
+                "tokens": [round(statistics.fmean(x["cum_tokens"][k] for x in g), 2) for k in range(len(g[0]["maj"]))],
+            }
+        rp = []
+        for tr in r["linearized"]:
+            last_j = None
+            for e in tr["episodes"]:
+                if "format_error" in e:
+                    continue  # the attempt in context is still the one before
+                if last_j is not None and "j" in e:
+                    rp.append(round(e["j"] - last_j, 4))
+                last_j = e.get("j", last_j)
+            e0 = tr["episodes"][0]
+            if "j" in e0 and "exact_j" in e0:
+                j_pairs.append((e0["j"], e0["exact_j"]))
+        f["round_progress"] = round(statistics.fmean(rp), 6) if rp else None
+        progress += rp
+        per_problem[r["problem_id"]] = f
+    return {
+        "per_problem": per_problem,
+        "round_progress": progress,
+        "j_first_attempt": {
+            "meta_prover": round(statistics.fmean(a for a, _ in j_pairs), 6) if j_pairs else None,
+            "exact": round(statistics.fmean(b for _, b in j_pairs), 6) if j_pairs else None,
+            "mean_abs_diff": round(statistics.fmean(abs(a - b) for a, b in j_pairs), 6) if j_pairs else None,
+            "n": len(j_pairs),
+        },
+        "format_errors": summary["format_errors"],
+        "revision_rounds": summary["revision_rounds"],
+        "revisits": summary["revisits"],
+        "unseen_revisit_fraction": summary["unseen_revisit_fraction"],
+        "wall_seconds": summary.get("wall_seconds_this_run"),
+    }
+
+
+def write_record(ns, run: str) -> dict:
+    d = final_dir(ns, run)
+    rec = {"run": run, "eval": eval_record(ns.S, d / "eval")}
+    if _done(d / "eval-w2"):
+        rec["eval_w2"] = eval_record(ns.S, d / "eval-w2")
+    if _done(d / "train"):
+        t = json.loads((d / "train" / "summary.json").read_text())
+        rec["train"] = {k: t.get(k) for k in ("steps", "sampled_tokens", "extra_sampled_tokens", "wall_seconds")}
+    sft = seed_dir(ns, int(run.rsplit("-s", 1)[1]))
+    ex = sft / "examples.json"
+    if run.startswith("sft-") and ex.exists():
+        rec["examples"] = json.loads(ex.read_text())
+    p = record_path(ns, run)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(rec, separators=(",", ":")))
+    return rec
+
+
+def arms(S) -> list[str]:
+    return ["base"] + [f"sft-{s}" for s in S.SCHEMES] + list(S.RL_ARMS)
+
+
+def load_records(ns, arm: str) -> list[dict] | None:
+    recs = []
+    for seed in ns.seeds:
+        p = record_path(ns, f"{arm}-s{seed}")
+        if not p.exists():
+            return None
+        recs.append(json.loads(p.read_text()))
+    return recs
+
+
+# --------------------------------------------------------------------------- report
+
+
+def per_seed(recs: list[dict], key, which: str = "eval") -> list[dict[str, float]]:
+    return [{pid: key(f) for pid, f in r[which]["per_problem"].items()} for r in recs]
+
+
+def histogram(values: list[float], edges=(-1.0, -0.5, -0.25, -0.001, 0.001, 0.25, 0.5, 1.0)) -> dict:
+    counts = [0] * (len(edges) + 1)
+    for v in values:
+        i = sum(v > e for e in edges)
+        counts[i] += 1
+    labels = ["<= -1"] + [f"({edges[i]:g}, {edges[i + 1]:g}]" for i in range(len(edges) - 1)] + [f"> {edges[-1]:g}"]
+    n = len(values) or 1
+    return {lab: round(c / n, 4) for lab, c in zip(labels, counts)}
+
+
+def results(ns) -> dict:
+    S = ns.S
+    recs = {a: r for a in arms(S) if (r := load_records(ns, a))}
+    missing = [a for a in arms(S) if a not in recs]
+    K = S.LINEARIZED["episodes"]
+    if recs:  # as evaluated (a scaled-down run may have fewer)
+        K = len(next(iter(next(iter(recs.values()))[0]["eval"]["per_problem"].values()))["linearized"]["maj"])
+    grid = token_grid(S)
+    out = {"missing": missing, "arms": {}, "grid": grid, "K": K}
+    for a, rs in recs.items():
+        lin_B = ST.bootstrap(per_seed(rs, lambda f: f["linearized"]["at_B"]))
+        par_B = ST.bootstrap(per_seed(rs, lambda f: f["parallel"]["at_B"]))
+        linK = ST.bootstrap(per_seed(rs, lambda f: f["linearized"]["maj"][K - 1]))
+        parK = ST.bootstrap(per_seed(rs, lambda f: f["parallel"]["maj"][K - 1]))
+        lin1 = ST.bootstrap(per_seed(rs, lambda f: f["linearized"]["maj"][0]))
+        lin_minus_par = ST.paired(
+            per_seed(rs, lambda f: f["linearized"]["at_B"]), per_seed(rs, lambda f: f["parallel"]["at_B"])
+        )
+        prog = [v for r in rs for v in r["eval"]["round_progress"]]
+        prog_seed = [statistics.fmean(r["eval"]["round_progress"]) for r in rs if r["eval"]["round_progress"]]
+        rounds = sum(r["eval"]["revision_rounds"] for r in rs)
+        errs = sum(sum(r["eval"]["format_errors"].values()) for r in rs)
+        row = {
+            "lin_at_B": lin_B,
+            "par_at_B": par_B,
+            "lin_minus_par_at_B": lin_minus_par,
+            f"lin_maj@{K}": linK,
+            f"par_maj@{K}": parK,
+            "first_attempt": lin1,
+            "lin_tokens_at_K": statistics.fmean(
+                statistics.fmean(f["linearized"]["tokens"][K - 1] for f in r["eval"]["per_problem"].values())
+                for r in rs
+            ),
+            "par_tokens_at_K": statistics.fmean(
+                statistics.fmean(f["parallel"]["tokens"][K - 1] for f in r["eval"]["per_problem"].values()) for r in rs
+            ),
+            "round_progress": {
+                "mean": statistics.fmean(prog) if prog else None,
+                "seed_t": ST.t_interval(prog_seed) if len(prog_seed) > 1 else None,
+                "positive": round(sum(v > 0 for v in prog) / len(prog), 4) if prog else None,
+                "n": len(prog),
+                "histogram": histogram(prog),
+            },
+            "j_first_attempt": {
+                k: statistics.fmean(r["eval"]["j_first_attempt"][k] for r in rs)
+                if all(r["eval"]["j_first_attempt"][k] is not None for r in rs)
+                else None
+                for k in ("meta_prover", "exact", "mean_abs_diff")
+            },
+            "format_error_rate": round(errs / rounds, 4) if rounds else None,
+            "unseen_revisit_fraction": statistics.fmean(
+                r["eval"]["unseen_revisit_fraction"] for r in rs if r["eval"]["unseen_revisit_fraction"] is not None
+            )
+            if any(r["eval"]["unseen_revisit_fraction"] is not None for r in rs)
+            else None,
+            "lin_curve": [
+                statistics.fmean(
+                    statistics.fmean(f["linearized"]["curve"][i] for f in r["eval"]["per_problem"].values()) for r in rs
+                )
+                for i in range(len(grid))
+            ],
+            "par_curve": [
+                statistics.fmean(
+                    statistics.fmean(f["parallel"]["curve"][i] for f in r["eval"]["per_problem"].values()) for r in rs
+                )
+                for i in range(len(grid))
+            ],
+        }
+        if all("eval_w2" in r for r in rs):
+            row["lin_at_B_w2"] = ST.bootstrap(per_seed(rs, lambda f: f["linearized"]["at_B"], "eval_w2"))
+            row["w2_minus_w1_at_B"] = ST.paired(
+                per_seed(rs, lambda f: f["linearized"]["at_B"], "eval_w2"),
+                per_seed(rs, lambda f: f["linearized"]["at_B"]),
+            )
+        if all("train" in r for r in rs):
+            row["train_tokens"] = statistics.fmean(r["train"]["sampled_tokens"] for r in rs)
+        out["arms"][a] = row
+    # the primary endpoint: each declared comparison, paired over seeds and problems, Holm
+    P = S.PRIMARY
+    comps, pv = {}, {}
+    for a, b in P["comparisons"].items():
+        if a in recs and b in recs:
+            d = ST.paired(
+                per_seed(recs[a], lambda f: f["linearized"]["at_B"]),
+                per_seed(recs[b], lambda f: f["linearized"]["at_B"]),
+            )
+            comps[f"{a} - {b}"] = d
+            pv[f"{a} - {b}"] = d["p"]
+        else:
+            pv[f"{a} - {b}"] = 1.0
+    h = ST.holm(pv, P["alpha"])
+    for k, d in comps.items():
+        d["p_holm"] = h[k]["p_holm"]
+        d["verdict"] = ("better" if d["mean"] > 0 else "worse") if h[k]["survives"] else "no difference resolved"
+    out["primary"] = {
+        "declared": P,
+        "B_tokens": S.B_TOKENS,
+        "comparisons": comps,
+        "missing": [k for k in pv if k not in comps],
+    }
+    # token efficiency of the MRT arms against the best baseline on the linearized maj-vs-tokens curve
+    baselines = [a for a in ("sft-backtrack", "sft-rise", "sft-star", "star", "grpo") if a in recs]
+    if baselines:
+        best = max(baselines, key=lambda a: out["arms"][a]["lin_curve"][-1])
+        ref = [
+            [
+                statistics.fmean(f["linearized"]["curve"][i] for f in r["eval"]["per_problem"].values())
+                for i in range(len(grid))
+            ]
+            for r in recs[best]
+        ]
+        eff = {}
+        for a in ("mrt-rl", "mrt-star"):
+            if a in recs:
+                new = [
+                    [
+                        statistics.fmean(f["linearized"]["curve"][i] for f in r["eval"]["per_problem"].values())
+                        for i in range(len(grid))
+                    ]
+                    for r in recs[a]
+                ]
+                w = [1.0] * len(ref)
+                eff[a] = ST.efficiency_vs(grid, ref, new, w, w, S.EFFICIENCY_FRACTIONS)
+        out["efficiency"] = {
+            "best_baseline": best,
+            "vs_best": eff,
+            "null": ST.self_null(grid, ref, [1.0] * len(ref), S.EFFICIENCY_FRACTIONS),
+        }
+    return out
+
+
+def _ci(x: dict | None, d: int = 3) -> str:
+    if not x:
+        return "—"
+    return f"{x['mean']:.{d}f} [{x['ci'][0]:.{d}f}, {x['ci'][1]:.{d}f}]"
+
+
+def _d(x: dict | None) -> str:
+    if not x:
+        return "—"
+    return f"{x['mean']:+.3f} [{x['ci'][0]:+.3f}, {x['ci'][1]:+.3f}]"
+
+
+def markdown(doc: dict) -> str:
+    r = doc["results"]
+    K = r["K"]
+    P = r["primary"]
+    lines = [f"**Primary endpoint**: {P['declared']['name']} (B = {P['B_tokens']} tokens), method − baseline\n"]
+    lines += ["| comparison | Δ | 95% bootstrap | 95% seed-level t | Holm p | verdict |", "|---|---|---|---|---|---|"]
+    for k, d in P["comparisons"].items():
+        t = d["t_ci"]
+        lines.append(
+            f"| {k} | {d['mean']:+.4f} | [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}] | [{t[0]:+.4f}, {t[1]:+.4f}] | "
+            f"{d['p_holm']:.3f} | {d['verdict']} |"
+        )
+    for k in P["missing"]:
+        lines.append(f"| {k} | (runs missing) | | | | |")
+    lines += [
+        "\nSecondary (95% intervals over problems and seeds; not corrected for multiplicity):\n",
+        f"| arm | linearized at B | parallel at B | lin − par at B | lin maj@{K} | par maj@{K} | first attempt | "
+        f"tokens lin / par at K | round progress (mean, share > 0) | J(z0) meta-prover / exact | format errors | "
+        "unseen revisits |",
+        "|---" * 12 + "|",
+    ]
+    for a, x in r["arms"].items():
+        rp, j = x["round_progress"], x["j_first_attempt"]
+        rps = f"{rp['mean']:+.3f}, {rp['positive']:.2f}" if rp["mean"] is not None else "—"
+        js = f"{j['meta_prover']:.2f} / {j['exact']:.2f}" if j["meta_prover"] is not None else "—"
+        u = x["unseen_revisit_fraction"]
+        lines.append(
+            f"| {a} | {_ci(x['lin_at_B'])} | {_ci(x['par_at_B'])} | {_d(x['lin_minus_par_at_B'])} | "
+            f"{_ci(x[f'lin_maj@{K}'])} | {_ci(x[f'par_maj@{K}'])} | {_ci(x['first_attempt'])} | "
+            f"{x['lin_tokens_at_K']:.0f} / {x['par_tokens_at_K']:.0f} | {rps} | {js} | "
+            f"{x['format_error_rate'] if x['format_error_rate'] is not None else '—'} | "
+            f"{f'{u:.3f}' if u is not None else '—'} |"
+        )
+    return "\n".join(lines)
+
+
+def plots(doc: dict, where: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = doc["results"]
+    where.mkdir(parents=True, exist_ok=True)
+    names = list(r["arms"])
+    fig, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names), 2.6), sharey=True)
+    for ax, a in zip(axes, names):
+        h = r["arms"][a]["round_progress"]["histogram"]
+        ax.bar(range(len(h)), list(h.values()), color="tab:blue")
+        ax.set_xticks(range(len(h)), list(h.keys()), rotation=90, fontsize=6)
+        ax.set_title(a, fontsize=8)
+    axes[0].set_ylabel("share of revision rounds")
+    fig.suptitle("progress of a backtrack round: J(after revision) - J(after the attempt it revises)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(where / "backtracking_progress.png", dpi=120)
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    grid = r["grid"]
+    for ax, mode in zip(axes, ("lin_curve", "par_curve")):
+        for a in names:
+            ax.plot(grid, r["arms"][a][mode], label=a)
+        ax.axvline(r["primary"]["B_tokens"], color="grey", lw=0.8, ls=":")
+        ax.set_title("linearized (W = 1)" if mode == "lin_curve" else "parallel")
+        ax.set_xlabel("generated tokens per trace")
+    axes[0].set_ylabel("majority-vote accuracy")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(where / "backtracking_maj_vs_tokens.png", dpi=120)
+    plt.close(fig)
+
+
+def report(ns, table: dict | None) -> dict:
+    S = ns.S
+    doc = {
+        "command": "python benchmarks/backtracking.py " + " ".join(sys.argv[1:]),
+        "declared": {
+            "task": S.TASK,
+            "knobs": S.KNOBS,
+            "warmstart": S.WARMSTART,
+            "schemes": S.SCHEMES,
+            "sft": S.SFT,
+            "rl": S.RL,
+            "rl_arms": S.RL_ARMS,
+            "tune_grid": {a: [[lr, x] for lr, x in g] for a, g in S.TUNE_GRID.items()},
+            "tune_seeds": S.TUNE_SEEDS,
+            "final_seeds": ns.seeds,
+            "validation": S.VALIDATION,
+            "test": S.TEST,
+            "linearized": S.LINEARIZED,
+            "primary": S.PRIMARY,
+            "B_tokens": S.B_TOKENS,
+            "scale": ns.scale,
+        },
+        "tuning": table,
+        "results": results(ns),
+    }
+    Path(ns.results).parent.mkdir(parents=True, exist_ok=True)
+    Path(ns.results).write_text(json.dumps(doc, indent=1))
+    if not doc["results"]["missing"]:
+        plots(doc, Path(ns.plots))
+    print(markdown(doc))
+    return doc
+
+
+def plan(ns) -> dict:
+    S = ns.S
+    n_tune = sum(len(g) for g in S.TUNE_GRID.values()) * len(S.TUNE_SEEDS)
+    done_tune = sum(_done(p / "val") for p in (Path(ns.out) / "tune").glob("*-s*") if "sft-" not in p.name)
+    runs = [f"{a}-s{s}" for a in arms(S) for s in ns.seeds]
+    out = {
+        "tuning_runs": n_tune,
+        "tuning_runs_done": done_tune,
+        "final_runs": len(runs),
+        "final_runs_with_record": sum(record_path(ns, r).exists() for r in runs),
+        "B_tokens": S.B_TOKENS,
+    }
+    print(json.dumps(out))
+    return out
+
+
+def main(argv=None):
+    ns = parse(argv)
+    Path(ns.out).mkdir(parents=True, exist_ok=True)
+    if ns.stage == "plan":
+        plan(ns)
+        return
+    tuning_file = Path(ns.out) / "tuning.json"
+    table = None
+    if ns.stage in ("tune", "all"):
+        table = tune(ns)
+        tuning_file.write_text(json.dumps(table, indent=1))
+    if ns.stage in ("final", "all"):
+        table = table or json.loads(tuning_file.read_text())
+        if not all(t["chosen"] for t in table.values()):
+            sys.exit("tuning is not finished: run --stage tune first")
+        first, second = final_jobs(ns, table)
+        run_jobs(ns, first, after=lambda name: write_record(ns, name.split("/")[1]))
+        run_jobs(ns, second, after=lambda name: write_record(ns, name.split("/")[1]))
+        for seed in ns.seeds:  # records of runs finished before (a rerun after a kill)
+            for a in arms(ns.S):
+                run = f"{a}-s{seed}"
+                if not record_path(ns, run).exists() and _done(final_dir(ns, run) / "eval"):
+                    write_record(ns, run)
+    if ns.stage in ("report", "all", "final"):
+        if table is None and tuning_file.exists():
+            table = json.loads(tuning_file.read_text())
+        report(ns, table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""The backtracking benchmark's driver (benchmarks/backtracking.py): the declared design and its
+refusals, the compact records of real linearized runs (round progress recomputed by hand), and the
+primary endpoint from records alone."""
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import backtracking as BT  # noqa: E402
+
+SETTINGS_PATH = ROOT / "benchmarks" / "backtracking_settings.py"
+SETTINGS = SETTINGS_PATH.read_text()
+
+
+def _write(tmp_path, text: str) -> Path:
+    p = tmp_path / "settings.py"
+    p.write_text(text)
+    return p
+
+
+def test_the_declared_design_and_its_refusals(tmp_path):
+    S = BT.load_settings(SETTINGS_PATH)
+    assert {len(g) for g in S.TUNE_GRID.values()} == {3} and set(S.TUNE_GRID) == set(S.RL_ARMS)
+    assert len(S.FINAL_SEEDS) >= 5 and not set(S.TUNE_SEEDS) & set(S.FINAL_SEEDS)
+    assert S.TEST["n_problems"] * S.TEST["samples"] >= 128 * 8
+    with pytest.raises(BT.SettingsError, match="no primary endpoint"):
+        BT.load_settings(_write(tmp_path, SETTINGS.replace("PRIMARY = {", "SECONDARY = {")))
+    with pytest.raises(BT.SettingsError, match="also final seeds"):
+        BT.load_settings(_write(tmp_path, SETTINGS.replace("TUNE_SEEDS = [100]", "TUNE_SEEDS = [2]")))
+    with pytest.raises(BT.SettingsError, match="unequal tuning"):
+        BT.load_settings(
+            _write(
+                tmp_path,
+                SETTINGS.replace(
+                    'for lr in LEARNING_RATES],\n    "star"', 'for lr in LEARNING_RATES[:2]],\n    "star"'
+                ),
+            )
+        )
+    with pytest.raises(SystemExit):
+        BT.parse(["--settings-file", str(SETTINGS_PATH), "--seeds", "100"])
+
+
+def test_records_and_primary_endpoint_from_real_linearized_runs(tiny_sampler, tmp_path):
+    from mrt.measure.linearized import LinearizedConfig, run_linearized
+
+    settings = _write(tmp_path, SETTINGS.replace("B_TOKENS = 0", "B_TOKENS = 40"))
+    ns = BT.parse(
+        [
+            "--settings-file",
+            str(settings),
+            "--out",
+            str(tmp_path / "w"),
+            "--records",
+            str(tmp_path / "rec"),
+            "--results",
+            str(tmp_path / "res.json"),
+            "--seeds",
+            "0",
+            "1",
+        ]
+    )
+    for arm, shift in (("grpo", 0), ("mrt-rl", 10)):
+        for seed in (0, 1):
+            d = BT.final_dir(ns, f"{arm}-s{seed}") / "eval"
+            cfg = LinearizedConfig(
+                task="tree",
+                knobs=ns.S.KNOBS,
+                out=str(d),
+                n_problems=3,
+                samples=2,
+                episodes=3,
+                answers=2,
+                episode_tokens=12,
+                problem_seed=1,
+                seed=seed + shift,
+            )
+            run_linearized(cfg, sampler=tiny_sampler)
+            rec = BT.write_record(ns, f"{arm}-s{seed}")
+            rows = BT.read_rows(d / "linearized.jsonl")
+            # round progress by hand: J after each parsed attempt minus J of the attempt in context
+            want = []
+            for r in rows:
+                for tr in r["linearized"]:
+                    js = [e["j"] for e in tr["episodes"] if "format_error" not in e]
+                    want += [round(b - a, 4) for a, b in zip(js, js[1:])]
+            assert rec["eval"]["round_progress"] == want
+            for r in rows:
+                f = rec["eval"]["per_problem"][r["problem_id"]]
+                assert f["linearized"]["at_B"] == pytest.approx(BT.lin_at(r, "linearized", 40), abs=1e-6)
+                assert len(f["linearized"]["maj"]) == 3 and len(f["parallel"]["curve"]) == len(BT.token_grid(ns.S))
+    json.dumps(rec)  # compact and serialisable
+    res = BT.results(ns)
+    assert "sft-backtrack" in res["missing"] and set(res["arms"]) == {"grpo", "mrt-rl"}
+    c = res["primary"]["comparisons"]["mrt-rl - grpo"]
+    per = {a: [json.loads(BT.record_path(ns, f"{a}-s{s}").read_text()) for s in (0, 1)] for a in ("grpo", "mrt-rl")}
+    diffs = [
+        statistics.fmean(
+            per["mrt-rl"][s]["eval"]["per_problem"][p]["linearized"]["at_B"]
+            - per["grpo"][s]["eval"]["per_problem"][p]["linearized"]["at_B"]
+            for p in per["grpo"][s]["eval"]["per_problem"]
+        )
+        for s in (0, 1)
+    ]
+    assert c["mean"] == pytest.approx(statistics.fmean(diffs), abs=1e-9)
+    assert c["ci"][0] <= c["mean"] <= c["ci"][1] and "p_holm" in c
+    assert res["primary"]["missing"] == ["mrt-star - star"]  # counted in Holm with p = 1
+    text = BT.markdown({"results": res, "declared": {"linearized": ns.S.LINEARIZED}})
+    assert "mrt-rl - grpo" in text and "(runs missing)" in text
+
+
+def test_round_progress_skips_format_errors_by_hand(tmp_path):
+    """J 0.5, a format error (the attempt in context stays), 0.75, 0.25: progress +0.25 then -0.5."""
+    S = BT.load_settings(SETTINGS_PATH)
+
+    def ep(j, tokens, correct, err=False):
+        e = {"j": j, "tokens": tokens, "answer_tokens": 2, "correct": correct, "answer": "x"}
+        return {**e, "format_error": "missing_step"} if err else e
+
+    eps = [ep(0.5, 5, False), ep(0.0, 4, False, err=True), ep(0.75, 6, True), ep(0.25, 6, False)]
+    group = {"episodes": eps, "maj": [0.0, 0.0, 0.5, 0.0], "cum_tokens": [7, 13, 21, 29], "errors": {}, "revisits": []}
+    par = {"episodes": eps, "maj": [0.0, 0.0, 1.0, 1.0], "cum_tokens": [7, 14, 21, 28]}
+    d = tmp_path / "e"
+    d.mkdir()
+    (d / "linearized.jsonl").write_text(
+        json.dumps({"problem_id": "p", "linearized": [group], "parallel": [par]}) + "\n"
+    )
+    (d / "summary.json").write_text(
+        json.dumps(
+            {
+                "format_errors": {"missing_step": 1},
+                "revision_rounds": 3,
+                "revisits": {},
+                "unseen_revisit_fraction": None,
+            }
+        )
+    )
+    rec = BT.eval_record(S, d)
+    assert rec["round_progress"] == [0.25, -0.5]
+    f = rec["per_problem"]["p"]
+    assert f["round_progress"] == pytest.approx(-0.125)
+    # at 24 tokens: linearized after its third attempt (21 tokens) 0.5; parallel 1.0
+    assert BT.lin_at({"linearized": [group], "parallel": [par]}, "linearized", 24) == 0.5
+    assert BT.lin_at({"linearized": [group], "parallel": [par]}, "parallel", 24) == 1.0
+    assert BT.histogram([0.25, -0.5])["(0.001, 0.25]"] == 0.5
