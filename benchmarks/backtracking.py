@@ -290,18 +290,23 @@ def record_path(ns, run: str) -> Path:
 
 
 def final_jobs(ns, table: dict) -> tuple[list, list]:
-    """(SFT jobs, everything that needs an SFT model): base, SFT and RL evaluations."""
+    """(the backtrack-SFT trainings the RL arms start from, then every evaluated run): the primary
+    comparison's arms first, seed by seed, so a partial run has the primary endpoint first."""
     S = ns.S
-    first, second = [], []
+    first, by_arm = [], {a: [] for a in arms(S)}
     for seed in ns.seeds:
         prepare_data(ns, seed)
+        sft_dir = seed_dir(ns, seed) / "sft-backtrack"
+        first.append(
+            _job(ns, f"prep/sft-backtrack-s{seed}", seed_dir(ns, seed), [sft_cmd(ns, seed, "backtrack")], sft_dir)
+        )
         for scheme in S.SCHEMES:
             run = f"sft-{scheme}-s{seed}"
             d = final_dir(ns, run)
             cmds = [sft_cmd(ns, seed, scheme), lin_cmd(ns, sft_model(ns, seed, scheme), seed, S.TEST, d / "eval", 1)]
-            (first if scheme == "backtrack" else second).append(_job(ns, f"final/{run}", d, cmds, d / "eval"))
+            by_arm[f"sft-{scheme}"].append(_job(ns, f"final/{run}", d, cmds, d / "eval"))
         d = final_dir(ns, f"base-s{seed}")
-        second.append(
+        by_arm["base"].append(
             _job(ns, f"final/base-s{seed}", d, [lin_cmd(ns, S.BASE, seed, S.TEST, d / "eval", 1)], d / "eval")
         )
         for arm in S.RL_ARMS:
@@ -312,10 +317,17 @@ def final_jobs(ns, table: dict) -> tuple[list, list]:
             cmds = [rl_cmd(ns, seed, arm, c["learning_rate"], extra, d / "train")]
             cmds.append(lin_cmd(ns, d / "train" / "model", seed, S.TEST, d / "eval", 1))
             want = d / "eval"
-            if arm in S.WINDOW2_ARMS:
+            if arm in S.WINDOW2_ARMS and seed in S.WINDOW2_SEEDS:
                 cmds.append(lin_cmd(ns, d / "train" / "model", seed, S.TEST, d / "eval-w2", 2))
                 want = d / "eval-w2"
-            second.append(_job(ns, f"final/{run}", d, cmds, want))
+            by_arm[arm].append(_job(ns, f"final/{run}", d, cmds, want))
+    P = S.PRIMARY
+    pairs = [(P["primary"], P["comparisons"][P["primary"]])] + [kv for kv in P["comparisons"].items()]
+    order = list(dict.fromkeys([*[a for kv in pairs for a in kv], *arms(S)]))
+    second = []
+    for group in (order[:2], order[2:4], order[4:]):
+        for i in range(len(ns.seeds)):
+            second += [by_arm[a][i] for a in group]
     return first, second
 
 

@@ -68,7 +68,8 @@ TEST = {"problem_seed": 1, "n_problems": 128, "samples": 8}
 # an attempt or a revision is at most 10 words here; the cap cuts degenerate repeats (the task's
 # default, 256, let a few of them hold whole batches for 256 decoding steps: 0.4 s -> 1 s a trace)
 LINEARIZED = {"episodes": 10, "window": 1, "answers": 4, "batch_problems": 32, "episode_tokens": 16}
-WINDOW2_ARMS = ["grpo", "mrt-rl"]  # also evaluated with W = 2 (secondary)
+WINDOW2_ARMS = ["grpo", "mrt-rl"]  # also evaluated with W = 2 (secondary, one seed: compute)
+WINDOW2_SEEDS = [0]
 
 # the primary endpoint, declared before the final runs
 # the pilot (tuning seed 100's backtrack-SFT model, 64 validation problems x 4, the LINEARIZED
