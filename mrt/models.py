@@ -9,6 +9,7 @@ the OpenAI-compatible sampler is tested against the very same model.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -41,13 +42,26 @@ def convert_gguf(gguf: str | Path, out: str | Path, tokenizer_only: bool = False
     ``tokenizer_only`` also works on a file holding only the start of a GGUF model (its
     metadata), e.g. one part of a split model. The quantizer settings that transformers records
     on load are dropped before saving, so the saved checkpoint loads as plain float weights.
-    Written to a temporary directory first: an interrupted conversion leaves nothing half done.
+    Written to a temporary directory first: an interrupted conversion leaves nothing half done;
+    processes converting to the same ``out`` at once take turns, and the later ones find it done.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     gguf, out = Path(gguf), Path(out)
     if not gguf.is_file():
         raise FileNotFoundError(f"GGUF file {gguf} does not exist")
+
+    def done() -> bool:
+        return (out / "tokenizer_config.json").is_file() and (tokenizer_only or (out / "config.json").is_file())
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    there_before = done()  # asked to convert again: overwrite
+    with open(out.with_name(out.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two processes converting to one place: one converts, the other waits
+        return out if done() and not there_before else _convert(gguf, out, tokenizer_only)
+
+
+def _convert(gguf: Path, out: Path, tokenizer_only: bool) -> Path:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

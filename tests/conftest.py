@@ -1,9 +1,13 @@
 import json
+import os
 import signal
 import subprocess
 import time
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = "1"  # pytest -n 2 on 2 cores: one thread a worker (and its subprocesses)
 
 
 def kill_after_checkpoint(cmd: list[str], out, step: int = 2, wait: float = 300, **popen_kw) -> int | None:
