@@ -423,14 +423,15 @@ def per_seed(recs: list[dict], key, which: str = "eval") -> list[dict[str, float
     return [{pid: key(f) for pid, f in r[which]["per_problem"].items()} for r in recs]
 
 
-def histogram(values: list[float], edges=(-1.0, -0.5, -0.25, -0.001, 0.001, 0.25, 0.5, 1.0)) -> dict:
-    counts = [0] * (len(edges) + 1)
+def histogram(values: list[float], step: float = 0.25) -> dict:
+    """Shares of the values at each multiple of ``step`` in [-1, 1] (each value to the nearest: with
+    M = 4 forced answers J, and so progress, moves in quarters)."""
+    n = round(1 / step)
+    counts = {k: 0 for k in range(-n, n + 1)}
     for v in values:
-        i = sum(v > e for e in edges)
-        counts[i] += 1
-    labels = ["<= -1"] + [f"({edges[i]:g}, {edges[i + 1]:g}]" for i in range(len(edges) - 1)] + [f"> {edges[-1]:g}"]
-    n = len(values) or 1
-    return {lab: round(c / n, 4) for lab, c in zip(labels, counts)}
+        counts[max(-n, min(n, round(v / step)))] += 1
+    total = len(values) or 1
+    return {f"{k * step:+g}": round(c / total, 4) for k, c in counts.items()}
 
 
 def results(ns) -> dict:
@@ -621,13 +622,20 @@ def plots(doc: dict, where: Path) -> None:
     r = doc["results"]
     where.mkdir(parents=True, exist_ok=True)
     names = list(r["arms"])
-    fig, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names), 2.6), sharey=True)
-    for ax, a in zip(axes, names):
-        h = r["arms"][a]["round_progress"]["histogram"]
-        ax.bar(range(len(h)), list(h.values()), color="tab:blue")
-        ax.set_xticks(range(len(h)), list(h.keys()), rotation=90, fontsize=6)
-        ax.set_title(a, fontsize=8)
-    axes[0].set_ylabel("share of revision rounds")
+    cols = 4
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(10, 2.4 * rows), sharey=True, squeeze=False)
+    for ax in axes.flat[len(names) :]:
+        ax.axis("off")
+    for ax, a in zip(axes.flat, names):
+        rp = r["arms"][a]["round_progress"]
+        h = rp["histogram"]
+        ax.bar([float(k) for k in h], list(h.values()), width=0.2, color="tab:blue")
+        mean = f"mean {rp['mean']:+.3f}" if rp["mean"] is not None else "no parsed round"
+        ax.set_title(f"{a} ({mean})", fontsize=8)
+        ax.set_xlim(-1.15, 1.15)
+    for row in axes:
+        row[0].set_ylabel("share of rounds")
     fig.suptitle("progress of a backtrack round: J(after revision) - J(after the attempt it revises)", fontsize=9)
     fig.tight_layout()
     fig.savefig(where / "backtracking_progress.png", dpi=120)

@@ -147,4 +147,5 @@ def test_round_progress_skips_format_errors_by_hand(tmp_path):
     # at 24 tokens: linearized after its third attempt (21 tokens) 0.5; parallel 1.0
     assert BT.lin_at({"linearized": [group], "parallel": [par]}, "linearized", 24) == 0.5
     assert BT.lin_at({"linearized": [group], "parallel": [par]}, "parallel", 24) == 1.0
-    assert BT.histogram([0.25, -0.5])["(0.001, 0.25]"] == 0.5
+    h = BT.histogram([0.25, -0.5, 0.24, 1.0])
+    assert h["+0.25"] == 0.5 and h["-0.5"] == 0.25 and h["+1"] == 0.25 and sum(h.values()) == 1 and len(h) == 9
