@@ -85,6 +85,7 @@ def parse(argv=None):
     p.add_argument("--plots", default=str(ROOT / "docs" / "img"), help="where the figures go")
     p.add_argument("--scale", type=float, default=1.0, help="scale steps and problem counts (tests: 0.05)")
     ns = p.parse_args(argv)
+    ns.out, ns.records = str(Path(ns.out).resolve()), str(Path(ns.records).resolve())  # the runs' cwd is ROOT
     ns.S = load_settings(ns.settings_file)
     ns.seeds = ns.seeds if ns.seeds is not None else list(ns.S.FINAL_SEEDS)
     if set(ns.seeds) & set(ns.S.TUNE_SEEDS):
@@ -174,7 +175,9 @@ def lin_cmd(ns, model: str | Path, seed: int, split: dict, out: Path, window: in
 
 
 def _done(out: Path) -> bool:
-    return (out / "summary.json").exists()
+    """Finished, and nothing skipped (a linearized run that gave up on problems is rerun: they are redone)."""
+    p = out / "summary.json"
+    return p.exists() and not json.loads(p.read_text()).get("failed_problems")
 
 
 def _job(ns, name: str, d: Path, cmds: list[list[str]], want: Path):
@@ -193,7 +196,7 @@ def run_jobs(ns, jobs: list, after=None) -> None:
             print(f"  {name}: {'done' if ok else 'FAILED'} in {secs:.0f} s", flush=True)
             if not ok:
                 failed.append(name)
-            elif after:
+            elif after and name.startswith("final/"):
                 after(name)
     if failed:
         sys.exit(f"failed runs: {', '.join(failed)} (see their logs under {ns.out}; rerun to resume)")
@@ -502,12 +505,14 @@ def results(ns) -> dict:
                 for i in range(len(grid))
             ],
         }
-        if all("eval_w2" in r for r in rs):
-            row["lin_at_B_w2"] = ST.bootstrap(per_seed(rs, lambda f: f["linearized"]["at_B"], "eval_w2"))
+        w2 = [r for r in rs if "eval_w2" in r]  # the seeds evaluated with W = 2 too
+        if w2:
+            row["lin_at_B_w2"] = ST.bootstrap(per_seed(w2, lambda f: f["linearized"]["at_B"], "eval_w2"))
             row["w2_minus_w1_at_B"] = ST.paired(
-                per_seed(rs, lambda f: f["linearized"]["at_B"], "eval_w2"),
-                per_seed(rs, lambda f: f["linearized"]["at_B"]),
+                per_seed(w2, lambda f: f["linearized"]["at_B"], "eval_w2"),
+                per_seed(w2, lambda f: f["linearized"]["at_B"]),
             )
+            row["w2_seeds"] = len(w2)
         if all("train" in r for r in rs):
             row["train_tokens"] = statistics.fmean(r["train"]["sampled_tokens"] for r in rs)
         out["arms"][a] = row
@@ -585,8 +590,9 @@ def markdown(doc: dict) -> str:
     lines += ["| comparison | Δ | 95% bootstrap | 95% seed-level t | Holm p | verdict |", "|---|---|---|---|---|---|"]
     for k, d in P["comparisons"].items():
         t = d["t_ci"]
+        tt = f"[{t[0]:+.4f}, {t[1]:+.4f}]" if t[0] is not None else "— (one seed)"
         lines.append(
-            f"| {k} | {d['mean']:+.4f} | [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}] | [{t[0]:+.4f}, {t[1]:+.4f}] | "
+            f"| {k} | {d['mean']:+.4f} | [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}] | {tt} | "
             f"{d['p_holm']:.3f} | {d['verdict']} |"
         )
     for k in P["missing"]:
@@ -610,6 +616,12 @@ def markdown(doc: dict) -> str:
             f"{x['format_error_rate'] if x['format_error_rate'] is not None else '—'} | "
             f"{f'{u:.3f}' if u is not None else '—'} |"
         )
+    w2 = {a: x for a, x in r["arms"].items() if "lin_at_B_w2" in x}
+    if w2:
+        lines.append("\nWindow W = 2 (secondary; the seeds evaluated with it):\n")
+        lines += ["| arm | seeds | linearized at B, W = 2 | W = 2 − W = 1 |", "|---|---|---|---|"]
+        for a, x in w2.items():
+            lines.append(f"| {a} | {x['w2_seeds']} | {_ci(x['lin_at_B_w2'])} | {_d(x['w2_minus_w1_at_B'])} |")
     return "\n".join(lines)
 
 
@@ -716,6 +728,8 @@ def main(argv=None):
         table = tune(ns)
         tuning_file.write_text(json.dumps(table, indent=1))
     if ns.stage in ("final", "all"):
+        if table is None and not tuning_file.exists():
+            sys.exit("no tuning table: run --stage tune first")
         table = table or json.loads(tuning_file.read_text())
         if not all(t["chosen"] for t in table.values()):
             sys.exit("tuning is not finished: run --stage tune first")
