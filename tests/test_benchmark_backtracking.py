@@ -149,3 +149,10 @@ def test_round_progress_skips_format_errors_by_hand(tmp_path):
     assert BT.lin_at({"linearized": [group], "parallel": [par]}, "parallel", 24) == 1.0
     h = BT.histogram([0.25, -0.5, 0.24, 1.0])
     assert h["+0.25"] == 0.5 and h["-0.5"] == 0.25 and h["+1"] == 0.25 and sum(h.values()) == 1 and len(h) == 9
+
+
+def test_a_run_that_gave_up_on_problems_is_not_done(tmp_path):
+    (tmp_path / "summary.json").write_text(json.dumps({"failed_problems": {"server": 2}}))
+    assert not BT._done(tmp_path)
+    (tmp_path / "summary.json").write_text(json.dumps({"failed_problems": {}}))
+    assert BT._done(tmp_path) and not BT._done(tmp_path / "nothing")
