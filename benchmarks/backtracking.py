@@ -30,7 +30,6 @@ import json
 import math
 import statistics
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import didactic_stats as ST  # noqa: E402
 from didactic import _run  # noqa: E402
+from didactic import run_jobs as _run_jobs  # noqa: E402
 
 from mrt.core import backtrack as bt  # noqa: E402
 
@@ -82,10 +82,16 @@ def parse(argv=None):
     p.add_argument(
         "--results", default=str(ROOT / "benchmarks" / "results" / "backtracking.json"), help="the results JSON"
     )
+    p.add_argument(
+        "--tuning",
+        default=str(ROOT / "benchmarks" / "results" / "backtracking_tuning.json"),
+        help="the tuning table (committed; written by the tune stage, read by the final stage)",
+    )
     p.add_argument("--plots", default=str(ROOT / "docs" / "img"), help="where the figures go")
     p.add_argument("--scale", type=float, default=1.0, help="scale steps and problem counts (tests: 0.05)")
     ns = p.parse_args(argv)
-    ns.out, ns.records = str(Path(ns.out).resolve()), str(Path(ns.records).resolve())  # the runs' cwd is ROOT
+    ns.out, ns.records = str(Path(ns.out).resolve()), str(Path(ns.records).resolve())
+    ns.tuning = str(Path(ns.tuning).resolve())  # the runs' cwd is ROOT
     ns.S = load_settings(ns.settings_file)
     ns.seeds = ns.seeds if ns.seeds is not None else list(ns.S.FINAL_SEEDS)
     if set(ns.seeds) & set(ns.S.TUNE_SEEDS):
@@ -188,18 +194,8 @@ def _job(ns, name: str, d: Path, cmds: list[list[str]], want: Path):
 
 
 def run_jobs(ns, jobs: list, after=None) -> None:
-    jobs = [j for j in jobs if j]
-    print(f"{len(jobs)} runs to do, {ns.jobs} at a time", flush=True)
-    failed = []
-    with ThreadPoolExecutor(max_workers=ns.jobs) as pool:
-        for name, ok, secs in pool.map(_run, jobs):
-            print(f"  {name}: {'done' if ok else 'FAILED'} in {secs:.0f} s", flush=True)
-            if not ok:
-                failed.append(name)
-            elif after and name.startswith("final/"):
-                after(name)
-    if failed:
-        sys.exit(f"failed runs: {', '.join(failed)} (see their logs under {ns.out}; rerun to resume)")
+    """The shared runner; ``after`` is called on each finished final run."""
+    _run_jobs(jobs, ns.jobs, ns.out, after=(lambda name: name.startswith("final/") and after(name)) if after else None)
 
 
 # --------------------------------------------------------------------------- tuning
@@ -298,21 +294,31 @@ def final_jobs(ns, table: dict) -> tuple[list, list]:
     S = ns.S
     first, by_arm = [], {a: [] for a in arms(S)}
     for seed in ns.seeds:
+        todo = [a for a in arms(S) if not record_path(ns, f"{a}-s{seed}").exists()]
+        for a in arms(S):
+            by_arm[a].append(None)  # a run with a record is not run again
+        if not todo:
+            continue
         prepare_data(ns, seed)
         sft_dir = seed_dir(ns, seed) / "sft-backtrack"
-        first.append(
-            _job(ns, f"prep/sft-backtrack-s{seed}", seed_dir(ns, seed), [sft_cmd(ns, seed, "backtrack")], sft_dir)
-        )
+        if set(todo) & set(S.RL_ARMS):
+            first.append(
+                _job(ns, f"prep/sft-backtrack-s{seed}", seed_dir(ns, seed), [sft_cmd(ns, seed, "backtrack")], sft_dir)
+            )
         for scheme in S.SCHEMES:
             run = f"sft-{scheme}-s{seed}"
             d = final_dir(ns, run)
             cmds = [sft_cmd(ns, seed, scheme), lin_cmd(ns, sft_model(ns, seed, scheme), seed, S.TEST, d / "eval", 1)]
-            by_arm[f"sft-{scheme}"].append(_job(ns, f"final/{run}", d, cmds, d / "eval"))
+            if f"sft-{scheme}" in todo:
+                by_arm[f"sft-{scheme}"][-1] = _job(ns, f"final/{run}", d, cmds, d / "eval")
         d = final_dir(ns, f"base-s{seed}")
-        by_arm["base"].append(
-            _job(ns, f"final/base-s{seed}", d, [lin_cmd(ns, S.BASE, seed, S.TEST, d / "eval", 1)], d / "eval")
-        )
-        for arm in S.RL_ARMS:
+        if "base" in todo:
+            by_arm["base"][-1] = _job(
+                ns, f"final/base-s{seed}", d, [lin_cmd(ns, S.BASE, seed, S.TEST, d / "eval", 1)], d / "eval"
+            )
+        for arm in todo:
+            if arm not in S.RL_ARMS:
+                continue
             c = table[arm]["chosen"]
             extra = {k: v for k, v in c.items() if k not in ("i", "learning_rate", "criterion", "se")}
             run = f"{arm}-s{seed}"
@@ -323,7 +329,7 @@ def final_jobs(ns, table: dict) -> tuple[list, list]:
             if arm in S.WINDOW2_ARMS and seed in S.WINDOW2_SEEDS:
                 cmds.append(lin_cmd(ns, d / "train" / "model", seed, S.TEST, d / "eval-w2", 2))
                 want = d / "eval-w2"
-            by_arm[arm].append(_job(ns, f"final/{run}", d, cmds, want))
+            by_arm[arm][-1] = _job(ns, f"final/{run}", d, cmds, want)
     P = S.PRIMARY
     pairs = [(P["primary"], P["comparisons"][P["primary"]])] + [kv for kv in P["comparisons"].items()]
     order = list(dict.fromkeys([*[a for kv in pairs for a in kv], *arms(S)]))
@@ -722,10 +728,15 @@ def main(argv=None):
     if ns.stage == "plan":
         plan(ns)
         return
-    tuning_file = Path(ns.out) / "tuning.json"
+    tuning_file = Path(ns.tuning)
     table = None
-    if ns.stage in ("tune", "all"):
+    done_table = json.loads(tuning_file.read_text()) if tuning_file.exists() else None
+    if ns.stage == "all" and done_table and all(t["chosen"] for t in done_table.values()):
+        print(f"tuning finished: the choices in {tuning_file} (give another --tuning to tune again)", flush=True)
+        table = done_table
+    elif ns.stage in ("tune", "all"):
         table = tune(ns)
+        tuning_file.parent.mkdir(parents=True, exist_ok=True)
         tuning_file.write_text(json.dumps(table, indent=1))
     if ns.stage in ("final", "all"):
         if table is None and not tuning_file.exists():

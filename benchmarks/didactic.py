@@ -20,7 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,6 +115,25 @@ def _run(job):
             if r.returncode:
                 return name, False, time.time() - t0
     return name, True, time.time() - t0
+
+
+def run_jobs(jobs: list, n_jobs: int, out, after=None) -> None:
+    """Run ``_run`` jobs, ``n_jobs`` at a time, calling ``after(name)`` on each finished one as soon
+    as it finishes (not in submission order: a record is written even if an earlier run is still
+    going when the session stops); exits naming the failed runs, which a rerun resumes."""
+    jobs = [j for j in jobs if j]
+    print(f"{len(jobs)} runs to do, {n_jobs} at a time", flush=True)
+    failed = []
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        for fut in as_completed([pool.submit(_run, j) for j in jobs]):
+            name, ok, secs = fut.result()
+            print(f"  {name}: {'done' if ok else 'FAILED'} in {secs:.0f} s", flush=True)
+            if not ok:
+                failed.append(name)
+            elif after:
+                after(name)
+    if failed:
+        sys.exit(f"failed runs: {', '.join(failed)} (see their logs under {out}; rerun to resume)")
 
 
 def _ms(values):

@@ -25,7 +25,6 @@ import importlib.util
 import json
 import statistics
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,10 +33,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import didactic_stats as ST  # noqa: E402
 import didactic_v2 as D  # noqa: E402  (trace figures, strict accounting, hint uptake, formatting, plots)
-from didactic import _run  # noqa: E402
+from didactic import run_jobs as _run_jobs  # noqa: E402
 
 DEFAULT_SETTINGS = ROOT / "benchmarks" / "didactic_v3_settings.py"
 PRIMARY_KEYS = ("metric", "methods", "correction", "alpha", "lower_is_better")
+HINT_KEYS = ("hinted_arm_first", "goal_arm_first")
 
 
 class SettingsError(ValueError):
@@ -90,6 +90,11 @@ def parse(argv=None):
         "--records",
         default=str(ROOT / "benchmarks" / "results" / "didactic_v3_runs"),
         help="folder of each finished final run's compact record (committed; a run with a record is not run again)",
+    )
+    p.add_argument(
+        "--tune-records",
+        default=str(ROOT / "benchmarks" / "results" / "didactic_v3_tuning_runs"),
+        help="folder of each finished tuning run's compact record (committed; a run with a record is not run again)",
     )
     p.add_argument(
         "--tuning",
@@ -159,17 +164,16 @@ def _job(ns, name: str, d: Path, method: str | None, seed: int, values: dict, sp
 
 
 def run_jobs(ns, jobs: list) -> None:
-    print(f"{len(jobs)} runs to do, {ns.jobs} at a time", flush=True)
-    failed = []
-    with ThreadPoolExecutor(max_workers=ns.jobs) as pool:
-        for name, ok, secs in pool.map(_run, jobs):
-            print(f"  {name}: {'done' if ok else 'FAILED'} in {secs:.0f} s", flush=True)
-            if not ok:
-                failed.append(name)
-            elif name.startswith("final/"):
-                write_record(ns, name.split("/")[1])
-    if failed:
-        sys.exit(f"failed runs: {', '.join(failed)} (see their logs under {ns.out}; rerun to resume)")
+    """Run the jobs; each finished run leaves its compact record at once (tuning and final)."""
+
+    def after(name: str) -> None:
+        stage, run = name.split("/")
+        if stage == "final":
+            write_record(ns, run)
+        elif stage == "tune":
+            write_tune_record(ns, run)
+
+    _run_jobs(jobs, ns.jobs, ns.out, after=after)
 
 
 # --------------------------------------------------------------------------- tuning
@@ -179,45 +183,88 @@ def tune_dir(ns, method: str, i: int, seed: int) -> Path:
     return Path(ns.out) / "tune" / f"{method}-{i}-s{seed}"
 
 
+def tune_record_path(ns, run: str) -> Path:
+    return Path(ns.tune_records) / f"{run}.json"
+
+
 def tune_jobs(ns) -> list:
     S = ns.S
-    jobs = [_job(ns, "tune/base", Path(ns.out) / "tune" / "base", None, S.TUNE_SEEDS[0], {}, S.VALIDATION)]
+    jobs = []
+    if not tune_record_path(ns, "base").exists():
+        jobs.append(_job(ns, "tune/base", Path(ns.out) / "tune" / "base", None, S.TUNE_SEEDS[0], {}, S.VALIDATION))
     for m in ns.methods:
         for i, values in enumerate(S.tune_grid(m)):
             for seed in S.TUNE_SEEDS:
-                jobs.append(_job(ns, f"tune/{m}-{i}-s{seed}", tune_dir(ns, m, i, seed), m, seed, values, S.VALIDATION))
+                run = f"{m}-{i}-s{seed}"
+                if not tune_record_path(ns, run).exists():
+                    jobs.append(_job(ns, f"tune/{run}", tune_dir(ns, m, i, seed), m, seed, values, S.VALIDATION))
     return [j for j in jobs if j]
+
+
+def write_tune_record(ns, run: str) -> dict:
+    """A finished tuning run's compact record: its configuration, the criterion per validation
+    problem (1 - normalised regret at B, strict accounting: truncated and empty traces are wrong),
+    hint uptake and cost."""
+    S = ns.S
+    b = S.SETTING["thinking_budget"] or max(S.SETTING["budgets"])
+    d = Path(ns.out) / "tune" / run
+    tab = D.problem_table(d / "eval", [b])
+    train_file = d / "train" / "summary.json"
+    train = json.loads(train_file.read_text()) if train_file.exists() else {}
+    values = {}
+    if run != "base":
+        m, i, _ = run.rsplit("-", 2)
+        values = S.tune_grid(m)[int(i)]
+    rec = {
+        "setting": S.SETTING["name"],
+        "run": run,
+        "values": values,
+        "scale": ns.scale,
+        "accounting": "strict",
+        "criterion_per_problem": {p: D._r(1 - v) for p, v in D._pm(tab, lambda t: t["regret"][str(b)]).items()},
+        "n_traces": sum(len(ts) for ts in tab.values()),
+        "hint": D.hint_uptake(d / "eval", S.SETTING["knobs"]),
+        "train": {k: train.get(k) for k in ("steps", "sampled_tokens", "extra_sampled_tokens", "wall_seconds")},
+    }
+    path = tune_record_path(ns, run)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec))
+    return rec
+
+
+def _tune_record(ns, run: str) -> dict | None:
+    """The run's record, written from its folder if it finished here but has none yet."""
+    if not tune_record_path(ns, run).exists():
+        if not (Path(ns.out) / "tune" / run / "eval" / "summary.json").exists():
+            return None
+        write_tune_record(ns, run)
+    return json.loads(tune_record_path(ns, run).read_text())
 
 
 def tuning_table(ns) -> dict:
     """Every finished tuning run's criterion (1 - regret at B on the validation split, strict
-    accounting), per-problem values for the tie check, and cost."""
+    accounting), per-problem values for the tie check, and cost, from the tuning records."""
     S = ns.S
-    b = S.SETTING["thinking_budget"] or max(S.SETTING["budgets"])
     table = {}
+    base = _tune_record(ns, "base")
+    if base:
+        table["base"] = {"criterion": statistics.fmean(base["criterion_per_problem"].values()), "hint": base["hint"]}
     for m in S.METHODS:
         rows = []
         for i, values in enumerate(S.tune_grid(m)):
-            per = []
-            for seed in S.TUNE_SEEDS:
-                d = tune_dir(ns, m, i, seed)
-                if not (d / "eval" / "summary.json").exists():
-                    break
-                tab = D.problem_table(d / "eval", [b])
-                per.append({p: 1 - v for p, v in D._pm(tab, lambda t: t["regret"][str(b)]).items()})
-            else:
-                train = json.loads((d / "train" / "summary.json").read_text())
-                crit = [statistics.fmean(x.values()) for x in per]
-                rows.append(
-                    {
-                        "values": values,
-                        "criterion": statistics.fmean(crit),
-                        "per_problem": {p: statistics.fmean(x[p] for x in per) for p in per[0]},
-                        **{
-                            k: train.get(k) for k in ("steps", "sampled_tokens", "extra_sampled_tokens", "wall_seconds")
-                        },
-                    }
-                )
+            recs = [_tune_record(ns, f"{m}-{i}-s{seed}") for seed in S.TUNE_SEEDS]
+            if not all(recs):
+                continue
+            per = [r["criterion_per_problem"] for r in recs]
+            rows.append(
+                {
+                    "values": values,
+                    "criterion": statistics.fmean(statistics.fmean(x.values()) for x in per),
+                    "per_problem": {p: statistics.fmean(x[p] for x in per) for p in per[0]},
+                    "hint": {k: D.seed_interval([r["hint"][k] for r in recs]) for k in HINT_KEYS},
+                    **{k: statistics.fmean(r["train"][k] or 0 for r in recs) for k in recs[0]["train"]},
+                }
+            )
         table[m] = {"grid": rows, "finished": f"{len(rows)}/{len(S.tune_grid(m))}"}
     return table
 
@@ -481,11 +528,17 @@ def markdown(doc: dict) -> str:
 def plan(ns) -> dict:
     """How many runs the design holds and how many are still to do (nothing is started)."""
     S = ns.S
-    tune = [(m, i, s) for m in ns.methods for i in range(len(S.tune_grid(m))) for s in S.TUNE_SEEDS]
+    tune = ["base"] + [f"{m}-{i}-s{s}" for m in ns.methods for i in range(len(S.tune_grid(m))) for s in S.TUNE_SEEDS]
     final = [f"{m}-s{s}" for m in ["base"] + ns.methods for s in ns.seeds]
+    walls: dict[str, list] = {}
+    for r in tune:
+        if tune_record_path(ns, r).exists():
+            w = json.loads(tune_record_path(ns, r).read_text())["train"].get("wall_seconds")
+            walls.setdefault(r.rsplit("-", 2)[0], []).append(w or 0)
     out = {
-        "tuning_runs": len(tune) + 1,
-        "tuning_runs_to_do": sum(not (tune_dir(ns, *t) / "eval" / "summary.json").exists() for t in tune),
+        "tuning_runs": len(tune),
+        "tuning_runs_to_do": sum(not tune_record_path(ns, r).exists() for r in tune),
+        "tuning_train_seconds_measured": {m: round(statistics.fmean(w)) for m, w in walls.items()},
         "final_runs": len(final),
         "final_runs_without_record": sum(not record_path(ns, r).exists() for r in final),
         "training_tokens_per_run": _n(ns, S.TOKEN_BUDGET),
@@ -507,13 +560,13 @@ def main(argv=None):
         Path(ns.tuning).parent.mkdir(parents=True, exist_ok=True)
         Path(ns.tuning).write_text(json.dumps({"tuning": table}, indent=1))
     if ns.stage in ("final", "all", "report"):
-        if (Path(ns.out) / "tune").exists():
-            table = tuning_table(ns)
-            if all(t["finished"].split("/")[0] == t["finished"].split("/")[1] for t in table.values()):
-                Path(ns.tuning).write_text(json.dumps({"tuning": table}, indent=1))
-        table = json.loads(Path(ns.tuning).read_text())["tuning"] if Path(ns.tuning).exists() else {}
-        if ns.stage == "report" and not table:
-            print("no tuning table: reporting the records without the chosen configurations", flush=True)
+        table = tuning_table(ns)  # from the committed tuning records
+        complete = all(table[m]["finished"] == f"{len(ns.S.tune_grid(m))}/{len(ns.S.tune_grid(m))}" for m in ns.methods)
+        if complete:
+            Path(ns.tuning).parent.mkdir(parents=True, exist_ok=True)
+            Path(ns.tuning).write_text(json.dumps({"tuning": table}, indent=1))
+        if ns.stage == "report" and not complete:
+            print("tuning is not finished: reporting the records without the chosen configurations", flush=True)
         else:
             chosen = choose(ns.S, table, ns.methods)
         if chosen:

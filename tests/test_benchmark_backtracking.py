@@ -156,3 +156,22 @@ def test_a_run_that_gave_up_on_problems_is_not_done(tmp_path):
     assert not BT._done(tmp_path)
     (tmp_path / "summary.json").write_text(json.dumps({"failed_problems": {}}))
     assert BT._done(tmp_path) and not BT._done(tmp_path / "nothing")
+
+
+def test_a_final_run_with_a_record_is_not_run_again(tmp_path, monkeypatch):
+    """The records are committed and the working folder is not: a rerun on a fresh checkout plans
+    only the runs without a record, and prepares a seed's data only when one of its runs lacks one."""
+    settings = _write(tmp_path, SETTINGS.replace("B_TOKENS = 0", "B_TOKENS = 40"))
+    ns = BT.parse(["--settings-file", str(settings), "--out", str(tmp_path / "w"), "--records", str(tmp_path / "rec")])
+    ns.seeds = [0, 1]
+    for seed in (0, 1):
+        for a in BT.arms(ns.S):
+            if (a, seed) != ("sft-star", 1):
+                BT.record_path(ns, f"{a}-s{seed}").parent.mkdir(parents=True, exist_ok=True)
+                BT.record_path(ns, f"{a}-s{seed}").write_text("{}")
+    prepared = []
+    monkeypatch.setattr(BT, "prepare_data", lambda ns, seed: prepared.append(seed))
+    table = {a: {"chosen": {"i": 0, "learning_rate": 1e-4, "criterion": 0.5, "se": 0.1}} for a in ns.S.RL_ARMS}
+    first, second = BT.final_jobs(ns, table)
+    names = [j[0] for j in first + second if j]
+    assert names == ["final/sft-star-s1"] and prepared == [1]

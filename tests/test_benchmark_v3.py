@@ -143,6 +143,7 @@ def test_the_report_reads_records_alone(tmp_path, capsys):
             }
             (recs / f"{m}-s{seed}.json").write_text(json.dumps(rec))
     args = ["--out", str(tmp_path / "out"), "--records", str(recs), "--tuning", str(tmp_path / "none.json")]
+    args += ["--tune-records", str(tmp_path / "no-tune-records")]
     args += [
         "--stage",
         "report",
@@ -185,3 +186,47 @@ def test_choice_from_the_tuning_table_and_ties():
     assert c["values"] == grid[-1] and c["tie"]  # chosen, but reported as a tie
     with pytest.raises(SystemExit, match="8 of 9"):
         V.choose(S, {"mrt": {"grid": clear[:-1]}}, ["mrt"])
+
+
+def test_a_tuning_run_leaves_a_record_and_the_table_needs_only_records(tiny_model_dir, tmp_path):
+    """A finished tuning run (a real analysis of a real model on the validation split) leaves a
+    committed record; with the working folder gone, the table is built from the records alone, and
+    the run is not planned again."""
+    import json
+    import shutil
+
+    from mrt.measure.analyze import AnalyzeConfig, run_analysis
+
+    out, recs = tmp_path / "out", tmp_path / "tune-records"
+    ns = V.parse(["--out", str(out), "--tune-records", str(recs), "--records", str(tmp_path / "rec")])
+    S = ns.S
+    run = "grpo-4-s100"
+    d = out / "tune" / run
+    s = run_analysis(
+        AnalyzeConfig(
+            model=str(tiny_model_dir),
+            out=str(d / "eval"),
+            n_problems=3,
+            traces_per_problem=2,
+            answers_per_prefix=2,
+            max_new_tokens=24,
+            answer_tokens=6,
+            extensions=0,
+            knobs=S.SETTING["knobs"],
+            budgets=S.SETTING["budgets"],
+            problem_seed=S.VALIDATION["problem_seed"],
+        )
+    )
+    (d / "train").mkdir(parents=True)
+    (d / "train" / "summary.json").write_text(json.dumps({"steps": 3, "sampled_tokens": 900, "wall_seconds": 5.0}))
+    rec = V.write_tune_record(ns, run)
+    assert rec["values"] == S.tune_grid("grpo")[4] and rec["n_traces"] == s["n_traces"]
+    crit = rec["criterion_per_problem"]
+    assert len(crit) == 3 and all(0 <= v <= 1 for v in crit.values())
+    shutil.rmtree(out)  # a fresh checkout: only the committed records are there
+    table = V.tuning_table(ns)
+    row = table["grpo"]["grid"][0]
+    assert table["grpo"]["finished"] == "1/9" and row["values"] == S.tune_grid("grpo")[4]
+    assert row["criterion"] == pytest.approx(sum(crit.values()) / 3) and row["steps"] == 3
+    assert run not in [j[0].split("/")[1] for j in V.tune_jobs(ns)]
+    assert len(V.tune_jobs(ns)) == 1 + 6 * 9 - 1  # the base and every other configuration
