@@ -107,15 +107,8 @@ def pilot(ns, values: dict) -> dict:
         cmd += ["--logging-steps", "1"]
         jobs.append((f"pilot/{form}", [cmd], d / "log.txt", ns.threads))
     if jobs:
-        print(f"{len(jobs)} pilot runs", flush=True)
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=ns.jobs) as pool:
-            done = list(pool.map(V._run, jobs))
-        for name, ok, secs in done:
-            print(f"  {name}: {'done' if ok else 'FAILED'} in {secs:.0f} s", flush=True)
-            if not ok:
-                sys.exit(f"pilot run {name} failed; see its log under {ns.out}/pilot")
+        print("pilot runs:", flush=True)
+        V._run_jobs(jobs, ns.jobs, Path(ns.out) / "pilot")
     res = {}
     for form in FORMS:
         d = Path(ns.out) / "pilot" / form

@@ -22,7 +22,6 @@ import json
 import random
 import statistics
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +30,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import didactic_stats as ST  # noqa: E402
 import didactic_v2_settings as S  # noqa: E402
-from didactic import _run  # noqa: E402  (one run: its commands in turn, output to its log)
+from didactic import run_jobs as _run_jobs  # noqa: E402  (runs their commands in turn, output to their logs)
 from didactic_stats import REPS, bootstrap, paired  # noqa: E402,F401  (bootstrap and paired: also the tests')
 
 
@@ -164,18 +163,14 @@ def eval_cmd(ns, setting: str, model: str, seed: int, split: dict, out: Path) ->
 
 
 def run_jobs(ns, jobs: list) -> None:
-    print(f"{len(jobs)} runs to do, {ns.jobs} at a time", flush=True)
-    failed = []
-    with ThreadPoolExecutor(max_workers=ns.jobs) as pool:
-        for name, ok, secs in pool.map(_run, jobs):
-            print(f"  {name}: {'done' if ok else 'FAILED'} in {secs:.0f} s", flush=True)
-            if not ok:
-                failed.append(name)
-            elif not name.startswith("tune/"):
-                setting, run = name.split("/")
-                write_record(ns, setting, run)
-    if failed:
-        sys.exit(f"failed runs: {', '.join(failed)} (see their logs under {ns.out}; rerun to resume)")
+    """The shared runner; each finished final run leaves its record at once."""
+
+    def after(name: str) -> None:
+        if not name.startswith("tune/"):
+            setting, run = name.split("/")
+            write_record(ns, setting, run)
+
+    _run_jobs(jobs, ns.jobs, ns.out, after=after)
 
 
 def _job(ns, name: str, d: Path, setting: str, method: str | None, seed: int, values: dict, split: dict):
