@@ -299,8 +299,8 @@ def record_path(ns, run: str) -> Path:
 
 def final_jobs(ns, chosen: dict) -> list:
     jobs = []
-    for m in ["base"] + ns.methods:
-        for seed in ns.seeds:
+    for seed in ns.seeds:  # seed by seed: a partial run has whole seeds to report (--seeds)
+        for m in ["base"] + ns.methods:
             run = f"{m}-s{seed}"
             if record_path(ns, run).exists():
                 continue
