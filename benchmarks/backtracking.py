@@ -554,18 +554,18 @@ def results(ns) -> dict:
             return max(("linearized", "parallel"), key=lambda m: out["arms"][a][f"{m[:3]}_at_B"]["mean"])
 
         g = best_mode("grpo")
+        modes = {a: best_mode(a) for a in recs if a != "grpo"}
         out["best_mode_vs_grpo"] = {
             "grpo_mode": g,
             "arms": {
                 a: {
-                    "mode": best_mode(a),
+                    "mode": m,
                     **ST.paired(
-                        per_seed(recs[a], lambda f, m=best_mode(a): f[m]["at_B"]),
+                        per_seed(recs[a], lambda f, m=m: f[m]["at_B"]),
                         per_seed(recs["grpo"], lambda f: f[g]["at_B"]),
                     ),
                 }
-                for a in recs
-                if a != "grpo"
+                for a, m in modes.items()
             },
         }
     # token efficiency of the MRT arms against the best baseline on the linearized maj-vs-tokens curve

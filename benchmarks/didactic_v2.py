@@ -391,15 +391,24 @@ def first_walk_arm(output: str) -> str | None:
     return None
 
 
+def answer_arm(output: str) -> str | None:
+    """The first arm node of the trace's answer (``answer <start> <node> ...``), if any."""
+    words = output.split()
+    i = words.index("answer") if "answer" in words else -1
+    return words[i + 2] if 0 <= i and i + 2 < len(words) else None
+
+
 def hint_uptake(eval_dir: Path, knobs: list[str]) -> dict:
-    """How often the first walk takes the arm the prompt's hint names, and the goal arm.
+    """How often the first walk takes the arm the prompt's hint names, and the goal arm; how often
+    a trace walks at all, and how often its answer takes the hinted arm (a model that answers
+    without walking scores 0 on the first-walk figures, not on the answer one).
 
     The graph of each problem is rebuilt from its seed; traces of problems without a hint count
-    only towards the goal-arm figure."""
+    only towards the goal-arm and walk figures."""
     from mrt.tasks import get_task, parse_knobs
 
     task = get_task("star", **parse_knobs(knobs))
-    n = hinted = hint_first = goal_first = 0
+    n = hinted = hint_first = goal_first = walked = hint_answer = 0
     with open(eval_dir / "traces.jsonl") as f:
         for line in f:
             r = json.loads(line)
@@ -408,15 +417,19 @@ def hint_uptake(eval_dir: Path, knobs: list[str]) -> dict:
             g = task.graph(r["meta"]["seed"])
             arm = first_walk_arm(r["output"])
             n += 1
+            walked += arm is not None
             goal_first += arm == g.arms[g.goal_arm][0]
             if g.cue:
                 hinted += 1
                 hint_first += arm == g.cue
+                hint_answer += answer_arm(r["output"]) == g.cue
     return {
         "traces": n,
         "goal_arm_first": goal_first / n if n else None,
         "hinted_traces": hinted,
         "hinted_arm_first": hint_first / hinted if hinted else None,
+        "walked": walked / n if n else None,
+        "answer_on_hinted_arm": hint_answer / hinted if hinted else None,
     }
 
 

@@ -37,7 +37,7 @@ from didactic import run_jobs as _run_jobs  # noqa: E402
 
 DEFAULT_SETTINGS = ROOT / "benchmarks" / "didactic_v3_settings.py"
 PRIMARY_KEYS = ("metric", "methods", "correction", "alpha", "lower_is_better")
-HINT_KEYS = ("hinted_arm_first", "goal_arm_first")
+HINT_KEYS = ("hinted_arm_first", "goal_arm_first", "walked", "answer_on_hinted_arm")
 
 
 class SettingsError(ValueError):
@@ -261,7 +261,7 @@ def tuning_table(ns) -> dict:
                     "values": values,
                     "criterion": statistics.fmean(statistics.fmean(x.values()) for x in per),
                     "per_problem": {p: statistics.fmean(x[p] for x in per) for p in per[0]},
-                    "hint": {k: D.seed_interval([r["hint"][k] for r in recs]) for k in HINT_KEYS},
+                    "hint": {k: D.seed_interval([r["hint"].get(k) for r in recs]) for k in HINT_KEYS},
                     **{k: statistics.fmean(r["train"][k] or 0 for r in recs) for k in recs[0]["train"]},
                 }
             )
@@ -413,7 +413,7 @@ def results(ns) -> dict:
         row = {"secondary": True, **{k: ST.bootstrap(v) for k, v in per[m].items()}}
         row["seed_level"] = {k: ST.t_interval([statistics.fmean(x.values()) for x in v]) for k, v in per[m].items()}
         row["budget_forcing"] = {k: D.seed_interval([x["budget_forcing"].get(k) for x in rs]) for k in ("1x", "2x")}
-        row["hint"] = {k: D.seed_interval([x["hint"][k] for x in rs]) for k in ("hinted_arm_first", "goal_arm_first")}
+        row["hint"] = {k: D.seed_interval([x["hint"].get(k) for x in rs]) for k in HINT_KEYS}
         row["skipped_traces"] = sum(x.get("skipped_traces", 0) for x in rs)
         if m != "base":
             for k in ("sampled_tokens", "extra_sampled_tokens", "steps", "wall_seconds"):
@@ -503,8 +503,9 @@ def markdown(doc: dict) -> str:
             "\nSecondary (95% intervals, not corrected for multiplicity):\n",
             "| method | accuracy | Δ vs GRPO | "
             + " | ".join(f"regret C={c}" for c in bs)
-            + " | tokens | token eff. at 90% | at 95% | hinted arm first | goal arm first | steps |",
-            "|---" * (10 + len(bs)) + "|",
+            + " | tokens | token eff. at 90% | at 95% | hinted arm first | walks at all | answer on hinted arm "
+            "| goal arm first | steps |",
+            "|---" * (12 + len(bs)) + "|",
         ]
         for m, row in r["methods"].items():
             te = row.get("token_efficiency_vs_grpo") or {}
@@ -512,7 +513,8 @@ def markdown(doc: dict) -> str:
                 f"| {m} | {D._f(row['accuracy'])} | {D._f(row.get('vs_grpo', {}).get('accuracy'))} | "
                 + " | ".join(D._f(row[f"regret_C{c}"]) for c in bs)
                 + f" | {row['output_tokens']['mean']:.1f} | {D._eff(te.get('0.9'))} | {D._eff(te.get('0.95'))} | "
-                f"{D._f(row['hint']['hinted_arm_first'])} | {D._f(row['hint']['goal_arm_first'])} | "
+                + " | ".join(D._f(row["hint"][k]) for k in ("hinted_arm_first", "walked", "answer_on_hinted_arm"))
+                + f" | {D._f(row['hint']['goal_arm_first'])} | "
                 f"{D._f(row.get('steps'), 0)} |"
             )
         for f, n in (r.get("grpo_vs_itself") or {}).items():

@@ -34,13 +34,20 @@ def test_hint_uptake_counts_first_walks(tmp_path):
         g = task.graph(p.meta["seed"])
         other = next(a for k, a in enumerate(g.arms) if k != g.goal_arm)
         arm = g.arms[g.goal_arm] if i < 3 else other  # 3 of 4 first walks on the hinted (goal) arm
-        rows.append(
-            {"problem_id": p.id, "meta": p.meta, "status": "ok", "output": " ".join(["try", g.start, *arm, "found"])}
-        )
+        words = ["try", g.start, *arm, "found"] if i else ["</think>", "answer", g.start, *arm]  # 0: no walk
+        rows.append({"problem_id": p.id, "meta": p.meta, "status": "ok", "output": " ".join(words)})
     rows.append({**rows[0], "status": "empty"})  # not counted
     (tmp_path / "traces.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     h = D.hint_uptake(tmp_path, knobs)
-    assert h == {"traces": 4, "goal_arm_first": 0.75, "hinted_traces": 4, "hinted_arm_first": 0.75}
+    assert h == {
+        "traces": 4,
+        "goal_arm_first": 0.5,
+        "hinted_traces": 4,
+        "hinted_arm_first": 0.5,
+        "walked": 0.75,
+        "answer_on_hinted_arm": 0.25,  # only the trace that answered (on the hinted arm) has an answer
+    }
+    assert D.answer_arm("try v5 v9 found </think> answer v5 v9 v2 <eos>") == "v9" and D.answer_arm("try v5") is None
 
 
 def test_paired_bootstrap_of_a_constant_difference_is_exact():
