@@ -10,8 +10,11 @@ on validation problems (1 - normalised regret at B); ``final`` trains each metho
 configuration with every final seed and evaluates base and methods on the held-out problems;
 ``report`` computes the primary endpoint (per method against GRPO, Holm-corrected) and the
 secondary figures from the run records. Every run is an ``mrt train`` and an ``mrt analyze``
-subprocess: a rerun skips finished runs and resumes killed ones. A finished final run leaves a
-compact record in ``--records`` (committed), so the report needs only the records.
+subprocess: a rerun skips finished runs and resumes killed ones. Every finished run leaves a
+compact record as soon as it finishes, tuning runs in ``--tune-records`` and final runs in
+``--records`` (both committed): a run with a record is never run again, the final stage chooses
+from the tuning records, and the report needs only the records, so the design can be run across
+sessions on fresh checkouts.
 
 Everything is declared in the settings file (``--settings-file``, default
 ``benchmarks/didactic_v3_settings.py``); a file without a declared primary endpoint is refused,
@@ -99,7 +102,7 @@ def parse(argv=None):
     p.add_argument(
         "--tuning",
         default=str(ROOT / "benchmarks" / "results" / "didactic_v3_tuning.json"),
-        help="the tuning table (written by the tune stage; the final stage chooses from it)",
+        help="where the tuning table is written (from the tuning records, which the final stage chooses from)",
     )
     p.add_argument("--plots", default=str(ROOT / "docs" / "img" / "didactic_v3"), help="folder of the report's plot")
     p.add_argument("--scale", type=float, default=1.0, help="multiply token budget and problem counts (check: 0.05)")
