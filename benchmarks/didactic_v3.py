@@ -530,6 +530,35 @@ def markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def tuning_markdown(S, table: dict) -> str:
+    """The tuning table so far: per method and configuration, the criterion on validation
+    problems, the share of traces that walk at all, the share of answers on the hinted arm, and the
+    training steps and seconds; the best finished configuration of each method is marked."""
+
+    def share(r: dict, k: str) -> str:
+        v = r["hint"][k]["mean"]
+        return "—" if v is None else f"{v:.2f}"
+
+    lines = [
+        "| method | configuration | 1 − regret at B (validation) | walks at all | answer on hinted arm | steps | train s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    if "base" in table:
+        lines.append(f"| base | — | {table['base']['criterion']:.4f} | | | | |")
+    for m in S.METHODS:
+        rows = table.get(m, {}).get("grid", [])
+        best = max(rows, key=lambda r: r["criterion"]) if rows else None
+        for r in rows:
+            conf = ", ".join(f"{k} {v}" for k, v in r["values"].items())
+            mark = " (best so far)" if r is best else ""
+            lines.append(
+                f"| {m} | {conf}{mark} | {r['criterion']:.4f} | {share(r, 'walked')} | "
+                f"{share(r, 'answer_on_hinted_arm')} | {r['steps']:.0f} | {r['wall_seconds']:.0f} |"
+            )
+        lines.append(f"| {m} | ({table.get(m, {}).get('finished', '0/9')} finished) | | | | | |")
+    return "\n".join(lines)
+
+
 def plan(ns) -> dict:
     """How many runs the design holds and how many are still to do (nothing is started)."""
     S = ns.S
@@ -549,6 +578,7 @@ def plan(ns) -> dict:
         "training_tokens_per_run": _n(ns, S.TOKEN_BUDGET),
     }
     print(json.dumps(out))
+    print(tuning_markdown(S, tuning_table(ns)))
     return out
 
 
