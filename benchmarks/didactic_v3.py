@@ -548,9 +548,13 @@ def tuning_markdown(S, table: dict) -> str:
     for m in S.METHODS:
         rows = table.get(m, {}).get("grid", [])
         best = max(rows, key=lambda r: r["criterion"]) if rows else None
+        done = len(rows) == len(S.tune_grid(m))
+        if done:
+            c = choose(S, table, [m])[m]
+            tie = f"; a tie: margin {c['margin']:.4f}, SE {c['margin_se']:.4f}" if c["tie"] else ""
         for r in rows:
             conf = ", ".join(f"{k} {v}" for k, v in r["values"].items())
-            mark = " (best so far)" if r is best else ""
+            mark = "" if r is not best else f" (**chosen**{tie})" if done else " (best so far)"
             lines.append(
                 f"| {m} | {conf}{mark} | {r['criterion']:.4f} | {share(r, 'walked')} | "
                 f"{share(r, 'answer_on_hinted_arm')} | {r['steps']:.0f} | {r['wall_seconds']:.0f} |"
