@@ -22,8 +22,8 @@ ALGOS = ["grpo", "length-penalty", "mrt", "mrt-dense", "star", "mrt-star"]
 
 
 def main(steps: int = 12):
+    from mrt.pipelines import train as run_train
     from mrt.train.config import load_config
-    from mrt.train.run import run_train
 
     res = {}
     for algo in ALGOS:

@@ -98,7 +98,8 @@ def parse():
 
 
 def _analyze(model: str, out: Path, problem_seed: int, n: int, extra: dict) -> Path:
-    from mrt.measure.analyze import AnalyzeConfig, run_analysis
+    from mrt.measure.analyze import AnalyzeConfig
+    from mrt.pipelines import analyze as run_analysis
 
     cfg = dict(
         model=model,
@@ -149,7 +150,8 @@ def _sub(records: list[dict], keep: set[str]) -> list[dict]:
 
 def _online(name, model, sampler, rule, source, estimator, seeds, ns, out: Path, extra: dict) -> list[dict]:
     """``mrt eval --stop`` on the first problems of every test seed; per-trace rows."""
-    from mrt.measure.evaluate import EvalConfig, run_eval
+    from mrt.measure.evaluate import EvalConfig
+    from mrt.pipelines import evaluate as run_eval
 
     rows = []
     for s in seeds:
@@ -633,7 +635,10 @@ def main():
             )
             _save(doc, ns, doc_path)
     if ns.results:
-        Path(ns.results).write_text(json.dumps(doc, indent=1))
+        from mrt.rundir import update_json
+
+        # merged, not overwritten: another model's run may have written its results meanwhile
+        update_json(ns.results, lambda on_disk: _merged(on_disk, doc))
         traces = Path(ns.results).parent / "early_stopping_traces"
         traces.mkdir(parents=True, exist_ok=True)
         for f in (out / "traces").glob("*.jsonl.gz"):
@@ -643,20 +648,29 @@ def main():
     print((out / "table.md").read_text())
 
 
+def _merged(on_disk: dict, doc: dict) -> dict:
+    """``doc``'s models over those already in ``on_disk`` (results, commands, settings)."""
+    for key in ("results", "commands", "settings"):
+        on_disk.setdefault(key, {}).update(doc.get(key, {}))
+    for key, value in doc.items():
+        on_disk.setdefault(key, value)
+    return on_disk
+
+
 def _save(doc: dict, ns, path: Path) -> None:
     """After every model: a killed run keeps the finished models (each step below resumes too).
     Models written meanwhile by another process into the same file are kept (one command per
-    model is recorded)."""
-    on_disk = json.loads(path.read_text()) if path.is_file() else {}
+    model is recorded): the file is merged under a lock and written whole (``rundir.update_json``)."""
+    from mrt.rundir import update_json
+
     command = "python benchmarks/early_stopping.py " + " ".join(sys.argv[1:])
     settings = {k: v for k, v in vars(ns).items() if k != "report_only"}
-    for name in doc["results"]:
-        on_disk.setdefault("results", {})[name] = doc["results"][name]
-        on_disk.setdefault("commands", {})[name] = command
-        on_disk.setdefault("settings", {})[name] = settings
-    doc.update(on_disk)
-    path.write_text(json.dumps(doc, indent=1))
 
+    def merge(on_disk: dict) -> dict:
+        for name in doc["results"]:
+            on_disk.setdefault("results", {})[name] = doc["results"][name]
+            on_disk.setdefault("commands", {})[name] = command
+            on_disk.setdefault("settings", {})[name] = settings
+        return on_disk
 
-if __name__ == "__main__":
-    main()
+    doc.update(update_json(path, merge))

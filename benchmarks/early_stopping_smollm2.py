@@ -66,8 +66,9 @@ def _knobs(dataset: str, options: str) -> list[str]:
 def main():
     from early_stopping import _by_problem, _diff_ci, _mean_ci
 
-    from mrt.measure.evaluate import EvalConfig, run_eval
+    from mrt.measure.evaluate import EvalConfig
     from mrt.models import smollm2
+    from mrt.pipelines import evaluate as run_eval
     from mrt.samplers import load_sampler
 
     ns = parse()

@@ -17,17 +17,19 @@ def _cmd_pretrain(ns):
 
 
 def _cmd_analyze(ns):
-    from mrt.measure.analyze import AnalyzeConfig, run_analysis
+    from mrt.measure.analyze import AnalyzeConfig
+    from mrt.pipelines import analyze
     from mrt.report.analysis import print_summary
 
-    summary = run_analysis(from_namespace(AnalyzeConfig, ns))
+    summary = analyze(from_namespace(AnalyzeConfig, ns))
     print_summary(summary, ns.out)
 
 
 def _cmd_eval(ns):
-    from mrt.measure.evaluate import EvalConfig, run_eval
+    from mrt.measure.evaluate import EvalConfig
+    from mrt.pipelines import evaluate
 
-    s = run_eval(from_namespace(EvalConfig, ns))
+    s = evaluate(from_namespace(EvalConfig, ns))
     print(
         f"pass@1 {s['pass@1']:.3f} ± {s['pass@1_stderr']:.3f} over {s['n_problems']} problems x {s['samples']} samples; "
         f"{s['mean_tokens']:.0f} tokens per sample, {s['truncated_fraction']:.1%} truncated, "
@@ -168,11 +170,11 @@ def _cmd_early_stop(ns):
 
 
 def _cmd_train(ns):
+    from mrt.pipelines import train
     from mrt.train.config import TrainConfig, load_config
-    from mrt.train.run import run_train
 
     overrides = {k: v for k, v in vars(ns).items() if k in TrainConfig.__dataclass_fields__ and k != "config"}
-    s = run_train(load_config(getattr(ns, "config", ""), {**overrides, "config": getattr(ns, "config", "")}))
+    s = train(load_config(getattr(ns, "config", ""), {**overrides, "config": getattr(ns, "config", "")}))
     print(
         f"{s['algo']}: {s['steps']} steps, {s['sampled_tokens']} sampled tokens, {s['wall_seconds']:.0f} s; "
         f"model in {ns.out if 'out' in ns else s['config']['out']}/model"

@@ -22,7 +22,8 @@ class DemoConfig:
 
 @one_writer
 def run_demo(cfg: DemoConfig) -> dict:
-    from mrt.measure.analyze import AnalyzeConfig, run_analysis
+    from mrt.measure.analyze import AnalyzeConfig
+    from mrt.pipelines import analyze
     from mrt.report.analysis import print_summary
 
     t0 = time.time()
@@ -36,13 +37,13 @@ def run_demo(cfg: DemoConfig) -> dict:
         acfg = AnalyzeConfig(
             model=cfg.model, task="star", knobs=knobs, out=str(out / name), n_problems=cfg.n_problems, seed=cfg.seed
         )
-        results[name] = run_analysis(acfg)
+        results[name] = analyze(acfg)
         print_summary(results[name], acfg.out)
     runs = [str(out / "base")]
     if cfg.train_steps:
+        from mrt.pipelines import train
         from mrt.report.compare import compare
         from mrt.train.config import load_config
-        from mrt.train.run import run_train
 
         for i, algo in enumerate(("grpo", "mrt"), len(sets) + 1):
             print(
@@ -62,7 +63,7 @@ def run_demo(cfg: DemoConfig) -> dict:
                     report_to="tensorboard",
                 ),
             )
-            s = run_train(tcfg)  # held-out evaluation only: the harder set is the benchmark's (time)
+            s = train(tcfg)  # held-out evaluation only: the harder set is the benchmark's (time)
             results[algo] = s["eval"]["held_out"]
             print_summary(json.loads((out / algo / "eval" / "summary.json").read_text()), str(out / algo / "eval"))
             runs.append(str(out / algo))

@@ -21,9 +21,13 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 log = logging.getLogger(__name__)
 failures: Counter = Counter()  # grader failures seen in this process, by kind (module doc)
+_scopes: ContextVar[tuple[Counter, ...]] = ContextVar("mrt_grader_scopes", default=())
 FAILURE_KINDS = ("timeout", "error", "unparsed", "reference_unparsed")
 # math-verify logs whole answers (10,000+ characters for an adversarial one) on a time-out; our
 # own one-line message replaces that
@@ -68,8 +72,23 @@ def _find_all(text: str, key: str):
         i = text.find(key, i + 1)
 
 
+@contextmanager
+def counting() -> Iterator[Counter]:
+    """``with counting() as c:``: the grader failures met inside the block, by kind, whatever
+    else counts at the same time (another run in this process, an enclosing scope). A run's
+    figures come from these scopes, not from the process-wide :data:`failures`."""
+    c: Counter = Counter()
+    token = _scopes.set(_scopes.get() + (c,))
+    try:
+        yield c
+    finally:
+        _scopes.reset(token)
+
+
 def _failed(kind: str, answer, detail: str = "") -> bool:
     failures[kind] += 1
+    for c in _scopes.get():
+        c[kind] += 1
     log.warning(
         "grader %s on answer %.80r%s; counted wrong",
         kind.replace("_", " "),

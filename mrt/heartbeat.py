@@ -84,11 +84,14 @@ class Heartbeat:
         self._p_t0 = self._p_tok0 = self._p_pre0 = 0
         self._warned_at = None
         self._first_told = False
+        self.hang = 0.0  # seconds without a token before on_hang is called (0: never); set by the run loop
+        self.on_hang = None
+        self._hang_told = False
 
     def __enter__(self):
         self._t0 = time.monotonic()
         self._tok0 = ACTIVITY.snapshot()[0]
-        if self.total and (self.every > 0 or self.stall > 0):
+        if self.total and (self.every > 0 or self.stall > 0 or self.hang > 0):
             self._thread = threading.Thread(target=self._run, name="mrt-heartbeat", daemon=True)
             self._thread.start()
         return self
@@ -102,6 +105,7 @@ class Heartbeat:
     def start_problem(self, pid: str) -> None:
         tok, pre, _, _ = ACTIVITY.snapshot()
         self.problem, self._p_t0, self._p_tok0, self._p_pre0 = pid, time.monotonic(), tok, pre
+        self._hang_told = False
 
     def end_problem(self) -> None:
         self.done += 1
@@ -137,7 +141,7 @@ class Heartbeat:
         return "; ".join(parts)
 
     def _run(self) -> None:
-        tick = min(x for x in (self.every, self.stall / 4, 5.0) if x > 0) if (self.every or self.stall) else 5.0
+        tick = min(x for x in (self.every, self.stall / 4, self.hang / 4, 5.0) if x > 0)
         next_line = time.monotonic() + self.every if self.every > 0 else float("inf")
         while not self._stop.wait(tick):
             now = time.monotonic()
@@ -146,6 +150,17 @@ class Heartbeat:
                 next_line = now + self.every
             _, _, in_flight, last = ACTIVITY.snapshot()
             quiet = now - last
+            if self.hang > 0 and in_flight and quiet >= self.hang and not self._hang_told and self.on_hang:
+                self._hang_told = True
+                log.warning(
+                    "%s: no token from %s for %s: giving up on problem %s (--hang-timeout %g s)",
+                    self.what,
+                    self.source,
+                    _dur(quiet),
+                    self.problem,
+                    self.hang,
+                )
+                self.on_hang()
             if self.stall > 0 and in_flight and quiet >= self.stall:
                 if self._warned_at is None or now - self._warned_at >= self.stall:
                     self._warned_at = now

@@ -259,6 +259,70 @@ def _nearly_full(d: Path) -> bool:
     return st.f_bavail * st.f_frsize < 1 << 20
 
 
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def has_weights(directory) -> bool:
+    """A saved model directory counts as finished only when its weights are there, not when its
+    ``config.json`` is (``save_pretrained`` writes the config first: a kill between the two left
+    a directory that looked finished and failed to load)."""
+    d = Path(directory)
+    return (d / "config.json").is_file() and any((d / f).is_file() for f in WEIGHT_FILES)
+
+
+@contextlib.contextmanager
+def atomic_dir(path, tmp_name: str = ""):
+    """Yield a temporary directory next to ``path``; when the block ends without an error it
+    replaces ``path`` (an old one is moved aside, then removed), else it is removed. A kill leaves
+    ``path`` whole, or absent, never half written. ``tmp_name``: a fixed temporary name, for
+    writers in several processes that must agree on it (default: one per process)."""
+    import shutil
+
+    path = Path(path)
+    tmp = path.with_name(tmp_name or f".{path.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    publish_dir(tmp, path)
+
+
+def move_in(src, dest, last: tuple[str, ...] = ()) -> None:
+    """Move every file of the directory ``src`` into ``dest`` (each one a rename: whole), the
+    names in ``last`` after the others; then remove ``src``. For a directory that cannot be
+    replaced whole (it holds a run's lock)."""
+    src, dest = Path(src), Path(dest)
+    files = sorted(src.iterdir(), key=lambda f: (f.name in last, f.name))
+    for f in files:
+        os.replace(f, dest / f.name)
+    src.rmdir()
+
+
+def publish_dir(tmp, path) -> None:
+    """Put the finished directory ``tmp`` in place of ``path`` (see :func:`atomic_dir`)."""
+    import shutil
+
+    tmp, path = Path(tmp), Path(path)
+    old = None
+    if path.exists():
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def write_atomic(path, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` whole or not at all (temporary file, fsync, rename)."""
     path = Path(path)
@@ -270,6 +334,23 @@ def write_atomic(path, data: str | bytes) -> Path:
 
 def write_json(path, obj, indent: int | None = 1) -> Path:
     return write_atomic(path, json.dumps(obj, indent=indent))
+
+
+def update_json(path, update) -> dict:
+    """Read-modify-write of a JSON file shared by several processes: under an exclusive lock on
+    ``PATH.lock`` (waited for), ``update(current)`` returns the new object (``current``: ``{}`` for
+    a missing file), which is written whole (temporary file, rename). Returns the object written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            current = json.loads(path.read_text()) if path.is_file() else {}
+            new = update(current)
+            write_json(path, new)
+            return new
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 # ---------------------------------------------------------------------------- append-only records

@@ -20,7 +20,8 @@ def train_value_head(
     threads: int = 0,
 ):
     """Train on ``examples`` and save to ``out``; returns (model, tokenizer). A finished head in
-    ``out`` (``config.json`` present) is loaded instead of retrained."""
+    ``out`` (its weights written: ``rundir.has_weights``) is loaded instead of retrained; the save
+    is atomic (a temporary directory, then a rename), so a kill never leaves a half-written head."""
     import torch
     from datasets import Dataset
     from transformers import (
@@ -31,8 +32,10 @@ def train_value_head(
         TrainingArguments,
     )
 
+    from mrt.rundir import atomic_dir, has_weights
+
     out = Path(out)
-    if (out / "config.json").is_file():
+    if has_weights(out):
         tok = AutoTokenizer.from_pretrained(str(out))
         return AutoModelForSequenceClassification.from_pretrained(str(out)), tok
     tok = AutoTokenizer.from_pretrained(base_model)
@@ -65,8 +68,9 @@ def train_value_head(
     )
     trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=DataCollatorWithPadding(tok))
     trainer.train()
-    trainer.save_model(str(out))
-    tok.save_pretrained(str(out))
+    with atomic_dir(out) as tmp:
+        trainer.save_model(str(tmp))
+        tok.save_pretrained(str(tmp))
     return trainer.model, tok
 
 

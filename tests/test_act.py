@@ -191,7 +191,8 @@ def test_online_controller_on_the_shipped_model(tmp_path):
 
 def test_estimator_trains_calibrates_and_predicts(tmp_path):
     from mrt.act.estimator import EstimatorConfig, calibration, predict, read_estimates, train_estimator
-    from mrt.measure.analyze import AnalyzeConfig, run_analysis
+    from mrt.measure.analyze import AnalyzeConfig
+    from mrt.pipelines import analyze as run_analysis
 
     cal = calibration([0.1, 0.15, 0.9, 0.95], [0.0, 0.5, 1.0, 1.0], bins=2)
     assert [b["n"] for b in cal["bins"]] == [2, 2]

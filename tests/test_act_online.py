@@ -9,7 +9,7 @@ import pytest
 from mrt.act.controller import boundary_ends, boundary_stop_texts, call_seed, reveal_offsets, run_controller
 from mrt.act.rules import parse_rule
 from mrt.act.tradeoff import Boundary, observed_bounds, replay
-from mrt.measure.analyze import problem_seed
+from mrt.runloop import problem_seed
 
 
 class Recording:

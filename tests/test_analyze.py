@@ -3,7 +3,8 @@ import json
 import pytest
 
 from mrt.cli import main
-from mrt.measure.analyze import AnalyzeConfig, run_analysis
+from mrt.measure.analyze import AnalyzeConfig
+from mrt.pipelines import analyze as run_analysis
 
 REQUIRED = [
     "model",

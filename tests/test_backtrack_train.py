@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from mrt.pipelines import train as run_train
 from mrt.train.config import load_config
-from mrt.train.run import run_train
 
 
 def test_settings_are_checked_before_any_work(tmp_path):

@@ -2,7 +2,8 @@
 
 import json
 
-from mrt.measure.analyze import AnalyzeConfig, run_analysis
+from mrt.measure.analyze import AnalyzeConfig
+from mrt.pipelines import analyze as run_analysis
 from mrt.tasks.tiny import shipped_model_path
 
 

@@ -83,7 +83,8 @@ def test_selection_from_the_tuning_table(tmp_path):
 
 
 def test_a_run_record_holds_the_analysis_figures(tiny_model_dir, tmp_path):
-    from mrt.measure.analyze import AnalyzeConfig, run_analysis
+    from mrt.measure.analyze import AnalyzeConfig
+    from mrt.pipelines import analyze as run_analysis
 
     setting = "order"
     run_dir = tmp_path / "out" / "final" / setting / "base-s0"

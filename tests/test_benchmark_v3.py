@@ -195,7 +195,8 @@ def test_a_tuning_run_leaves_a_record_and_the_table_needs_only_records(tiny_mode
     import json
     import shutil
 
-    from mrt.measure.analyze import AnalyzeConfig, run_analysis
+    from mrt.measure.analyze import AnalyzeConfig
+    from mrt.pipelines import analyze as run_analysis
 
     out, recs = tmp_path / "out", tmp_path / "tune-records"
     ns = V.parse(["--out", str(out), "--tune-records", str(recs), "--records", str(tmp_path / "rec")])

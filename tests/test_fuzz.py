@@ -214,8 +214,9 @@ line = st.one_of(
 @given(st.lists(line, max_size=8), st.booleans())
 def test_trace_files_fail_only_with_a_named_error(tmp_path_factory, lines, final_newline):
     from mrt.config import read_jsonl
-    from mrt.measure.analyze import load_finished, read_traces
+    from mrt.measure.analyze import read_traces
     from mrt.rundir import read_jsonl_whole
+    from mrt.runloop import load_finished
 
     path = tmp_path_factory.mktemp("j") / "t.jsonl"
     path.write_text("\n".join(lines) + ("\n" if final_newline else ""))
@@ -243,7 +244,8 @@ def test_trace_files_fail_only_with_a_named_error(tmp_path_factory, lines, final
 
 @pytest.fixture(scope="module")
 def analysed(tiny_sampler, tiny_model_dir, tmp_path_factory):
-    from mrt.measure.analyze import AnalyzeConfig, run_analysis
+    from mrt.measure.analyze import AnalyzeConfig
+    from mrt.pipelines import analyze as run_analysis
 
     out = tmp_path_factory.mktemp("fuzz-report") / "run"
     cfg = AnalyzeConfig(

@@ -14,10 +14,10 @@ from conftest import kill_after_checkpoint
 from test_train import SMALL  # the same few real steps as the other training tests
 
 from mrt.core import advantages as adv
+from mrt.pipelines import train as run_train
 from mrt.tasks.star import StarTask
 from mrt.train.config import load_config
 from mrt.train.progress import ProgressEstimator, choose_mc, mc_count
-from mrt.train.run import run_train
 
 
 def test_progress_and_dense_advantages_from_estimates_by_hand():

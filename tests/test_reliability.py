@@ -19,7 +19,8 @@ import pytest
 
 from mrt.cli import main
 from mrt.config import claim_run_dir
-from mrt.measure.analyze import AnalyzeConfig, load_finished, run_analysis
+from mrt.measure.analyze import AnalyzeConfig
+from mrt.pipelines import analyze as run_analysis
 from mrt.rundir import (
     RunDirBusy,
     lock_run_dir,
@@ -27,6 +28,7 @@ from mrt.rundir import (
     write_json,
     writer_scope,
 )
+from mrt.runloop import load_finished
 from mrt.samplers.base import Completion, SamplingParams
 from mrt.samplers.errors import SamplerError
 from mrt.samplers.faults import (

@@ -11,8 +11,8 @@ import pytest
 import torch
 from conftest import kill_after_checkpoint
 
+from mrt.pipelines import train as run_train
 from mrt.train.config import ALGOS, load_config
-from mrt.train.run import run_train
 
 SMALL = dict(
     max_steps=2,
@@ -235,3 +235,31 @@ def test_thinking_budget_forces_the_answer(tmp_path):
         load_config(None, dict(SMALL, algo="anytime", budget_prior="0.7,0.7", budget_grid=2))
     with pytest.raises(ValueError, match="unknown algorithm 'anytme'"):
         load_config(None, dict(SMALL, algo="anytme"))
+
+
+def test_a_new_algorithm_is_one_registration(tmp_path):
+    """An algorithm is a registered advantage function: registered here (as a new module in
+    mrt/train/algos/ would), it is a valid --algo, the trainer calls it every step, and it trains."""
+    from mrt.tasks.tiny import shipped_model_path
+    from mrt.train.algos import Algorithm, names, register, unregister
+
+    calls = []
+
+    def advantages(trainer, step):
+        calls.append(len(step.local))
+        assert len(step.correct) == len(step.local) == len(step.inputs)
+        return -step.out["advantages"]  # GRPO with its sign flipped: anything but GRPO's update
+
+    register(Algorithm("test-flip", "GRPO, sign flipped (a test)", advantages=advantages, rank=999))
+    try:
+        assert names()[-1] == "test-flip"
+        out = tmp_path / "flip"
+        s = run_train(load_config(None, dict(SMALL, algo="test-flip", out=str(out))))
+        assert s["algo"] == "test-flip" and s["steps"] == 2
+        assert calls and all(n == SMALL["num_generations"] * SMALL["prompts_per_step"] for n in calls)
+        before, after = _weights(shipped_model_path()), _weights(out / "model")
+        assert any(not torch.equal(before[k], after[k]) for k in before)
+    finally:
+        unregister("test-flip")
+    with pytest.raises(ValueError, match="unknown algorithm 'test-flip'"):
+        load_config(None, dict(SMALL, algo="test-flip", out=str(tmp_path / "gone")))

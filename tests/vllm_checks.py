@@ -114,8 +114,9 @@ def parity(
 def commands(model: str, out: str, v) -> dict:
     """``mrt eval`` (plain and with a stop rule) and ``mrt diagnose`` on the engine ``v`` (``mrt
     analyze`` is tested through the CLI)."""
-    from mrt.measure.evaluate import EvalConfig, run_eval
+    from mrt.measure.evaluate import EvalConfig
     from mrt.measure.linearized import LinearizedConfig, run_linearized
+    from mrt.pipelines import evaluate as run_eval
     from mrt.study.diagnose import DiagnoseConfig, run_diagnose
 
     before = v.tokens_generated
@@ -179,7 +180,8 @@ def commands(model: str, out: str, v) -> dict:
 def analyze_resumes(model: str, out: str, v) -> dict:
     """``mrt analyze`` on the engine: 2 problems, then the same run extended to 3 resumes (the
     CLI's ``--backend vllm`` path: tests/test_vllm.py's slow CLI test)."""
-    from mrt.measure.analyze import AnalyzeConfig, run_analysis
+    from mrt.measure.analyze import AnalyzeConfig
+    from mrt.pipelines import analyze as run_analysis
 
     kw = dict(model=model, backend="vllm", out=f"{out}/an", traces_per_problem=2, answers_per_prefix=4, extensions=0)
     run_analysis(AnalyzeConfig(n_problems=2, **kw), sampler=v)
@@ -315,9 +317,9 @@ def train_sync(algo: str, out: str):
         for c in cs
     ]
     trainer.mrt_config.mc_answers = 32
-    _, jv = trainer._j_curves(inputs, rollouts)
+    _, jv = trainer.j_curves(inputs, rollouts)
     trainer.use_vllm = False
-    _, jh = trainer._j_curves(inputs, rollouts)
+    _, jh = trainer.j_curves(inputs, rollouts)
     flat_v = [x for c in jv for x in c]
     flat_h = [x for c in jh for x in c]
     se = math.sqrt(sum(a * (1 - a) / 32 + b * (1 - b) / 32 for a, b in zip(flat_v, flat_h))) / len(flat_v)

@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 import logging
 import random
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
 from mrt.config import arg
+from mrt.core.calibration import calibration
 from mrt.rundir import atomic_path, read_jsonl_whole, write_atomic, write_json
 
 log = logging.getLogger(__name__)
@@ -62,41 +62,6 @@ def examples(records: list[dict]) -> list[tuple[list[int], float, str]]:
         for p in r["prefixes"]:
             out.append((r["prompt_ids"] + r["thinking_ids"][: p["tokens"]], p["j"], r["problem_id"]))
     return out
-
-
-def calibration(pred: list[float], target: list[float], bins: int = 10) -> dict:
-    """Reliability of predicted J against measured J: per bin of the prediction, the mean
-    prediction, the mean measured J and the count; expected calibration error (count-weighted
-    mean |gap|), Brier score (mean squared error) and Pearson correlation."""
-    if not pred:
-        raise ValueError("nothing to calibrate")
-    rows = []
-    for b in range(bins):
-        lo, hi = b / bins, (b + 1) / bins
-        idx = [i for i, p in enumerate(pred) if lo <= p < hi or (b == bins - 1 and p == 1.0)]
-        if idx:
-            rows.append(
-                {
-                    "bin": [lo, hi],
-                    "n": len(idx),
-                    "predicted": statistics.fmean(pred[i] for i in idx),
-                    "measured": statistics.fmean(target[i] for i in idx),
-                }
-            )
-    n = len(pred)
-    ece = sum(r["n"] * abs(r["predicted"] - r["measured"]) for r in rows) / n
-    brier = statistics.fmean((p - t) ** 2 for p, t in zip(pred, target))
-    corr = None
-    if n > 1 and statistics.pstdev(pred) > 0 and statistics.pstdev(target) > 0:
-        corr = statistics.correlation(pred, target)
-    return {
-        "n": n,
-        "ece": ece,
-        "brier": brier,
-        "correlation": corr,
-        "bins": rows,
-        "brier_of_the_mean": statistics.fmean((statistics.fmean(target) - t) ** 2 for t in target),
-    }
 
 
 def _split(problems: list[str], share: float, seed: int) -> set[str]:
@@ -191,8 +156,10 @@ def _plot(cal: dict, path: Path) -> None:
 def load_estimator(path: str | Path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from mrt.rundir import has_weights
+
     path = Path(path)
-    if not (path / "config.json").is_file():
+    if not has_weights(path):
         raise ValueError(f"{path}: no trained estimator there (mrt estimator train --out {path})")
     return AutoModelForSequenceClassification.from_pretrained(str(path)), AutoTokenizer.from_pretrained(str(path))
 

@@ -10,21 +10,20 @@ is dropped and its problem redone (docs/reliability.md).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mrt import grading
 from mrt.config import arg, claim_run_dir
 from mrt.core import metrics
 from mrt.core.episodes import chunk_ends
 from mrt.core.figures import REGRET_AXES, aggregate
 from mrt.core.grades import VoteRule
 from mrt.measure.metaprover import estimate_prefixes
-from mrt.rundir import append_lines, one_writer, write_json
+from mrt.rundir import one_writer, write_json
+from mrt.runloop import ProblemLoop, problem_seed, sum_faults
 from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 from mrt.samplers.base import SamplingParams
 
@@ -75,11 +74,6 @@ def _episode_ends(cfg: AnalyzeConfig, task, thinking: list[int], tok) -> list[in
     if cfg.segmentation.startswith("chunk:") and cfg.segmentation[6:].isdigit():
         return chunk_ends(len(thinking), int(cfg.segmentation[6:]))
     raise ValueError(f"segmentation must be 'task' or 'chunk:N', got {cfg.segmentation!r}")
-
-
-def problem_seed(seed: int, index: int) -> int:
-    """The sampling seed of the ``index``-th problem of a run (analyze, eval, diagnose)."""
-    return seed * 1_000_003 + index * 7919 + 1
 
 
 # ---------------------------------------------------------------------------- one problem
@@ -162,11 +156,11 @@ def analyze_outputs(
         rec["prefixes"] = [e.to_json() for e in ests]
         rec["progress"] = metrics.progress([e.j for e in ests])
     if cfg.extensions > 0:
-        _extend(sampler, task, problem, prompt_ids, thinkings, records, cfg, seed + 2, n_ans, ks)
+        extend_traces(sampler, task, problem, prompt_ids, thinkings, records, cfg, seed + 2, n_ans, ks)
     return records
 
 
-def _extend(sampler, task, problem, prompt_ids, thinkings, records, cfg, seed, n_ans, ks):
+def extend_traces(sampler, task, problem, prompt_ids, thinkings, records, cfg, seed, n_ans, ks):
     """Budget forcing: after the natural end, append an extension text and let the model think
     one more stretch, ``cfg.extensions`` times; J is estimated after each extension."""
     tok = sampler.tokenizer
@@ -265,41 +259,6 @@ def _as_completions(outputs: list[str], tok) -> list:
     return comps
 
 
-def load_finished(path: Path, per_problem) -> tuple[dict[str, list[dict]], int]:
-    """Complete problems in a records file (``per_problem``: records per problem, an int or a dict
-    by problem id). A line counts once it is whole (it ends with a newline and parses): a line
-    torn by a kill or a full disk, a malformed line and the records of a partly written problem
-    are dropped (counted in one log line) and the file is rewritten, whole, to hold only what is
-    kept, so that the dropped problems are redone."""
-    from mrt.rundir import read_jsonl_whole, write_atomic
-
-    rows, bad_lines = read_jsonl_whole(path)
-    groups: dict[str, list[dict]] = defaultdict(list)
-    bad = len(bad_lines)
-    for n, rec in rows:
-        if isinstance(rec.get("problem_id"), str):
-            groups[rec["problem_id"]].append(rec)
-        else:
-            bad += 1
-            bad_lines.append(n)
-
-    def want(pid):
-        return per_problem.get(pid, -1) if isinstance(per_problem, dict) else per_problem
-
-    done = {pid: recs for pid, recs in groups.items() if len(recs) == want(pid)}
-    partial = len(groups) - len(done)
-    if bad or partial:
-        log.warning(
-            "%s: dropping %d torn or malformed line(s)%s and %d partly written problem(s); they are redone",
-            path,
-            bad,
-            f" (line {', '.join(map(str, sorted(bad_lines)[:5]))}{', ...' if bad > 5 else ''})" if bad else "",
-            partial,
-        )
-        write_atomic(path, "".join(json.dumps(r) + "\n" for recs in done.values() for r in recs))
-    return done, bad
-
-
 def _settings(cfg: AnalyzeConfig, task) -> dict:
     s = asdict(cfg)
     s.pop("out")
@@ -322,14 +281,6 @@ def summarize(records: list[dict], cfg: AnalyzeConfig, task, model_name: str) ->
         "sampler_faults": sum_faults(records),
         "settings": {k: v for k, v in asdict(cfg).items() if k != "out"},
     }
-
-
-def sum_faults(rows: list[dict]) -> dict:
-    """Sampler faults per kind over records (each problem's are on its first record)."""
-    total: Counter = Counter()
-    for r in rows:
-        total.update(r.get("sampler_faults", {}))
-    return dict(sorted(total.items()))
 
 
 def work_plan(cfg: AnalyzeConfig, task, n_problems: int, given: bool) -> str:
@@ -359,14 +310,11 @@ def work_plan(cfg: AnalyzeConfig, task, n_problems: int, given: bool) -> str:
 
 
 @one_writer
-def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
-    from tqdm import tqdm
-
-    from mrt.heartbeat import Heartbeat
-    from mrt.report.analysis import write_report
+def run_analysis(cfg: AnalyzeConfig, sampler=None, report: Callable | None = None) -> dict:
+    """Analyse ``cfg.task``'s problems into ``cfg.out``; ``report(out, summary, records)``, if
+    given, writes the report while the directory is still this run's (``mrt.pipelines.analyze``
+    passes the report part's ``write_report``)."""
     from mrt.samplers import describe_backend
-    from mrt.samplers.errors import SamplerError
-    from mrt.samplers.faults import GiveUps, fault_delta, resilient
     from mrt.tasks import get_task, parse_knobs
     from mrt.tasks.tiny import shipped_model_path
 
@@ -387,66 +335,33 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
     out = Path(cfg.out)
     given = read_traces(cfg.traces)[: cfg.n_problems] if cfg.traces else None  # bad file: error first
     claim_run_dir(out, _settings(cfg, task), free=("n_problems", "budgets", "regret_axis", "base_url", *ENGINE_FIELDS))
-    traces_path = out / "traces.jsonl"
     if given is not None:
         problems = [p for p, _ in given]
         expected = {p.id: len(outs) for p, outs in given}
     else:
         problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)
         expected = {p.id: cfg.traces_per_problem for p in problems}
-    done, _ = load_finished(traces_path, expected)
-    todo = [(i, p) for i, p in enumerate(problems) if p.id not in done]
-    if done:
-        log.info("resuming: %d of %d problems already finished", len(problems) - len(todo), len(problems))
-    if todo:
-        log.info("%s", work_plan(cfg, task, len(todo), given is not None))
-        sampler = resilient(
-            sampler if sampler is not None else sampler_from(cfg, model_name),
-            retries=cfg.max_retries,
-            what=describe_backend(cfg, model_name),
-        )
+    loop = ProblemLoop("analyze", out / "traces.jsonl", problems, expected, cfg, annotate=True)
+    if loop.todo:
+        log.info("%s", work_plan(cfg, task, len(loop.todo), given is not None))
+    source = describe_backend(cfg, model_name)
+    sampler = loop.sampler(sampler, lambda: sampler_from(cfg, model_name), cfg.max_retries, source)
+
+    def work(items):
+        ((i, p),) = items
+        if given is None:
+            return {p.id: analyze_problem(sampler, task, p, cfg, i)}
+        tok = sampler.tokenizer
+        comps = _as_completions(given[i][1], tok)
+        return {p.id: analyze_outputs(sampler, task, p, cfg, i, task.prompt_ids(p, tok), comps)}
+
     t0 = time.time()
-    gave_up = GiveUps("analyze")
-    source = getattr(sampler, "what", "") or describe_backend(cfg, model_name)
-    with (
-        traces_path.open("a") as f,
-        Heartbeat("analyze", len(todo), source, cfg.progress_seconds, cfg.stall_seconds) as beat,
-    ):
-        for i, p in tqdm(todo, desc="analyze", unit="problem"):
-            beat.start_problem(p.id)
-            before = Counter(grading.failures)
-            faults_before = Counter(sampler.faults)
-            try:
-                if given is None:
-                    recs = analyze_problem(sampler, task, p, cfg, i)
-                else:
-                    recs = analyze_outputs(
-                        sampler,
-                        task,
-                        p,
-                        cfg,
-                        i,
-                        task.prompt_ids(p, sampler.tokenizer),
-                        _as_completions(given[i][1], sampler.tokenizer),
-                    )
-            except SamplerError as e:
-                gave_up.failed(p.id, e)
-                continue
-            gave_up.ok()
-            recs[0]["grader_failures"] = dict(Counter(grading.failures) - before)
-            met = fault_delta(sampler, faults_before)
-            if met:
-                recs[0]["sampler_faults"] = met
-            append_lines(f, recs)
-            done[p.id] = recs
-            beat.end_problem()
-    # in the problems' order, whatever order they finished in (a skipped problem redone later):
-    # the figures are sums over records, and float sums depend on their order
-    records = [r for p in problems if p.id in done for r in done[p.id]]
+    loop.run(sampler, work, source=source)
+    records = loop.flat()
     if not records:
-        gave_up.finish()  # every problem skipped: nothing to summarise
+        loop.gave_up.finish()  # every problem skipped: nothing to summarise
     summary = summarize(records, cfg, task, model_name)
-    summary["failed_problems"] = dict(gave_up.by_kind)
+    summary["failed_problems"] = dict(loop.gave_up.by_kind)
     summary["wall_seconds_this_run"] = round(time.time() - t0, 2)
     odd = {k: v for k, v in summary["trace_status"].items() if k != "ok"}
     if odd:
@@ -458,6 +373,7 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None) -> dict:
     if summary["sampler_faults"]:
         log.info("sampler faults met and retried (counted in summary.json): %s", summary["sampler_faults"])
     write_json(out / "summary.json", summary)
-    write_report(out, summary, records)
-    gave_up.finish()
+    if report is not None:
+        report(out, summary, records)
+    loop.gave_up.finish()
     return summary

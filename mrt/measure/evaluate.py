@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mrt import grading
 from mrt.config import arg, claim_run_dir
 from mrt.core import metrics
-from mrt.rundir import append_lines, one_writer, write_json
+from mrt.rundir import one_writer, write_json
+from mrt.runloop import ProblemLoop, problem_seed, sum_faults
 from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 from mrt.samplers.base import SamplingParams
 
@@ -76,14 +77,16 @@ class EvalConfig(SamplerArgs):
     )
 
 
-def eval_problem(sampler, task, problem, cfg: EvalConfig, index: int, controller=None) -> dict:
-    from mrt.measure.analyze import AnalyzeConfig, _extend, problem_seed
+def eval_problem(sampler, task, problem, cfg: EvalConfig, index: int, stopper=None) -> dict:
+    """One problem's row: ``cfg.samples`` samples graded, or, with a ``stopper`` (``--stop``: the
+    act part's online controller, given by ``mrt.pipelines.evaluate``), the controller's row."""
+    from mrt.measure.analyze import AnalyzeConfig, extend_traces
 
     tok = sampler.tokenizer
     seed = problem_seed(cfg.seed, index)
     prompt = task.prompt_ids(problem, tok)
-    if controller is not None:
-        return _controlled_row(sampler, task, problem, cfg, prompt, seed, controller)
+    if stopper is not None:
+        return stopper.row(sampler, task, problem, prompt, seed)
     params = SamplingParams(
         n=cfg.samples,
         max_new_tokens=cfg.max_new_tokens or task.default_max_new_tokens,
@@ -120,92 +123,9 @@ def eval_problem(sampler, task, problem, cfg: EvalConfig, index: int, controller
             maj_k=[1],
         )
         n_ans = cfg.answer_tokens or task.default_answer_tokens
-        _extend(sampler, task, problem, prompt, thinkings, records, acfg, seed + 2, n_ans, (1,))
+        extend_traces(sampler, task, problem, prompt, thinkings, records, acfg, seed + 2, n_ans, (1,))
         row["forcing"] = [r.get("extension", []) for r in records]
     return row
-
-
-def _controlled_row(sampler, task, problem, cfg: EvalConfig, prompt, seed, controller) -> dict:
-    from mrt.act.controller import run_controller
-
-    rule, estimator, segmentation = controller
-    traces = run_controller(
-        sampler,
-        task,
-        problem,
-        prompt,
-        cfg.samples,
-        rule,
-        source=cfg.j_source,
-        k=cfg.stop_k,
-        max_new_tokens=cfg.max_new_tokens or task.default_max_new_tokens,
-        answer_tokens=cfg.answer_tokens or task.default_answer_tokens,
-        chunk_tokens=cfg.chunk_tokens,
-        segmentation=segmentation,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        seed=seed,
-        estimator=estimator,
-        reuse_signal_answer=cfg.reuse_signal_answer,
-    )
-    answers = [t["answer"] for t in traces]
-    return {
-        "problem_id": problem.id,
-        "reference": problem.answer,
-        "answers": answers,
-        "correct": [t["correct"] for t in traces],
-        "labels": task.answer_labels(answers),
-        "n_tokens": [t["tokens"] for t in traces],
-        "finish": ["stop" if t["stopped_early"] or t["natural_end"] else "length" for t in traces],
-        "controller": traces,
-    }
-
-
-def _controller(cfg: EvalConfig, task):
-    """(rule, estimator, segmentation) of --stop, checked before any work; None without --stop."""
-    if not cfg.stop:
-        return None
-    import logging
-
-    from mrt.act.rules import parse_rule
-    from mrt.act.tradeoff import J_SOURCES
-
-    rule = parse_rule(cfg.stop)
-    if cfg.j_source not in J_SOURCES:
-        raise ValueError(f"j_source must be one of {', '.join(J_SOURCES)}, got {cfg.j_source!r}")
-    if cfg.stop_k < 1 or cfg.chunk_tokens < 1:
-        raise ValueError("stop_k and chunk_tokens must be >= 1")
-    segmentation = cfg.segmentation
-    if not (
-        segmentation == "task"
-        or (segmentation.startswith("chunk:") and segmentation[6:].isdigit() and int(segmentation[6:]) > 0)
-    ):
-        raise ValueError(f"segmentation must be 'task' or 'chunk:N', got {segmentation!r}")
-    from mrt.act.controller import boundary_stop_texts
-
-    if segmentation == "task" and not task.think_end_text:
-        segmentation = f"chunk:{cfg.chunk_tokens}"
-        logging.getLogger(__name__).warning(
-            "the model does not think in tags (thinking=none): episode boundaries fall back to %s-token chunks "
-            "(--segmentation chunk:N to choose)",
-            cfg.chunk_tokens,
-        )
-    elif segmentation == "task" and not boundary_stop_texts(task):
-        segmentation = f"chunk:{cfg.chunk_tokens}"
-        logging.getLogger(__name__).warning(
-            "task %s has no known episode markers to stop generation at: episode boundaries fall back to "
-            "%s-token chunks (--segmentation chunk:N to choose)",
-            task.name,
-            cfg.chunk_tokens,
-        )
-    estimator = None
-    if rule.signal == "j" and cfg.j_source == "estimator":
-        if not cfg.estimator:
-            raise ValueError("j_source=estimator needs --estimator DIR (mrt estimator train)")
-        from mrt.act.estimator import load_estimator
-
-        estimator = load_estimator(cfg.estimator)
-    return rule, estimator, segmentation
 
 
 def resolve_sampling(cfg: EvalConfig) -> None:
@@ -242,9 +162,7 @@ def resolve_sampling(cfg: EvalConfig) -> None:
             )
 
 
-def summarize(rows: list[dict], cfg: EvalConfig) -> dict:
-    from mrt.measure.analyze import sum_faults
-
+def summarize(rows: list[dict], cfg: EvalConfig, stopper=None) -> dict:
     n = len(rows)
     if n == 0:
         raise ValueError("no problems to summarise")
@@ -272,20 +190,8 @@ def summarize(rows: list[dict], cfg: EvalConfig) -> dict:
         "grader_failures": dict(sum((Counter(r.get("grader_failures", {})) for r in rows), Counter())),
         "sampler_faults": sum_faults(rows),
     }
-    if cfg.stop:
-        ts = [t for r in rows for t in r["controller"]]
-        out["stop"] = {
-            "rule": cfg.stop,
-            "j_source": cfg.j_source,
-            "k": cfg.stop_k,
-            "stopped_early_fraction": sum(t["stopped_early"] for t in ts) / len(ts),
-            "mean_thinking_tokens": sum(t["generated_tokens"] for t in ts) / len(ts),
-            "mean_overhead_tokens": sum(t["overhead_tokens"] for t in ts) / len(ts),
-            "mean_answer_tokens": sum(t["answer_tokens"] for t in ts) / len(ts),
-            "answer_reused_fraction": sum(t.get("answer_reused", False) for t in ts) / len(ts),
-            "natural_end_fraction": sum(t["natural_end"] and not t["stopped_early"] for t in ts) / len(ts),
-            "reuse_signal_answer": cfg.reuse_signal_answer,
-        }
+    if stopper is not None:
+        out["stop"] = stopper.summary(rows)
     if cfg.extensions:
         by_e: dict[int, list[float]] = {}
         for r in rows:
@@ -318,19 +224,18 @@ def work_plan(cfg: EvalConfig, task, n_problems: int) -> str:
 
 
 @one_writer
-def run_eval(cfg: EvalConfig, sampler=None) -> dict:
-    from tqdm import tqdm
-
-    from mrt.heartbeat import Heartbeat
-    from mrt.measure.analyze import load_finished
+def run_eval(cfg: EvalConfig, sampler=None, stopper: Callable | None = None) -> dict:
+    """Evaluate ``cfg.task`` into ``cfg.out``. With ``--stop``, ``stopper(cfg, task)`` builds the
+    online controller (the act part's; ``mrt.pipelines.evaluate`` passes it), checked before any
+    work."""
     from mrt.samplers import describe_backend
-    from mrt.samplers.errors import SamplerError
-    from mrt.samplers.faults import GiveUps, fault_delta, resilient
     from mrt.tasks import get_task, parse_knobs
     from mrt.tasks.tiny import shipped_model_path
 
     task = get_task(cfg.task, **parse_knobs(cfg.knobs))
-    controller = _controller(cfg, task)  # a bad rule or setting: error before any work
+    if cfg.stop and stopper is None:
+        raise ValueError("--stop runs the act part's online controller: call mrt.pipelines.evaluate (mrt eval does)")
+    controller = stopper(cfg, task) if cfg.stop else None  # a bad rule or setting: error before any work
     resolve_sampling(cfg)
     if controller is not None and cfg.extensions:
         raise ValueError("--stop and --extensions do not go together (stop early, or force thinking on)")
@@ -342,47 +247,25 @@ def run_eval(cfg: EvalConfig, sampler=None) -> dict:
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "n_problems", "base_url", *ENGINE_FIELDS)}
     settings["knobs"] = task.knobs()
     claim_run_dir(out, settings)
-    path = out / "samples.jsonl"
-    done, _ = load_finished(path, 1)
     problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)
-    todo = [(i, p) for i, p in enumerate(problems) if p.id not in done]
+    loop = ProblemLoop("eval", out / "samples.jsonl", problems, 1, cfg, annotate=True)
+    if loop.todo:
+        logging.getLogger(__name__).info("%s", work_plan(cfg, task, len(loop.todo)))
     source = describe_backend(cfg, cfg.model)
-    if done:
-        logging.getLogger(__name__).info(
-            "resuming: %d of %d problems already finished", len(problems) - len(todo), len(problems)
-        )
-    if todo:
-        logging.getLogger(__name__).info("%s", work_plan(cfg, task, len(todo)))
-        sampler = resilient(
-            sampler if sampler is not None else sampler_from(cfg, cfg.model), retries=cfg.max_retries, what=source
-        )
+    sampler = loop.sampler(sampler, lambda: sampler_from(cfg, cfg.model), cfg.max_retries, source)
+
+    def work(items):
+        ((i, p),) = items
+        return {p.id: [eval_problem(sampler, task, p, cfg, i, controller)]}
+
     t0 = time.time()
-    gave_up = GiveUps("eval")
-    source = getattr(sampler, "what", "") or source
-    with path.open("a") as f, Heartbeat("eval", len(todo), source, cfg.progress_seconds, cfg.stall_seconds) as beat:
-        for i, p in tqdm(todo, desc="eval", unit="problem"):
-            beat.start_problem(p.id)
-            before = Counter(grading.failures)
-            faults_before = Counter(sampler.faults)
-            try:
-                row = eval_problem(sampler, task, p, cfg, i, controller)
-            except SamplerError as e:
-                gave_up.failed(p.id, e)
-                continue
-            gave_up.ok()
-            row["grader_failures"] = dict(Counter(grading.failures) - before)
-            met = fault_delta(sampler, faults_before)
-            if met:
-                row["sampler_faults"] = met
-            append_lines(f, [row])
-            done[p.id] = [row]
-            beat.end_problem()
-    rows = [done[p.id][0] for p in problems if p.id in done]  # in the problems' order (see mrt analyze)
+    loop.run(sampler, work, source=source)
+    rows = [recs[0] for recs in loop.records()]
     if not rows:
-        gave_up.finish()
-    s = summarize(rows, cfg)
-    s["failed_problems"] = dict(gave_up.by_kind)
+        loop.gave_up.finish()
+    s = summarize(rows, cfg, controller)
+    s["failed_problems"] = dict(loop.gave_up.by_kind)
     s["wall_seconds_this_run"] = round(time.time() - t0, 2)
     write_json(out / "summary.json", s)
-    gave_up.finish()
+    loop.gave_up.finish()
     return s

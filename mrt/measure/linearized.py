@@ -30,9 +30,11 @@ from pathlib import Path
 
 from mrt.config import arg, claim_run_dir
 from mrt.core import backtrack as bt
-from mrt.rundir import append_lines, one_writer, write_json
+from mrt.rundir import one_writer, write_json
+from mrt.runloop import ProblemLoop, problem_seed
 from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 from mrt.samplers.base import SamplingParams
+from mrt.tasks.backtrack_format import Attempt, format_for
 
 log = logging.getLogger(__name__)
 
@@ -70,134 +72,6 @@ class LinearizedConfig(SamplerArgs):
             raise ValueError(f"vote_tie must be expected or authors, got {self.vote_tie!r}")
 
 
-# ---------------------------------------------------------------------------- formats
-
-
-@dataclass
-class Attempt:
-    steps: tuple[str, ...]
-    outcome: str | None = None  # didactic: dead, found or None
-
-
-class WordsFormat:
-    """The didactic backtracking world's words (task ``tree``)."""
-
-    def __init__(self, task, problem, tok):
-        self.task, self.problem, self.tok = task, problem, tok
-        self.stops = (bt.TRY, bt.BACK, "check", "</think>")
-        self._g = None
-
-    @property
-    def g(self):
-        if self._g is None:
-            self._g = self.task.graph(self.problem.meta["seed"])
-        return self._g
-
-    @property
-    def nodes(self) -> set[str]:
-        return {self.g.start} | {v for arm in self.g.arms for v in arm}
-
-    def ids(self, words: list[str]) -> list[int]:
-        return self.tok.convert_tokens_to_ids(words)
-
-    def render(self, window: list[Attempt]) -> list[int]:
-        words: list[str] = []
-        for a in window:
-            words += bt.render_words(a.steps, a.outcome)
-        return self.ids(words)
-
-    def opener(self, first: bool) -> list[int]:
-        return self.ids([bt.TRY if first else bt.BACK])
-
-    def clean(self, text: str) -> str:
-        return " ".join(w for w in text.split() if w not in ("<eos>", "<pad>"))
-
-    def kept(self, text: str) -> list[int]:
-        return self.ids(self.clean(text).split())
-
-    def parse(self, last: Attempt | None, gen_text: str) -> Attempt:
-        words = self.clean(gen_text).split()
-        if last is None:
-            t = bt.parse_words([bt.TRY] + words, self.nodes)
-            return Attempt(t.attempt, t.outcome)
-        t = bt.parse_words(bt.render_words(last.steps, last.outcome) + [bt.BACK] + words, self.nodes)
-        return Attempt(t.attempts()[-1], t.outcomes()[-1])
-
-    def exact_j(self, window: list[Attempt], first: bool, gen_text: str) -> float | None:
-        """The world's exact J after the context's attempts and this episode (``tree.exact_j``:
-        what the window and the episode rule out; the walk-only value, not a bound)."""
-        from mrt.tasks.tree import exact_j
-
-        words: list[str] = []
-        for a in window:
-            words += bt.render_words(a.steps, a.outcome)
-        words += [bt.TRY if first else bt.BACK] + self.clean(gen_text).split()
-        return exact_j(self.g, words)
-
-    def key(self, attempt: Attempt, answer_label) -> tuple[str | None, bool]:
-        """(branch key, wrong) of an attempt: the leaf it walked to and said so."""
-        from mrt.tasks.tree import leaf_of
-
-        leaf = leaf_of(self.g, attempt.steps) if attempt.outcome else None
-        return (None, False) if leaf is None else (str(leaf), leaf != self.g.goal_arm)
-
-
-class TextFormat:
-    """Text tasks with ``format=backtrack``: numbered steps, the authors' markers."""
-
-    def __init__(self, task, problem, tok):
-        self.task, self.problem, self.tok = task, problem, tok
-        self.stops = ("Backtrack to", bt.RL_MARKER)
-
-    def _enc(self, text: str) -> list[int]:
-        return list(self.tok.encode(text, add_special_tokens=False)) if text else []
-
-    def render(self, window: list[Attempt]) -> list[int]:
-        sep = "\n" + bt.RL_MARKER + "\n"
-        return self._enc(sep.join("\n".join(a.steps) for a in window))
-
-    def opener(self, first: bool) -> list[int]:
-        return [] if first else self._enc(bt.RL_PROMPT_SUFFIX)
-
-    def clean(self, text: str) -> str:
-        """The text without the end-of-sequence marker (it must not end the turn in a later context)."""
-        for t in {getattr(self.tok, "eos_token", None), getattr(self.tok, "pad_token", None)} - {None, ""}:
-            text = text.replace(t, "")
-        return text
-
-    def kept(self, text: str) -> list[int]:
-        return self._enc(self.clean(text))
-
-    def parse(self, last: Attempt | None, gen_text: str) -> Attempt:
-        gen_text = self.clean(gen_text)
-        if last is None:
-            return Attempt(tuple(s for _, s in bt.text_steps(gen_text)))
-        t = bt.parse_text("\n".join(last.steps) + bt.RL_PROMPT_SUFFIX + gen_text)
-        return Attempt(t.attempts()[-1])
-
-    def exact_j(self, window: list[Attempt], first: bool, gen_text: str) -> None:
-        return None  # no exact J for text
-
-    def key(self, attempt: Attempt, answer_label) -> tuple[str | None, bool]:
-        return answer_label, None  # wrong-ness comes from the forced answer's grade
-
-
-def format_for(task, problem, tok):
-    """The format adapter of a task in the backtracking format (``problem``: None where only the
-    markers and the rendering are needed); ValueError for a task that is not in it."""
-    from mrt.tasks.tree import TreeTask
-
-    if isinstance(task, TreeTask):
-        if task.format != "backtrack":
-            raise ValueError("linearized evaluation needs the tree world's format=backtrack")
-        return WordsFormat(task, problem, tok)
-    if getattr(task, "format", None) == "backtrack":
-        return TextFormat(task, problem, tok)
-    raise ValueError(
-        f"task {task.name!r} is not in the backtracking format: use --task tree, or a text task with --knobs format=backtrack"
-    )
-
-
 # ---------------------------------------------------------------------------- one problem
 
 
@@ -212,7 +86,6 @@ def _j(forced: list[dict]) -> float:
 def linearized_chunk(sampler, task, items: list[tuple[int, object]], cfg: LinearizedConfig) -> list[dict]:
     """Linearized and parallel traces of a chunk of problems (``items``: (index, problem)), every
     round of every trace of the chunk in one sampler call; one row per problem."""
-    from mrt.measure.analyze import problem_seed
 
     tok = sampler.tokenizer
     seed = problem_seed(cfg.seed, items[0][0])
@@ -406,11 +279,7 @@ def summarize(rows: list[dict], cfg: LinearizedConfig) -> dict:
 
 @one_writer
 def run_linearized(cfg: LinearizedConfig, sampler=None) -> dict:
-    from mrt.heartbeat import Heartbeat
-    from mrt.measure.analyze import load_finished
     from mrt.samplers import describe_backend
-    from mrt.samplers.errors import SamplerError
-    from mrt.samplers.faults import GiveUps, resilient
     from mrt.tasks import get_task, parse_knobs
     from mrt.tasks.tiny import shipped_model_path
 
@@ -423,42 +292,20 @@ def run_linearized(cfg: LinearizedConfig, sampler=None) -> dict:
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "n_problems", "base_url", *ENGINE_FIELDS)}
     settings["knobs"] = task.knobs()
     claim_run_dir(out, settings)
-    path = out / "linearized.jsonl"
-    done, _ = load_finished(path, 1)
-    todo = [p for p in problems if p.id not in done]
+    loop = ProblemLoop("linearized", out / "linearized.jsonl", problems, 1, cfg)
     source = describe_backend(cfg, cfg.model)
-    if todo:
-        sampler = resilient(
-            sampler if sampler is not None else sampler_from(cfg, cfg.model), retries=cfg.max_retries, what=source
-        )
+    sampler = loop.sampler(sampler, lambda: sampler_from(cfg, cfg.model), cfg.max_retries, source)
+
+    def work(items):
+        return {r["problem_id"]: [r] for r in linearized_chunk(sampler, task, items, cfg)}
+
     t0 = time.time()
-    gave_up = GiveUps("linearized")
-    source = getattr(sampler, "what", "") or source
-    beat = Heartbeat("linearized", len(todo), source, cfg.progress_seconds, cfg.stall_seconds)
-    B = cfg.batch_problems
-    chunks = [list(enumerate(problems))[c : c + B] for c in range(0, len(problems), B)]
-    chunks = [
-        ch for ch in chunks if any(p.id not in done for _, p in ch)
-    ]  # fixed by index: a rerun redoes the same chunk
-    with path.open("a") as f, beat:
-        for ch in chunks:
-            beat.start_problem(ch[0][1].id)
-            try:
-                rows = linearized_chunk(sampler, task, ch, cfg)
-            except SamplerError as e:
-                for _, p in ch:
-                    gave_up.failed(p.id, e)
-                continue
-            gave_up.ok()
-            new_rows = [r for r in rows if r["problem_id"] not in done]
-            append_lines(f, new_rows)
-            for r in new_rows:
-                done[r["problem_id"]] = [r]
-                beat.end_problem()
-    rows = [done[p.id][0] for p in problems if p.id in done]
+    # a chunk of problems is sampled together, fixed by index: a rerun redoes the same chunk
+    loop.run(sampler, work, batch=cfg.batch_problems, source=source, bar=False)
+    rows = [recs[0] for recs in loop.records()]
     s = summarize(rows, cfg)
-    s.update(model=cfg.model, task=cfg.task, knobs=task.knobs(), failed_problems=dict(gave_up.by_kind))
+    s.update(model=cfg.model, task=cfg.task, knobs=task.knobs(), failed_problems=dict(loop.gave_up.by_kind))
     s["wall_seconds_this_run"] = round(time.time() - t0, 2)
     write_json(out / "summary.json", s)
-    gave_up.finish()
+    loop.gave_up.finish()
     return s

@@ -24,6 +24,7 @@ ENGINE_FIELDS = (
     "vllm_max_model_len",
     "progress_seconds",
     "stall_seconds",
+    "hang_timeout",
 )
 
 
@@ -50,6 +51,11 @@ class SamplerArgs:
     progress_seconds: float = arg(30.0, "seconds between progress lines (problem, tokens, rate, time left; 0: none)")
     stall_seconds: float = arg(
         300.0, "warn when a sampler call has waited this many seconds without a token (a stuck engine; 0: never)"
+    )
+    hang_timeout: float = arg(
+        0.0,
+        "give up on a problem when a sampler call has waited this many seconds without a token: the problem "
+        "is skipped and counted (failed_problems, kind hang) and the run moves on; a rerun does it (0: never)",
     )
 
 

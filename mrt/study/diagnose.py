@@ -16,7 +16,8 @@ from pathlib import Path
 
 from mrt.config import arg, claim_run_dir
 from mrt.measure.metaprover import estimate_prefixes
-from mrt.rundir import append_lines, atomic_path, one_writer, write_json
+from mrt.rundir import atomic_path, one_writer, write_json
+from mrt.runloop import ProblemLoop, problem_seed
 from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 from mrt.samplers.base import SamplingParams
 from mrt.study import diagnostics as dg
@@ -52,8 +53,6 @@ def _style(task, tok, thinking: list[int], ends: list[int]) -> str:
 
 
 def rollouts_of(sampler, task, problem, cfg: DiagnoseConfig, index: int) -> dict:
-    from mrt.measure.analyze import problem_seed
-
     tok = sampler.tokenizer
     seed = problem_seed(cfg.seed, index)
     prompt = task.prompt_ids(problem, tok)
@@ -175,13 +174,7 @@ def _plots(out: Path, s: dict, rows: list[dict]) -> None:
 
 @one_writer
 def run_diagnose(cfg: DiagnoseConfig, sampler=None) -> dict:
-    from tqdm import tqdm
-
-    from mrt.heartbeat import Heartbeat
-    from mrt.measure.analyze import load_finished
     from mrt.samplers import describe_backend
-    from mrt.samplers.errors import SamplerError
-    from mrt.samplers.faults import GiveUps, resilient
     from mrt.tasks import get_task, parse_knobs
     from mrt.tasks.tiny import shipped_model_path
 
@@ -196,34 +189,18 @@ def run_diagnose(cfg: DiagnoseConfig, sampler=None) -> dict:
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "n_problems", "base_url", *ENGINE_FIELDS)}
     settings["knobs"] = task.knobs()
     claim_run_dir(out, settings)
-    path = out / "rollouts.jsonl"
-    done, _ = load_finished(path, 1)
     problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)
-    todo = [(i, p) for i, p in enumerate(problems) if p.id not in done]
+    loop = ProblemLoop("diagnose", out / "rollouts.jsonl", problems, 1, cfg)
     source = describe_backend(cfg, cfg.model)
-    if todo:
-        sampler = resilient(
-            sampler if sampler is not None else sampler_from(cfg, cfg.model), retries=cfg.max_retries, what=source
-        )
-    gave_up = GiveUps("diagnose")
-    source = getattr(sampler, "what", "") or source
-    with (
-        path.open("a") as f,
-        Heartbeat("diagnose", len(todo), source, cfg.progress_seconds, cfg.stall_seconds) as beat,
-    ):
-        for i, p in tqdm(todo, desc="diagnose", unit="problem"):
-            beat.start_problem(p.id)
-            try:
-                row = rollouts_of(sampler, task, p, cfg, i)
-            except SamplerError as e:
-                gave_up.failed(p.id, e)
-                continue
-            gave_up.ok()
-            append_lines(f, [row])
-            done[p.id] = [row]
-            beat.end_problem()
-    gave_up.finish()  # the figures need every problem
-    rows = [done[p.id][0] for p in problems]
+    sampler = loop.sampler(sampler, lambda: sampler_from(cfg, cfg.model), cfg.max_retries, source)
+
+    def work(items):
+        ((i, p),) = items
+        return {p.id: [rollouts_of(sampler, task, p, cfg, i)]}
+
+    loop.run(sampler, work, source=source)
+    loop.gave_up.finish()  # the figures need every problem
+    rows = [recs[0] for recs in loop.records()]
     s = summarize(rows, cfg)
     write_json(out / "diagnose.json", s)
     _plots(out, s, rows)

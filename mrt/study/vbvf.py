@@ -76,8 +76,8 @@ class StudyConfig(SamplerArgs):
 
 
 def _train(cfg: StudyConfig, seed: int, out: Path, **kw) -> Path:
+    from mrt.pipelines import train
     from mrt.train.config import TrainConfig, validate
-    from mrt.train.run import run_train
 
     tc = TrainConfig(
         model=cfg.model,
@@ -95,7 +95,7 @@ def _train(cfg: StudyConfig, seed: int, out: Path, **kw) -> Path:
         **kw,
     )
     validate(tc)
-    run_train(tc)
+    train(tc)
     return out / "eval" / "traces.jsonl"
 
 
@@ -139,10 +139,11 @@ def majority_curve(traces: Path, budgets: list[int], sequential: dict[str, float
 
 
 def _base_curve(cfg: StudyConfig, seed: int, out: Path) -> dict[str, float]:
-    from mrt.measure.analyze import AnalyzeConfig, run_analysis
+    from mrt.measure.analyze import AnalyzeConfig
+    from mrt.pipelines import analyze
 
     engine = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(SamplerArgs)}
-    run_analysis(
+    analyze(
         AnalyzeConfig(
             model=cfg.model,
             task="star",

@@ -62,9 +62,11 @@ def train_verifier(
 ):
     """Train the value-head verifier on labelled rollouts; saves it to ``out``; returns the model.
 
-    A finished verifier in ``out`` (``config.json`` present) is loaded instead of retrained.
+    A finished verifier in ``out`` (its weights written) is loaded instead of retrained.
     """
-    if not (Path(out) / "config.json").is_file() and (not rollouts or len({r.correct for r in rollouts}) < 2):
+    from mrt.rundir import has_weights
+
+    if not has_weights(out) and (not rollouts or len({r.correct for r in rollouts}) < 2):
         raise ValueError("the verifier needs both correct and wrong rollouts to learn from")
     return train_value_head(
         base_model,

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mrt.config import arg
-from mrt.rundir import atomic_path, lock_run_dir, one_writer, write_json
+from mrt.rundir import atomic_dir, atomic_path, lock_run_dir, move_in, one_writer, write_json
 
 log = logging.getLogger(__name__)
 PRETRAIN_SEED_NAMESPACE = 7  # problem seeds used for pretraining; analysis uses other seeds
@@ -173,8 +173,12 @@ def pretrain(cfg: PretrainConfig) -> Path:
                 torch.save(
                     {"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1, "history": history}, tmp
                 )
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    # the run directory holds the lock and the checkpoint: the model is saved beside it, then moved in
+    # file by file with config.json last, so config.json and weights together mean a whole model
+    with atomic_dir(out / "model.tmp") as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    move_in(out / "model.tmp", out, last=("config.json",))
     write_json(
         out / "pretrain.json",
         {

@@ -8,19 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mrt.config import arg
+from mrt.train.algos import get as get_algorithm
+from mrt.train.algos import names
 
-ALGOS = (
-    "grpo",
-    "length-penalty",
-    "mrt",
-    "mrt-dense",
-    "mrt-online",
-    "anytime",
-    "star",
-    "mrt-star",
-    "sft",
-    "mrt-backtrack",
-)
+ALGOS = names()  # the registered training algorithms (mrt/train/algos/, one module each)
 
 
 @dataclass
@@ -186,8 +177,9 @@ def load_config(path: str | None, overrides: dict) -> TrainConfig:
 
 
 def validate(cfg: TrainConfig) -> None:
-    if cfg.algo not in ALGOS:
-        raise ValueError(f"config key 'algo': unknown algorithm {cfg.algo!r}; one of {', '.join(ALGOS)}")
+    """The settings every algorithm shares, then the chosen algorithm's own (its ``validate``)."""
+    if cfg.algo not in names():
+        raise ValueError(f"config key 'algo': unknown algorithm {cfg.algo!r}; one of {', '.join(names())}")
     positive = (
         "max_steps",
         "prompts_per_step",
@@ -243,10 +235,9 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"config key 'mc_share' must be in [0, 1], got {cfg.mc_share}")
     if cfg.estimator_form not in FORMS:
         raise ValueError(f"config key 'estimator_form' must be one of {', '.join(FORMS)}, got {cfg.estimator_form!r}")
-    if cfg.j_source != "mc" and cfg.algo not in ("mrt-dense", "mrt-online", "mrt-star"):
-        raise ValueError(
-            f"config key 'j_source': {cfg.j_source} applies to mrt-dense, mrt-online and mrt-star, not {cfg.algo}"
-        )
+    if cfg.j_source != "mc" and not get_algorithm(cfg.algo).uses_j:
+        users = ", ".join(n for n in names() if get_algorithm(n).uses_j)
+        raise ValueError(f"config key 'j_source': {cfg.j_source} applies to {users}, not {cfg.algo}")
     if cfg.j_source == "estimator" and not cfg.estimator:
         raise ValueError("config key 'j_source': estimator needs a trained progress estimator (--estimator DIR)")
     if cfg.j_source == "estimator" and cfg.estimator_form != "model":
@@ -262,16 +253,9 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"config key 'estimator_lr' must be > 0, got {cfg.estimator_lr}")
     if cfg.thinking_budget < 0:
         raise ValueError(f"config key 'thinking_budget' must be >= 0, got {cfg.thinking_budget}")
-    from mrt.core.advantages import budget_prior
-
-    budget_prior(cfg.budget_prior, cfg.budget_grid)  # a prior that is not a distribution is refused here
-    if cfg.algo == "mrt" and cfg.num_generations < 2:
-        raise ValueError("config key 'num_generations' must be >= 2 for mrt (half terminate, half continue)")
-    if cfg.sft_style not in ("expert", "noisy", "hetero-low", "hetero-mid", "hetero-high"):
-        raise ValueError(
-            f"config key 'sft_style' must be expert, noisy, hetero-low, hetero-mid or hetero-high, "
-            f"got {cfg.sft_style!r}"
-        )
+    own = get_algorithm(cfg.algo).validate
+    if own is not None:
+        own(cfg)
 
 
 def as_dict(cfg: TrainConfig) -> dict:

@@ -54,8 +54,10 @@ def choose_mc(n_boundaries: int, share: float, rng: random.Random) -> list[int]:
 
 def check_estimator_dir(path: str, tokenizer, task_name: str) -> None:
     """A trained estimator usable with this policy's tokenizer and task, or a clear error."""
+    from mrt.rundir import has_weights
+
     p = Path(path)
-    if not (p / "config.json").is_file():
+    if not has_weights(p):
         raise ValueError(f"--estimator {path}: no trained estimator there (mrt estimator train --out {path})")
     from transformers import AutoTokenizer
 

@@ -16,12 +16,14 @@ import logging
 import os
 import pickle
 import random
+import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from mrt.config import claim_run_dir
-from mrt.core.figures import eval_figures
-from mrt.rundir import one_writer, write_atomic, write_json
+from mrt.rundir import one_writer, publish_dir, write_atomic, write_json
+from mrt.train.algos import get as get_algorithm
 from mrt.train.config import TrainConfig, as_dict
 
 log = logging.getLogger(__name__)
@@ -172,7 +174,7 @@ def _build_trainer(cfg: TrainConfig, task, model, tok, out: Path):
         disable_tqdm=False,
         save_only_model=False,
     )
-    if cfg.algo == "sft":
+    if get_algorithm(cfg.algo).trainer == "sft":
         from trl import SFTConfig, SFTTrainer
 
         args = SFTConfig(
@@ -290,7 +292,7 @@ def token_split(trainer, steps: int) -> dict:
     }
 
 
-def _eval_budgets(cfg: TrainConfig, task) -> list[int]:
+def eval_budgets(cfg: TrainConfig, task) -> list[int]:
     """The task's regret budgets, or fractions of the rollout cap when all of them exceed it."""
     cap = cfg.max_completion_length
     if not cap or any(b <= cap for b in task.default_budgets):
@@ -316,37 +318,12 @@ def eval_sampler(trainer, model, tok):
     return HFSampler(model, tok, device="cuda" if torch.cuda.is_available() else "cpu")
 
 
-def evaluate(sampler, cfg: TrainConfig, out: Path, task) -> dict:
-    """The analysis module on held-out (and, if set, harder held-out) problems."""
-    from mrt.measure.analyze import AnalyzeConfig, run_analysis
-
-    res = {}
-    sets = {"held_out": ("eval", [])}
-    if cfg.eval_knobs:
-        sets["hard"] = ("eval-hard", list(cfg.eval_knobs))
-    for name, (sub, knobs) in sets.items():
-        acfg = AnalyzeConfig(
-            model=str(out / "model"),
-            task=cfg.task,
-            knobs=list(cfg.knobs if not knobs else knobs),
-            out=str(out / sub),
-            n_problems=cfg.eval_problems,
-            problem_seed=cfg.eval_seed,
-            traces_per_problem=cfg.eval_traces,
-            extensions=cfg.eval_extensions,
-            seed=cfg.seed,
-            max_new_tokens=cfg.max_completion_length,
-            answer_tokens=cfg.answer_tokens,
-            extension_tokens=cfg.max_completion_length // 4,
-            budgets=_eval_budgets(cfg, task),
-        )
-        s = run_analysis(acfg, sampler=sampler)
-        res[name] = eval_figures(s)
-    return res
-
-
 @one_writer
-def run_train(cfg: TrainConfig) -> dict:
+def run_train(cfg: TrainConfig, evaluate: Callable | None = None) -> dict:
+    """Train ``cfg.algo`` into ``cfg.out``. The final evaluation on held-out problems is
+    ``evaluate(sampler, cfg, out, task) -> {set: figures}``, run on the training engine before
+    ``summary.json`` marks the run finished; ``mrt.pipelines.train`` passes the measure part's
+    analysis (``mrt train`` does). Without one, ``cfg.eval_problems`` must be 0."""
     import warnings
 
     import torch
@@ -361,8 +338,12 @@ def run_train(cfg: TrainConfig) -> dict:
     task = get_task(cfg.task, **parse_knobs(cfg.knobs))
     if cfg.eval_knobs:
         get_task(cfg.task, **parse_knobs(cfg.eval_knobs))  # a bad knob fails before any work
+    if cfg.eval_problems and evaluate is None:
+        raise ValueError(
+            "eval_problems > 0 needs an evaluation: call mrt.pipelines.train (mrt train does), or set eval_problems=0"
+        )
     if cfg.algo == "mrt-backtrack":
-        from mrt.measure.linearized import format_for
+        from mrt.tasks.backtrack_format import format_for
 
         format_for(task, None, None)  # a task not in the backtracking format fails before any work
     out = Path(cfg.out)
@@ -413,9 +394,17 @@ def run_train(cfg: TrainConfig) -> dict:
         ) from None
     wall = prior["wall_seconds"] + time.time() - t0
     steps = trainer.state.global_step
-    trainer.save_model(str(out / "model"))  # the main process writes; the others wait
+    # saved whole or not at all: into a temporary directory (one name for every process), then renamed
+    tmp_model = out / ".model.tmp"
+    if trainer.accelerator.is_main_process and tmp_model.exists():
+        shutil.rmtree(tmp_model)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(tmp_model))  # the main process writes; the others wait
     if trainer.accelerator.is_main_process:
-        tok.save_pretrained(str(out / "model"))
+        tok.save_pretrained(str(tmp_model))
+        publish_dir(tmp_model, out / "model")
+    trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process:
         write_atomic(out / "train_log.jsonl", "".join(json.dumps(row) + "\n" for row in trainer.state.log_history))
     model = trainer.accelerator.unwrap_model(trainer.model)
     summary = {

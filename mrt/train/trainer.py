@@ -28,9 +28,10 @@ from mrt.chat import encode_prompt
 from mrt.core import advantages as adv
 from mrt.samplers.base import SamplingParams
 from mrt.tasks.base import Problem
+from mrt.train.algos import Step
+from mrt.train.algos import get as get_algorithm
 
 log = logging.getLogger(__name__)
-J_ALGOS = ("mrt-dense", "mrt-online", "mrt-star")  # the forms whose J can come from --j-source
 
 
 class RewardError(RuntimeError):
@@ -43,6 +44,7 @@ def make_reward_fn(task, tokenizer, algo: str, max_length: int, length_coef: flo
     ``record["correct"]`` receives the local rows' correctness of the last call.
     """
     eos = tokenizer.eos_token_id
+    shaped = get_algorithm(algo).reward  # None: the 0/1 correctness itself
 
     def correctness(completions, completion_ids, problem_id, answer, mrt_terminated=None, **_):
         correct = []
@@ -61,11 +63,11 @@ def make_reward_fn(task, tokenizer, algo: str, max_length: int, length_coef: flo
                 raise RewardError(f"reward failed on problem {problem_id[i]!r}: {type(e).__name__}: {e}") from e
             correct.append(ok)
         record["correct"] = correct
-        if algo == "length-penalty":
-            return adv.length_penalty_rewards(correct, [len(x) for x in completion_ids], max_length, length_coef)
+        if shaped is not None:
+            return shaped(correct, [len(x) for x in completion_ids], max_length, length_coef)
         return [float(c) for c in correct]
 
-    correctness.__name__ = "correct" if algo != "length-penalty" else "correct_minus_length"
+    correctness.__name__ = "correct" if shaped is None else "correct_minus_length"
     return correctness
 
 
@@ -76,7 +78,7 @@ class MRTTrainer(GRPOTrainer):
         super().__init__(*args, **kwargs)
         self.mrt_config = mrt_config
         self.task = task
-        self._record = reward_record
+        self.reward_record = reward_record
         self.tokens_sampled = 0  # every sampled token: rollouts, MRT prefixes, J estimates
         self.extra_tokens = 0  # the part of it sampled outside TRL's rollouts
         self._prompt_ids: dict[str, list[int]] = {}  # text -> ids of the MRT prefix prompts of this step
@@ -87,7 +89,7 @@ class MRTTrainer(GRPOTrainer):
         self.budget_tokens = 0  # the part of extra_tokens sampled as rollouts' answers at the thinking budget
         self._estimator = None  # the progress estimator of --j-source estimator|mixed (mrt.train.progress)
         self._cal_window: list[tuple[float, float]] = []  # recent (predicted, Monte Carlo) J pairs
-        if mrt_config.j_source != "mc" and mrt_config.algo in J_ALGOS:
+        if mrt_config.j_source != "mc" and get_algorithm(mrt_config.algo).uses_j:
             self._estimator = self._make_estimator()
         if (
             getattr(self, "use_vllm", False)
@@ -294,12 +296,12 @@ class MRTTrainer(GRPOTrainer):
     def _rng(self) -> random.Random:
         return random.Random(f"{self.args.seed}-{self.state.global_step}-{self.accelerator.process_index}")
 
-    def _gather_rows(self, rows: list[list[float]]) -> list[list[float]]:
+    def gather_rows(self, rows: list[list[float]]) -> list[list[float]]:
         """Every process's rows (equal-length float lists), in process order."""
         t = torch.tensor(rows, dtype=torch.float32, device=self.accelerator.device)
         return self.accelerator.gather(t).tolist()
 
-    def _check_groups(self, inputs):
+    def check_groups(self, inputs):
         g = self.num_generations
         if len(inputs) % g or any(
             inputs[i]["problem_id"] != inputs[i - i % g]["problem_id"] for i in range(len(inputs))
@@ -310,10 +312,10 @@ class MRTTrainer(GRPOTrainer):
             )
 
     # ------------------------------------------------------------------ MRT prompts
-    def _mrt_inputs(self, inputs: list[dict]) -> list[dict]:
+    def mrt_inputs(self, inputs: list[dict]) -> list[dict]:
         """Each group continues from one prefix of the policy's own trace, cut after a random
         number of episodes k in {0, ..., K-1}; the first half of the group is force-terminated."""
-        self._check_groups(inputs)
+        self.check_groups(inputs)
         g, task, cfg = self.num_generations, self.task, self.mrt_config
         firsts = inputs[::g]
         params = SamplingParams(
@@ -346,13 +348,13 @@ class MRTTrainer(GRPOTrainer):
         return out
 
     # ------------------------------------------------------------------ MRT-RL, backtracking format
-    def _backtrack_inputs(self, inputs: list[dict]) -> list[dict]:
+    def backtrack_inputs(self, inputs: list[dict]) -> list[dict]:
         """Each group revises one first attempt z0 of the policy's own: the prompt is the problem,
         z0 and the marker's opener (docs/backtracking.md); J(z0) is the success of ``mc_answers``
         answers forced right after z0 (the meta-prover)."""
-        from mrt.measure.linearized import format_for
+        from mrt.tasks.backtrack_format import format_for
 
-        self._check_groups(inputs)
+        self.check_groups(inputs)
         g, task, cfg, tok = self.num_generations, self.task, self.mrt_config, self._tok()
         fmt = format_for(task, None, tok)
         firsts = inputs[::g]
@@ -379,12 +381,12 @@ class MRTTrainer(GRPOTrainer):
         self._metrics["train"]["backtrack/j0"].append(sum(j0) / len(j0))
         return out
 
-    def _backtrack_filter(self, inputs, local: list[list[int]], correct: list[bool]) -> list[float]:
+    def backtrack_filter(self, inputs, local: list[list[int]], correct: list[bool]) -> list[float]:
         """STaR / MRT-STaR on the format: advantages of the kept revisions (``kept_advantages``).
         MRT-STaR's J after a revision: ``mc_answers`` answers forced right after it."""
         from mrt.core.backtrack import mrt_star_backtrack_keep
 
-        self._check_groups(inputs)
+        self.check_groups(inputs)
         cfg, task, tok, g = self.mrt_config, self.task, self._tok(), self.num_generations
         if cfg.mrt_advantage == "star":
             keep = adv.star_keep(correct)
@@ -405,7 +407,7 @@ class MRTTrainer(GRPOTrainer):
         return adv.kept_advantages(keep, lengths, total)
 
     # ------------------------------------------------------------------ J estimates
-    def _j_curves(self, inputs, completion_ids: list[list[int]], max_episodes: int = 0):
+    def j_curves(self, inputs, completion_ids: list[list[int]], max_episodes: int = 0):
         """Episode ends and J after 0..k episodes of each local rollout (k at most ``max_episodes``
         when that is set)."""
         g, task, cfg, tok = self.num_generations, self.task, self.mrt_config, self._tok()
@@ -430,7 +432,7 @@ class MRTTrainer(GRPOTrainer):
         # reuse_answers it is one of the mc_answers samples there, and one fewer is sampled
         own = {}
         if cfg.reuse_answers and cfg.mc_answers > 1:
-            correct = self._record["correct"]
+            correct = self.reward_record["correct"]
             for k, (_gi, i, j) in enumerate(where):
                 if i is not None and j == len(ends_all[i]) and self._closed(completion_ids[i], ends_all[i]):
                     own[k] = bool(correct[i])
@@ -485,7 +487,7 @@ class MRTTrainer(GRPOTrainer):
     def _log_calibration(self, pred: list[float], target: list[float]) -> None:
         """Per-step calibration of the estimator against fresh Monte Carlo J, and a warning when
         the ECE over the last ``calibration_window`` steps' pairs passes ``calibration_warn_ece``."""
-        from mrt.act.estimator import calibration
+        from mrt.core.calibration import calibration
 
         if not pred:
             return
@@ -553,12 +555,12 @@ class MRTTrainer(GRPOTrainer):
         cfg = self.mrt_config
         return adv.budget_grid(cfg.thinking_budget or max(self.task.default_budgets), cfg.budget_grid)
 
-    def _budget_rewards(self, inputs, completion_ids: list[list[int]]):
+    def budget_rewards(self, inputs, completion_ids: list[list[int]]):
         """Score of the answer forced at each budget b_j of each local rollout: the mean grade of
         ``mc_answers`` summaries sampled at the thinking cut at b_j, or, at budgets the rollout's
         thinking ended within, its own answer's grade (the summary there; nothing sampled)."""
         g, task, tok = self.num_generations, self.task, self._tok()
-        budgets, correct = self._budgets(), self._record["correct"]
+        budgets, correct = self._budgets(), self.reward_record["correct"]
         prompt_ids = self._encode([x["prompt"] for x in inputs[::g]])
         prompts, groups, where, thinks = [], [], [], []
         rewards = [[None] * len(budgets) for _ in completion_ids]
@@ -579,17 +581,13 @@ class MRTTrainer(GRPOTrainer):
     # ------------------------------------------------------------------ TRL hooks
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        self._gathered_rewards = rewards_per_func  # all processes' rows, in order
+        self.gathered_rewards = rewards_per_func  # all processes' rows, in order
         return rewards_per_func
 
     def _generate_and_score_completions(self, inputs):
-        algo = self.mrt_config.algo
-        if algo == "mrt":
-            inputs = self._mrt_inputs(inputs)
-        elif algo in ("mrt-dense", "mrt-star"):
-            self._check_groups(inputs)
-        elif algo == "mrt-backtrack":
-            inputs = self._backtrack_inputs(inputs)
+        algo = get_algorithm(self.mrt_config.algo)
+        if algo.prepare is not None:
+            inputs = algo.prepare(self, inputs)
         out = super()._generate_and_score_completions(inputs)
         mask = out["completion_mask"]
         local_tok = (
@@ -599,8 +597,9 @@ class MRTTrainer(GRPOTrainer):
         self.tokens_sampled += int(n_tok)
         if not self.model.training:
             return out
-        if algo not in ("grpo", "length-penalty"):
-            out = self._algo_advantages(algo, inputs, out)
+        if algo.advantages is not None:
+            local = [ids[m.bool()].tolist() for ids, m in zip(out["completion_ids"], mask)]
+            out["advantages"] = algo.advantages(self, Step(inputs, out, local, self.reward_record["correct"]))
         if any(self._forced_spans):  # the appended termination tokens were not sampled: no gradient
             a = out["advantages"]
             a = a.unsqueeze(1).expand(-1, mask.shape[1]).clone() if a.dim() == 1 else a.clone()
@@ -611,99 +610,16 @@ class MRTTrainer(GRPOTrainer):
         self._metrics["train"]["mrt/tokens_sampled"].append(float(self.tokens_sampled))
         return out
 
-    def _algo_advantages(self, algo, inputs, out):
-        mask = out["completion_mask"]
-        device = out["advantages"].device
-        local = [ids[m.bool()].tolist() for ids, m in zip(out["completion_ids"], mask)]
-        correct = self._record["correct"]
-        if algo == "mrt":
-            rewards = (self._gathered_rewards * self.reward_weights.to(device)).nansum(dim=1).tolist()
-            flags = torch.tensor([float(x["mrt_terminated"]) for x in inputs], device=device)
-            terminated = [f > 0.5 for f in self.accelerator.gather(flags).tolist()]
-            a = adv.termination_baseline_advantages(
-                rewards,
-                terminated,
-                self.num_generations,
-                self.mrt_config.alpha,
-                self.mrt_config.scale_rewards,
-                self.mrt_config.mrt_advantage,
-            )
-            start = self.accelerator.process_index * len(inputs)
-            out["advantages"] = torch.tensor(a[start : start + len(inputs)], device=device)
-            for name, rows in (
-                ("terminated", [r for r, t in zip(rewards, terminated) if t]),
-                ("continued", [r for r, t in zip(rewards, terminated) if not t]),
-            ):
-                if rows:  # the progress signal: J(continue) - J(stop at the prefix)
-                    self._metrics["train"][f"mrt/reward_{name}"].append(sum(rows) / len(rows))
-        elif algo == "mrt-backtrack" and self.mrt_config.mrt_advantage in ("star", "mrt-star"):
-            out["advantages"] = torch.tensor(self._backtrack_filter(inputs, local, correct), device=device)
-        elif algo == "mrt-backtrack":
-            from mrt.core.backtrack import backtrack_advantages
+    # ------------------------------------------------------------------ for the algorithms (mrt.train.algos)
 
-            j0 = [r[0] for r in self._gather_rows([[float(x["backtrack_j0"])] for x in inputs])]
-            all_correct = [r[0] > 0.5 for r in self._gather_rows([[float(c)] for c in correct])]
-            a = backtrack_advantages(
-                all_correct,
-                j0,
-                self.num_generations,
-                self.mrt_config.alpha,
-                self.mrt_config.scale_rewards,
-                self.mrt_config.mrt_advantage,
-            )
-            start = self.accelerator.process_index * len(inputs)
-            out["advantages"] = torch.tensor(a[start : start + len(inputs)], device=device)
-            self._metrics["train"]["backtrack/progress"].append(sum(all_correct) / len(all_correct) - sum(j0) / len(j0))
-        elif algo == "mrt-dense":
-            ends, curves = self._j_curves(inputs, local)
-            outcome = out["advantages"].tolist()
-            rows = [
-                adv.dense_token_advantages(
-                    outcome[i], ends[i], adv.progress_from_j(curves[i]), mask.shape[1], self.mrt_config.alpha
-                )
-                for i in range(len(local))
-            ]
-            out["advantages"] = torch.tensor(rows, device=device)
-            prg = [p for c in curves for p in adv.progress_from_j(c)]
-            self._metrics["train"]["mrt/mean_progress"].append(sum(prg) / len(prg) if prg else 0.0)
-        elif algo == "mrt-online":
-            self._check_groups(inputs)
-            _, curves = self._j_curves(inputs, local, self.mrt_config.max_episodes)
-            rewards = adv.online_rewards(correct, curves, self.mrt_config.alpha)
-            all_rewards = [r[0] for r in self._gather_rows([[r] for r in rewards])]
-            a = adv.scaled_advantages(all_rewards, self.num_generations, self.mrt_config.scale_rewards)
-            start = self.accelerator.process_index * len(inputs)
-            out["advantages"] = torch.tensor(a[start : start + len(inputs)], device=device)
-            prg = [c[-1] - c[0] for c in curves]
-            self._metrics["train"]["mrt/mean_progress"].append(sum(prg) / len(prg) if prg else 0.0)
-        elif algo == "anytime":
-            self._check_groups(inputs)
-            budgets, thinks, rewards = self._budget_rewards(inputs, local)
-            all_rewards = self._gather_rows(rewards)
-            prior = adv.budget_prior(self.mrt_config.budget_prior, self.mrt_config.budget_grid)
-            seg = adv.brpo_segment_advantages(all_rewards, prior, self.num_generations)
-            start = self.accelerator.process_index * len(inputs)
-            outcome = out["advantages"].tolist()  # the summary (answer) tokens: GRPO on the final outcome
-            rows = [
-                adv.segment_token_advantages(seg[start + i], budgets, thinks[i], mask.shape[1], outcome[i])
-                for i in range(len(local))
-            ]
-            out["advantages"] = torch.tensor(rows, device=device)
-            for j, b in enumerate(budgets):
-                self._metrics["train"][f"anytime/reward_at_{b}"].append(sum(r[j] for r in rewards) / len(rewards))
-        elif algo in ("star", "mrt-star"):
-            if algo == "star":
-                keep = adv.star_keep(correct)
-            else:
-                _, curves = self._j_curves(inputs, local)
-                keep = adv.mrt_star_keep(correct, curves, self.num_generations, self.mrt_config.min_final_j)
-            lengths = [len(x) for x in local]
-            kept_tokens = sum(n for n, k in zip(lengths, keep) if k)
-            tot = self.accelerator.gather(torch.tensor([sum(lengths), kept_tokens], device=device).reshape(1, 2))
-            total = (int(tot[:, 0].sum().item()), int(tot[:, 1].sum().item()))
-            out["advantages"] = torch.tensor(adv.kept_advantages(keep, lengths, total), device=device)
-            self._metrics["train"]["star/kept_fraction"].append(sum(keep) / len(keep))
-        return out
+    def local_tensor(self, values: list[float], n: int, device):
+        """This process's ``n`` rows of values computed over every process's rows (in order)."""
+        start = self.accelerator.process_index * n
+        return torch.tensor(values[start : start + n], device=device)
+
+    def log_metric(self, name: str, value: float) -> None:
+        """A training metric, logged with TRL's (mean over the logging interval)."""
+        self._metrics["train"][name].append(value)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)

@@ -30,6 +30,7 @@ from pathlib import Path
 from mrt.config import arg, claim_run_dir
 from mrt.core import backtrack as bt
 from mrt.rundir import one_writer, write_atomic, write_json
+from mrt.runloop import ProblemLoop
 from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 from mrt.samplers.base import SamplingParams
 
@@ -170,35 +171,24 @@ def run_warmstart(cfg: WarmstartConfig, sampler=None) -> dict:
     claim_run_dir(out, settings)
     problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)
     # one record per problem, appended as it finishes: a rerun with the same settings resumes
-    from mrt.measure.analyze import load_finished
-    from mrt.rundir import append_lines
-
-    path = out / "problems.jsonl"
-    done, _ = load_finished(path, 1)
-    if not is_tree and len(done) < len(problems):
+    loop = ProblemLoop("warmstart", out / "problems.jsonl", problems, 1, cfg)
+    if not is_tree:
         cfg.model = cfg.model or str(shipped_model_path())
-        sampler = sampler if sampler is not None else sampler_from(cfg, cfg.model)
-    from mrt.heartbeat import Heartbeat
+        sampler = loop.sampler(sampler, lambda: sampler_from(cfg, cfg.model), cfg.max_retries, cfg.model)
 
-    todo = [(i, p) for i, p in enumerate(problems) if p.id not in done]
-    with (
-        path.open("a") as f,
-        Heartbeat("warmstart", len(todo), cfg.model or "search", cfg.progress_seconds, cfg.stall_seconds) as beat,
-    ):
-        for i, p in todo:
-            beat.start_problem(p.id)
-            if is_tree:  # walks drawn from the problem's own seed: the same on a rerun
-                rng = random.Random(f"warmstart-{cfg.seed}-{p.id}")
-                ex = tree_examples(task, p, cfg.scheme, cfg.attempts, rng)
-            else:
-                attempts = sample_text_attempts(sampler, task, p, cfg, cfg.seed * 1_000_003 + i)
-                ex = text_examples(task, p, cfg.scheme, attempts, task.render(p, sampler.tokenizer))
-            skip = "" if ex else ("no_correct_attempt" if cfg.scheme == "star" else "no_failed_and_correct_pair")
-            rec = {"problem_id": p.id, "examples": ex, "skipped": skip}
-            append_lines(f, [rec])
-            done[p.id] = [rec]
-            beat.end_problem()
-    recs = [done[p.id][0] for p in problems if p.id in done]
+    def work(items):
+        ((i, p),) = items
+        if is_tree:  # walks drawn from the problem's own seed: the same on a rerun
+            rng = random.Random(f"warmstart-{cfg.seed}-{p.id}")
+            ex = tree_examples(task, p, cfg.scheme, cfg.attempts, rng)
+        else:
+            attempts = sample_text_attempts(sampler, task, p, cfg, cfg.seed * 1_000_003 + i)
+            ex = text_examples(task, p, cfg.scheme, attempts, task.render(p, sampler.tokenizer))
+        skip = "" if ex else ("no_correct_attempt" if cfg.scheme == "star" else "no_failed_and_correct_pair")
+        return {p.id: [{"problem_id": p.id, "examples": ex, "skipped": skip}]}
+
+    loop.run(sampler, work, source=cfg.model or "search")
+    recs = [r[0] for r in loop.records()]
     rows = [{**e, "problem_id": r["problem_id"]} for r in recs for e in r["examples"]]
     skipped = Counter(r["skipped"] for r in recs if r["skipped"])
     write_atomic(out / "data.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
@@ -213,5 +203,8 @@ def run_warmstart(cfg: WarmstartConfig, sampler=None) -> dict:
     }
     if skipped:
         log.info("skipped %d problems: %s", sum(skipped.values()), dict(skipped))
+    if loop.gave_up.by_kind:
+        s["failed_problems"] = dict(loop.gave_up.by_kind)
     write_json(out / "summary.json", s)
+    loop.gave_up.finish()
     return s

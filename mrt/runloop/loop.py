@@ -1,0 +1,178 @@
+"""One per-problem run loop, shared by every command that works through problems and appends a
+record per problem (``mrt analyze``, ``eval``, ``diagnose``, ``linearized``, ``warmstart``, and
+``eval --stop``'s online controller).
+
+What it owns, so that no command copies it:
+
+* **resume**: the finished problems are read from the records file (torn lines and partly written
+  problems dropped, :func:`mrt.runloop.records.load_finished`), and only the others are worked on;
+* **the sampler's retries**: the sampler is wrapped once in :func:`mrt.samplers.faults.resilient`,
+  and only when there is work;
+* **progress**: a tqdm bar and a :class:`mrt.heartbeat.Heartbeat` (progress lines, stall warnings);
+* **giving up**: a problem whose sampling still fails after the retries is skipped and counted
+  (:class:`mrt.samplers.faults.GiveUps`); so is one whose sampler call waited ``hang_timeout``
+  seconds without a token (kind ``hang``), and the run moves on;
+* **records exactly once**: a problem's records are appended in one write, after its work ended,
+  and a problem already finished is never appended again;
+* **per-run fault counts**: the grader failures (:func:`mrt.grading.counting`) and sampler faults
+  met by each problem are stored on its first record, not read off process-wide counters.
+
+A command gives the loop its problems and one function, ``work(items) -> {problem id: records}``
+(``items``: ``(index, problem)`` pairs, ``batch`` of them at a time), and reads the finished
+records back in the problems' order.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from mrt import grading
+from mrt.heartbeat import Heartbeat
+from mrt.rundir import append_lines
+from mrt.runloop.records import load_finished
+from mrt.samplers.errors import SamplerError
+from mrt.samplers.faults import GiveUps, SamplerGaveUp, fault_delta, resilient
+
+log = logging.getLogger(__name__)
+
+Work = Callable[[list[tuple[int, object]]], dict[str, list[dict]]]
+
+
+class Hung(SamplerGaveUp):
+    """A problem given up because a sampler call waited ``hang_timeout`` seconds without a token."""
+
+    def __init__(self, seconds: float):
+        super().__init__("hang", f"no token for {seconds:g} s (--hang-timeout): the problem is given up")
+
+
+class _HangGuard:
+    """Turns the heartbeat's hang signal into :class:`Hung` raised in the main thread, only while a
+    problem's work runs (``armed``): never while its records are written."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.armed = False
+        self.usable = seconds > 0 and threading.current_thread() is threading.main_thread()
+        self._old = None
+        if seconds > 0 and not self.usable:
+            log.warning("--hang-timeout works on the main thread only: hung calls are warned about, not given up")
+
+    def __enter__(self):
+        if self.usable:
+            self._old = signal.signal(signal.SIGUSR2, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        self.armed = False
+        if self.usable:
+            signal.signal(signal.SIGUSR2, self._old or signal.SIG_DFL)
+        return False
+
+    def _handler(self, signum, frame):
+        if self.armed:
+            self.armed = False
+            raise Hung(self.seconds)
+
+    def fire(self) -> None:
+        """Called from the heartbeat's thread when the current call looks hung."""
+        if self.usable and self.armed:
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR2)
+
+
+class ProblemLoop:
+    """The problems of one run: ``ProblemLoop("analyze", out / "traces.jsonl", problems, expected,
+    cfg)`` reads what is finished; ``loop.todo`` is what is left; ``loop.run(sampler, work)`` does
+    it; ``loop.records()`` returns every finished problem's records in the problems' order.
+
+    ``per_problem``: records per problem (an int, or a dict by problem id); ``settings``: an object
+    with the loop's settings (``progress_seconds``, ``stall_seconds``, ``hang_timeout``; a
+    :class:`mrt.samplers.SamplerArgs` has them); ``annotate``: store each problem's grader failures
+    and sampler faults on its first record."""
+
+    def __init__(self, what: str, path: Path, problems: list, per_problem=1, settings=None, annotate: bool = False):
+        self.what, self.path, self.problems = what, Path(path), list(problems)
+        self.done, self.dropped = load_finished(self.path, per_problem)
+        self.todo = [(i, p) for i, p in enumerate(self.problems) if p.id not in self.done]
+        self.gave_up = GiveUps(what)
+        self.annotate = annotate
+        self.progress_seconds = float(getattr(settings, "progress_seconds", 30.0))
+        self.stall_seconds = float(getattr(settings, "stall_seconds", 300.0))
+        self.hang_timeout = float(getattr(settings, "hang_timeout", 0.0) or 0.0)
+        if self.hang_timeout < 0:
+            raise ValueError(f"hang_timeout must be >= 0 seconds, got {self.hang_timeout}")
+        if self.done:
+            log.info(
+                "resuming: %d of %d problems already finished", len(self.problems) - len(self.todo), len(self.problems)
+            )
+
+    def sampler(self, given, make: Callable[[], object], retries: int = 4, what: str = ""):
+        """The sampler to work with, behind the retries: ``given`` (a caller's engine) or ``make()``,
+        built only when there is work left (a finished run starts no engine)."""
+        if not self.todo:
+            return given
+        return resilient(given if given is not None else make(), retries=retries, what=what)
+
+    def run(self, sampler, work: Work, batch: int = 1, source: str = "", bar: bool = True) -> None:
+        """Do the problems left, ``batch`` at a time (batches fixed by the problems' index, so a
+        rerun redoes the same batch), appending each problem's records as its batch finishes."""
+        from tqdm import tqdm
+
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        source = getattr(sampler, "what", "") or source
+        if batch == 1:
+            batches = [[item] for item in self.todo]
+        else:
+            indexed = list(enumerate(self.problems))
+            batches = [indexed[c : c + batch] for c in range(0, len(indexed), batch)]
+            batches = [b for b in batches if any(p.id not in self.done for _, p in b)]
+        guard = _HangGuard(self.hang_timeout)
+        beat = Heartbeat(self.what, len(self.todo), source, self.progress_seconds, self.stall_seconds)
+        beat.hang, beat.on_hang = self.hang_timeout, guard.fire
+        progress = tqdm(total=len(self.todo), desc=self.what, unit="problem", disable=not bar)
+        with self.path.open("a") as f, beat, guard, progress:
+            for items in batches:
+                beat.start_problem(items[0][1].id)
+                faults_before = Counter(getattr(sampler, "faults", {}))
+                try:
+                    with grading.counting() as graded:
+                        guard.armed = True
+                        try:
+                            out = work(items)
+                        finally:
+                            guard.armed = False
+                except SamplerError as e:
+                    for _, p in items:
+                        if p.id not in self.done:
+                            self.gave_up.failed(p.id, e)
+                    continue
+                self.gave_up.ok()
+                met = fault_delta(sampler, faults_before)
+                first = True  # a batch's counts go on its first new problem: none is lost
+                for _, p in items:
+                    recs = out.get(p.id)
+                    if p.id in self.done or not recs:
+                        continue
+                    if self.annotate:
+                        recs[0]["grader_failures"] = dict(graded) if first else {}
+                        if met and first:
+                            recs[0]["sampler_faults"] = met
+                    first = False
+                    append_lines(f, recs)
+                    self.done[p.id] = recs
+                    beat.end_problem()
+                    progress.update(1)
+
+    def records(self) -> list[list[dict]]:
+        """Each finished problem's records, in the problems' order, whatever order they finished in
+        (figures are sums over records, and float sums depend on their order)."""
+        return [self.done[p.id] for p in self.problems if p.id in self.done]
+
+    def flat(self) -> list[dict]:
+        """Every finished record, in the problems' order."""
+        return [r for recs in self.records() for r in recs]

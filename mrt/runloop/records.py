@@ -1,0 +1,62 @@
+"""A run's records file: which problems are finished, their sampling seeds, the faults they met.
+
+Records are JSON lines appended a problem at a time (``rundir.append_lines``). A problem counts as
+finished once all its lines are whole; anything else is dropped and redone (docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from mrt.rundir import read_jsonl_whole, write_atomic
+
+log = logging.getLogger(__name__)
+
+
+def problem_seed(seed: int, index: int) -> int:
+    """The sampling seed of the ``index``-th problem of a run (analyze, eval, diagnose, linearized)."""
+    return seed * 1_000_003 + index * 7919 + 1
+
+
+def load_finished(path: Path, per_problem) -> tuple[dict[str, list[dict]], int]:
+    """Complete problems in a records file (``per_problem``: records per problem, an int or a dict
+    by problem id). A line counts once it is whole (it ends with a newline and parses): a line
+    torn by a kill or a full disk, a malformed line and the records of a partly written problem
+    are dropped (counted in one log line) and the file is rewritten, whole, to hold only what is
+    kept, so that the dropped problems are redone. Returns (records by problem id, lines dropped)."""
+    rows, bad_lines = read_jsonl_whole(path)
+    groups: dict[str, list[dict]] = defaultdict(list)
+    bad = len(bad_lines)
+    for n, rec in rows:
+        if isinstance(rec.get("problem_id"), str):
+            groups[rec["problem_id"]].append(rec)
+        else:
+            bad += 1
+            bad_lines.append(n)
+
+    def want(pid):
+        return per_problem.get(pid, -1) if isinstance(per_problem, dict) else per_problem
+
+    done = {pid: recs for pid, recs in groups.items() if len(recs) == want(pid)}
+    partial = len(groups) - len(done)
+    if bad or partial:
+        log.warning(
+            "%s: dropping %d torn or malformed line(s)%s and %d partly written problem(s); they are redone",
+            path,
+            bad,
+            f" (line {', '.join(map(str, sorted(bad_lines)[:5]))}{', ...' if bad > 5 else ''})" if bad else "",
+            partial,
+        )
+        write_atomic(path, "".join(json.dumps(r) + "\n" for recs in done.values() for r in recs))
+    return done, bad
+
+
+def sum_faults(rows: list[dict]) -> dict:
+    """Sampler faults per kind over records (each problem's are on its first record)."""
+    total: Counter = Counter()
+    for r in rows:
+        total.update(r.get("sampler_faults", {}))
+    return dict(sorted(total.items()))

@@ -1,0 +1,135 @@
+"""The shared run loop (mrt/runloop): a hung sampler call gives the problem up as a counted fault
+and the run moves on; saved models count as finished only with their weights; directories and
+shared result files are written whole."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+
+import pytest
+
+from mrt.measure.analyze import AnalyzeConfig
+from mrt.pipelines import analyze
+from mrt.rundir import atomic_dir, has_weights, update_json
+from mrt.runloop import ProblemLoop
+from mrt.samplers.errors import SamplerError
+from mrt.samplers.faults import ResilientSampler
+from mrt.tasks.base import Problem
+
+
+class _HangsOnce:
+    """A backend whose ``at``-th call waits ``wait`` seconds without a token, once."""
+
+    def __init__(self, inner, at: int, wait: float = 120.0):
+        self.inner, self.at, self.wait, self.tokenizer, self.calls = inner, at, wait, inner.tokenizer, 0
+
+    def sample(self, prompts, params):
+        self.calls += 1
+        if self.calls == self.at:
+            time.sleep(self.wait)
+        return self.inner.sample(prompts, params)
+
+
+def _cfg(model, out, **kw):
+    return AnalyzeConfig(
+        model=str(model),
+        out=str(out),
+        n_problems=3,
+        traces_per_problem=2,
+        answers_per_prefix=2,
+        max_new_tokens=24,
+        answer_tokens=6,
+        extensions=0,
+        maj_k=[1],
+        knobs=["arms=2", "arm_len=2"],
+        progress_seconds=0,
+        stall_seconds=0,
+        **kw,
+    )
+
+
+def test_a_hung_call_gives_the_problem_up_and_the_run_moves_on(tiny_sampler, tiny_model_dir, tmp_path):
+    out = tmp_path / "run"
+    hung = ResilientSampler(_HangsOnce(tiny_sampler, at=3), retries=0, backoff=0.0, what="the test's hung sampler")
+    t0 = time.monotonic()
+    with pytest.raises(SamplerError, match="1 problem"):
+        analyze(_cfg(tiny_model_dir, out, hang_timeout=1.0), sampler=hung)
+    assert time.monotonic() - t0 < 60  # not the 120 s the call would have waited
+    s = json.loads((out / "summary.json").read_text())
+    assert s["failed_problems"] == {"hang": 1}
+    assert s["n_problems"] == 2  # the other two finished after the hang
+    again = analyze(_cfg(tiny_model_dir, out, hang_timeout=1.0), sampler=tiny_sampler)  # the rerun does it
+    assert again["n_problems"] == 3 and again["failed_problems"] == {}
+    lines = (out / "traces.jsonl").read_text().splitlines()
+    assert len(lines) == 3 * 2 and len({json.loads(x)["problem_id"] for x in lines}) == 3
+
+
+def test_records_are_appended_once_in_any_batch_and_read_back_in_order(tmp_path):
+    problems = [Problem(id=f"p{i}", prompt="", answer="") for i in range(5)]
+    path = tmp_path / "r.jsonl"
+    loop = ProblemLoop("test", path, problems, 1)
+    seen = []
+
+    def work(items):
+        seen.append([i for i, _ in items])
+        if any(p.id == "p3" for _, p in items):
+            raise SamplerError("down")
+        return {p.id: [{"problem_id": p.id, "i": i}] for i, p in reversed(items)}
+
+    loop.run(None, work, batch=2, bar=False)
+    assert seen == [[0, 1], [2, 3], [4]]
+    assert [r["problem_id"] for r in loop.flat()] == ["p0", "p1", "p4"]
+    assert dict(loop.gave_up.by_kind) == {"server": 2}  # both problems of the failed batch, skipped and counted
+    again = ProblemLoop("test", path, problems, 1)
+    assert [p.id for _, p in again.todo] == ["p2", "p3"]
+    again.run(None, lambda items: {p.id: [{"problem_id": p.id}] for _, p in items}, batch=2, bar=False)
+    ids = [json.loads(x)["problem_id"] for x in path.read_text().splitlines()]
+    assert sorted(ids) == [f"p{i}" for i in range(5)]  # each once: p2/p3's batch reran, nothing written twice
+    assert [r["problem_id"] for r in again.flat()] == [f"p{i}" for i in range(5)]
+
+
+def test_a_directory_is_replaced_whole_or_not_at_all(tmp_path):
+    d = tmp_path / "model"
+    with atomic_dir(d) as tmp:
+        (tmp / "config.json").write_text("{}")
+    assert not has_weights(d)  # a config alone is not a finished model
+    with pytest.raises(RuntimeError), atomic_dir(d) as tmp:
+        (tmp / "config.json").write_text('{"new": 1}')
+        raise RuntimeError("killed while saving")
+    assert (d / "config.json").read_text() == "{}"  # the old one, whole
+    with atomic_dir(d) as tmp:
+        (tmp / "config.json").write_text("{}")
+        (tmp / "model.safetensors").write_bytes(b"w")
+    assert has_weights(d)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary left
+
+
+def test_a_value_head_with_a_config_but_no_weights_is_trained_again(tiny_model_dir, tmp_path):
+    from mrt.value_head import train_value_head
+
+    out = tmp_path / "head"
+    out.mkdir()
+    (out / "config.json").write_text((tiny_model_dir / "config.json").read_text())  # a save killed midway
+    model, _ = train_value_head(str(tiny_model_dir), [([5, 6, 7], 1.0), ([5, 7], 0.0)] * 4, out, steps=2, batch_size=4)
+    assert has_weights(out)
+    again, _ = train_value_head(str(tiny_model_dir), [], out)  # finished: loaded, not retrained
+    assert again.config.num_labels == 1
+
+
+def _add(path, names):
+    for name in names:
+        update_json(path, lambda d, n=name: {**d, "results": {**d.get("results", {}), n: len(n)}})
+
+
+def test_shared_results_are_merged_under_a_lock(tmp_path):
+    path = tmp_path / "results.json"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_add, args=(path, [f"{w}-{i}" for i in range(25)])) for w in "ab"]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert all(p.exitcode == 0 for p in procs)
+    assert len(json.loads(path.read_text())["results"]) == 50  # no update lost
