@@ -16,7 +16,7 @@ Stages:
 - ``report``: accuracy and regret at the budget with paired bootstrap intervals against GRPO
   (over problems and seeds), steps reached, and sampled tokens per step split by use.
 
-    python benchmarks/amortised_progress.py --out runs/bench-amortised \\
+    python -m benchmarks.amortised_progress --out runs/bench-amortised \\
         --results benchmarks/results/amortised_progress.json
 """
 
@@ -28,12 +28,11 @@ import statistics
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks import didactic_v2 as V
+from benchmarks import didactic_v2_settings as S
+from benchmarks import runner
 
-import didactic_v2 as V  # noqa: E402
-import didactic_v2_settings as S  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SETTING = "budget"
 SEEDS = [0, 1, 2]
@@ -108,7 +107,7 @@ def pilot(ns, values: dict) -> dict:
         jobs.append((f"pilot/{form}", [cmd], d / "log.txt", ns.threads))
     if jobs:
         print("pilot runs:", flush=True)
-        V._run_jobs(jobs, ns.jobs, Path(ns.out) / "pilot")
+        runner.run_jobs(jobs, ns.jobs, Path(ns.out) / "pilot")
     res = {}
     for form in FORMS:
         d = Path(ns.out) / "pilot" / form
@@ -132,7 +131,7 @@ def final(ns, values: dict, form: str) -> None:
         if V.record_path(ns, SETTING, run).exists():
             continue
         vals = {**values, **ESTIMATOR, "estimator_form": form}
-        job = V._job(
+        job = V.job(
             ns, f"{SETTING}/{run}", V.final_dir(ns, SETTING, NEW, seed), SETTING, "mrt-dense", seed, vals, S.TEST
         )
         if job:
@@ -191,7 +190,7 @@ def report(ns) -> dict:
     }
     per = {m: {k: [x["per_problem"][k] for x in rs] for k in wanted} for m, rs in recs.items()}
     doc = {
-        "command": "python benchmarks/amortised_progress.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.amortised_progress " + " ".join(sys.argv[1:]),
         "setting": SETTING,
         "seeds": ns.seeds,
         "estimator": ESTIMATOR,
@@ -225,8 +224,8 @@ def report(ns) -> dict:
 def plot_calibration(ns, folder: Path) -> None:
     """The estimator's per-step calibration against fresh Monte Carlo J in each final run (from the
     training logs under --out; skipped when they are gone)."""
-    from mrt.report.analysis import _plt
-    from mrt.report.compare import _calibration_plot
+    from mrt.report.analysis import pyplot
+    from mrt.report.compare import calibration_plot
 
     runs = []
     for seed in ns.seeds:
@@ -235,12 +234,12 @@ def plot_calibration(ns, folder: Path) -> None:
             runs.append({"name": f"seed {seed}", "log": [r for r in rows if "loss" in r or "reward" in r]})
     if runs:
         folder.mkdir(parents=True, exist_ok=True)
-        _calibration_plot(_plt(), runs, folder / "estimator_calibration.png")
+        calibration_plot(pyplot(), runs, folder / "estimator_calibration.png")
 
 
 def markdown(doc: dict) -> str:
     b = S.SETTINGS[SETTING]["thinking_budget"]
-    f = V._f
+    f = V.fmt
     lines = [
         f"| method | steps | sampled tokens / step (× GRPO) | outside TRL's rollouts / step | accuracy at B | "
         f"vs GRPO | regret C={b} | vs GRPO |",

@@ -1,7 +1,7 @@
 """The backtracking benchmark (issue 23): warm-start schemes, STaR, MRT-STaR, GRPO and MRT-RL on the
 backtracking format of the tree world, scored by linearized evaluation.
 
-    python benchmarks/backtracking.py --out runs/bench-backtrack --jobs 2
+    python -m benchmarks.backtracking --out runs/bench-backtrack --jobs 2
 
 Everything is declared in ``benchmarks/backtracking_settings.py`` (a file without ``PRIMARY`` or
 without the token budget ``B_TOKENS`` is refused before any RL run). Stages (``--stage``, default
@@ -32,15 +32,12 @@ import statistics
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT))
-
-import didactic_stats as ST  # noqa: E402
-from didactic import _run  # noqa: E402
-from didactic import run_jobs as _run_jobs  # noqa: E402
-
+from benchmarks import didactic_stats as ST
+from benchmarks import runner
+from benchmarks.runner import mrt_cmd
 from mrt.core import backtrack as bt  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class SettingsError(ValueError):
@@ -103,10 +100,6 @@ def _n(ns, x: int, least: int = 2) -> int:
     return max(least, int(round(x * ns.scale)))
 
 
-def _mrt(*args) -> list[str]:
-    return [sys.executable, "-m", "mrt.cli", *map(str, args)]
-
-
 # --------------------------------------------------------------------------- the commands
 
 
@@ -122,11 +115,19 @@ def prepare_data(ns, seed: int) -> dict[str, int]:
     for scheme in S.SCHEMES:
         out = d / f"ws-{scheme}"
         if not (out / "summary.json").exists():
-            cmd = _mrt("warmstart", "--scheme", scheme, "--task", S.TASK, "--knobs", *S.KNOBS, "--out", out)
-            cmd += ["--n-problems", _n(ns, S.WARMSTART["n_problems"], 16), "--seed", seed]
-            cmd += ["--problem-seed", S.WARMSTART["problem_seed"], "--attempts", S.WARMSTART["attempts"]]
+            cmd = mrt_cmd(
+                "warmstart",
+                scheme=scheme,
+                task=S.TASK,
+                knobs=S.KNOBS,
+                out=out,
+                n_problems=_n(ns, S.WARMSTART["n_problems"], 16),
+                seed=seed,
+                problem_seed=S.WARMSTART["problem_seed"],
+                attempts=S.WARMSTART["attempts"],
+            )
             d.mkdir(parents=True, exist_ok=True)
-            name, ok, _ = _run((f"warmstart/{scheme}-s{seed}", [[str(x) for x in cmd]], d / "log.txt", ns.threads))
+            name, ok, _ = runner.run_job((f"warmstart/{scheme}-s{seed}", [cmd], d / "log.txt", ns.threads))
             if not ok:
                 sys.exit(f"warm-start data failed: see {d / 'log.txt'}")
         counts[scheme] = json.loads((out / "summary.json").read_text())["examples"]
@@ -144,13 +145,22 @@ def prepare_data(ns, seed: int) -> dict[str, int]:
 
 def sft_cmd(ns, seed: int, scheme: str) -> list[str]:
     S, d = ns.S, seed_dir(ns, seed)
-    cmd = _mrt(
-        "train", "--algo", "sft", "--task", S.TASK, "--knobs", *S.KNOBS, "--sft-data", d / f"data-{scheme}.jsonl"
+    return mrt_cmd(
+        "train",
+        algo="sft",
+        task=S.TASK,
+        knobs=S.KNOBS,
+        sft_data=d / f"data-{scheme}.jsonl",
+        max_steps=_n(ns, S.SFT["max_steps"]),
+        batch_size=S.SFT["batch_size"],
+        learning_rate=S.SFT["learning_rate"],
+        eval_problems=0,
+        threads=ns.threads,
+        report_to="none",
+        seed=seed,
+        out=d / f"sft-{scheme}",
+        model=S.BASE or None,
     )
-    cmd += ["--max-steps", _n(ns, S.SFT["max_steps"]), "--batch-size", S.SFT["batch_size"]]
-    cmd += ["--learning-rate", S.SFT["learning_rate"], "--eval-problems", 0, "--threads", ns.threads]
-    cmd += ["--report-to", "none", "--seed", seed, "--out", d / f"sft-{scheme}"]
-    return cmd + (["--model", S.BASE] if S.BASE else [])
 
 
 def sft_model(ns, seed: int, scheme: str) -> Path:
@@ -159,25 +169,40 @@ def sft_model(ns, seed: int, scheme: str) -> Path:
 
 def rl_cmd(ns, seed: int, arm: str, lr: float, extra: dict, out: Path) -> list[str]:
     S = ns.S
-    cmd = _mrt("train", "--algo", "mrt-backtrack", "--task", S.TASK, "--knobs", *S.KNOBS)
-    cmd += ["--model", sft_model(ns, seed, "backtrack"), "--learning-rate", lr, "--seed", seed, "--out", out]
-    cmd += ["--eval-problems", 0, "--report-to", "none", "--threads", ns.threads, "--save-every", 20]
     rl = dict(S.RL)
     rl["max_steps"] = _n(ns, rl["max_steps"])
-    for k, v in {**rl, **S.RL_ARMS[arm], **extra}.items():
-        cmd += ["--" + k.replace("_", "-"), v]
-    return cmd
+    return mrt_cmd(
+        "train",
+        algo="mrt-backtrack",
+        task=S.TASK,
+        knobs=S.KNOBS,
+        model=sft_model(ns, seed, "backtrack"),
+        learning_rate=lr,
+        seed=seed,
+        out=out,
+        eval_problems=0,
+        report_to="none",
+        threads=ns.threads,
+        save_every=20,
+        **{**rl, **S.RL_ARMS[arm], **extra},
+    )
 
 
 def lin_cmd(ns, model: str | Path, seed: int, split: dict, out: Path, window: int) -> list[str]:
     S = ns.S
     L = dict(S.LINEARIZED, window=window)
-    cmd = _mrt("linearized", "--task", S.TASK, "--knobs", *S.KNOBS, "--out", out, "--seed", seed)
-    cmd += ["--n-problems", _n(ns, split["n_problems"], 4), "--problem-seed", split["problem_seed"]]
-    cmd += ["--samples", split["samples"]]
-    for k, v in L.items():
-        cmd += ["--" + k.replace("_", "-"), v]
-    return cmd + (["--model", model] if model else [])
+    return mrt_cmd(
+        "linearized",
+        task=S.TASK,
+        knobs=S.KNOBS,
+        out=out,
+        seed=seed,
+        n_problems=_n(ns, split["n_problems"], 4),
+        problem_seed=split["problem_seed"],
+        samples=split["samples"],
+        **L,
+        model=model or None,
+    )
 
 
 def _done(out: Path) -> bool:
@@ -195,7 +220,9 @@ def _job(ns, name: str, d: Path, cmds: list[list[str]], want: Path):
 
 def run_jobs(ns, jobs: list, after=None) -> None:
     """The shared runner; ``after`` is called on each finished final run."""
-    _run_jobs(jobs, ns.jobs, ns.out, after=(lambda name: name.startswith("final/") and after(name)) if after else None)
+    runner.run_jobs(
+        jobs, ns.jobs, ns.out, after=(lambda name: name.startswith("final/") and after(name)) if after else None
+    )
 
 
 # --------------------------------------------------------------------------- tuning
@@ -708,7 +735,7 @@ def plots(doc: dict, where: Path) -> None:
 def report(ns, table: dict | None) -> dict:
     S = ns.S
     doc = {
-        "command": "python benchmarks/backtracking.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.backtracking " + " ".join(sys.argv[1:]),
         "declared": {
             "task": S.TASK,
             "knobs": S.KNOBS,

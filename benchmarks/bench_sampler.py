@@ -1,4 +1,4 @@
-"""Speed of the HF sampler (rerun: ``.venv/bin/python benchmarks/bench_sampler.py``).
+"""Speed of the HF sampler (rerun: ``.venv/bin/python -m benchmarks.bench_sampler``).
 
 1. J for every prefix of N traces: ``mrt.metaprover.estimate_prefixes`` (shared prefix encoded
    once, suffixes once, n samples decoded together) vs re-encoding each prefix from scratch with

@@ -1,7 +1,7 @@
 """Cost per optimizer step of each algorithm at an equal policy-gradient batch (same problems per
 step, same group size), one run at a time, no evaluation:
 
-    .venv/bin/python benchmarks/bench_train_cost.py       # about 3 minutes on 2 cores
+    .venv/bin/python -m benchmarks.bench_train_cost       # about 3 minutes on 2 cores
 
 Writes benchmarks/results/train_cost.json: wall seconds and sampled tokens per step (the first
 step, which includes start-up, is left out) and each algorithm's ratio to GRPO.
@@ -10,13 +10,11 @@ step, which includes start-up, is left out) and each algorithm's ratio to GRPO.
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 ALGOS = ["grpo", "length-penalty", "mrt", "mrt-dense", "star", "mrt-star"]
 
@@ -59,7 +57,7 @@ def main(steps: int = 12):
     import torch
 
     doc = {
-        "command": "python benchmarks/bench_train_cost.py",
+        "command": "python -m benchmarks.bench_train_cost",
         "torch_threads": torch.get_num_threads(),
         "setting": "shipped base model, 8 problems x 8 rollouts per step, defaults of mrt train",
         **res,

@@ -8,7 +8,7 @@ prefixes share their cache), ``--answers`` forced answers each. Engine or model 
 apart. The training step is ``mrt train --algo mrt-dense --max-steps 1`` without and with
 ``--vllm-mode colocate`` (the step's wall time, not counting model load or engine start).
 
-    python benchmarks/bench_vllm.py --out runs/bench-vllm --results benchmarks/results/vllm.json
+    python -m benchmarks.bench_vllm --out runs/bench-vllm --results benchmarks/results/vllm.json
 
 Output: ``OUT/<model>-<backend>.json`` per worker (a rerun skips finished ones) and the results
 JSON with the speed-ups.
@@ -187,7 +187,7 @@ def main():
         return worker(a.worker[0], a.worker[1], out, a.threads)
     res = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU" if not _gpu() else "GPU",
-        "command": "python benchmarks/bench_vllm.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.bench_vllm " + " ".join(sys.argv[1:]),
         "models": {},
     }
     for name in a.models:

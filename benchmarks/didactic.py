@@ -2,8 +2,8 @@
 equal sampled-token budgets, one shared set of hyperparameters; evaluated on held-out problems
 and on a harder held-out variant (knobs past the training range).
 
-    python benchmarks/didactic.py --out runs/bench-didactic            # the committed run
-    python benchmarks/didactic.py --out runs/bench-quick --quick        # a minute-scale check
+    python -m benchmarks.didactic --out runs/bench-didactic            # the committed run
+    python -m benchmarks.didactic --out runs/bench-quick --quick        # a minute-scale check
 
 Every run is an ``mrt train`` subprocess (resumable: rerunning the script skips finished runs and
 resumes killed ones); ``--jobs`` runs several at once. Results: ``OUT/didactic.json`` (copied to
@@ -15,16 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from benchmarks.runner import mrt_cmd, run_jobs
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 ALGOS = ["grpo", "length-penalty", "mrt", "mrt-dense", "star", "mrt-star"]
 HARD = ["arms=5-6", "arm_len=4-5"]
@@ -48,92 +46,29 @@ def parse():
 
 
 def _cmd(ns, algo: str, seed: int, out: Path) -> list[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "mrt.cli",
+    cmd = mrt_cmd(
         "train",
-        "--algo",
-        algo,
-        "--seed",
-        str(seed),
-        "--out",
-        str(out),
-        "--token-budget",
-        str(ns.token_budget),
-        "--max-steps",
-        "100000",
-        "--report-to",
-        "none",
-        "--eval-problems",
-        str(ns.eval_problems),
-        "--eval-knobs",
-        *HARD,
-        "--eval-extensions",
-        str(ns.eval_extensions),
-    ]
-    if ns.threads:
-        cmd += ["--threads", str(ns.threads)]
+        algo=algo,
+        seed=seed,
+        out=out,
+        token_budget=ns.token_budget,
+        max_steps=100000,
+        report_to="none",
+        eval_problems=ns.eval_problems,
+        eval_knobs=HARD,
+        eval_extensions=ns.eval_extensions,
+        threads=ns.threads or None,
+    )
     return cmd + list(ns.extra)
 
 
 def _base_cmds(ns, seed: int, out: Path) -> list[list[str]]:
     """The base model through the same evaluation (no training)."""
-    common = [
-        "--n-problems",
-        str(ns.eval_problems),
-        "--traces-per-problem",
-        "4",
-        "--seed",
-        str(seed),
-        "--extensions",
-        str(ns.eval_extensions),
-    ]
+    common = dict(n_problems=ns.eval_problems, traces_per_problem=4, seed=seed, extensions=ns.eval_extensions)
     return [
-        [sys.executable, "-m", "mrt.cli", "analyze", "--out", str(out / "eval"), *common],
-        [sys.executable, "-m", "mrt.cli", "analyze", "--out", str(out / "eval-hard"), "--knobs", *HARD, *common],
+        mrt_cmd("analyze", out=out / "eval", **common),
+        mrt_cmd("analyze", out=out / "eval-hard", knobs=HARD, **common),
     ]
-
-
-def _run(job):
-    name, cmds, log, threads = job
-    t0 = time.time()
-    with open(log, "a") as f:
-        for cmd in cmds:
-            r = subprocess.run(
-                cmd,
-                stdout=f,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-                env=dict(
-                    os.environ,
-                    PYTHONUNBUFFERED="1",
-                    TOKENIZERS_PARALLELISM="false",
-                    **({"OMP_NUM_THREADS": str(threads)} if threads else {}),
-                ),
-            )
-            if r.returncode:
-                return name, False, time.time() - t0
-    return name, True, time.time() - t0
-
-
-def run_jobs(jobs: list, n_jobs: int, out, after=None) -> None:
-    """Run ``_run`` jobs, ``n_jobs`` at a time, calling ``after(name)`` on each finished one as soon
-    as it finishes (not in submission order: a record is written even if an earlier run is still
-    going when the session stops); exits naming the failed runs, which a rerun resumes."""
-    jobs = [j for j in jobs if j]
-    print(f"{len(jobs)} runs to do, {n_jobs} at a time", flush=True)
-    failed = []
-    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-        for fut in as_completed([pool.submit(_run, j) for j in jobs]):
-            name, ok, secs = fut.result()
-            print(f"  {name}: {'done' if ok else 'FAILED'} in {secs:.0f} s", flush=True)
-            if not ok:
-                failed.append(name)
-            elif after:
-                after(name)
-    if failed:
-        sys.exit(f"failed runs: {', '.join(failed)} (see their logs under {out}; rerun to resume)")
 
 
 def _ms(values):
@@ -244,9 +179,9 @@ def headline(results: dict, new: str, ref: str = "grpo") -> dict:
 
 
 def plots(results: dict, out: Path):
-    from mrt.report.analysis import _plt, _save
+    from mrt.report.analysis import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     out.mkdir(parents=True, exist_ok=True)
     names = list(results)
     fig, ax = plt.subplots(figsize=(6, 3.8))
@@ -265,7 +200,7 @@ def plots(results: dict, out: Path):
         xlabel="token budget C", ylabel="normalised regret (mean ± std over seeds)", title="Held-out regret vs budget"
     )
     ax.legend(fontsize=7)
-    _save(plt, fig, out / "regret.png")
+    save_figure(plt, fig, out / "regret.png")
     fig, ax = plt.subplots(figsize=(6, 3.8))
     grid = list(range(0, 129))
     for n in names:
@@ -276,7 +211,7 @@ def plots(results: dict, out: Path):
         title="Held-out accuracy vs tokens",
     )
     ax.legend(fontsize=7)
-    _save(plt, fig, out / "accuracy_vs_tokens.png")
+    save_figure(plt, fig, out / "accuracy_vs_tokens.png")
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for ax, key, title in ((axes[0], None, "held-out"), (axes[1], "hard", "harder held-out")):
         for n in names:
@@ -288,7 +223,7 @@ def plots(results: dict, out: Path):
             )
         ax.set(xlabel="thinking budget / natural length (budget forcing)", ylabel="accuracy", title=title)
     axes[0].legend(fontsize=7)
-    _save(plt, fig, out / "extrapolation.png")
+    save_figure(plt, fig, out / "extrapolation.png")
 
 
 def _f(ms, digits=3):
@@ -382,7 +317,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     if not ns.report_only:
         (out / "bench.json").write_text(
-            json.dumps({**vars(ns), "command": "python benchmarks/didactic.py " + " ".join(sys.argv[1:])}, indent=1)
+            json.dumps({**vars(ns), "command": "python -m benchmarks.didactic " + " ".join(sys.argv[1:])}, indent=1)
         )
     jobs = []
     for seed in ns.seeds:
@@ -395,22 +330,14 @@ def main():
             if not (d / "summary.json").exists() and not ns.report_only:
                 jobs.append((f"{algo}-s{seed}", [_cmd(ns, algo, seed, d)], out / f"{algo}-s{seed}.log", ns.threads))
     t0 = time.time()
-    print(f"{len(jobs)} runs to do, {ns.jobs} at a time")
-    failed = []
-    with ThreadPoolExecutor(max_workers=ns.jobs) as pool:
-        for name, ok, secs in pool.map(_run, jobs):
-            print(f"  {name}: {'done' if ok else 'FAILED'} in {secs:.0f} s (log: {out / (name + '.log')})", flush=True)
-            if not ok:
-                failed.append(name)
-    if failed:
-        sys.exit(f"failed runs: {', '.join(failed)} (see their logs; rerun to resume)")
+    run_jobs(jobs, ns.jobs, out)  # the shared runner: exits naming failed runs, which a rerun resumes
     results = {"base": _aggregate([_per_seed(out / f"base-s{s}", True) for s in ns.seeds])}
     for algo in ns.algos:
         results[algo] = _aggregate([_per_seed(out / f"{algo}-s{s}", False) for s in ns.seeds])
     cmd = json.loads((out / "bench.json").read_text()).get("command")
     if not cmd and (out / "didactic.json").exists():
         cmd = json.loads((out / "didactic.json").read_text()).get("command")
-    cmd = cmd or "python benchmarks/didactic.py " + " ".join(sys.argv[1:])
+    cmd = cmd or "python -m benchmarks.didactic " + " ".join(sys.argv[1:])
     doc = {
         "command": cmd,
         "settings": {k: v for k, v in vars(ns).items() if k != "report_only"},

@@ -3,7 +3,7 @@ learnable order), eight training methods and the base, equal tuning on a validat
 seeds of final runs, 128 x 8 held-out traces, paired 95% bootstrap intervals over problems and
 seeds.
 
-    python benchmarks/didactic_v2.py --out runs/bench-v2 --results benchmarks/results/didactic_v2.json --jobs 2
+    python -m benchmarks.didactic_v2 --out runs/bench-v2 --results benchmarks/results/didactic_v2.json --jobs 2
 
 Stages (``--stage``, default ``all``): ``tune`` trains every method on each configuration of its
 grid in the tuning setting and scores it on validation problems by one criterion (1 - normalised
@@ -24,14 +24,13 @@ import statistics
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks import didactic_stats as ST
+from benchmarks import didactic_v2_settings as S
+from benchmarks import runner
+from benchmarks.didactic_stats import REPS, bootstrap, paired  # noqa: F401  (bootstrap and paired: also the tests')
+from benchmarks.runner import mrt_cmd
 
-import didactic_stats as ST  # noqa: E402
-import didactic_v2_settings as S  # noqa: E402
-from didactic import run_jobs as _run_jobs  # noqa: E402  (runs their commands in turn, output to their logs)
-from didactic_stats import REPS, bootstrap, paired  # noqa: E402,F401  (bootstrap and paired: also the tests')
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse():
@@ -100,66 +99,38 @@ def _n(ns, x: int) -> int:
 
 def train_cmd(ns, setting: str, method: str, seed: int, values: dict, out: Path) -> list[str]:
     s = S.SETTINGS[setting]
-    cmd = [
-        sys.executable,
-        "-m",
-        "mrt.cli",
+    return mrt_cmd(
         "train",
-        "--algo",
-        method,
-        "--seed",
-        str(seed),
-        "--out",
-        str(out),
-        "--token-budget",
-        str(_n(ns, S.TOKEN_BUDGET)),
-        "--max-steps",
-        "100000",
-        "--report-to",
-        "none",
-        "--eval-problems",
-        "0",
-        "--knobs",
-        *s["knobs"],
-        "--threads",
-        str(ns.threads),
-    ]
-    if s["model"]:
-        cmd += ["--model", s["model"]]
-    if s["thinking_budget"]:
-        cmd += ["--thinking-budget", str(s["thinking_budget"])]
-    if s["max_completion_length"]:
-        cmd += ["--max-completion-length", str(s["max_completion_length"])]
-    for k, v in values.items():
-        cmd += ["--" + k.replace("_", "-"), str(v)]
-    return cmd
+        algo=method,
+        seed=seed,
+        out=out,
+        token_budget=_n(ns, S.TOKEN_BUDGET),
+        max_steps=100000,
+        report_to="none",
+        eval_problems=0,
+        knobs=s["knobs"],
+        threads=ns.threads,
+        model=s["model"] or None,
+        thinking_budget=s["thinking_budget"] or None,
+        max_completion_length=s["max_completion_length"] or None,
+        **values,
+    )
 
 
 def eval_cmd(ns, setting: str, model: str, seed: int, split: dict, out: Path) -> list[str]:
     s = S.SETTINGS[setting]
-    cmd = [
-        sys.executable,
-        "-m",
-        "mrt.cli",
+    return mrt_cmd(
         "analyze",
-        "--out",
-        str(out),
-        "--knobs",
-        *s["knobs"],
-        "--n-problems",
-        str(_n(ns, split["n_problems"])),
-        "--problem-seed",
-        str(split["problem_seed"]),
-        "--traces-per-problem",
-        str(split["traces"]),
-        "--extensions",
-        str(split["extensions"]),
-        "--budgets",
-        *[str(b) for b in s["budgets"]],
-        "--seed",
-        str(seed),
-    ]
-    return cmd + (["--model", model] if model else [])
+        out=out,
+        knobs=s["knobs"],
+        n_problems=_n(ns, split["n_problems"]),
+        problem_seed=split["problem_seed"],
+        traces_per_problem=split["traces"],
+        extensions=split["extensions"],
+        budgets=s["budgets"],
+        seed=seed,
+        model=model or None,
+    )
 
 
 def run_jobs(ns, jobs: list) -> None:
@@ -170,10 +141,10 @@ def run_jobs(ns, jobs: list) -> None:
             setting, run = name.split("/")
             write_record(ns, setting, run)
 
-    _run_jobs(jobs, ns.jobs, ns.out, after=after)
+    runner.run_jobs(jobs, ns.jobs, ns.out, after=after)
 
 
-def _job(ns, name: str, d: Path, setting: str, method: str | None, seed: int, values: dict, split: dict):
+def job(ns, name: str, d: Path, setting: str, method: str | None, seed: int, values: dict, split: dict):
     if (d / "eval" / "summary.json").exists():
         return None
     cmds = []
@@ -230,7 +201,7 @@ def problem_table(eval_dir: Path, budgets: list[int]) -> dict[str, list[dict]]:
     return out
 
 
-def _pm(table: dict, fn) -> dict[str, float]:
+def per_problem(table: dict, fn) -> dict[str, float]:
     """Per-problem mean of fn(trace)."""
     return {p: statistics.fmean(fn(t) for t in ts) for p, ts in table.items()}
 
@@ -267,11 +238,11 @@ def tune_dir(ns, method: str, i: int) -> Path:
 
 
 def tune_jobs(ns) -> list:
-    jobs = [_job(ns, "tune/base", Path(ns.out) / "tune" / "base", S.TUNE_SETTING, None, S.TUNE_SEED, {}, S.VALIDATION)]
+    jobs = [job(ns, "tune/base", Path(ns.out) / "tune" / "base", S.TUNE_SETTING, None, S.TUNE_SEED, {}, S.VALIDATION)]
     for m in ns.methods:
         for i, values in enumerate(S.tune_grid(m)):
             jobs.append(
-                _job(ns, f"tune/{m}-{i}", tune_dir(ns, m, i), S.TUNE_SETTING, m, S.TUNE_SEED, values, S.VALIDATION)
+                job(ns, f"tune/{m}-{i}", tune_dir(ns, m, i), S.TUNE_SETTING, m, S.TUNE_SEED, values, S.VALIDATION)
             )
     return [j for j in jobs if j]
 
@@ -294,7 +265,7 @@ def select(ns, partial: bool = False) -> dict:
                     continue
                 raise SystemExit(f"tuning run {d.parent} has not finished; run --stage tune first")
             tab = problem_table(d, [budget])
-            auc = 1 - statistics.fmean(_pm(tab, lambda t: t["regret"][str(budget)]).values())
+            auc = 1 - statistics.fmean(per_problem(tab, lambda t: t["regret"][str(budget)]).values())
             train = json.loads((d.parent / "train" / "summary.json").read_text())
             rows.append(
                 {
@@ -344,7 +315,7 @@ def final_jobs(ns, chosen: dict) -> list:
                     continue
                 method, values = (None, {}) if m == "base" else (m, chosen[m]["values"])
                 jobs.append(
-                    _job(
+                    job(
                         ns,
                         f"{setting}/{m}-s{seed}",
                         final_dir(ns, setting, m, seed),
@@ -433,7 +404,7 @@ def hint_uptake(eval_dir: Path, knobs: list[str]) -> dict:
     }
 
 
-def _r(x):
+def rounded(x):
     return round(x, 6) if isinstance(x, float) else x
 
 
@@ -455,10 +426,10 @@ def write_record(ns, setting: str, run: str) -> dict:
         "run": run,
         "scale": ns.scale,
         "per_problem": {
-            k: {p: _r(v) for p, v in _pm(tab, lambda t, key=key: _value(t, key)).items()}
+            k: {p: rounded(v) for p, v in per_problem(tab, lambda t, key=key: value_of(t, key)).items()}
             for k, key in metric_keys(setting).items()
         },
-        "curve": [_r(x) for x in acc_curve([tab], grid)],
+        "curve": [rounded(x) for x in acc_curve([tab], grid)],
         "accounting": "strict",  # truncated and empty traces are in every figure, as wrong answers
         "n_traces": sum(len(ts) for ts in tab.values()),
         "skipped_traces": sum(v for k, v in summary.get("trace_status", {}).items() if k != "ok"),
@@ -562,7 +533,7 @@ def _accuracy_key(setting: str) -> str:
     return f"acc_at:{b}" if b else "correct"
 
 
-def _value(t: dict, key: str) -> float:
+def value_of(t: dict, key: str) -> float:
     if key.startswith("acc_at:"):
         return t["acc_at"][key.split(":")[1]]
     if key.startswith("regret:"):
@@ -669,7 +640,7 @@ def relative_gain(new: list[dict], ref: list[dict], base: list[dict]) -> dict:
 
 def report(ns, chosen: dict | None) -> dict:
     doc = {
-        "command": "python benchmarks/didactic_v2.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.didactic_v2 " + " ".join(sys.argv[1:]),
         "declared": {
             "settings": S.SETTINGS,
             "tune_setting": S.TUNE_SETTING,
@@ -711,14 +682,14 @@ def report(ns, chosen: dict | None) -> dict:
     return doc
 
 
-def _f(d: dict | None, digits: int = 3) -> str:
+def fmt(d: dict | None, digits: int = 3) -> str:
     if not d or d.get("mean") is None:
         return "—"
     lo, hi = d["ci"]
     return f"{d['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None else f"{d['mean']:.{digits}f}"
 
 
-def _eff(e: dict | None) -> str:
+def fmt_eff(e: dict | None) -> str:
     """Token efficiency: geometric mean over seed pairs with its t interval, else the seeds reached."""
     if not e:
         return "—"
@@ -728,7 +699,7 @@ def _eff(e: dict | None) -> str:
     return f"reached {e['reached']}"
 
 
-def _rng(s: dict) -> str:
+def fmt_range(s: dict) -> str:
     if s["min"] is None:
         return "never reached"
     nr = f", {s['not_reached']} of {s['n']} not reached" if s["not_reached"] else ""
@@ -750,17 +721,17 @@ def markdown(doc: dict) -> str:
             vs = row.get("vs_grpo", {})
             te = row.get("token_efficiency_vs_grpo") or {}
             lines.append(
-                f"| {m} | {_f(row['accuracy'])} | {_f(vs.get('accuracy'))} | "
-                + " | ".join(_f(row[f"regret_C{c}"]) for c in bs)
-                + f" | {row['output_tokens']['mean']:.1f} | {_eff(te.get('0.9'))} | {_eff(te.get('0.95'))}"
-                f" | {_f(row.get('relative_gain_over_base'), 2)} | {_f(row.get('hint', {}).get('goal_arm_first'))} |"
+                f"| {m} | {fmt(row['accuracy'])} | {fmt(vs.get('accuracy'))} | "
+                + " | ".join(fmt(row[f"regret_C{c}"]) for c in bs)
+                + f" | {row['output_tokens']['mean']:.1f} | {fmt_eff(te.get('0.9'))} | {fmt_eff(te.get('0.95'))}"
+                f" | {fmt(row.get('relative_gain_over_base'), 2)} | {fmt(row.get('hint', {}).get('goal_arm_first'))} |"
             )
         if r.get("grpo_vs_itself"):
             lines.append("")
             for f, n in r["grpo_vs_itself"].items():
                 sp, hv = n["seed_pairs"], n["split_halves"]
                 lines.append(
-                    f"GRPO vs GRPO at {float(f):.0%}: seed pairs {_rng(sp)}, split halves {_rng(hv)}"
+                    f"GRPO vs GRPO at {float(f):.0%}: seed pairs {fmt_range(sp)}, split halves {fmt_range(hv)}"
                     f" (ratio ≥ 1.1 in {sp['share_at_least_1.1']:.0%} of pairs)."
                 )
         if r.get("holm"):
@@ -779,12 +750,12 @@ def markdown(doc: dict) -> str:
         for m, row in r["methods"].items():
             bf = row.get("budget_forcing", {})
             cost = " | ".join(
-                _f(row.get(k), 0) if m != "base" else "—"
+                fmt(row.get(k), 0) if m != "base" else "—"
                 for k in ("sampled_tokens", "extra_sampled_tokens", "steps", "wall_seconds")
             )
             lines.append(
-                f"| {m} | {_f(bf.get('1x'))} | {_f(bf.get('2x'))} | {_f(bf.get('4x'))} | "
-                f"{_f(row.get('natural_accuracy'))} | {cost} |"
+                f"| {m} | {fmt(bf.get('1x'))} | {fmt(bf.get('2x'))} | {fmt(bf.get('4x'))} | "
+                f"{fmt(row.get('natural_accuracy'))} | {cost} |"
             )
         if r.get("source"):
             lines.append(f"\n(from {Path(r['source']).name}: made before run records and hint figures existed)")
@@ -796,9 +767,9 @@ def markdown(doc: dict) -> str:
 def plots(doc: dict, out: Path) -> list[Path]:
     """Per setting: accuracy vs thinking tokens (pooled over seeds), regret at each budget and
     accuracy at B with 95% intervals, and how often the first walk takes the goal arm."""
-    from mrt.report.analysis import _plt, _save
+    from mrt.report.analysis import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for setting, r in doc["settings"].items():
@@ -860,7 +831,7 @@ def plots(doc: dict, out: Path) -> list[Path]:
         ax.legend(fontsize=7)
         fig.tight_layout()
         path = out / f"{setting}.png"
-        _save(plt, fig, path)
+        save_figure(plt, fig, path)
         written.append(path)
     return written
 
@@ -871,7 +842,7 @@ def main():
     chosen = None
     if ns.stage == "tune-status":
         doc = {
-            "command": "python benchmarks/didactic_v2.py " + " ".join(sys.argv[1:]),
+            "command": "python -m benchmarks.didactic_v2 " + " ".join(sys.argv[1:]),
             "partial": True,
             "criterion": f"1 - normalised regret at C = {S.criterion_budget(S.TUNE_SETTING)} "
             f"({S.TUNE_SETTING} setting, validation split)",

@@ -2,7 +2,7 @@
 training budget at which outcome RL moves the model, five methods tuned equally, and one primary
 endpoint declared before the final runs.
 
-    python benchmarks/didactic_v3.py --out runs/bench-v3 --results benchmarks/results/didactic_v3.json --jobs 2
+    python -m benchmarks.didactic_v3 --out runs/bench-v3 --results benchmarks/results/didactic_v3.json --jobs 2
 
 Stages (``--stage``, default ``all``): ``tune`` trains every method on each configuration of its
 grid (3 x 3 for every method) with the tuning seeds, which are never final seeds, and scores it
@@ -30,13 +30,12 @@ import statistics
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks import didactic_stats as ST
+from benchmarks import didactic_v2 as D  # trace figures, strict accounting, hint uptake, formatting, plots
+from benchmarks import runner
+from benchmarks.runner import mrt_cmd
 
-import didactic_stats as ST  # noqa: E402
-import didactic_v2 as D  # noqa: E402  (trace figures, strict accounting, hint uptake, formatting, plots)
-from didactic import run_jobs as _run_jobs  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_SETTINGS = ROOT / "benchmarks" / "didactic_v3_settings.py"
 PRIMARY_KEYS = ("metric", "methods", "correction", "alpha", "lower_is_better")
@@ -130,28 +129,39 @@ def _n(ns, x: int) -> int:
 
 def train_cmd(ns, method: str, seed: int, values: dict, out: Path) -> list[str]:
     s, spec = ns.S.SETTING, dict(ns.S.METHODS[method])
-    cmd = [sys.executable, "-m", "mrt.cli", "train", "--algo", spec.pop("algo"), "--seed", str(seed)]
-    cmd += ["--out", str(out), "--token-budget", str(_n(ns, ns.S.TOKEN_BUDGET)), "--max-steps", "100000"]
-    cmd += ["--report-to", "none", "--eval-problems", "0", "--knobs", *s["knobs"], "--threads", str(ns.threads)]
-    cmd += ["--save-every", "25"]
-    if s["model"]:
-        cmd += ["--model", s["model"]]
-    if s["thinking_budget"]:
-        cmd += ["--thinking-budget", str(s["thinking_budget"])]
-    if s["max_completion_length"]:
-        cmd += ["--max-completion-length", str(s["max_completion_length"])]
-    for k, v in {**spec, **values}.items():
-        cmd += ["--" + k.replace("_", "-"), str(v)]
-    return cmd
+    return mrt_cmd(
+        "train",
+        algo=spec.pop("algo"),
+        seed=seed,
+        out=out,
+        token_budget=_n(ns, ns.S.TOKEN_BUDGET),
+        max_steps=100000,
+        report_to="none",
+        eval_problems=0,
+        knobs=s["knobs"],
+        threads=ns.threads,
+        save_every=25,
+        model=s["model"] or None,
+        thinking_budget=s["thinking_budget"] or None,
+        max_completion_length=s["max_completion_length"] or None,
+        **{**spec, **values},
+    )
 
 
 def eval_cmd(ns, model: str, seed: int, split: dict, out: Path) -> list[str]:
     s = ns.S.SETTING
-    cmd = [sys.executable, "-m", "mrt.cli", "analyze", "--out", str(out), "--knobs", *s["knobs"]]
-    cmd += ["--n-problems", str(_n(ns, split["n_problems"])), "--problem-seed", str(split["problem_seed"])]
-    cmd += ["--traces-per-problem", str(split["traces"]), "--extensions", str(split["extensions"])]
-    cmd += ["--budgets", *[str(b) for b in s["budgets"]], "--seed", str(seed)]
-    return cmd + (["--model", model] if model else [])
+    return mrt_cmd(
+        "analyze",
+        out=out,
+        knobs=s["knobs"],
+        n_problems=_n(ns, split["n_problems"]),
+        problem_seed=split["problem_seed"],
+        traces_per_problem=split["traces"],
+        extensions=split["extensions"],
+        budgets=s["budgets"],
+        seed=seed,
+        model=model or None,
+    )
 
 
 def _job(ns, name: str, d: Path, method: str | None, seed: int, values: dict, split: dict):
@@ -176,7 +186,7 @@ def run_jobs(ns, jobs: list) -> None:
         elif stage == "tune":
             write_tune_record(ns, run)
 
-    _run_jobs(jobs, ns.jobs, ns.out, after=after)
+    runner.run_jobs(jobs, ns.jobs, ns.out, after=after)
 
 
 # --------------------------------------------------------------------------- tuning
@@ -224,7 +234,9 @@ def write_tune_record(ns, run: str) -> dict:
         "values": values,
         "scale": ns.scale,
         "accounting": "strict",
-        "criterion_per_problem": {p: D._r(1 - v) for p, v in D._pm(tab, lambda t: t["regret"][str(b)]).items()},
+        "criterion_per_problem": {
+            p: D.rounded(1 - v) for p, v in D.per_problem(tab, lambda t: t["regret"][str(b)]).items()
+        },
         "n_traces": sum(len(ts) for ts in tab.values()),
         "hint": D.hint_uptake(d / "eval", S.SETTING["knobs"]),
         "train": {k: train.get(k) for k in ("steps", "sampled_tokens", "extra_sampled_tokens", "wall_seconds")},
@@ -344,10 +356,10 @@ def write_record(ns, run: str) -> dict:
         "scale": ns.scale,
         "accounting": "strict",
         "per_problem": {
-            k: {p: D._r(v) for p, v in D._pm(tab, lambda t, key=key: D._value(t, key)).items()}
+            k: {p: D.rounded(v) for p, v in D.per_problem(tab, lambda t, key=key: D.value_of(t, key)).items()}
             for k, key in metric_keys(S).items()
         },
-        "curve": [D._r(x) for x in D.acc_curve([tab], curve_grid(S))],
+        "curve": [D.rounded(x) for x in D.acc_curve([tab], curve_grid(S))],
         "n_traces": sum(len(ts) for ts in tab.values()),
         "skipped_traces": sum(v for k, v in summary.get("trace_status", {}).items() if k != "ok"),
         "budget_forcing": {k: figs.get(k, {}).get("j") for k in ("1x", "2x", "4x")},
@@ -448,7 +460,7 @@ def results(ns) -> dict:
 def report(ns, chosen: dict | None) -> dict:
     S = ns.S
     doc = {
-        "command": "python benchmarks/didactic_v3.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.didactic_v3 " + " ".join(sys.argv[1:]),
         "declared": {
             "setting": S.SETTING,
             "methods": S.METHODS,
@@ -513,17 +525,17 @@ def markdown(doc: dict) -> str:
         for m, row in r["methods"].items():
             te = row.get("token_efficiency_vs_grpo") or {}
             lines.append(
-                f"| {m} | {D._f(row['accuracy'])} | {D._f(row.get('vs_grpo', {}).get('accuracy'))} | "
-                + " | ".join(D._f(row[f"regret_C{c}"]) for c in bs)
-                + f" | {row['output_tokens']['mean']:.1f} | {D._eff(te.get('0.9'))} | {D._eff(te.get('0.95'))} | "
-                + " | ".join(D._f(row["hint"][k]) for k in ("hinted_arm_first", "walked", "answer_on_hinted_arm"))
-                + f" | {D._f(row['hint']['goal_arm_first'])} | "
-                f"{D._f(row.get('steps'), 0)} |"
+                f"| {m} | {D.fmt(row['accuracy'])} | {D.fmt(row.get('vs_grpo', {}).get('accuracy'))} | "
+                + " | ".join(D.fmt(row[f"regret_C{c}"]) for c in bs)
+                + f" | {row['output_tokens']['mean']:.1f} | {D.fmt_eff(te.get('0.9'))} | {D.fmt_eff(te.get('0.95'))} | "
+                + " | ".join(D.fmt(row["hint"][k]) for k in ("hinted_arm_first", "walked", "answer_on_hinted_arm"))
+                + f" | {D.fmt(row['hint']['goal_arm_first'])} | "
+                f"{D.fmt(row.get('steps'), 0)} |"
             )
         for f, n in (r.get("grpo_vs_itself") or {}).items():
             lines.append(
-                f"\nGRPO vs GRPO at {float(f):.0%}: seed pairs {D._rng(n['seed_pairs'])}, "
-                f"split halves {D._rng(n['split_halves'])}."
+                f"\nGRPO vs GRPO at {float(f):.0%}: seed pairs {D.fmt_range(n['seed_pairs'])}, "
+                f"split halves {D.fmt_range(n['split_halves'])}."
             )
         if r.get("missing"):
             lines.append(f"\n(runs missing: {', '.join(r['missing'])})")

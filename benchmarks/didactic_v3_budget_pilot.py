@@ -1,7 +1,7 @@
 """How many sampled tokens does outcome RL need to move the tiny model? The budget pilot of the
 third design (issue 22, point 3).
 
-    python benchmarks/didactic_v3_budget_pilot.py --out runs/v3-budget-pilot \
+    python -m benchmarks.didactic_v3_budget_pilot --out runs/v3-budget-pilot \
         --results benchmarks/results/didactic_v3_budget_pilot.json
 
 One GRPO run in the third design's setting (``benchmarks/didactic_v3_settings.py``: world,
@@ -28,13 +28,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks import didactic_stats as ST
+from benchmarks import didactic_v2 as D
+from benchmarks import didactic_v3_settings as S
 
-import didactic_stats as ST  # noqa: E402
-import didactic_v2 as D  # noqa: E402
-import didactic_v3_settings as S  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse():
@@ -93,8 +91,8 @@ def main():
     for name, model, _, _ in points:
         evals[name] = evaluate(ns, model, out / "eval" / name)
         tab = D.problem_table(out / "eval" / name, [b])
-        tabs[name] = D._pm(tab, lambda t: t["acc_at"][str(b)])
-        regs[name] = D._pm(tab, lambda t: t["regret"][str(b)])  # the third design's primary metric
+        tabs[name] = D.per_problem(tab, lambda t: t["acc_at"][str(b)])
+        regs[name] = D.per_problem(tab, lambda t: t["regret"][str(b)])  # the third design's primary metric
     rows = []
     for name, _, step, tokens in points:
         row = {"checkpoint": name, "step": step, "sampled_tokens": tokens, "accuracy_at_B": ST.bootstrap([tabs[name]])}
@@ -108,15 +106,15 @@ def main():
         rows.append(row)
         g = row.get("gain_over_base")
         print(
-            f"{name:18s} tokens {tokens or 0:>8} accuracy at B {D._f(row['accuracy_at_B'])}"
-            + (f"  gain {D._f(g)}" if g else "")
-            + f"  regret at B {D._f(row['regret_at_B'])}"
+            f"{name:18s} tokens {tokens or 0:>8} accuracy at B {D.fmt(row['accuracy_at_B'])}"
+            + (f"  gain {D.fmt(g)}" if g else "")
+            + f"  regret at B {D.fmt(row['regret_at_B'])}"
             + f"  hinted first {row['hint']['hinted_arm_first']:.3f}  median thinking {row['median_thinking_tokens']}",
             flush=True,
         )
     reached = next((r for r in rows if r.get("gain_over_base") and r["gain_over_base"]["mean"] >= 0.10), None)
     doc = {
-        "command": "python benchmarks/didactic_v3_budget_pilot.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.didactic_v3_budget_pilot " + " ".join(sys.argv[1:]),
         "train_command": " ".join(cmd[2:]),
         "setting": S.SETTING,
         "validation": S.VALIDATION,

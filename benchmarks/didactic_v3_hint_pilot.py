@@ -1,6 +1,6 @@
 """Can the tiny model read a hint? The pilot of the third design (issue 22, point 2).
 
-    python benchmarks/didactic_v3_hint_pilot.py --out runs/v3-hint-pilot \
+    python -m benchmarks.didactic_v3_hint_pilot --out runs/v3-hint-pilot \
         --results benchmarks/results/didactic_v3_hint_pilot.json
 
 The second design's hint sits at the prompt's tail (``try <node>``) and no training made the
@@ -144,7 +144,7 @@ def main():
             wall[name] = round(time.time() - t0)
     models = {"star-cue-base": CUE_BASE} | {k: str(d) for k, (_, d) in runs.items() if (d / "pretrain.json").exists()}
     doc = {
-        "command": "python benchmarks/didactic_v3_hint_pilot.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.didactic_v3_hint_pilot " + " ".join(sys.argv[1:]),
         "knobs": KNOBS,
         "problem_seed": 1,
         "follow": ns.follow,

@@ -1,7 +1,7 @@
 """How many seeds does the third design need? A power calculation from the second design's run
 records (issue 22, point 6).
 
-    python benchmarks/didactic_v3_power.py --results benchmarks/results/didactic_v3_power.json
+    python -m benchmarks.didactic_v3_power --results benchmarks/results/didactic_v3_power.json
 
 The third design's primary endpoint is the paired difference (method - GRPO) in normalised
 regret at the training budget B, over the held-out problems and seeds. Its noise comes from
@@ -25,13 +25,11 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks import didactic_stats as ST
+from benchmarks import didactic_v2 as D
+from benchmarks import didactic_v2_settings as S
 
-import didactic_stats as ST  # noqa: E402
-import didactic_v2 as D  # noqa: E402
-import didactic_v2_settings as S  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 Z80 = 0.8416  # z_{0.8}
 
@@ -88,7 +86,7 @@ def main():
     alpha = 0.05 / ns.methods
     za = z_quantile(1 - alpha / 2)
     out = {
-        "command": "python benchmarks/didactic_v3_power.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.didactic_v3_power " + " ".join(sys.argv[1:]),
         "alpha_per_test": alpha,
         "components": rows,
         "projection": {},

@@ -2,7 +2,7 @@
 a validation split and reported on a test split, against the fixed-budget curve and the natural
 end, replayed and measured online, for several models.
 
-    python benchmarks/early_stopping.py --out runs/early-stop --results benchmarks/results/early_stopping.json \\
+    python -m benchmarks.early_stopping --out runs/early-stop --results benchmarks/results/early_stopping.json \\
         --models base grpo=runs/bench-didactic/grpo-s0/model mrt=runs/bench-didactic/mrt-s0/model --threads 1
 
 For each model:
@@ -42,7 +42,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 SMOLLM2 = dict(
     task="gym",
@@ -187,7 +186,7 @@ def _online(name, model, sampler, rule, source, estimator, seeds, ns, out: Path,
     return rows
 
 
-def _mean_ci(by_problem: dict[str, list[float]], draws: int = 1000, seed: int = 0) -> tuple[float, list[float]]:
+def mean_ci(by_problem: dict[str, list[float]], draws: int = 1000, seed: int = 0) -> tuple[float, list[float]]:
     import numpy as np
 
     keys = list(by_problem)
@@ -198,7 +197,7 @@ def _mean_ci(by_problem: dict[str, list[float]], draws: int = 1000, seed: int = 
     return float(sums.sum() / counts.sum()), [float(m[int(0.025 * draws)]), float(m[int(0.975 * draws) - 1])]
 
 
-def _diff_ci(a: dict[str, list[float]], b: dict[str, list[float]], draws: int = 1000, seed: int = 0):
+def diff_ci(a: dict[str, list[float]], b: dict[str, list[float]], draws: int = 1000, seed: int = 0):
     """Mean of a minus mean of b (independent samples on the same problems), problems resampled
     together: the estimate and its 95% interval."""
     import numpy as np
@@ -214,7 +213,7 @@ def _diff_ci(a: dict[str, list[float]], b: dict[str, list[float]], draws: int = 
     ]
 
 
-def _by_problem(rows: list[dict], key) -> dict[str, list[float]]:
+def by_problem(rows: list[dict], key) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for r in rows:
         out.setdefault(r["problem_id"], []).append(float(key(r)))
@@ -327,20 +326,20 @@ def run_model(name: str, model: str, ns, out: Path, extra: dict | None = None) -
                 key = (r["problem_id"], r["trace"])
                 bs = boundaries(r, ns.k, split_est["test"][e0].get(key), reveal[key])
                 rep.append({"problem_id": r["problem_id"], **replay(bs, parse_rule(rule), source, ns.k)})
-            on_acc, rp_acc = _by_problem(rows, lambda r: r["correct"]), _by_problem(rep, lambda r: r["acc"])
-            on_tok, rp_tok = _by_problem(rows, lambda r: r["tokens"]), _by_problem(rep, lambda r: r["tokens"])
+            on_acc, rp_acc = by_problem(rows, lambda r: r["correct"]), by_problem(rep, lambda r: r["acc"])
+            on_tok, rp_tok = by_problem(rows, lambda r: r["tokens"]), by_problem(rep, lambda r: r["tokens"])
             entry = {
                 "rule": rule,
                 "source": source,
                 "problems": len(keep),
                 "online_traces": len(rows),
                 "replay_traces": len(rep),
-                "online_accuracy": _mean_ci(on_acc),
-                "replay_accuracy": _mean_ci(rp_acc),
-                "online_minus_replay_accuracy": _diff_ci(on_acc, rp_acc),
-                "online_tokens": _mean_ci(on_tok),
-                "replay_tokens": _mean_ci(rp_tok),
-                "online_minus_replay_tokens": _diff_ci(on_tok, rp_tok),
+                "online_accuracy": mean_ci(on_acc),
+                "replay_accuracy": mean_ci(rp_acc),
+                "online_minus_replay_accuracy": diff_ci(on_acc, rp_acc),
+                "online_tokens": mean_ci(on_tok),
+                "replay_tokens": mean_ci(rp_tok),
+                "online_minus_replay_tokens": diff_ci(on_tok, rp_tok),
                 "online_thinking_tokens": statistics.fmean(r["generated_tokens"] for r in rows),
                 "replay_thinking_tokens": statistics.fmean(r["generated"] for r in rep),
                 "online_stopped_early": statistics.fmean(r["stopped_early"] for r in rows),
@@ -354,8 +353,8 @@ def run_model(name: str, model: str, ns, out: Path, extra: dict | None = None) -
             nat_by = {(r["problem_id"], r["trace"]): r for r in nat_rows}
             paired = [{**r, "nat": nat_by[(r["problem_id"], r["trace"])]} for r in rows]
             entry["online_vs_online_natural"] = {
-                "accuracy": _mean_ci(_by_problem(paired, lambda r: float(r["correct"]) - float(r["nat"]["correct"]))),
-                "tokens": _mean_ci(_by_problem(paired, lambda r: r["tokens"] - r["nat"]["tokens"])),
+                "accuracy": mean_ci(by_problem(paired, lambda r: float(r["correct"]) - float(r["nat"]["correct"]))),
+                "tokens": mean_ci(by_problem(paired, lambda r: r["tokens"] - r["nat"]["tokens"])),
                 "same_trace_to_stop": statistics.fmean(
                     r["boundary_tokens"] == r["nat"]["boundary_tokens"][: len(r["boundary_tokens"])] for r in paired
                 ),
@@ -663,7 +662,7 @@ def _save(doc: dict, ns, path: Path) -> None:
     model is recorded): the file is merged under a lock and written whole (``rundir.update_json``)."""
     from mrt.rundir import update_json
 
-    command = "python benchmarks/early_stopping.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.early_stopping " + " ".join(sys.argv[1:])
     settings = {k: v for k, v in vars(ns).items() if k != "report_only"}
 
     def merge(on_disk: dict) -> dict:

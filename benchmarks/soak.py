@@ -1,6 +1,6 @@
 """Soak: nothing lost and nothing counted twice under many faults and kills.
 
-    nohup python benchmarks/soak.py --out runs/soak --results benchmarks/results/soak.json > runs/soak.log 2>&1 &
+    nohup python -m benchmarks.soak --out runs/soak --results benchmarks/results/soak.json > runs/soak.log 2>&1 &
 
 Each part runs a command twice on the same seeds: once clean, once with faults injected into
 its sampler (``MRT_FAULTS``: errors, time-outs, empty and garbage completions, see
@@ -690,5 +690,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     main()

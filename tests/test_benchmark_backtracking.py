@@ -4,15 +4,14 @@ primary endpoint from records alone."""
 
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks import backtracking as BT
 
-import backtracking as BT  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 SETTINGS_PATH = ROOT / "benchmarks" / "backtracking_settings.py"
 SETTINGS = SETTINGS_PATH.read_text()

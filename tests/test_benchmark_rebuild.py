@@ -39,7 +39,7 @@ def _differences(new, old, path="") -> list[str]:
 @pytest.mark.parametrize("driver,results", BENCHMARKS, ids=[b for b, _ in BENCHMARKS])
 def test_report_stage_rebuilds_the_committed_results(driver, results, tmp_path):
     out = tmp_path / "results.json"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / f"{driver}.py"), "--out", str(tmp_path / "work")]
+    cmd = [sys.executable, "-m", f"benchmarks.{driver}", "--out", str(tmp_path / "work")]
     cmd += ["--stage", "report", "--results", str(out)]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]

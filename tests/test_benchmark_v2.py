@@ -3,17 +3,15 @@ bootstrap intervals, the relative gain, selection from the committed tuning tabl
 records that hold a real analysis' figures."""
 
 import json
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks import didactic_v2 as D
+from benchmarks import didactic_v2_settings as S
 
-import didactic_v2 as D  # noqa: E402
-import didactic_v2_settings as S  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 from mrt.tasks import get_task, parse_knobs  # noqa: E402
 
@@ -143,11 +141,11 @@ def test_a_truncated_or_empty_trace_counts_as_wrong(tmp_path):
     (tmp_path / "traces.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     tab = D.problem_table(tmp_path, [8])
     assert {p: len(ts) for p, ts in tab.items()} == {"p1": 2, "p2": 2}  # nothing left out
-    acc = D._pm(tab, lambda t: t["correct"])
+    acc = D.per_problem(tab, lambda t: t["correct"])
     assert acc == {"p1": 0.5, "p2": 0.5}
-    at8 = D._pm(tab, lambda t: t["acc_at"]["8"])
+    at8 = D.per_problem(tab, lambda t: t["acc_at"]["8"])
     assert at8 == {"p1": 0.5, "p2": 0.5}
-    reg = D._pm(tab, lambda t: t["regret"]["8"])
+    reg = D.per_problem(tab, lambda t: t["regret"]["8"])
     assert reg["p2"] == pytest.approx((0.0 + 1.0) / 2)  # J = 1 from the start: regret 0; the empty one: 1
     assert D.acc_curve([tab], [0, 8]) == pytest.approx([(0.5 + 0 + 1 + 0) / 4, (1 + 0 + 1 + 0) / 4])
 
@@ -180,7 +178,7 @@ def test_an_old_record_is_corrected_from_its_own_means():
 
 
 def test_token_efficiency_at_fractions_of_the_baselines_final_accuracy():
-    import didactic_stats as ST
+    from benchmarks import didactic_stats as ST
 
     grid = [0, 1, 2, 3, 4]
     ref = [0.0, 0.5, 0.8, 0.9, 1.0]
@@ -197,7 +195,7 @@ def test_token_efficiency_at_fractions_of_the_baselines_final_accuracy():
 
 
 def test_holm_and_t_quantile_by_hand():
-    import didactic_stats as ST
+    from benchmarks import didactic_stats as ST
 
     h = ST.holm({"a": 0.01, "b": 0.04, "c": 0.03})
     assert h["a"]["p_holm"] == pytest.approx(0.03) and h["a"]["survives"]

@@ -2,15 +2,14 @@
 primary endpoint is refused, as are tuning seeds that are final seeds and unequal tuning; the
 primary endpoint's arithmetic on hand-built records; the commands it runs."""
 
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks import didactic_v3 as V
 
-import didactic_v3 as V  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 SETTINGS = (ROOT / "benchmarks" / "didactic_v3_settings.py").read_text()
 

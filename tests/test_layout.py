@@ -72,3 +72,38 @@ def test_ruff_lint_and_format():
     assert lint.returncode == 0, lint.stdout[-3000:]
     fmt = _run(str(BIN / "ruff"), "format", "--check", ".")
     assert fmt.returncode == 0, fmt.stdout[-3000:]
+
+
+def _private_imports(path: Path) -> list[str]:
+    """``from m import _name`` and ``module._name`` (a module imported in the file) in one file:
+    private names used across modules."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    found, modules = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__"):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}: from {node.module} import {a.name}")
+                else:
+                    modules.add(a.asname or a.name)  # may be a module (from benchmarks import runner)
+        elif isinstance(node, ast.Import):
+            modules.update((a.asname or a.name).split(".")[0] for a in node.names)
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and node.value.id not in ("sys", "os", "torch", "np", "functools", "threading", "signal")
+        ):
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value.id}.{node.attr}")
+    return found
+
+
+def test_no_private_name_is_used_across_modules():
+    files = [p for d in ("mrt", "benchmarks", "scripts") for p in sorted((ROOT / d).rglob("*.py"))]
+    found = [f for p in files for f in _private_imports(p)]
+    assert not found, "\n".join(found)

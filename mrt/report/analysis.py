@@ -38,7 +38,7 @@ class ReportError(ValueError):
     pass
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -47,7 +47,7 @@ def _plt():
     return plt
 
 
-def _save(plt, fig, path: Path) -> Path:
+def save_figure(plt, fig, path: Path) -> Path:
     from mrt.rundir import atomic_path
 
     fig.tight_layout()
@@ -136,7 +136,7 @@ def load_run_dir(path) -> tuple[dict, list[dict]]:
 def make_plots(
     out: Path, summary: dict, records: list[dict] | None = None, regret_ci: dict | None = None
 ) -> dict[str, Path]:
-    plt = _plt()
+    plt = pyplot()
     pdir = out / "plots"
     pdir.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -180,7 +180,7 @@ def make_plots(
             fontsize=7,
             color="gray",
         )
-    paths["j_progress"] = _save(plt, fig, pdir / "j_progress.png")
+    paths["j_progress"] = save_figure(plt, fig, pdir / "j_progress.png")
 
     # J against thinking tokens: each trace faint, the mean (accuracy at budget) bold
     fig, ax = plt.subplots(figsize=(6, 3.8))
@@ -216,7 +216,7 @@ def make_plots(
         title=f"J against thinking tokens ({len(sample)} traces drawn faint)",
     )
     ax.legend(fontsize=7, loc="lower right")
-    paths["j_tokens"] = _save(plt, fig, pdir / "j_tokens.png")
+    paths["j_tokens"] = save_figure(plt, fig, pdir / "j_tokens.png")
 
     # regret vs budget with intervals
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -252,7 +252,7 @@ def make_plots(
         ylim=(0, 1),
         title="Majority-comparator regret (authors' form)",
     )
-    paths["regret"] = _save(plt, fig, pdir / "regret.png")
+    paths["regret"] = save_figure(plt, fig, pdir / "regret.png")
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     ks = [int(k) for k in summary["maj_at_k"]]
@@ -267,11 +267,11 @@ def make_plots(
     )
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.legend()
-    paths["majk"] = _save(plt, fig, pdir / "majk.png")
+    paths["majk"] = save_figure(plt, fig, pdir / "majk.png")
     return paths
 
 
-def _img(path: Path) -> str:
+def img_tag(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img src="data:image/png;base64,{data}" alt="{path.stem}">'
 
@@ -392,7 +392,7 @@ def write_report(out: Path, summary: dict, records: list[dict]) -> Path:
         f"{html.escape(Path(str(summary.get('model', ''))).name)}</h1>"
         f"{_headline_html(heads)}"
         "<h2>Plots</h2>"
-        + "".join(_img(p) for p in plots.values())
+        + "".join(img_tag(p) for p in plots.values())
         + f"<h2>Traces</h2><p>Click a trace to read it; click an episode for J before and after it and the "
         f"answers forced there. Regret in the list is at C = {mid}.</p>"
         + viewer_html([(out.name, trace_rows(records, mid))])

@@ -80,9 +80,9 @@ def table(rows: list[dict]) -> str:
 
 
 def plots(runs: list[dict], out: Path) -> list[Path]:
-    from mrt.report.analysis import _plt, _save
+    from mrt.report.analysis import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     made = []
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for r in runs:
@@ -91,7 +91,7 @@ def plots(runs: list[dict], out: Path) -> list[Path]:
         ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=r["name"])
     ax.set(xlabel="thinking tokens before the forced answer", ylabel="accuracy", title="Accuracy vs tokens")
     ax.legend(fontsize=7)
-    made.append(_save(plt, fig, out / "accuracy_vs_tokens.png"))
+    made.append(save_figure(plt, fig, out / "accuracy_vs_tokens.png"))
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for r in runs:
@@ -99,7 +99,7 @@ def plots(runs: list[dict], out: Path) -> list[Path]:
         ax.plot([int(k) for k in reg], list(reg.values()), marker="o", label=r["name"])
     ax.set(xlabel="token budget C", ylabel="normalised regret", title="Regret vs budget (lower is better)")
     ax.legend(fontsize=7)
-    made.append(_save(plt, fig, out / "regret_vs_budget.png"))
+    made.append(save_figure(plt, fig, out / "regret_vs_budget.png"))
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     from mrt.report.analysis import min_traces
@@ -118,7 +118,7 @@ def plots(runs: list[dict], out: Path) -> list[Path]:
         title="J by episode (episodes reached by ≥ max(10, 5%) of traces)",
     )
     ax.legend(fontsize=7)
-    made.append(_save(plt, fig, out / "j_by_episode.png"))
+    made.append(save_figure(plt, fig, out / "j_by_episode.png"))
 
     if any(r["log"] for r in runs):
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
@@ -134,16 +134,16 @@ def plots(runs: list[dict], out: Path) -> list[Path]:
         axes[0].set(xlabel="step", ylabel="mean reward", title="Training reward")
         axes[1].set(xlabel="step", ylabel="tokens", title="Mean completion length")
         axes[0].legend(fontsize=7)
-        made.append(_save(plt, fig, out / "training.png"))
+        made.append(save_figure(plt, fig, out / "training.png"))
     if any("estimator/brier" in x for r in runs for x in r["log"]):
-        made.append(_calibration_plot(plt, runs, out / "estimator_calibration.png"))
+        made.append(calibration_plot(plt, runs, out / "estimator_calibration.png"))
     return made
 
 
-def _calibration_plot(plt, runs: list[dict], path: Path) -> Path:
+def calibration_plot(plt, runs: list[dict], path: Path) -> Path:
     """Per training step, the on-policy progress estimator against that step's fresh Monte Carlo
     J (--j-source mixed): Brier score and ECE (left), correlation (right)."""
-    from mrt.report.analysis import _save
+    from mrt.report.analysis import save_figure
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for r in runs:
@@ -159,7 +159,7 @@ def _calibration_plot(plt, runs: list[dict], path: Path) -> Path:
     axes[0].set(xlabel="step", ylabel="error", title="Estimator vs fresh Monte Carlo J (lower is better)")
     axes[1].set(xlabel="step", ylabel="Pearson r", title="Estimator vs fresh Monte Carlo J: correlation")
     axes[0].legend(fontsize=7)
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 @one_writer
@@ -195,7 +195,7 @@ def write_page(runs: list[dict], made: list[Path], out: Path) -> Path:
     problem's traces from every run next to each other."""
     import html
 
-    from mrt.report.analysis import _img, bootstrap_regret, headline, load_run_dir, page
+    from mrt.report.analysis import bootstrap_regret, headline, img_tag, load_run_dir, page
     from mrt.report.viewer import trace_rows, viewer_html
 
     heads, viewer_runs, notes = [], [], []
@@ -233,7 +233,7 @@ def write_page(runs: list[dict], made: list[Path], out: Path) -> Path:
         )
         + "".join(f"<p><b>left out</b>: {html.escape(n)}</p>" for n in notes)
         + "<h2>Curves</h2>"
-        + "".join(_img(p) for p in made)
+        + "".join(img_tag(p) for p in made)
         + (
             "<h2>The same problem in every run</h2><p>Click a trace: the problem's traces from every run "
             "are shown side by side, each episode shaded by its progress.</p>" + viewer_html(viewer_runs)

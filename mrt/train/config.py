@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
-from pathlib import Path
 
 from mrt.config import arg
+from mrt.rundir import has_weights
 from mrt.train.algos import get as get_algorithm
 from mrt.train.algos import names
 
@@ -244,7 +244,7 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(
             "config key 'estimator_form': j_source=estimator uses the trained model in --estimator; set model"
         )
-    if cfg.estimator and not (Path(cfg.estimator) / "config.json").is_file():
+    if cfg.estimator and not has_weights(cfg.estimator):
         raise ValueError(f"config key 'estimator': {cfg.estimator} holds no trained estimator (mrt estimator train)")
     for name in ("estimator_updates", "estimator_buffer", "calibration_window"):
         if getattr(cfg, name) < 1:
