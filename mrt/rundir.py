@@ -353,6 +353,22 @@ def update_json(path, update) -> dict:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
+def kill_point(where: str, count: int) -> None:
+    """A test hook, not a user setting (like ``MRT_FAULTS``): with ``MRT_KILL_AT="WHERE:N"`` in the
+    environment the process kills itself with SIGKILL, as a crash or the OOM killer would, the
+    N-th time it reaches ``WHERE`` (``checkpoint``: checkpoint N of a training run is whole;
+    ``problem``: a run loop has appended its N-th problem). Kill-and-resume tests kill at a
+    deterministic point with it, so they cannot pass without killing."""
+    spec = os.environ.get("MRT_KILL_AT", "")
+    if spec and spec == f"{where}:{count}":
+        import signal
+
+        log.warning("MRT_KILL_AT=%s: killing this process (a test's fault injection)", spec)
+        for h in logging.getLogger().handlers:
+            h.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 # ---------------------------------------------------------------------------- append-only records
 
 

@@ -10,19 +10,16 @@ if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ
     os.environ["OMP_NUM_THREADS"] = "1"  # pytest -n 2 on 2 cores: one thread a worker (and its subprocesses)
 
 
-def kill_after_checkpoint(cmd: list[str], out, step: int = 2, wait: float = 300, **popen_kw) -> int | None:
-    """Start ``mrt train`` (``cmd``), SIGKILL it once checkpoint-``step`` has its token counters,
-    and return the tokens sampled by then; None if the run finished before it could be killed."""
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen_kw)
+def kill_after_checkpoint(cmd: list[str], out, step: int = 2, wait: float = 600, **popen_kw) -> int:
+    """Run ``mrt train`` (``cmd``) until it kills itself with SIGKILL right after checkpoint-``step``
+    is whole (``MRT_KILL_AT=checkpoint:STEP``, the fault-injection hook of ``mrt.rundir.kill_point``):
+    a deterministic kill, so a resume test cannot pass without one. Returns the tokens sampled by then."""
+    env = dict(popen_kw.pop("env", None) or os.environ, MRT_KILL_AT=f"checkpoint:{step}")
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, timeout=wait, **popen_kw)
+    assert r.returncode == -signal.SIGKILL, f"the run was not killed (exit {r.returncode}): {r.stderr[-2000:]!r}"
     ckpt = out / "checkpoints" / f"checkpoint-{step}" / "mrt_state.json"
-    t0 = time.time()
-    while not ckpt.exists() and p.poll() is None and time.time() - t0 < wait:
-        time.sleep(0.2)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
     assert ckpt.exists(), "no checkpoint before the kill"
-    if (out / "summary.json").exists():
-        return None
+    assert not (out / "summary.json").exists(), "the run finished before the kill"
     return json.loads(ckpt.read_text())["tokens_sampled"]
 
 
@@ -114,7 +111,6 @@ def llama_server(smollm2_dir):
     import os
     import socket
     import subprocess
-    import time
     import urllib.request
     from pathlib import Path
 

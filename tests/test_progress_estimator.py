@@ -156,8 +156,6 @@ def test_killed_mixed_run_resumes_with_its_estimator(tmp_path):
     cmd += ["--eval-problems", "0", "--threads", "2"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     tokens_at_1 = kill_after_checkpoint(cmd, out, step=1, wait=240, env=env)
-    if tokens_at_1 is None:
-        pytest.skip("the run finished before it could be killed")
     saved = torch.load(out / "checkpoints" / "checkpoint-1" / "progress_estimator.pt", weights_only=True)
     assert len(saved["buffer_targets"]) > 0  # the estimator had been updated before the kill
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)

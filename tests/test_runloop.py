@@ -133,3 +133,24 @@ def test_shared_results_are_merged_under_a_lock(tmp_path):
         p.join(60)
     assert all(p.exitcode == 0 for p in procs)
     assert len(json.loads(path.read_text())["results"]) == 50  # no update lost
+
+
+def test_an_analysis_killed_after_a_problem_resumes_with_each_record_once(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "a"
+    cmd = [sys.executable, "-m", "mrt.cli", "analyze", "--out", str(out), "--n-problems", "4"]
+    cmd += ["--traces-per-problem", "2", "--answers-per-prefix", "2", "--extensions", "0", "--progress-seconds", "0"]
+    env = dict(os.environ, MRT_KILL_AT="problem:2")
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
+    ids = [json.loads(x)["problem_id"] for x in (out / "traces.jsonl").read_text().splitlines()]
+    assert len(set(ids)) == 2 and len(ids) == 4 and not (out / "summary.json").exists()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "resuming: 2 of 4 problems already finished" in r.stderr
+    ids = [json.loads(x)["problem_id"] for x in (out / "traces.jsonl").read_text().splitlines()]
+    assert len(ids) == 8 and len(set(ids)) == 4

@@ -186,8 +186,6 @@ def test_killed_run_resumes(tmp_path):
     ]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     tokens_at_2 = kill_after_checkpoint(cmd, out, wait=120, env=env)
-    if tokens_at_2 is None:
-        pytest.skip("the run finished before it could be killed")
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "resuming from" in r.stderr

@@ -330,8 +330,6 @@ def test_colocated_training_resumes_after_a_kill(tmp_path):
         "2",
     ]
     tokens_at_2 = kill_after_checkpoint(cmd, out, cwd=ROOT)
-    if tokens_at_2 is None:
-        pytest.skip("the run finished before it could be killed")
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "resuming from" in r.stderr

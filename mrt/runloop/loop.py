@@ -33,7 +33,7 @@ from pathlib import Path
 
 from mrt import grading
 from mrt.heartbeat import Heartbeat
-from mrt.rundir import append_lines
+from mrt.rundir import append_lines, kill_point
 from mrt.runloop.records import load_finished
 from mrt.samplers.errors import SamplerError
 from mrt.samplers.faults import GiveUps, SamplerGaveUp, fault_delta, resilient
@@ -100,6 +100,7 @@ class ProblemLoop:
         self.todo = [(i, p) for i, p in enumerate(self.problems) if p.id not in self.done]
         self.gave_up = GiveUps(what)
         self.annotate = annotate
+        self.appended = 0  # problems appended by this process
         self.progress_seconds = float(getattr(settings, "progress_seconds", 30.0))
         self.stall_seconds = float(getattr(settings, "stall_seconds", 300.0))
         self.hang_timeout = float(getattr(settings, "hang_timeout", 0.0) or 0.0)
@@ -165,6 +166,8 @@ class ProblemLoop:
                     first = False
                     append_lines(f, recs)
                     self.done[p.id] = recs
+                    self.appended += 1
+                    kill_point("problem", self.appended)  # tests only (MRT_KILL_AT)
                     beat.end_problem()
                     progress.update(1)
 

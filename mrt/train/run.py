@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mrt.config import claim_run_dir
-from mrt.rundir import one_writer, publish_dir, write_atomic, write_json
+from mrt.rundir import kill_point, one_writer, publish_dir, write_atomic, write_json
 from mrt.train.algos import get as get_algorithm
 from mrt.train.config import TrainConfig, as_dict
 
@@ -147,6 +147,7 @@ def _callbacks(cfg: TrainConfig, counters, trainer=None):
                 if getattr(trainer, "_estimator", None) is not None:  # the on-policy progress estimator
                     trainer._estimator.save(d)
                 write_json(d / STATE_FILE, counters(state=True), indent=None)  # last, whole: the checkpoint is whole
+                kill_point("checkpoint", state.global_step)  # tests only (MRT_KILL_AT)
 
     return [Budget()]
 
