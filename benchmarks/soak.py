@@ -22,7 +22,7 @@ the sampled-token count against the clean run's. ``openai``: ``mrt analyze`` thr
 ``vllm serve`` (CPU build) that is killed with ``kill -9`` and restarted during the run.
 
 Every part is resumable (state in ``OUT/PART/state.json``; the runs themselves resume). Results:
-``OUT/soak.json`` (copied to ``--results``). ``tests/test_reliability.py`` runs a small version.
+``OUT/soak.json`` (copied to ``--results``). ``tests/runloop/test_reliability.py`` runs a small version.
 """
 
 from __future__ import annotations
@@ -375,7 +375,7 @@ def free_port() -> int:
 
 
 def serve(port: int, log: Path, wait: float = 600) -> subprocess.Popen:
-    """``vllm serve`` (the module form) on the shipped model, as tests/test_vllm.py runs it."""
+    """``vllm serve`` (the module form) on the shipped model, as tests/samplers/test_vllm.py runs it."""
     import requests
 
     from mrt.tasks.tiny import shipped_model_path

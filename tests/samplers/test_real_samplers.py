@@ -1,6 +1,6 @@
 """The three samplers behind one interface, on a real model: transformers (SmolLM2-135M-Instruct
 converted from its GGUF file), a real llama.cpp server serving that GGUF file through the
-OpenAI-compatible backend (vLLM: tests/test_vllm.py)."""
+OpenAI-compatible backend (vLLM: tests/samplers/test_vllm.py)."""
 
 import json
 

@@ -1,5 +1,5 @@
-"""Checks that start a vLLM engine, each in its own process (``python tests/vllm_checks.py NAME
-ARGS``, run by tests/test_vllm.py): an engine changes process-wide settings (torch threads,
+"""Checks that start a vLLM engine, each in its own process (``python tests/samplers/vllm_checks.py NAME
+ARGS``, run by tests/samplers/test_vllm.py): an engine changes process-wide settings (torch threads,
 torch.distributed), so none is started inside the pytest process. Each prints one JSON line,
 ``RESULT {...}``, which the test asserts on."""
 
@@ -179,7 +179,7 @@ def commands(model: str, out: str, v) -> dict:
 
 def analyze_resumes(model: str, out: str, v) -> dict:
     """``mrt analyze`` on the engine: 2 problems, then the same run extended to 3 resumes (the
-    CLI's ``--backend vllm`` path: tests/test_vllm.py's slow CLI test)."""
+    CLI's ``--backend vllm`` path: tests/samplers/test_vllm.py's slow CLI test)."""
     from mrt.measure.analyze import AnalyzeConfig
     from mrt.pipelines import analyze as run_analysis
 

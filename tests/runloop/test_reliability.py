@@ -39,7 +39,7 @@ from mrt.samplers.faults import (
     check_completions,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
 SMALL = [
     "--n-problems",

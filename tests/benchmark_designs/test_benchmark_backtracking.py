@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks import backtracking as BT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 SETTINGS_PATH = ROOT / "benchmarks" / "backtracking_settings.py"

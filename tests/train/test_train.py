@@ -155,7 +155,7 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
     assert not (out / "summary.json").exists()
 
 
-@pytest.mark.slow  # in CI the same resume runs on the vLLM engine (tests/test_vllm.py); here with transformers
+@pytest.mark.slow  # in CI the same resume runs on the vLLM engine (tests/samplers/test_vllm.py); here with transformers
 def test_killed_run_resumes(tmp_path):
     out = tmp_path / "k"
     cmd = [
