@@ -29,6 +29,7 @@ from benchmarks import didactic_v2_settings as S
 from benchmarks import runner
 from benchmarks.didactic_stats import REPS, bootstrap, paired  # noqa: F401  (bootstrap and paired: also the tests')
 from benchmarks.runner import mrt_cmd
+from mrt.core.trace import TraceRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,14 +161,14 @@ def job(ns, name: str, d: Path, setting: str, method: str | None, seed: int, val
 # --------------------------------------------------------------------------- figures
 
 
-def trace_figures(rec: dict, budgets: list[int]) -> dict:
+def trace_figures(rec: TraceRecord, budgets: list[int]) -> dict:
     from mrt.core.figures import trace_regret
     from mrt.core.metrics import j_at_budget
 
-    ends, js = [e["end"] for e in rec["episodes"]], [p["j"] for p in rec["prefixes"]]
+    ends, js = rec.episode_ends, rec.j_curve
     return {
-        "correct": float(rec["correct"]),
-        "tokens": rec["n_output_tokens"],
+        "correct": float(rec.correct),
+        "tokens": rec.n_output_tokens,
         "regret": {str(c): trace_regret(rec, c, "thinking") for c in budgets},
         "acc_at": {str(c): j_at_budget(ends, js, c) for c in budgets},
         "ends": ends,
@@ -175,12 +176,12 @@ def trace_figures(rec: dict, budgets: list[int]) -> dict:
     }
 
 
-def wrong_figures(rec: dict, budgets: list[int]) -> dict:
+def wrong_figures(rec: TraceRecord, budgets: list[int]) -> dict:
     """A truncated or empty trace (or one without J estimates): a wrong answer in every figure,
     accuracy 0 at the natural end and at every budget, regret 1."""
     return {
         "correct": 0.0,
-        "tokens": rec.get("n_output_tokens", 0),
+        "tokens": rec.n_output_tokens,
         "regret": {str(c): 1.0 for c in budgets},
         "acc_at": {str(c): 0.0 for c in budgets},
         "ends": [],
@@ -193,11 +194,12 @@ def problem_table(eval_dir: Path, budgets: list[int]) -> dict[str, list[dict]]:
     token limit, empty) count as wrong answers (:func:`wrong_figures`): leaving them out would
     favour the methods that truncate more."""
     out: dict[str, list[dict]] = {}
-    with open(eval_dir / "traces.jsonl") as f:
-        for line in f:
-            r = json.loads(line)
-            ok = r.get("status", "ok") == "ok" and r.get("prefixes")
-            out.setdefault(r["problem_id"], []).append(trace_figures(r, budgets) if ok else wrong_figures(r, budgets))
+    path = eval_dir / "traces.jsonl"
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            r = TraceRecord.from_json(json.loads(line), f"{path}:{n}")
+            ok = r.status == "ok" and r.prefixes
+            out.setdefault(r.problem_id, []).append(trace_figures(r, budgets) if ok else wrong_figures(r, budgets))
     return out
 
 

@@ -46,6 +46,7 @@ from mrt.act.rules import StopRule, should_stop
 from mrt.core.episodes import R1_MARKERS, chunk_ends
 from mrt.core.episodes import find_subsequence as _find
 from mrt.core.grades import grade_completions
+from mrt.core.trace import as_records
 from mrt.samplers.base import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -418,9 +419,7 @@ def analysis_offsets(directory, records: list[dict]) -> dict:
     tok = AutoTokenizer.from_pretrained(run.get("tokenizer") or run.get("model") or str(shipped_model_path()))
     seg = run.get("segmentation", "task")
     out = {}
-    for r in records:
-        ends = [p["tokens"] for p in r["prefixes"][1:]]
-        out[(r["problem_id"], r["trace"])] = reveal_offsets(
-            task, tok, r["thinking_ids"], ends, r.get("closed_thinking", True), seg
-        )
+    for r in as_records(records):
+        ends = [p["tokens"] for p in r.prefixes[1:]]
+        out[(r.problem_id, r.trace)] = reveal_offsets(task, tok, r.thinking_ids, ends, r.closed_thinking, seg)
     return out

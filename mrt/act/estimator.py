@@ -24,6 +24,7 @@ from pathlib import Path
 
 from mrt.config import arg
 from mrt.core.calibration import calibration
+from mrt.core.trace import TraceRecord
 from mrt.rundir import atomic_path, read_jsonl_whole, write_atomic, write_json
 
 log = logging.getLogger(__name__)
@@ -42,25 +43,25 @@ class EstimatorConfig:
     threads: int = arg(0, "torch threads (0: torch's default)")
 
 
-def read_records(directory: str | Path) -> list[dict]:
+def read_records(directory: str | Path) -> list[TraceRecord]:
     """Trace records of an analysis directory; an error naming what is missing otherwise."""
     path = Path(directory) / "traces.jsonl"
     if not path.is_file():
         raise ValueError(f"{directory}: no traces.jsonl (not an mrt analyze directory)")
-    recs = [r for _, r in read_jsonl_whole(path)[0]]  # a torn last line (a killed writer) is left out
-    if not recs:
+    rows = read_jsonl_whole(path)[0]  # a torn last line (a killed writer) is left out
+    if not rows:
         raise ValueError(f"{path}: no traces")
-    if "thinking_ids" not in recs[0]:
+    if "thinking_ids" not in rows[0][1]:
         raise ValueError(f"{path}: traces without token ids (made by an older mrt analyze); analyse again")
-    return recs
+    return [TraceRecord.from_json(r, f"{path}:{n}") for n, r in rows]
 
 
-def examples(records: list[dict]) -> list[tuple[list[int], float, str]]:
+def examples(records: list[TraceRecord]) -> list[tuple[list[int], float, str]]:
     """(prompt + thinking prefix ids, measured J, problem id) for every prefix of every trace."""
     out = []
     for r in records:
-        for p in r["prefixes"]:
-            out.append((r["prompt_ids"] + r["thinking_ids"][: p["tokens"]], p["j"], r["problem_id"]))
+        for p in r.prefixes:
+            out.append((r.prompt_ids + r.thinking_ids[: p["tokens"]], p["j"], r.problem_id))
     return out
 
 
@@ -172,9 +173,7 @@ def predict(estimator: str | Path, analysis: str | Path, out: str | Path) -> int
     records = read_records(analysis)
     ex = examples(records)
     pred = iter(score_sequences(net, tok, [ids for ids, _, _ in ex]))
-    rows = [
-        {"problem_id": r["problem_id"], "trace": r["trace"], "j": [next(pred) for _ in r["prefixes"]]} for r in records
-    ]
+    rows = [{"problem_id": r.problem_id, "trace": r.trace, "j": [next(pred) for _ in r.prefixes]} for r in records]
     write_atomic(out, "".join(json.dumps(row) + "\n" for row in rows))
     return len(records)
 

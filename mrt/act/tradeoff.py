@@ -39,6 +39,7 @@ import statistics
 from dataclasses import dataclass
 
 from mrt.act.rules import StopRule, parse_rule, should_stop, stop_index
+from mrt.core.trace import TraceRecord, as_records
 
 J_SOURCES = ("oracle", "vote", "estimator")
 DEFAULT_GRID = {
@@ -75,13 +76,14 @@ def _majority(labels: list, grades: list) -> float | None:
 
 
 def boundaries(
-    record: dict, k: int, estimates: list[float] | None = None, generated: list[float] | None = None
+    record: TraceRecord | dict, k: int, estimates: list[float] | None = None, generated: list[float] | None = None
 ) -> list[Boundary]:
     """The boundaries of one ``traces.jsonl`` record (J(empty) first, the natural end last);
     ``generated``: :func:`mrt.act.controller.reveal_offsets` of the trace."""
+    (record,) = as_records([record])
     out = []
-    last = len(record["prefixes"]) - 1
-    for i, p in enumerate(record["prefixes"]):
+    last = len(record.prefixes) - 1
+    for i, p in enumerate(record.prefixes):
         n = len(p["grades"])
         if n <= k:
             raise ValueError(
@@ -227,7 +229,8 @@ def tradeoff(
     ``per_trace``: each point also lists (stop boundary, accuracy, tokens) per trace."""
     if not records:
         raise ValueError("no traces to replay")
-    keys = [(r["problem_id"], r["trace"]) for r in records]
+    records = as_records(records)
+    keys = [(r.problem_id, r.trace) for r in records]
     bounds = [boundaries(r, k, (estimates or {}).get(key), (generated or {}).get(key)) for r, key in zip(records, keys)]
     if budgets is None:
         ends = sorted({b.tokens for bs in bounds for b in bs})
@@ -245,7 +248,7 @@ def tradeoff(
             if src == "estimator" and estimates is None:
                 continue
             points.append((rule.name, src, rule))
-    problems = [r["problem_id"] for r in records]
+    problems = [r.problem_id for r in records]
     boot = _Boot(problems, draws, seed)
     natural = [replay(bs, parse_rule("natural"), "none", k, reuse) for bs in bounds]
     nat_acc = [x["acc"] for x in natural]

@@ -21,6 +21,7 @@ from mrt.core import metrics
 from mrt.core.episodes import chunk_ends
 from mrt.core.figures import REGRET_AXES, aggregate
 from mrt.core.grades import VoteRule
+from mrt.core.trace import TraceRecord
 from mrt.measure.metaprover import estimate_prefixes
 from mrt.rundir import one_writer, write_json
 from mrt.runloop import ProblemLoop, problem_seed, sum_faults
@@ -117,25 +118,25 @@ def analyze_outputs(
             else "ok"
         )
         records.append(
-            {
-                "problem_id": problem.id,
-                "trace": t_idx,
-                "reference": problem.answer,
-                "meta": problem.meta,
-                "output": comp.text,
-                "n_output_tokens": len(out_ids),
-                "n_thinking_tokens": len(thinking),
-                "finish_reason": comp.finish_reason,
-                "status": status,
-                "closed_thinking": closed,
-                "answer": answer,
-                "correct": correct,
-                "prompt_ids": list(prompt_ids),
-                "thinking_ids": list(thinking),  # for the progress estimator
-                "episodes": [
+            TraceRecord(
+                problem_id=problem.id,
+                trace=t_idx,
+                reference=problem.answer,
+                meta=problem.meta,
+                output=comp.text,
+                n_output_tokens=len(out_ids),
+                n_thinking_tokens=len(thinking),
+                finish_reason=comp.finish_reason,
+                status=status,
+                closed_thinking=closed,
+                answer=answer,
+                correct=correct,
+                prompt_ids=list(prompt_ids),
+                thinking_ids=list(thinking),  # for the progress estimator
+                episodes=[
                     {"start": a, "end": b, "text": tok.decode(thinking[a:b])} for a, b in zip([0] + ends[:-1], ends)
                 ],
-            }
+            )
         )
     ks = tuple(cfg.maj_k)
     estimates = estimate_prefixes(
@@ -153,11 +154,11 @@ def analyze_outputs(
         votes=VoteRule(cfg.vote_tie, cfg.vote_weights),
     )
     for rec, ests in zip(records, estimates):
-        rec["prefixes"] = [e.to_json() for e in ests]
-        rec["progress"] = metrics.progress([e.j for e in ests])
+        rec.prefixes = [e.to_json() for e in ests]
+        rec.progress = metrics.progress([e.j for e in ests])
     if cfg.extensions > 0:
         extend_traces(sampler, task, problem, prompt_ids, thinkings, records, cfg, seed + 2, n_ans, ks)
-    return records
+    return [r.to_json() for r in records]  # the lines written
 
 
 def extend_traces(sampler, task, problem, prompt_ids, thinkings, records, cfg, seed, n_ans, ks):
@@ -167,10 +168,10 @@ def extend_traces(sampler, task, problem, prompt_ids, thinkings, records, cfg, s
     encoded = [tok.encode(s, add_special_tokens=False) for s in task.extension_stop_texts]
     stop_ids = tuple(e[0] for e in encoded if len(e) == 1)  # one-token stops: exact and cheap
     stop_texts = tuple(s for s, e in zip(task.extension_stop_texts, encoded) if len(e) != 1)
-    live = [i for i, r in enumerate(records) if r["closed_thinking"]]
+    live = [i for i, r in enumerate(records) if r.closed_thinking]
     cur = {i: list(thinkings[i][0]) for i in live}
     for rec in records:
-        rec["extension"] = []
+        rec.extension = []
     for e in range(cfg.extensions):
         if not live:
             break
@@ -210,9 +211,7 @@ def extend_traces(sampler, task, problem, prompt_ids, thinkings, records, cfg, s
         )
         for i, est in zip(live, ests):
             last = est[-1]
-            records[i]["extension"].append(
-                {"extensions": e + 1, "tokens": len(cur[i]), "j": last.j, "ci": list(last.ci)}
-            )
+            records[i].extension.append({"extensions": e + 1, "tokens": len(cur[i]), "j": last.j, "ci": list(last.ci)})
 
 
 # ---------------------------------------------------------------------------- resume / I/O
@@ -269,7 +268,7 @@ def _settings(cfg: AnalyzeConfig, task) -> dict:
 # ---------------------------------------------------------------------------- summary
 
 
-def summarize(records: list[dict], cfg: AnalyzeConfig, task, model_name: str) -> dict:
+def summarize(records: list[TraceRecord], cfg: AnalyzeConfig, task, model_name: str) -> dict:
     """summary.json: the run's identity, the figures of ``mrt.core.figures.aggregate``, the
     sampler faults met (and retried) on these problems, per kind, and the settings."""
     figs = aggregate(records, list(cfg.budgets or task.default_budgets), cfg.regret_axis)
@@ -357,7 +356,7 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None, report: Callable | None = Non
 
     t0 = time.time()
     loop.run(sampler, work, source=source)
-    records = loop.flat()
+    records = [TraceRecord.from_json(r, f"{out / 'traces.jsonl'}: problem {r.get('problem_id')}") for r in loop.flat()]
     if not records:
         loop.gave_up.finish()  # every problem skipped: nothing to summarise
     summary = summarize(records, cfg, task, model_name)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from mrt.config import arg, claim_run_dir
 from mrt.core import metrics
+from mrt.core.trace import TraceRecord
 from mrt.rundir import one_writer, write_json
 from mrt.runloop import ProblemLoop, problem_seed, sum_faults
 from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
@@ -102,7 +103,7 @@ def eval_problem(sampler, task, problem, cfg: EvalConfig, index: int, stopper=No
         answers.append(answer)
         correct.append(ok)
         thinkings.append((thinking, [len(thinking)]))
-        records.append({"closed_thinking": answer_ids is not None, "n_thinking_tokens": len(thinking)})
+        records.append(TraceRecord(problem.id, closed_thinking=answer_ids is not None, n_thinking_tokens=len(thinking)))
     row = {
         "problem_id": problem.id,
         "reference": problem.answer,
@@ -124,7 +125,7 @@ def eval_problem(sampler, task, problem, cfg: EvalConfig, index: int, stopper=No
         )
         n_ans = cfg.answer_tokens or task.default_answer_tokens
         extend_traces(sampler, task, problem, prompt, thinkings, records, acfg, seed + 2, n_ans, (1,))
-        row["forcing"] = [r.get("extension", []) for r in records]
+        row["forcing"] = [r.extension or [] for r in records]
     return row
 
 

@@ -14,6 +14,7 @@ import math
 import random
 from pathlib import Path
 
+from mrt.core.trace import TraceRecord, as_records
 from mrt.rundir import read_jsonl_whole, write_atomic
 
 CONCEPTS = Path(__file__).resolve().parents[2] / "docs" / "concepts.md"
@@ -70,14 +71,14 @@ def fmt(x: float, lo: float | None = None, hi: float | None = None) -> str:
     return f"{x:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"
 
 
-def bootstrap_regret(records: list[dict], budgets: list[int], reps: int = 1000, seed: int = 0) -> dict:
+def bootstrap_regret(records: list, budgets: list[int], reps: int = 1000, seed: int = 0) -> dict:
     """Mean per-trace regret (thinking axis) at each budget with a 95% bootstrap interval over
     problems (a problem's traces are resampled together)."""
     from mrt.core.figures import trace_regret
 
-    by_p: dict[str, list[dict]] = {}
-    for r in records:
-        by_p.setdefault(r["problem_id"], []).append(r)
+    by_p: dict[str, list[TraceRecord]] = {}
+    for r in as_records(records):
+        by_p.setdefault(r.problem_id, []).append(r)
     probs = list(by_p)
     vals = {b: {p: [trace_regret(r, b, "thinking") for r in by_p[p]] for p in probs} for b in budgets}
     rng = random.Random(seed)
@@ -94,7 +95,7 @@ def bootstrap_regret(records: list[dict], budgets: list[int], reps: int = 1000, 
     return out
 
 
-def check_run(summary: dict, records: list[dict], where: str = "this run") -> None:
+def check_run(summary: dict, records: list, where: str = "this run") -> None:
     """A clear error for a run from an older version or without results (not a broken page)."""
     missing = [k for k in SUMMARY_KEYS if k not in summary]
     if missing:
@@ -104,7 +105,8 @@ def check_run(summary: dict, records: list[dict], where: str = "this run") -> No
         )
     if not records:
         raise ReportError(f"{where}: traces.jsonl holds no trace")
-    bad = [k for k in RECORD_KEYS if k not in records[0]]
+    first = records[0].to_json() if isinstance(records[0], TraceRecord) else records[0]
+    bad = [k for k in RECORD_KEYS if k not in first]
     if bad:
         raise ReportError(
             f"{where}: traces.jsonl records lack {', '.join(bad)} (written by an older mrt?); "
@@ -112,8 +114,8 @@ def check_run(summary: dict, records: list[dict], where: str = "this run") -> No
         )
 
 
-def load_run_dir(path) -> tuple[dict, list[dict]]:
-    """``summary.json`` and the records of ``traces.jsonl`` of an analysis directory."""
+def load_run_dir(path) -> tuple[dict, list[TraceRecord]]:
+    """``summary.json`` and the trace records of ``traces.jsonl`` of an analysis directory."""
     p = Path(path)
     if not (p / "summary.json").is_file() or not (p / "traces.jsonl").is_file():
         raise ReportError(
@@ -128,14 +130,15 @@ def load_run_dir(path) -> tuple[dict, list[dict]]:
         logging.getLogger(__name__).warning(
             "%s: %d torn or malformed line(s) left out (line %s)", p / "traces.jsonl", len(bad), bad[0]
         )
-    records = [r for _, r in rows]
-    check_run(summary, records, str(p))
+    check_run(summary, [r for _, r in rows], str(p))
+    try:
+        records = [TraceRecord.from_json(r, f"{p / 'traces.jsonl'}:{n}") for n, r in rows]
+    except ValueError as e:
+        raise ReportError(str(e)) from None
     return summary, records
 
 
-def make_plots(
-    out: Path, summary: dict, records: list[dict] | None = None, regret_ci: dict | None = None
-) -> dict[str, Path]:
+def make_plots(out: Path, summary: dict, records: list | None = None, regret_ci: dict | None = None) -> dict[str, Path]:
     plt = pyplot()
     pdir = out / "plots"
     pdir.mkdir(parents=True, exist_ok=True)
@@ -187,8 +190,8 @@ def make_plots(
     rng = random.Random(0)
     sample = rng.sample(records, min(len(records), 200)) if records else []
     for r in sample:
-        xs = [0] + [e["end"] for e in r["episodes"]]
-        ys = [q["j"] for q in r["prefixes"]]
+        xs = [0] + r.episode_ends
+        ys = r.j_curve
         ax.step(xs, ys, where="post", color="tab:blue", alpha=0.06, lw=0.8)
     acc = sorted((int(k), v) for k, v in summary["accuracy_vs_tokens"].items())
     ax.step(
@@ -282,7 +285,7 @@ def _concepts_link(label: str = "definitions") -> str:
     return f'<a href="{html.escape(CONCEPTS.as_uri())}" title="docs/concepts.md">{label}</a>'
 
 
-def headline(summary: dict, records: list[dict], regret_ci: dict) -> list[dict]:
+def headline(summary: dict, records: list, regret_ci: dict) -> list[dict]:
     """The few numbers a reader wants first: [{name, value, definition, anchor}]."""
     acc, (lo, hi) = summary["accuracy"], summary["accuracy_ci"]
     out = [
@@ -315,8 +318,8 @@ def headline(summary: dict, records: list[dict], regret_ci: dict) -> list[dict]:
                 "anchor": "token-efficiency",
             }
         )
-    j0 = [r["prefixes"][0]["j"] for r in records]
-    j1 = [r["prefixes"][-1]["j"] for r in records]
+    j0 = [r.prefixes[0]["j"] for r in records]
+    j1 = [r.prefixes[-1]["j"] for r in records]
     m0, m1 = sum(j0) / len(j0), sum(j1) / len(j1)
     d = m1 - m0
     se = math.sqrt(sum((a - b - d) ** 2 for a, b in zip(j1, j0)) / max(1, len(j0) - 1) / len(j0))
@@ -360,11 +363,12 @@ def page(title: str, body: str) -> str:
     )
 
 
-def write_report(out: Path, summary: dict, records: list[dict]) -> Path:
+def write_report(out: Path, summary: dict, records: list) -> Path:
     from mrt.report.viewer import trace_rows, viewer_html
 
     out = Path(out)
     check_run(summary, records, str(out))
+    records = as_records(records)
     budgets = [int(b) for b in summary["normalized_regret"]]
     regret_ci = bootstrap_regret(records, budgets)
     plots = make_plots(out, summary, records, regret_ci)

@@ -31,15 +31,16 @@ def _cut(text: str) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT // 2] + " […] " + text[-MAX_TEXT // 2 :]
 
 
-def trace_rows(records: list[dict], budget: float | None = None) -> list[dict]:
-    """Compact viewer rows of analysis records; ``budget``: the token budget of the regret shown."""
+def trace_rows(records: list, budget: float | None = None) -> list[dict]:
+    """Compact viewer rows of analysis trace records; ``budget``: the token budget of the regret shown."""
     from mrt.core.figures import trace_regret
+    from mrt.core.trace import as_records
 
     rows = []
-    for r in records:
-        pre, output, pos = r["prefixes"], r["output"], 0
+    for r in as_records(records):
+        pre, output, pos = r.prefixes, r.output, 0
         eps = []
-        for i, e in enumerate(r["episodes"]):
+        for i, e in enumerate(r.episodes):
             after = pre[i + 1]
             at = output.find(e["text"], pos)
             if at >= 0:  # the episode as it stands in the output, with the space before it
@@ -52,7 +53,7 @@ def trace_rows(records: list[dict], budget: float | None = None) -> list[dict]:
                     "t": e["end"] - e["start"],
                     "j": after["j"],
                     "ci": after.get("ci"),
-                    "p": r["progress"][i],
+                    "p": r.progress[i],
                     "a": _answers(after),
                     "n": bool(after.get("natural_end")),
                 }
@@ -60,19 +61,19 @@ def trace_rows(records: list[dict], budget: float | None = None) -> list[dict]:
         rest = output[pos:]
         rows.append(
             {
-                "pid": r["problem_id"],
-                "tr": r["trace"],
-                "ok": bool(r["correct"]),
-                "n": r["n_output_tokens"],
-                "th": r.get("n_thinking_tokens", 0),
-                "st": r.get("status", "ok"),
-                "ans": (r.get("answer") or "")[:200],
-                "ref": str(r.get("reference", ""))[:200],
+                "pid": r.problem_id,
+                "tr": r.trace,
+                "ok": bool(r.correct),
+                "n": r.n_output_tokens,
+                "th": r.n_thinking_tokens,
+                "st": r.status,
+                "ans": (r.answer or "")[:200],
+                "ref": str(r.reference)[:200],
                 "reg": round(trace_regret(r, budget, "thinking"), 4) if budget else None,
                 "j0": {"j": pre[0]["j"], "ci": pre[0].get("ci"), "a": _answers(pre[0])},
                 "eps": eps,
                 "rest": _cut(rest),
-                "ext": [{"t": x["tokens"], "j": x["j"], "ci": x.get("ci")} for x in r.get("extension") or []],
+                "ext": [{"t": x["tokens"], "j": x["j"], "ci": x.get("ci")} for x in r.extension or []],
             }
         )
     return rows

@@ -54,9 +54,10 @@ def load_finished(path: Path, per_problem) -> tuple[dict[str, list[dict]], int]:
     return done, bad
 
 
-def sum_faults(rows: list[dict]) -> dict:
-    """Sampler faults per kind over records (each problem's are on its first record)."""
+def sum_faults(rows: list) -> dict:
+    """Sampler faults per kind over records, JSON objects or trace records (each problem's faults
+    are on its first record)."""
     total: Counter = Counter()
     for r in rows:
-        total.update(r.get("sampler_faults", {}))
+        total.update((r.get("sampler_faults") if isinstance(r, dict) else r.sampler_faults) or {})
     return dict(sorted(total.items()))

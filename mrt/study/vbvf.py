@@ -102,13 +102,13 @@ def _train(cfg: StudyConfig, seed: int, out: Path, **kw) -> Path:
 def sequential_curve(traces: Path, budgets: list[int]) -> dict[str, float]:
     """Mean over traces of J at each budget (thinking cut, answer forced at the last episode end)."""
     from mrt.core.metrics import j_at_budget
+    from mrt.core.trace import TraceRecord
 
-    recs = [json.loads(x) for x in traces.read_text().splitlines() if x.strip()]
+    lines = [x for x in traces.read_text().splitlines() if x.strip()]
+    recs = [TraceRecord.from_json(json.loads(x), f"{traces}:{n}") for n, x in enumerate(lines, 1)]
     out = {}
     for h in budgets:
-        out[str(h)] = sum(
-            j_at_budget([e["end"] for e in r["episodes"]], [p["j"] for p in r["prefixes"]], h) for r in recs
-        ) / len(recs)
+        out[str(h)] = sum(j_at_budget(r.episode_ends, r.j_curve, h) for r in recs) / len(recs)
     return out
 
 

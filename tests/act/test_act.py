@@ -56,9 +56,15 @@ def _prefix(tokens, grades, labels, lp, answer_tokens=4.0):
 
 def _record(pid="p", trace=0):
     # 3 boundaries, 4 answers each: the first 2 are the controller's signal, the last 2 measure accuracy
-    return {
+    return {  # a trace record (mrt.core.trace.TraceRecord) with its figures' fields
         "problem_id": pid,
         "trace": trace,
+        "n_output_tokens": 32,
+        "n_thinking_tokens": 30,
+        "status": "ok",
+        "correct": True,
+        "closed_thinking": True,
+        "episodes": [{"start": 0, "end": 10}, {"start": 10, "end": 30}],
         "prefixes": [
             _prefix(0, [False, False, True, False], ["1", "2", "3", "3"], [-2.0, -1, -1, -1]),
             _prefix(10, [True, False, True, True], ["3", "2", "3", "3"], [-0.5, -1, -1, -1]),

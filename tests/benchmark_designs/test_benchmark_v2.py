@@ -126,6 +126,7 @@ def _trace(pid, status, correct, ends, js, tokens=10):
         "status": status,
         "correct": correct,
         "n_output_tokens": tokens,
+        "n_thinking_tokens": ends[-1] if ends else 0,
         "episodes": [{"end": e} for e in ends],
         "prefixes": [{"j": j} for j in js],
     }
