@@ -43,7 +43,7 @@ NEW = "mrt-dense-est"  # the method's name in records and tables
 COMMITTED = ROOT / "benchmarks" / "results" / "didactic_v2_runs"
 
 
-def parse():
+def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/bench-amortised", help="working directory (runs, logs)")
     p.add_argument("--results", default="", help="also write the results JSON here")
@@ -61,7 +61,7 @@ def parse():
     )
     p.add_argument("--scale", type=float, default=1.0, help="multiply the token budget and problem counts")
     p.add_argument("--plots", default=str(ROOT / "docs" / "img" / "amortised"), help="folder of the calibration plot")
-    ns = p.parse_args()
+    ns = p.parse_args(argv)
     ns.tuning = str(ROOT / "benchmarks" / "results" / "didactic_v2_tuning.json")
     ns.methods = ["mrt-dense"]
     return ns
@@ -256,18 +256,37 @@ def markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def main():
-    ns = parse()
-    values = dense_values(ns)
-    form = ns.form
-    if ns.stage in ("pilot", "all") or (ns.stage == "final" and not form):
-        p = pilot(ns, values)
-        print(json.dumps(p, indent=1), flush=True)
-        form = form or p["chosen"]
-    if ns.stage in ("final", "all"):
-        final(ns, values, form)
-    if ns.stage in ("report", "all"):
-        report(ns)
+# --------------------------------------------------------------------------- the stages (benchmarks.runner)
+
+STAGE_NAMES = {"pilot": "tune"}  # this design's tuning is the pilot of the two estimator forms
+
+
+def stage_tune(ns) -> dict:
+    p = pilot(ns, dense_values(ns))
+    print(json.dumps(p, indent=1), flush=True)
+    return p
+
+
+def stage_choose(ns, pilot_result: dict | None, stage: str) -> str | None:
+    """The estimator form of the final runs: --form if given, else the pilot's choice (the pilot
+    runs first if it has not: its runs resume from their directories)."""
+    if stage == "report":
+        return None
+    if ns.form:
+        return ns.form
+    return (pilot_result or stage_tune(ns))["chosen"]
+
+
+def stage_final(ns, form: str) -> None:
+    final(ns, dense_values(ns), form)
+
+
+def stage_report(ns, form) -> dict:
+    return report(ns)
+
+
+def main(argv=None):
+    return runner.run_design(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

@@ -781,40 +781,60 @@ def plan(ns) -> dict:
     return out
 
 
-def main(argv=None):
-    ns = parse(argv)
-    Path(ns.out).mkdir(parents=True, exist_ok=True)
-    if ns.stage == "plan":
-        plan(ns)
-        return
+# --------------------------------------------------------------------------- the stages (benchmarks.runner)
+
+REPORT_AFTER_FINAL = True  # the final stage ends with the report of the records so far
+
+
+def stage_plan(ns) -> dict:
+    return plan(ns)
+
+
+def stage_tune(ns) -> dict:
+    """The tuning table: the committed one when it is complete and the stage is ``all`` (give another
+    ``--tuning`` to tune again), else the tuning runs, written to ``--tuning``."""
     tuning_file = Path(ns.tuning)
-    table = None
     done_table = json.loads(tuning_file.read_text()) if tuning_file.exists() else None
     if ns.stage == "all" and done_table and all(t["chosen"] for t in done_table.values()):
         print(f"tuning finished: the choices in {tuning_file} (give another --tuning to tune again)", flush=True)
-        table = done_table
-    elif ns.stage in ("tune", "all"):
-        table = tune(ns)
-        tuning_file.parent.mkdir(parents=True, exist_ok=True)
-        tuning_file.write_text(json.dumps(table, indent=1))
-    if ns.stage in ("final", "all"):
+        return done_table
+    table = tune(ns)
+    tuning_file.parent.mkdir(parents=True, exist_ok=True)
+    tuning_file.write_text(json.dumps(table, indent=1))
+    return table
+
+
+def stage_choose(ns, table: dict | None, stage: str) -> dict | None:
+    """The tuning table (its ``chosen`` configurations): the tuning stage's, or the committed one."""
+    tuning_file = Path(ns.tuning)
+    if stage in ("final", "all"):
         if table is None and not tuning_file.exists():
             sys.exit("no tuning table: run --stage tune first")
         table = table or json.loads(tuning_file.read_text())
         if not all(t["chosen"] for t in table.values()):
             sys.exit("tuning is not finished: run --stage tune first")
-        first, second = final_jobs(ns, table)
-        run_jobs(ns, first, after=lambda name: write_record(ns, name.split("/")[1]))
-        run_jobs(ns, second, after=lambda name: write_record(ns, name.split("/")[1]))
-        for seed in ns.seeds:  # records of runs finished before (a rerun after a kill)
-            for a in arms(ns.S):
-                run = f"{a}-s{seed}"
-                if not record_path(ns, run).exists() and _done(final_dir(ns, run) / "eval"):
-                    write_record(ns, run)
-    if ns.stage in ("report", "all", "final"):
-        if table is None and tuning_file.exists():
-            table = json.loads(tuning_file.read_text())
-        report(ns, table)
+    if table is None and tuning_file.exists():
+        table = json.loads(tuning_file.read_text())
+    return table
+
+
+def stage_final(ns, table: dict) -> None:
+    first, second = final_jobs(ns, table)
+    run_jobs(ns, first, after=lambda name: write_record(ns, name.split("/")[1]))
+    run_jobs(ns, second, after=lambda name: write_record(ns, name.split("/")[1]))
+    for seed in ns.seeds:  # records of runs finished before (a rerun after a kill)
+        for a in arms(ns.S):
+            run = f"{a}-s{seed}"
+            if not record_path(ns, run).exists() and _done(final_dir(ns, run) / "eval"):
+                write_record(ns, run)
+
+
+def stage_report(ns, table: dict | None) -> dict:
+    return report(ns, table)
+
+
+def main(argv=None):
+    return runner.run_design(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

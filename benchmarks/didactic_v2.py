@@ -34,14 +34,14 @@ from mrt.core.trace import TraceRecord
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def parse():
+def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/bench-v2", help="working directory (runs, logs, tables)")
     p.add_argument("--results", default="", help="also copy the results JSON here")
     p.add_argument(
         "--stage",
         default="all",
-        choices=["tune", "final", "report", "all", "tune-status"],
+        choices=["plan", "tune", "final", "report", "all", "tune-status"],
         help="what to run (tune-status: write the finished tuning runs' criteria and costs to "
         "--results, choosing nothing)",
     )
@@ -81,7 +81,7 @@ def parse():
         default=1.0,
         help="multiply the token budget and problem counts (a quick pipeline check: 0.05)",
     )
-    ns = p.parse_args()
+    ns = p.parse_args(argv)
     for m in ns.methods:
         if m not in S.METHODS:
             p.error(f"unknown method {m!r}; known: {', '.join(S.METHODS)}")
@@ -838,34 +838,49 @@ def plots(doc: dict, out: Path) -> list[Path]:
     return written
 
 
-def main():
-    ns = parse()
-    Path(ns.out).mkdir(parents=True, exist_ok=True)
-    chosen = None
-    if ns.stage == "tune-status":
-        doc = {
-            "command": "python -m benchmarks.didactic_v2 " + " ".join(sys.argv[1:]),
-            "partial": True,
-            "criterion": f"1 - normalised regret at C = {S.criterion_budget(S.TUNE_SETTING)} "
-            f"({S.TUNE_SETTING} setting, validation split)",
-            "tuning": select(ns, partial=True),
-        }
-        text = json.dumps(doc, indent=1)
-        (Path(ns.out) / "tuning_status.json").write_text(text)
-        if ns.results:
-            Path(ns.results).write_text(text)
-        for m, c in doc["tuning"].items():
-            print(m, c["finished"], *(f"{r['values']}: {r['criterion']:.3f}" for r in c["grid"]))
-        return
-    if ns.stage in ("tune", "all"):
-        run_jobs(ns, tune_jobs(ns))
-    if ns.stage in ("final", "all", "report"):
-        chosen = select(ns)
-        print("chosen:", json.dumps({m: c["values"] for m, c in chosen.items()}), flush=True)
-    if ns.stage in ("final", "all"):
-        run_jobs(ns, final_jobs(ns, chosen))
-    if ns.stage in ("report", "all"):
-        report(ns, chosen)
+# --------------------------------------------------------------------------- the stages (benchmarks.runner)
+
+STAGE_NAMES = {"tune-status": "plan"}  # the name this design's plan stage had first
+
+
+def stage_plan(ns) -> dict:
+    """The tuning so far (``tuning_status.json``; also to ``--results`` if given): no run."""
+    doc = {
+        "command": "python -m benchmarks.didactic_v2 " + " ".join(sys.argv[1:]),
+        "partial": True,
+        "criterion": f"1 - normalised regret at C = {S.criterion_budget(S.TUNE_SETTING)} "
+        f"({S.TUNE_SETTING} setting, validation split)",
+        "tuning": select(ns, partial=True),
+    }
+    text = json.dumps(doc, indent=1)
+    (Path(ns.out) / "tuning_status.json").write_text(text)
+    if ns.results:
+        Path(ns.results).write_text(text)
+    for m, c in doc["tuning"].items():
+        print(m, c["finished"], *(f"{r['values']}: {r['criterion']:.3f}" for r in c["grid"]))
+    return doc
+
+
+def stage_tune(ns) -> None:
+    run_jobs(ns, tune_jobs(ns))
+
+
+def stage_choose(ns, table, stage: str) -> dict:
+    chosen = select(ns)
+    print("chosen:", json.dumps({m: c["values"] for m, c in chosen.items()}), flush=True)
+    return chosen
+
+
+def stage_final(ns, chosen: dict) -> None:
+    run_jobs(ns, final_jobs(ns, chosen))
+
+
+def stage_report(ns, chosen: dict) -> dict:
+    return report(ns, chosen)
+
+
+def main(argv=None):
+    return runner.run_design(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

@@ -598,35 +598,50 @@ def plan(ns) -> dict:
     return out
 
 
-def main(argv=None):
-    ns = parse(argv)
-    Path(ns.out).mkdir(parents=True, exist_ok=True)
-    if ns.stage == "plan":
-        plan(ns)
-        return
-    chosen = None
-    if ns.stage in ("tune", "all"):
-        run_jobs(ns, tune_jobs(ns))
-        table = tuning_table(ns)
+# --------------------------------------------------------------------------- the stages (benchmarks.runner)
+
+
+def stage_plan(ns) -> dict:
+    return plan(ns)
+
+
+def stage_tune(ns) -> dict:
+    """The tuning runs without a record, then the tuning table (written to ``--tuning``)."""
+    run_jobs(ns, tune_jobs(ns))
+    table = tuning_table(ns)
+    Path(ns.tuning).parent.mkdir(parents=True, exist_ok=True)
+    Path(ns.tuning).write_text(json.dumps({"tuning": table}, indent=1))
+    return table
+
+
+def stage_choose(ns, table: dict | None, stage: str) -> dict | None:
+    """Each method's configuration, chosen from the committed tuning records (None while tuning
+    is unfinished: the report then shows the records without chosen configurations)."""
+    table = tuning_table(ns)  # from the committed tuning records
+    complete = all(table[m]["finished"] == f"{len(ns.S.tune_grid(m))}/{len(ns.S.tune_grid(m))}" for m in ns.methods)
+    if complete:
         Path(ns.tuning).parent.mkdir(parents=True, exist_ok=True)
         Path(ns.tuning).write_text(json.dumps({"tuning": table}, indent=1))
-    if ns.stage in ("final", "all", "report"):
-        table = tuning_table(ns)  # from the committed tuning records
-        complete = all(table[m]["finished"] == f"{len(ns.S.tune_grid(m))}/{len(ns.S.tune_grid(m))}" for m in ns.methods)
-        if complete:
-            Path(ns.tuning).parent.mkdir(parents=True, exist_ok=True)
-            Path(ns.tuning).write_text(json.dumps({"tuning": table}, indent=1))
-        if ns.stage == "report" and not complete:
-            print("tuning is not finished: reporting the records without the chosen configurations", flush=True)
-        else:
-            chosen = choose(ns.S, table, ns.methods)
-        if chosen:
-            (Path(ns.out) / "selected.json").write_text(json.dumps(chosen, indent=1))
-            print("chosen:", json.dumps({m: c["values"] for m, c in chosen.items()}), flush=True)
-    if ns.stage in ("final", "all"):
-        run_jobs(ns, final_jobs(ns, chosen))
-    if ns.stage in ("report", "all"):
-        report(ns, chosen)
+    if stage == "report" and not complete:
+        print("tuning is not finished: reporting the records without the chosen configurations", flush=True)
+        return None
+    chosen = choose(ns.S, table, ns.methods)
+    if chosen:
+        (Path(ns.out) / "selected.json").write_text(json.dumps(chosen, indent=1))
+        print("chosen:", json.dumps({m: c["values"] for m, c in chosen.items()}), flush=True)
+    return chosen
+
+
+def stage_final(ns, chosen: dict | None) -> None:
+    run_jobs(ns, final_jobs(ns, chosen))
+
+
+def stage_report(ns, chosen: dict | None) -> dict:
+    return report(ns, chosen)
+
+
+def main(argv=None):
+    return runner.run_design(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

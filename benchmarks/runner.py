@@ -113,3 +113,41 @@ class Records:
         self.folder.mkdir(parents=True, exist_ok=True)
         write_json(self.path(run), record)
         return record
+
+
+# --------------------------------------------------------------------------- a design's stages
+
+STAGES = ("plan", "tune", "final", "report", "all")
+
+
+def run_design(design, argv=None):
+    """Run a benchmark design through its stages; the runner owns their order, the design its
+    content. ``design`` (a module) has:
+
+    * ``parse(argv) -> ns``: its flags, with ``--stage`` (one of :data:`STAGES`, or a name of
+      the design's ``STAGE_NAMES``, e.g. ``{"pilot": "tune"}``) and ``--out``;
+    * ``stage_plan(ns)``: what is done and what is left, from the records alone (no run);
+    * ``stage_tune(ns) -> table``: the tuning runs that have no record, then the tuning table;
+    * ``stage_choose(ns, table, stage) -> chosen``: each method's configuration for the final
+      runs (``table``: the tuning stage's, or None: read from the committed records);
+    * ``stage_final(ns, chosen)``: the final runs that have no record, each leaving its record;
+    * ``stage_report(ns, chosen) -> doc``: results, tables and plots from the records alone.
+
+    ``all`` is tune, final, report. With ``REPORT_AFTER_FINAL`` set, ``final`` ends with the report.
+    """
+    ns = design.parse(argv)
+    stage = getattr(design, "STAGE_NAMES", {}).get(ns.stage, ns.stage)
+    if stage not in STAGES:
+        raise SystemExit(f"unknown stage {ns.stage!r}; one of {', '.join(STAGES)}")
+    Path(ns.out).mkdir(parents=True, exist_ok=True)
+    if stage == "plan":
+        return design.stage_plan(ns)
+    table = design.stage_tune(ns) if stage in ("tune", "all") else None
+    if stage == "tune":
+        return table
+    chosen = design.stage_choose(ns, table, stage)
+    if stage in ("final", "all"):
+        design.stage_final(ns, chosen)
+    if stage in ("report", "all") or (stage == "final" and getattr(design, "REPORT_AFTER_FINAL", False)):
+        return design.stage_report(ns, chosen)
+    return None
