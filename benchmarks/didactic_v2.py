@@ -98,19 +98,21 @@ def _n(ns, x: int) -> int:
     return max(2, int(round(x * ns.scale)))
 
 
-def train_cmd(ns, setting: str, method: str, seed: int, values: dict, out: Path) -> list[str]:
-    s = S.SETTINGS[setting]
+def training_cmd(s: dict, algo: str, seed: int, out: Path, token_budget: int, threads: int, values: dict, **also):
+    """``mrt train`` of one run in a setting ``s`` (knobs, model, thinking budget, completion
+    length), at a token budget, with a method's values (the third design's too)."""
     return mrt_cmd(
         "train",
-        algo=method,
+        algo=algo,
         seed=seed,
         out=out,
-        token_budget=_n(ns, S.TOKEN_BUDGET),
+        token_budget=token_budget,
         max_steps=100000,
         report_to="none",
         eval_problems=0,
         knobs=s["knobs"],
-        threads=ns.threads,
+        threads=threads,
+        **also,
         model=s["model"] or None,
         thinking_budget=s["thinking_budget"] or None,
         max_completion_length=s["max_completion_length"] or None,
@@ -118,13 +120,13 @@ def train_cmd(ns, setting: str, method: str, seed: int, values: dict, out: Path)
     )
 
 
-def eval_cmd(ns, setting: str, model: str, seed: int, split: dict, out: Path) -> list[str]:
-    s = S.SETTINGS[setting]
+def analysis_cmd(s: dict, model: str, seed: int, split: dict, n_problems: int, out: Path) -> list[str]:
+    """``mrt analyze`` of a model on an evaluation split in a setting ``s`` (the third design's too)."""
     return mrt_cmd(
         "analyze",
         out=out,
         knobs=s["knobs"],
-        n_problems=_n(ns, split["n_problems"]),
+        n_problems=n_problems,
         problem_seed=split["problem_seed"],
         traces_per_problem=split["traces"],
         extensions=split["extensions"],
@@ -132,6 +134,14 @@ def eval_cmd(ns, setting: str, model: str, seed: int, split: dict, out: Path) ->
         seed=seed,
         model=model or None,
     )
+
+
+def train_cmd(ns, setting: str, method: str, seed: int, values: dict, out: Path) -> list[str]:
+    return training_cmd(S.SETTINGS[setting], method, seed, out, _n(ns, S.TOKEN_BUDGET), ns.threads, values)
+
+
+def eval_cmd(ns, setting: str, model: str, seed: int, split: dict, out: Path) -> list[str]:
+    return analysis_cmd(S.SETTINGS[setting], model, seed, split, _n(ns, split["n_problems"]), out)
 
 
 def run_jobs(ns, jobs: list) -> None:

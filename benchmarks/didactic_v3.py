@@ -33,7 +33,6 @@ from pathlib import Path
 from benchmarks import didactic_stats as ST
 from benchmarks import didactic_v2 as D  # trace figures, strict accounting, hint uptake, formatting, plots
 from benchmarks import runner
-from benchmarks.runner import mrt_cmd
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,40 +127,14 @@ def _n(ns, x: int) -> int:
 
 
 def train_cmd(ns, method: str, seed: int, values: dict, out: Path) -> list[str]:
-    s, spec = ns.S.SETTING, dict(ns.S.METHODS[method])
-    return mrt_cmd(
-        "train",
-        algo=spec.pop("algo"),
-        seed=seed,
-        out=out,
-        token_budget=_n(ns, ns.S.TOKEN_BUDGET),
-        max_steps=100000,
-        report_to="none",
-        eval_problems=0,
-        knobs=s["knobs"],
-        threads=ns.threads,
-        save_every=25,
-        model=s["model"] or None,
-        thinking_budget=s["thinking_budget"] or None,
-        max_completion_length=s["max_completion_length"] or None,
-        **{**spec, **values},
-    )
+    spec = dict(ns.S.METHODS[method])
+    algo = spec.pop("algo")
+    token_budget = _n(ns, ns.S.TOKEN_BUDGET)
+    return D.training_cmd(ns.S.SETTING, algo, seed, out, token_budget, ns.threads, {**spec, **values}, save_every=25)
 
 
 def eval_cmd(ns, model: str, seed: int, split: dict, out: Path) -> list[str]:
-    s = ns.S.SETTING
-    return mrt_cmd(
-        "analyze",
-        out=out,
-        knobs=s["knobs"],
-        n_problems=_n(ns, split["n_problems"]),
-        problem_seed=split["problem_seed"],
-        traces_per_problem=split["traces"],
-        extensions=split["extensions"],
-        budgets=s["budgets"],
-        seed=seed,
-        model=model or None,
-    )
+    return D.analysis_cmd(ns.S.SETTING, model, seed, split, _n(ns, split["n_problems"]), out)
 
 
 def _job(ns, name: str, d: Path, method: str | None, seed: int, values: dict, split: dict):
