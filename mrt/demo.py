@@ -91,6 +91,19 @@ def run_demo(cfg: DemoConfig) -> dict:
             (f"{a}: report", f"{a}/eval/report.html", f"the {a} model on the held-out set") for a in ("grpo", "mrt")
         ]
         links.append(("comparison", "compare/compare.html", "base, grpo and mrt side by side, with their traces"))
-    index = write_index(out, links, "mrt demo: the didactic world end to end")
+    from mrt.report.analysis import run_card
+
+    cards = [run_card(n, results[n], href=f"{n}/report.html") for n in sets]
+    if cfg.train_steps:
+        for a in ("grpo", "mrt"):
+            train = json.loads((out / a / "summary.json").read_text())
+            analysis = json.loads((out / a / "eval" / "summary.json").read_text())
+            cards.append(run_card(a, analysis, train, href=f"{a}/eval/report.html"))
+    plot = (
+        out / "compare" / "plots" / "accuracy_vs_tokens.png"
+        if cfg.train_steps
+        else out / "base" / "plots" / "j_tokens.png"
+    )
+    index = write_index(out, links, "mrt demo: the didactic world end to end", cards, plot)
     print(f"demo finished in {time.time() - t0:.0f} s; open {index.resolve()}")
     return results

@@ -26,6 +26,8 @@ EVAL_KEYS = (
     "traces_by_episode",
     "progress_by_episode",
     "normalized_regret",
+    "regret_split",
+    "regret_by_curve",
     "regret_by_axis",
     "majority_regret",
     "maj_at_k",
@@ -63,6 +65,24 @@ def trace_regret(r: TraceRecord | dict, budget: float, axis: str) -> float:
         )
     xs = metrics.authors_axis([p["input_tokens"] for p in r.prefixes], [p["answer_tokens"] for p in r.prefixes])
     return metrics.normalized_regret_authors(xs, js, budget)
+
+
+def trace_regret_split(r: TraceRecord | dict, budget: float, curve: str = "interpolated") -> dict:
+    """:func:`mrt.core.metrics.regret_split` of one trace (thinking-token axis)."""
+    r = _record(r)
+    return metrics.regret_split(r.episode_ends, r.j_curve, budget, curve)
+
+
+def regret_split(records: list, budgets: list[int], curve: str = "interpolated") -> dict:
+    """Per budget, the means over traces of :func:`mrt.core.metrics.regret_split`: the part of
+    normalised regret before the first episode ends and after it, and regret as the answer before
+    thinking (``start`` = 1 - J(empty)) minus what thinking added (``progress_area``)."""
+    records = as_records(records)
+    out = {}
+    for c in budgets:
+        parts = [trace_regret_split(r, c, curve) for r in records]
+        out[str(c)] = {k: sum(p[k] for p in parts) / len(parts) for k in parts[0]}
+    return out
 
 
 def trace_accuracy_at(r: TraceRecord | dict, budget: float) -> float:
@@ -135,6 +155,7 @@ def aggregate(records: list, budgets: list[int], regret_axis: str) -> dict:
     # accuracy vs budget is a step function that changes only at episode ends: evaluate it there
     grid = sorted({0} | {e["end"] for r in records for e in r.episodes})
     acc_curve = [sum(trace_accuracy_at(r, b) for r in records) / n for b in grid]
+    acc_lin = [sum(metrics.j_interpolated(r.episode_ends, r.j_curve, b) for r in records) / n for b in grid]
     correct = sum(r.correct for r in records)
     status, grader = defaultdict(int), defaultdict(int)
     for r in records:
@@ -161,6 +182,15 @@ def aggregate(records: list, budgets: list[int], regret_axis: str) -> dict:
         "maj_at_k": {str(k): sum(r.prefixes[-1]["maj_at_k"][str(k)] for r in records) / n for k in ks},
         "pass_at_k": {str(k): sum(r.prefixes[-1]["pass_at_k"][str(k)] for r in records) / n for k in ks},
         "accuracy_vs_tokens": metrics.step_points(grid, acc_curve),
+        "accuracy_vs_tokens_interpolated": {f"{t:g}": v for t, v in zip(grid, acc_lin)},
+        "regret_split": regret_split(records, budgets),
+        "regret_by_curve": {
+            "interpolated": regret["thinking"],
+            "step": {
+                str(c): sum(metrics.normalized_regret_step(r.episode_ends, r.j_curve, c) for r in records) / n
+                for c in budgets
+            },
+        },
         "forced_accuracy_at_end": acc_curve[-1],
         "tokens_to_accuracy": metrics.tokens_to_fraction(grid, acc_curve),
         "extrapolation": extrapolation(records),

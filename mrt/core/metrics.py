@@ -62,6 +62,73 @@ def normalized_regret(ends: Sequence[int], j: Sequence[float], budget: float) ->
     return 1.0 - _curve_area(ends, j[1:], budget, 0.0, j[0]) / budget
 
 
+def _step_area(ends: Sequence[int], j: Sequence[float], budget: float, start: float = 0.0) -> float:
+    """Area under the step curve J(t) = J after the last episode ending at or before t (J(empty)
+    before the first end) on [start, budget]."""
+    area, t_prev, v_prev = 0.0, 0.0, j[0]
+    for t, v in zip(list(ends) + [float("inf")], list(j[1:]) + [None]):
+        lo, hi = max(t_prev, start), min(t, budget)
+        if hi > lo:
+            area += v_prev * (hi - lo)
+        if t >= budget or v is None:
+            break
+        t_prev, v_prev = t, v
+    return area
+
+
+def normalized_regret_step(ends: Sequence[int], j: Sequence[float], budget: float) -> float:
+    """Normalised regret on the step curve: 1 - (1/C) * integral_0^C J(t) dt with J(t) the
+    accuracy of an answer forced at the last episode end within t (J(empty) before the first).
+    The same curve as accuracy at budget (:func:`j_at_budget`); a check beside the declared,
+    interpolated :func:`normalized_regret`, which credits an episode's progress linearly over it."""
+    if len(j) != len(ends) + 1:
+        raise ValueError("j must hold J(empty) and one value per episode end")
+    if budget <= 0:
+        raise ValueError(f"budget must be positive, got {budget}")
+    return 1.0 - _step_area(ends, j, budget) / budget
+
+
+def regret_split(ends: Sequence[int], j: Sequence[float], budget: float, curve: str = "interpolated") -> dict:
+    """Where a trace's normalised regret at budget C comes from (docs/concepts.md, "Regret split").
+
+    * ``before_first_end`` + ``after_first_end`` = regret: (1/C) * integral of (1 - J(t)) over
+      [0, min(e1, C)] and over [e1, C], e1 the first episode's end (a trace without episodes: all
+      before). Before e1 the curve runs from the answer with no thinking, J(empty).
+    * ``start`` - ``progress_area`` = regret: ``start`` = 1 - J(empty), the regret of answering
+      at once and never improving; ``progress_area`` = (1/C) * integral over [0, C] of
+      (J(t) - J(empty)), the area between the curve and its own start (what thinking added; negative
+      when thinking lowered J).
+
+    ``curve``: ``interpolated`` (the regret's declared curve, :func:`normalized_regret`) or
+    ``step`` (:func:`normalized_regret_step`)."""
+    if len(j) != len(ends) + 1:
+        raise ValueError("j must hold J(empty) and one value per episode end")
+    if budget <= 0:
+        raise ValueError(f"budget must be positive, got {budget}")
+    if curve == "interpolated":
+        total = _curve_area(ends, j[1:], budget, 0.0, j[0])
+        first = _curve_area(ends[:1], j[1:2], min(ends[0], budget), 0.0, j[0]) if ends and ends[0] > 0 else None
+    elif curve == "step":
+        total = _step_area(ends, j, budget)
+        first = j[0] * min(ends[0], budget) if ends and ends[0] > 0 else None
+    else:
+        raise ValueError(f"curve must be interpolated or step, got {curve!r}")
+    e1 = min(ends[0], budget) if ends else budget
+    if first is None:
+        first = total
+    elif e1 <= 0:
+        first = 0.0
+    before = (e1 - first) / budget
+    regret = 1.0 - total / budget
+    return {
+        "regret": regret,
+        "before_first_end": before,
+        "after_first_end": regret - before,
+        "start": 1.0 - j[0],
+        "progress_area": total / budget - j[0],
+    }
+
+
 def authors_axis(input_tokens: Sequence[int], answer_tokens: Sequence[float]) -> list[float]:
     """The x-axis of the MRT authors' regret notebook: for every prefix (J(empty) first), the
     tokens of the meta-prover's whole input (prompt, thinking prefix, and the termination text
@@ -211,6 +278,17 @@ def j_at_budget(ends: Sequence[int], j: Sequence[float], budget: float) -> float
             break
         value = v
     return value
+
+
+def j_interpolated(ends: Sequence[int], j: Sequence[float], t: float) -> float:
+    """J(t) on the regret's curve: linear from (0, J(empty)) through each (episode end, J), flat
+    after the last end. Beside :func:`j_at_budget` (the step curve: an answer forced at t)."""
+    t_prev, v_prev = 0.0, j[0]
+    for e, v in zip(ends, j[1:]):
+        if t <= e:
+            return v_prev + (v - v_prev) * (t - t_prev) / (e - t_prev) if e > t_prev else v
+        t_prev, v_prev = e, v
+    return v_prev
 
 
 def tokens_to_reach(budgets: Sequence[float], accuracy: Sequence[float], target: float) -> float | None:

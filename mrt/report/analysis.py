@@ -271,6 +271,19 @@ def make_plots(out: Path, summary: dict, records: list | None = None, regret_ci:
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.legend()
     paths["majk"] = save_figure(plt, fig, pdir / "majk.png")
+
+    if summary.get("accuracy_vs_tokens_interpolated"):
+        fig, ax = plt.subplots(figsize=(5, 3.6))
+        lin = summary["accuracy_vs_tokens_interpolated"]
+        ax.plot([float(t) for t in lin], list(lin.values()), label="interpolated (the regret's curve)")
+        step = summary["accuracy_vs_tokens"]
+        ts = [float(t) for t in step] + [max(float(t) for t in lin)]
+        ax.step(ts, list(step.values()) + [list(step.values())[-1]], where="post", label="step (answer forced at t)")
+        ax.set(
+            xlabel="thinking tokens", ylabel="mean J", ylim=(0, 1.02), title=f"accuracy vs thinking tokens ({n} traces)"
+        )
+        ax.legend(fontsize=8)
+        paths["curves"] = save_figure(plt, fig, pdir / "accuracy_curves.png")
     return paths
 
 
@@ -305,6 +318,20 @@ def headline(summary: dict, records: list, regret_ci: dict) -> list[dict]:
                 "definition": f"1 − (1/C)∫J over the first {b} thinking tokens (J* = 1; lower is better; "
                 "95% bootstrap interval over problems)",
                 "anchor": "regret",
+            }
+        )
+    split = summary.get("regret_split") or {}
+    mid = list(split)[len(split) // 2] if split else None
+    if mid is not None:
+        sp = split[mid]
+        out.append(
+            {
+                "name": f"Regret at C = {mid}, split",
+                "value": f"{sp['start']:.3f} − {sp['progress_area']:.3f}",
+                "definition": "the answer before thinking (1 − J(empty)) minus what thinking added (the area "
+                f"between the curve and its start, over C); by time: {sp['before_first_end']:.3f} before the first "
+                f"episode ends, {sp['after_first_end']:.3f} after it",
+                "anchor": "regret-split",
             }
         )
     t90 = (summary.get("tokens_to_accuracy") or {}).get("0.9")
@@ -388,6 +415,8 @@ def write_report(out: Path, summary: dict, records: list) -> Path:
             "maj_at_k",
             "pass_at_k",
             "majority_regret",
+            "regret_split",
+            "regret_by_curve",
             "tokens_to_accuracy",
         )
     )
@@ -408,13 +437,54 @@ def write_report(out: Path, summary: dict, records: list) -> Path:
     return path
 
 
-def write_index(out: Path, links: list[tuple[str, str, str]], title: str = "mrt demo") -> Path:
-    """An index page: ``[(label, relative href, one-line note), ...]``."""
+def run_card(name: str, summary: dict, train: dict | None = None, href: str = "") -> str:
+    """One run's card on a front page: accuracy, regret at the middle budget split into the answer
+    before thinking and what thinking added, thinking tokens, and for a trained run its steps and
+    sampled tokens."""
+    acc, (lo, hi) = summary["accuracy"], summary.get("accuracy_ci", [None, None])
+    reg = summary.get("normalized_regret", {})
+    mid = list(reg)[len(reg) // 2] if reg else None
+    rows = [("accuracy", fmt(acc, lo, hi))]
+    if mid is not None:
+        rows.append((f"regret at C = {mid}", f"{reg[mid]:.3f}"))
+        sp = (summary.get("regret_split") or {}).get(mid)
+        if sp:
+            rows.append(("= before thinking − thinking added", f"{sp['start']:.3f} − {sp['progress_area']:.3f}"))
+    rows.append(("thinking tokens (mean)", f"{summary.get('mean_thinking_tokens', float('nan')):.1f}"))
+    if train:
+        rows.append(("training steps", f"{train.get('steps', '-')}"))
+        rows.append(("sampled tokens", f"{train.get('sampled_tokens', 0):,}"))
+    title = f'<a href="{html.escape(href)}">{html.escape(name)}</a>' if href else html.escape(name)
+    cells = "".join(
+        f'<div class="def">{html.escape(k)}</div><div class="value">{html.escape(v)}</div>' for k, v in rows
+    )
+    return f'<div class="card run"><div class="name">{title}</div>{cells}</div>'
+
+
+def write_index(
+    out: Path,
+    links: list[tuple[str, str, str]],
+    title: str = "mrt demo",
+    cards: list[str] | None = None,
+    plot: Path | None = None,
+) -> Path:
+    """A front page: one card per run (:func:`run_card`), an overlaid plot, then the links
+    ``[(label, relative href, one-line note), ...]``."""
     items = "".join(
         f'<li><a href="{html.escape(h)}">{html.escape(lab)}</a> — {html.escape(note)}</li>' for lab, h, note in links
     )
+    body = f"<h1>{html.escape(title)}</h1>"
+    if cards:
+        body += (
+            '<div class="headline">' + "".join(cards) + "</div>"
+            "<p>Regret is split into the answer before thinking (1 − J(empty)) and what thinking added (the "
+            f"area between the curve and its start): {_concepts_link('definitions')}.</p>"
+        )
+    if plot is not None and Path(plot).is_file():
+        body += img_tag(Path(plot))
+    body += f"<h2>Reports</h2><ul>{items}</ul>"
     path = Path(out) / "index.html"
-    write_atomic(path, page(title, f"<h1>{html.escape(title)}</h1><ul>{items}</ul>"))
+    write_atomic(path, page(title, body))
     return path
 
 
@@ -432,5 +502,10 @@ def print_summary(s: dict, out: str) -> None:
     )
     print("progress by ep.:   " + " ".join(f"{x:+.2f}" for x in s["progress_by_episode"][: shown - 1]))
     print("normalised regret: " + ", ".join(f"C={c}: {v:.3f}" for c, v in s["normalized_regret"].items()))
+    if s.get("regret_split"):
+        print(
+            "  = before thinking - made by thinking: "
+            + ", ".join(f"C={c}: {v['start']:.3f} - {v['progress_area']:.3f}" for c, v in s["regret_split"].items())
+        )
     print("maj@k:             " + ", ".join(f"k={k}: {v:.3f}" for k, v in s["maj_at_k"].items()))
     print(f"report: {out}/report.html")

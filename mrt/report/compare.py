@@ -51,6 +51,7 @@ def _row(run: dict, set_name: str) -> dict | None:
         "accuracy": e["accuracy"],
         "mean_output_tokens": e["mean_output_tokens"],
         "normalized_regret": e["normalized_regret"],
+        "regret_split": e.get("regret_split", {}),
         "maj_at_k": e.get("maj_at_k", {}),
         "accuracy_at_budget": e.get("accuracy_at_budget", {}),
         "steps": t.get("steps"),
@@ -60,16 +61,23 @@ def _row(run: dict, set_name: str) -> dict | None:
 
 
 def table(rows: list[dict]) -> str:
+    """The runs side by side; regret at the first budget also split into the answer before
+    thinking (1 - J(empty)) and what thinking added (docs/concepts.md, regret split)."""
     budgets = list(rows[0]["normalized_regret"]) if rows else []
+    first = budgets[0] if budgets else None
     head = (
         ["run", "algo", "accuracy", "output tokens"]
         + [f"regret C={b}" for b in budgets]
+        + ([f"C={first}: before thinking", f"C={first}: thinking added"] if first else [])
         + ["steps", "sampled tokens", "s/step"]
     )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["run"], r["algo"], f"{r['accuracy']:.3f}", f"{r['mean_output_tokens']:.1f}"]
         cells += [f"{r['normalized_regret'].get(b, float('nan')):.3f}" for b in budgets]
+        if first:
+            sp = r.get("regret_split", {}).get(first)
+            cells += [f"{sp['start']:.3f}", f"{sp['progress_area']:.3f}"] if sp else ["-", "-"]
         cells += [
             str(r["steps"] if r["steps"] is not None else "-"),
             str(r["sampled_tokens"] if r["sampled_tokens"] is not None else "-"),
@@ -77,6 +85,11 @@ def table(rows: list[dict]) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# algorithms whose training rollouts start after a sampled prefix of the model's own thinking (MRT's
+# termination form; MRT-RL's revision after a first attempt): their training curves measure those
+PREFIX_CONDITIONED = ("mrt", "mrt-backtrack")
 
 
 def plots(runs: list[dict], out: Path) -> list[Path]:
@@ -125,14 +138,17 @@ def plots(runs: list[dict], out: Path) -> list[Path]:
         for r in runs:
             rows = [x for x in r["log"] if "reward" in x]
             if rows:
-                axes[0].plot([x["step"] for x in rows], [x["reward"] for x in rows], label=r["name"])
+                # MRT's rollouts continue (or answer after) a sampled prefix: their reward and length are
+                # not those of whole traces, so they are drawn dashed and named, not compared like with like
+                prefixed = (r["train"] or {}).get("algo") in PREFIX_CONDITIONED
+                kw = {"label": r["name"] + (" (after a sampled prefix)" if prefixed else "")}
+                kw["linestyle"] = "--" if prefixed else "-"
+                axes[0].plot([x["step"] for x in rows], [x["reward"] for x in rows], **kw)
                 axes[1].plot(
-                    [x["step"] for x in rows],
-                    [x.get("completions/mean_length", float("nan")) for x in rows],
-                    label=r["name"],
+                    [x["step"] for x in rows], [x.get("completions/mean_length", float("nan")) for x in rows], **kw
                 )
-        axes[0].set(xlabel="step", ylabel="mean reward", title="Training reward")
-        axes[1].set(xlabel="step", ylabel="tokens", title="Mean completion length")
+        axes[0].set(xlabel="step", ylabel="mean reward", title="Training reward of the sampled rollouts")
+        axes[1].set(xlabel="step", ylabel="tokens", title="Mean rollout length")
         axes[0].legend(fontsize=7)
         made.append(save_figure(plt, fig, out / "training.png"))
     if any("estimator/brier" in x for r in runs for x in r["log"]):

@@ -179,3 +179,65 @@ def test_extrapolated_accuracy():
     assert e["2x"]["j"] == pytest.approx(0.8)
     assert e["3x"]["j"] == pytest.approx(0.8 + 0.5 * (0.7 - 0.8))  # halfway from 2x (20 tok) to 4x (40 tok)
     assert e["5x"] == {"j": 0.7, "reached": 4.0}
+
+
+def test_regret_split_by_hand():
+    # J(empty) 0.5, J 1.0 after the first episode (ends at 4) and after the second (ends at 8), C = 8.
+    # Interpolated: area 0.75 * 4 (the ramp) + 1.0 * 4 = 7, regret 1/8; before the first end
+    # (1 - J) on the ramp: 4 - 3 = 1, so 1/8; after it: 0. Start 1 - 0.5; progress area 7/8 - 0.5.
+    s = M.regret_split([4, 8], [0.5, 1.0, 1.0], 8)
+    assert s == pytest.approx(
+        {"regret": 0.125, "before_first_end": 0.125, "after_first_end": 0.0, "start": 0.5, "progress_area": 0.375}
+    )
+    assert s["regret"] == pytest.approx(M.normalized_regret([4, 8], [0.5, 1.0, 1.0], 8))
+    # Step curve: 0.5 on [0, 4), 1 on [4, 8]: area 6, regret 1/4, all of it before the first end
+    t = M.regret_split([4, 8], [0.5, 1.0, 1.0], 8, "step")
+    assert t == pytest.approx(
+        {"regret": 0.25, "before_first_end": 0.25, "after_first_end": 0.0, "start": 0.5, "progress_area": 0.25}
+    )
+    assert M.normalized_regret_step([4, 8], [0.5, 1.0, 1.0], 8) == pytest.approx(0.25)
+    # Thinking that loses: J(empty) 1, 0 after the episode ending at 2, C = 4. Interpolated area
+    # 0.5 * 2 + 0 = 1: regret 3/4, before the first end 2 - 1 = 1 -> 1/4, after 2 -> 1/2;
+    # start 0, progress area 1/4 - 1 = -3/4 (thinking lowered J)
+    u = M.regret_split([2], [1.0, 0.0], 4)
+    assert u == pytest.approx(
+        {"regret": 0.75, "before_first_end": 0.25, "after_first_end": 0.5, "start": 0.0, "progress_area": -0.75}
+    )
+    # No thinking: the whole regret is the answer before thinking, before any episode end
+    assert M.regret_split([], [0.25], 8) == pytest.approx(
+        {"regret": 0.75, "before_first_end": 0.75, "after_first_end": 0.0, "start": 0.75, "progress_area": 0.0}
+    )
+    # A budget inside the first episode: the ramp from 0.5 to 1 over [0, 4] cut at 2 (area 1.25)
+    assert M.regret_split([4], [0.5, 1.0], 2)["before_first_end"] == pytest.approx(1 - 1.25 / 2)
+    with pytest.raises(ValueError):
+        M.regret_split([4], [0.5, 1.0], 8, "cubic")
+
+
+def test_interpolated_and_step_accuracy_by_hand():
+    ends, j = [4, 8], [0.5, 1.0, 0.0]
+    assert [M.j_interpolated(ends, j, t) for t in (0, 2, 4, 6, 8, 20)] == pytest.approx([0.5, 0.75, 1.0, 0.5, 0.0, 0.0])
+    assert [M.j_at_budget(ends, j, t) for t in (0, 2, 4, 6, 8, 20)] == [0.5, 0.5, 1.0, 1.0, 0.0, 0.0]
+
+
+def test_summary_holds_the_split_and_both_curves():
+    from mrt.core.figures import aggregate
+
+    rec = {
+        "problem_id": "p",
+        "n_output_tokens": 9,
+        "n_thinking_tokens": 8,
+        "status": "ok",
+        "correct": True,
+        "episodes": [{"end": 4}, {"end": 8}],
+        "progress": [0.5, 0.0],
+        "prefixes": [
+            {"j": j, "maj_at_k": {"1": j}, "pass_at_k": {"1": j}, "input_tokens": 10 + t, "answer_tokens": 2}
+            for j, t in ((0.5, 0), (1.0, 4), (1.0, 8))
+        ],
+    }
+    s = aggregate([rec, dict(rec, problem_id="q")], [8], "thinking")
+    assert s["regret_split"]["8"] == pytest.approx(M.regret_split([4, 8], [0.5, 1.0, 1.0], 8))
+    assert s["regret_by_curve"]["interpolated"] == pytest.approx({"8": 0.125})
+    assert s["regret_by_curve"]["step"] == pytest.approx({"8": 0.25})
+    assert s["accuracy_vs_tokens_interpolated"] == pytest.approx({"0": 0.5, "4": 1.0, "8": 1.0})
+    assert s["accuracy_vs_tokens"] == {"0": 0.5, "4": 1.0, "8": 1.0}

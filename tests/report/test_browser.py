@@ -77,9 +77,20 @@ def test_demo_pages_in_chromium(browser, demo, tmp_path):
     index = demo / "index.html"
     assert index.is_file()
     page, errors = _open(browser, index)
-    links = page.locator("a").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    links = list(dict.fromkeys(page.locator("a").evaluate_all("els => els.map(e => e.getAttribute('href'))")))
     assert "compare/compare.html" in links and "base/report.html" in links and "mrt/eval/report.html" in links
+    # the front page: a card per run with its headline figures (the regret split), the overlaid curves
+    cards = page.locator(".card.run")
+    assert cards.count() == 4
+    texts = [cards.nth(i).inner_text() for i in range(4)]
+    assert [t.splitlines()[0] for t in texts] == ["base", "base-hard", "grpo", "mrt"]
+    assert all("accuracy" in t and "before thinking" in t and "thinking tokens" in t for t in texts)
+    assert all("training steps" in t and "sampled tokens" in t for t in texts[2:])
+    assert not any("training steps" in t for t in texts[:2])
+    assert page.locator("img").evaluate_all("els => els.map(e => e.naturalWidth)")[0] > 100
+    assert not [e for e in errors if "favicon" not in e], errors
     page.close()
+    links = [h for h in links if ":" not in h]  # the reports, not the definitions page (file:)
     for href in links:
         multi = href.startswith("compare")
         page, errors = _open(browser, demo / href)
