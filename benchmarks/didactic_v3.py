@@ -380,6 +380,63 @@ def primary_endpoint(S, per: dict[str, list[dict]]) -> dict:
     return {"declared": P, "k": k, "level": level, "methods": out, "missing": [m for m in P["methods"] if m not in per]}
 
 
+LEAD_CURVE_POINTS = (0, 4, 6, 8, 12, 16, 20, 32, 48, 64, 128, 256)  # thinking tokens
+
+
+def lead_split(S, recs: dict[str, list[dict]]) -> dict:
+    """Secondary, added after the results (issue 36): where each method's difference from GRPO on
+    the primary endpoint sits, from the records alone, per seed (paired), 95% seed-level t intervals.
+
+    Per run: J(empty) = the step curve at 0 tokens (the answer forced with no thinking); regret at B
+    on the declared, interpolated curve (the primary metric); the same integral on the step curve
+    (an answer forced at t, the curve the plots draw: 1 - the mean of the curve over [0, B)); and
+    regret = start - progress, start = 1 - J(empty), progress = the area between the curve and its
+    start, over B (docs/concepts.md, regret split). The differences: method - GRPO."""
+    B = int(S.PRIMARY["metric"].split("C")[-1])
+    key = S.PRIMARY["metric"]
+
+    def per_run(x: dict) -> dict:
+        j0 = x["curve"][0]
+        reg = statistics.fmean(x["per_problem"][key].values())
+        step = 1 - statistics.fmean(x["curve"][:B])
+        return {
+            "regret": reg,
+            "regret_step": step,
+            "start": 1 - j0,
+            "progress": (1 - j0) - reg,
+            "progress_step": (1 - j0) - step,
+            "accuracy": statistics.fmean(x["per_problem"]["accuracy"].values()),
+            "natural_accuracy": statistics.fmean(x["per_problem"]["natural_accuracy"].values()),
+            "truncated": x.get("skipped_traces", 0) / x["n_traces"],
+            "curve": [x["curve"][t] for t in LEAD_CURVE_POINTS],
+        }
+
+    if "grpo" not in recs:
+        return {}
+    g = {x["run"].rsplit("-s", 1)[1]: per_run(x) for x in recs["grpo"]}
+    out = {"budget": B, "curve_points": list(LEAD_CURVE_POINTS), "methods": {}}
+    for m, rs in recs.items():
+        mine = {x["run"].rsplit("-s", 1)[1]: per_run(x) for x in rs}
+        row = {
+            k: ST.t_interval([v[k] for v in mine.values()])
+            for k in ("regret", "regret_step", "start", "progress", "progress_step", "natural_accuracy", "truncated")
+        }
+        if m != "grpo":
+            seeds = [sd for sd in mine if sd in g]
+            d = {k: [mine[sd][k] - g[sd][k] for sd in seeds] for k in mine[seeds[0]] if k != "curve"}
+            row["vs_grpo"] = {k: ST.t_interval(v) for k, v in d.items()}
+            row["vs_grpo"]["seeds_better_step"] = sum(x < 0 for x in d["regret_step"])
+            row["vs_grpo"]["seeds_better"] = sum(x < 0 for x in d["regret"])
+            dr, ds = statistics.fmean(d["regret"]), statistics.fmean(d["start"])
+            row["vs_grpo"]["share_from_the_answer_before_thinking"] = ds / dr if abs(dr) > 1e-12 else None
+            row["vs_grpo"]["curve"] = [
+                ST.t_interval([mine[sd]["curve"][i] - g[sd]["curve"][i] for sd in seeds])
+                for i in range(len(LEAD_CURVE_POINTS))
+            ]
+        out["methods"][m] = row
+    return out
+
+
 def results(ns) -> dict:
     S = ns.S
     keys = metric_keys(S)
@@ -424,6 +481,7 @@ def results(ns) -> dict:
         return ST.pooled([x["curve"] for x in rs], [x["n_traces"] for x in rs])
 
     r["curves"] = {m: {"grid": grid[::2], "accuracy": curve(rs)[::2]} for m, rs in recs.items()}
+    r["lead_split"] = lead_split(S, recs)
     if "grpo" in recs:
         g = recs["grpo"]
         r["grpo_vs_itself"] = ST.self_null(grid, [x["curve"] for x in g], [x["n_traces"] for x in g])
@@ -512,7 +570,54 @@ def markdown(doc: dict) -> str:
             )
         if r.get("missing"):
             lines.append(f"\n(runs missing: {', '.join(r['missing'])})")
+        lines += lead_markdown(r.get("lead_split") or {})
     return "\n".join(lines)
+
+
+def lead_markdown(ls: dict) -> list[str]:
+    """The table of :func:`lead_split` (secondary, added after the results)."""
+    if not ls:
+        return []
+
+    def f(x):
+        return (
+            f"{x['mean']:+.3f} [{x['ci'][0]:+.3f}, {x['ci'][1]:+.3f}]"
+            if x and x.get("ci", [None])[0] is not None
+            else "—"
+        )
+
+    b = ls["budget"]
+    grpo_truncated = ls["methods"]["grpo"]["truncated"]["mean"]
+    lines = [
+        f"\n**Where the difference from GRPO at B = {b} sits** (secondary, added after the results; method − GRPO, "
+        "paired by seed, 95% seed-level t intervals). Regret = before thinking (1 − J(empty)) − what thinking "
+        "added (the area between the curve and its start, over B); the step curve is the answer forced at t.\n",
+        "| method | Δ regret (declared) | Δ before thinking | Δ added by thinking | share of Δ regret before thinking "
+        "| Δ regret, step curve | seeds better on the step curve | Δ accuracy at B | Δ accuracy at the natural end "
+        "| truncated traces, method / GRPO |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m, row in ls["methods"].items():
+        v = row.get("vs_grpo")
+        if not v:
+            continue
+        sh = v.get("share_from_the_answer_before_thinking")
+        lines.append(
+            f"| {m} | {f(v['regret'])} | {f(v['start'])} | {f(v['progress'])} | {'—' if sh is None else f'{sh:.2f}'} "
+            f"| {f(v['regret_step'])} | {v['seeds_better_step']} of {v['regret']['seeds']} | {f(v['accuracy'])} "
+            f"| {f(v['natural_accuracy'])} | {row['truncated']['mean']:.3f} / {grpo_truncated:.3f} |"
+        )
+    pts = ls["curve_points"]
+    lines += [
+        "\nAccuracy (step curve) minus GRPO's, by thinking tokens (mean over seeds):\n",
+        "| method | " + " | ".join(str(t) for t in pts) + " |",
+        "|---" * (len(pts) + 1) + "|",
+    ]
+    for m, row in ls["methods"].items():
+        v = row.get("vs_grpo")
+        if v:
+            lines.append(f"| {m} | " + " | ".join(f"{c['mean']:+.3f}" for c in v["curve"]) + " |")
+    return lines
 
 
 def tuning_markdown(S, table: dict) -> str:

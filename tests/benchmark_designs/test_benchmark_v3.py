@@ -232,3 +232,27 @@ def test_a_tuning_run_leaves_a_record_and_the_table_needs_only_records(tiny_mode
     assert "(best so far)" in text and "| grpo | (1/9 finished)" in text and "| mrt | (0/9 finished)" in text
     assert run not in [j[0].split("/")[1] for j in V.tune_jobs(ns)]
     assert len(V.tune_jobs(ns)) == 1 + 6 * 9 - 1  # the base and every other configuration
+
+
+def test_lead_split_by_hand():
+    """Two seeds, B = 2: GRPO's curve 0.5, 0.7, ..., the method's 0.8, 0.8, ...; declared regrets given."""
+    S = V.load_settings(ROOT / "benchmarks" / "didactic_v3_settings.py")
+    S.PRIMARY = dict(S.PRIMARY, metric="regret_C2")
+
+    def rec(run, curve, regret, acc=0.8):
+        pp = {"regret_C2": {"p": regret}, "accuracy": {"p": acc}, "natural_accuracy": {"p": acc}}
+        return {"run": run, "curve": curve + [curve[-1]] * 300, "per_problem": pp, "n_traces": 8, "skipped_traces": 0}
+
+    recs = {
+        "grpo": [rec("grpo-s0", [0.5, 0.7], 0.4), rec("grpo-s1", [0.5, 0.7], 0.4)],
+        "m": [rec("m-s0", [0.8, 0.8], 0.2), rec("m-s1", [0.8, 0.8], 0.2)],
+    }
+    ls = V.lead_split(S, recs)
+    v = ls["methods"]["m"]["vs_grpo"]
+    assert v["regret"]["mean"] == pytest.approx(-0.2)
+    assert v["start"]["mean"] == pytest.approx(-0.3)  # (1 - 0.8) - (1 - 0.5)
+    assert v["progress"]["mean"] == pytest.approx(-0.1)  # m: 0.2 - 0.2 = 0; grpo: 0.5 - 0.4 = 0.1
+    assert v["share_from_the_answer_before_thinking"] == pytest.approx(1.5)
+    # step curve over [0, 2): grpo 1 - (0.5 + 0.7) / 2 = 0.4, m 0.2
+    assert v["regret_step"]["mean"] == pytest.approx(-0.2) and v["seeds_better_step"] == 2
+    assert v["curve"][0]["mean"] == pytest.approx(0.3)
