@@ -80,7 +80,7 @@ def load_settings(path: str | Path):
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--settings-file", default=str(DEFAULT_SETTINGS), help="the declared design")
-    p.add_argument("--out", default="runs/bench-v3", help="working directory (runs, logs)")
+    p.add_argument("--out", default=None, help="working directory (runs, logs; default: runs/bench-NAME)")
     p.add_argument("--results", default="", help="also copy the results JSON here")
     p.add_argument("--stage", default="all", choices=["tune", "final", "report", "all", "plan"])
     p.add_argument("--methods", nargs="+", default=None, help="methods (default: all declared)")
@@ -89,26 +89,36 @@ def parse(argv=None):
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1)")
     p.add_argument(
         "--records",
-        default=str(ROOT / "benchmarks" / "results" / "didactic_v3_runs"),
-        help="folder of each finished final run's compact record (committed; a run with a record is not run again)",
+        default=None,
+        help="folder of each finished final run's compact record (committed; a run with a record is not run "
+        "again; default: benchmarks/results/NAME_runs, NAME the settings file's)",
     )
     p.add_argument(
         "--tune-records",
-        default=str(ROOT / "benchmarks" / "results" / "didactic_v3_tuning_runs"),
-        help="folder of each finished tuning run's compact record (committed; a run with a record is not run again)",
+        default=None,
+        help="folder of each finished tuning run's compact record (committed; a run with a record is not run "
+        "again; default: benchmarks/results/NAME_tuning_runs)",
     )
     p.add_argument(
         "--tuning",
-        default=str(ROOT / "benchmarks" / "results" / "didactic_v3_tuning.json"),
-        help="where the tuning table is written (from the tuning records, which the final stage chooses from)",
+        default=None,
+        help="where the tuning table is written (from the tuning records, which the final stage chooses from; "
+        "default: benchmarks/results/NAME_tuning.json)",
     )
-    p.add_argument("--plots", default=str(ROOT / "docs" / "img" / "didactic_v3"), help="folder of the report's plot")
+    p.add_argument("--plots", default=None, help="folder of the report's plot (default: docs/img/NAME)")
     p.add_argument("--scale", type=float, default=1.0, help="multiply token budget and problem counts (check: 0.05)")
     ns = p.parse_args(argv)
     try:
         ns.S = load_settings(ns.settings_file)
     except SettingsError as e:
         p.error(str(e))
+    name = getattr(ns.S, "NAME", "didactic_v3")  # a design is its settings file: it names its records
+    results = ROOT / "benchmarks" / "results"
+    ns.out = ns.out or f"runs/bench-{name.replace('didactic_', '')}"
+    ns.records = ns.records or str(results / f"{name}_runs")
+    ns.tune_records = ns.tune_records or str(results / f"{name}_tuning_runs")
+    ns.tuning = ns.tuning or str(results / f"{name}_tuning.json")
+    ns.plots = ns.plots or str(ROOT / "docs" / "img" / name)
     ns.methods = ns.methods or list(ns.S.METHODS)
     ns.seeds = ns.seeds if ns.seeds is not None else list(ns.S.FINAL_SEEDS)
     for m in ns.methods:
@@ -511,7 +521,7 @@ def report(ns, chosen: dict | None) -> dict:
         "settings": {S.SETTING["name"]: results(ns)},
     }
     text = json.dumps(doc, indent=1)
-    (Path(ns.out) / "didactic_v3.json").write_text(text)
+    (Path(ns.out) / f"{getattr(S, 'NAME', 'didactic_v3')}.json").write_text(text)
     if ns.results:
         Path(ns.results).parent.mkdir(parents=True, exist_ok=True)
         Path(ns.results).write_text(text)

@@ -17,7 +17,9 @@ to know which arm leads to the goal is to walk arms in the output stream (explor
   an attempt; held-out and harder held-out sets use other seeds or larger knobs; ``cue`` (a
   probability) adds a hint to the prompt, ``try <node>``, naming the first node of the goal arm
   with that probability and of another arm otherwise: learnable structure in the order of
-  exploration, which the noisy explorer ignores; ``cue_at`` says where the hint is written:
+  exploration, which the noisy explorer ignores (``cue=chance``: the hinted arm is drawn uniformly,
+  the goal's included, so the hint is right 1/arms of the time and following it gains nothing over
+  a guess); ``cue_at`` says where the hint is written:
   ``end`` (the prompt's tail, as above), ``edge`` (the word ``try`` before the hinted arm's first
   edge inside the edge list, ``try v3 v17 |``) or ``dup`` (that edge listed twice);
 * an exact verifier: the answer is correct iff it is the start-to-goal path.
@@ -103,9 +105,12 @@ class StarGraph:
 
 
 CUE_PLACES = ("end", "edge", "dup")
+CHANCE = "chance"  # knob cue=chance: the hint names an arm drawn uniformly, as informative as a guess
 
 
-def make_graph(rng: random.Random, arms: int, arm_len: int, cue: float = 0.0, cue_at: str = "end") -> StarGraph:
+def make_graph(
+    rng: random.Random, arms: int, arm_len: int, cue: float | str = 0.0, cue_at: str = "end"
+) -> StarGraph:
     if 1 + arms * arm_len > NUM_NODE_NAMES:
         raise ValueError(f"arms*arm_len+1 = {1 + arms * arm_len} exceeds {NUM_NODE_NAMES} node names")
     names = rng.sample(node_names(), 1 + arms * arm_len)
@@ -120,7 +125,9 @@ def make_graph(rng: random.Random, arms: int, arm_len: int, cue: float = 0.0, cu
             prev = v
     rng.shuffle(edges)
     hint = None
-    if cue > 0:  # drawn after the graph, so a cue leaves the graph of a seed unchanged
+    if cue == CHANCE:  # an arm drawn uniformly, the goal's included: the hint is right 1/arms of the time
+        hint = arm_nodes[rng.randrange(arms)][0]
+    elif cue > 0:  # drawn after the graph, so a cue leaves the graph of a seed unchanged
         others = [a for a in range(arms) if a != goal_arm]
         arm = goal_arm if rng.random() < cue or not others else rng.choice(others)
         hint = arm_nodes[arm][0]
@@ -279,12 +286,13 @@ class StarTask(Task):
             raise ValueError(
                 f"knobs arms={self.arms} arm_len={self.arm_len}: at most {NUM_NODE_NAMES - 1} nodes besides the start"
             )
-        try:
-            self.cue = float(self.cue)
-        except (TypeError, ValueError):
-            self.cue = None
-        if self.cue is None or not 0.0 <= self.cue <= 1.0:
-            raise ValueError(f"knob 'cue': expected a probability in [0, 1], got {self.cue!r}")
+        if self.cue != CHANCE:
+            try:
+                self.cue = float(self.cue)
+            except (TypeError, ValueError):
+                self.cue = None
+            if self.cue is None or not 0.0 <= self.cue <= 1.0:
+                raise ValueError(f"knob 'cue': expected a probability in [0, 1] or 'chance', got {self.cue!r}")
         if self.cue_at not in CUE_PLACES:
             raise ValueError(f"knob 'cue_at': expected one of {', '.join(CUE_PLACES)}, got {self.cue_at!r}")
 
