@@ -100,9 +100,9 @@ def _n(ns, x: int) -> int:
 
 def training_cmd(s: dict, algo: str, seed: int, out: Path, token_budget: int, threads: int, values: dict, **also):
     """``mrt train`` of one run in a setting ``s`` (knobs, model, thinking budget, completion
-    length), at a token budget, with a method's values (the third design's too)."""
-    return mrt_cmd(
-        "train",
+    length), at a token budget, with a method's values (the third design's too; a value of the
+    method's, e.g. its own thinking budget, replaces the setting's)."""
+    flags = dict(
         algo=algo,
         seed=seed,
         out=out,
@@ -116,8 +116,9 @@ def training_cmd(s: dict, algo: str, seed: int, out: Path, token_budget: int, th
         model=s["model"] or None,
         thinking_budget=s["thinking_budget"] or None,
         max_completion_length=s["max_completion_length"] or None,
-        **values,
     )
+    flags.update(values)  # the method's own flags, after the setting's (one of its own replaces the setting's)
+    return mrt_cmd("train", **flags)
 
 
 def analysis_cmd(s: dict, model: str, seed: int, split: dict, n_problems: int, out: Path) -> list[str]:

@@ -65,13 +65,20 @@ def load_settings(path: str | Path):
     budgets = S.SETTING["budgets"]
     if prim["metric"] not in [f"regret_C{c}" for c in budgets] + [f"acc_at_{c}" for c in budgets] + ["accuracy"]:
         raise SettingsError(f"{path}: PRIMARY metric {prim['metric']!r} is not a figure of the setting")
-    unknown = [m for m in prim["methods"] if m not in S.METHODS or m == "grpo"]
-    if unknown or "grpo" not in S.METHODS:
-        raise SettingsError(f"{path}: PRIMARY methods must be methods other than grpo (the baseline): {unknown}")
+    refs = {m: prim.get("reference", {}).get(m, "grpo") for m in prim["methods"]}
+    unknown = [m for m in prim["methods"] if m not in S.METHODS or m == refs[m] or refs[m] not in S.METHODS]
+    if unknown:
+        raise SettingsError(
+            f"{path}: PRIMARY methods must be declared methods other than their reference (grpo, or "
+            f"PRIMARY['reference'][method], also declared): {unknown}"
+        )
     shared = set(S.TUNE_SEEDS) & set(S.FINAL_SEEDS)
     if shared:
         raise SettingsError(f"{path}: tuning seeds {sorted(shared)} are also final seeds")
-    sizes = {m: len(S.tune_grid(m)) for m in S.METHODS}
+    try:
+        sizes = {m: len(S.tune_grid(m)) for m in S.METHODS}
+    except ValueError as e:  # a design whose configurations come from another's finished tuning
+        raise SettingsError(f"{path}: {e}") from None
     if len(set(sizes.values())) != 1:
         raise SettingsError(f"{path}: unequal tuning: {sizes}")
     return S
@@ -371,22 +378,28 @@ def load_records(ns, method: str) -> list[dict] | None:
 
 
 def primary_endpoint(S, per: dict[str, list[dict]]) -> dict:
-    """The declared primary endpoint: per method, the paired difference from GRPO with the
-    bootstrap interval at the Bonferroni level 1 - alpha/k, Holm-adjusted p (from the bootstrap's
-    normal approximation), the seed-level t interval at the same level, and the verdict. k is the
-    number of declared methods; a declared method without runs counts in the correction with p = 1."""
+    """The declared primary endpoint: per method, the paired difference from its reference (GRPO,
+    or ``PRIMARY["reference"][method]``) with the bootstrap interval at the Bonferroni level
+    1 - alpha/k, Holm-adjusted p (from the bootstrap's normal approximation), the seed-level t
+    interval at the same level, and the verdict. k is the number of declared methods; a declared
+    method without runs counts in the correction with p = 1."""
     P = S.PRIMARY
-    if "grpo" not in per:
-        return {"declared": P, "missing": ["grpo"]}
+    refs = {m: P.get("reference", {}).get(m, "grpo") for m in P["methods"]}
+    missing_refs = sorted({r for r in refs.values() if r not in per})
+    if missing_refs:
+        return {"declared": P, "missing": missing_refs}
     k = len(P["methods"])
     level = 1 - P["alpha"] / k
-    rows = {m: ST.paired(per[m], per["grpo"], level=level) for m in P["methods"] if m in per}
+    rows = {m: ST.paired(per[m], per[refs[m]], level=level) for m in P["methods"] if m in per}
     adj = ST.holm({m: rows[m]["p"] if m in rows else 1.0 for m in P["methods"]}, P["alpha"])
     out = {}
     for m, r in rows.items():
         better = r["mean"] < 0 if P["lower_is_better"] else r["mean"] > 0
-        verdict = ("better than GRPO" if better else "worse than GRPO") if adj[m]["survives"] else "no difference shown"
-        out[m] = {**r, "level": level, "p_holm": adj[m]["p_holm"], "verdict": verdict}
+        ref = "GRPO" if refs[m] == "grpo" else refs[m]
+        verdict = (
+            (f"better than {ref}" if better else f"worse than {ref}") if adj[m]["survives"] else "no difference shown"
+        )
+        out[m] = {**r, "level": level, "p_holm": adj[m]["p_holm"], "verdict": verdict, "reference": refs[m]}
     return {"declared": P, "k": k, "level": level, "methods": out, "missing": [m for m in P["methods"] if m not in per]}
 
 
@@ -536,22 +549,24 @@ def markdown(doc: dict) -> str:
     for name, r in doc["settings"].items():
         P = r["primary"]
         lines.append(f"\n### {name}: {r['what']}\n")
-        lines.append(f"**Primary endpoint** ({P['declared']['name']}, `{P['declared']['metric']}`, method − GRPO):\n")
+        ref = "its reference" if P["declared"].get("reference") else "GRPO"
+        lines.append(f"**Primary endpoint** ({P['declared']['name']}, `{P['declared']['metric']}`, method − {ref}):\n")
         if "methods" not in P:
             lines.append(f"(not computed: missing {', '.join(P['missing'])})")
         else:
             if P["missing"]:
                 lines.append(f"(no runs yet for {', '.join(P['missing'])}: counted in Holm's correction with p = 1)\n")
             lines += [
-                f"| method | Δ vs GRPO | {P['level']:.1%} bootstrap interval | {P['level']:.1%} seed-level t | "
+                f"| method | Δ vs {ref} | {P['level']:.1%} bootstrap interval | {P['level']:.1%} seed-level t | "
                 "Holm p | verdict |",
                 "|---|---|---|---|---|---|",
             ]
             for m, x in P["methods"].items():
                 t = x["t_ci"]
                 tt = f"[{t[0]:+.4f}, {t[1]:+.4f}]" if t[0] is not None else "— (one seed)"
+                vs = f" (vs {x['reference']})" if x.get("reference", "grpo") != "grpo" else ""
                 lines.append(
-                    f"| {m} | {x['mean']:+.4f} | [{x['ci'][0]:+.4f}, {x['ci'][1]:+.4f}] | "
+                    f"| {m}{vs} | {x['mean']:+.4f} | [{x['ci'][0]:+.4f}, {x['ci'][1]:+.4f}] | "
                     f"{tt} | {x['p_holm']:.3f} | {x['verdict']} |"
                 )
         bs = r["budgets"]

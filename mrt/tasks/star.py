@@ -108,9 +108,7 @@ CUE_PLACES = ("end", "edge", "dup")
 CHANCE = "chance"  # knob cue=chance: the hint names an arm drawn uniformly, as informative as a guess
 
 
-def make_graph(
-    rng: random.Random, arms: int, arm_len: int, cue: float | str = 0.0, cue_at: str = "end"
-) -> StarGraph:
+def make_graph(rng: random.Random, arms: int, arm_len: int, cue: float | str = 0.0, cue_at: str = "end") -> StarGraph:
     if 1 + arms * arm_len > NUM_NODE_NAMES:
         raise ValueError(f"arms*arm_len+1 = {1 + arms * arm_len} exceeds {NUM_NODE_NAMES} node names")
     names = rng.sample(node_names(), 1 + arms * arm_len)

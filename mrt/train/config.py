@@ -39,6 +39,11 @@ class TrainConfig:
         "binding thinking budget in tokens: a rollout's thinking is cut there, the "
         "termination text appended and the answer forced (0: none; every algo)",
     )
+    thinking_budget_schedule: str = arg(
+        "",
+        "a budget curriculum: 'B1@F1,B2@F2,...' = thinking budget B_i from fraction F_i of --token-budget on "
+        "(F1 = 0, F rising); e.g. 16@0,32@0.5 (B for the first half, 2B after); overrides --thinking-budget",
+    )
     temperature: float = arg(1.0, "sampling temperature of rollouts, prefixes and J estimates")
     beta: float = arg(0.0, "KL coefficient against the starting model (0: no reference model)")
     scale_rewards: str = arg("group", "divide advantages by the group's reward std: group | batch | none")
@@ -253,6 +258,10 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"config key 'estimator_lr' must be > 0, got {cfg.estimator_lr}")
     if cfg.thinking_budget < 0:
         raise ValueError(f"config key 'thinking_budget' must be >= 0, got {cfg.thinking_budget}")
+    if cfg.thinking_budget_schedule:
+        parse_schedule(cfg.thinking_budget_schedule)
+        if not cfg.token_budget:
+            raise ValueError("config key 'thinking_budget_schedule' needs a token budget (--token-budget) to run over")
     own = get_algorithm(cfg.algo).validate
     if own is not None:
         own(cfg)
@@ -260,3 +269,34 @@ def validate(cfg: TrainConfig) -> None:
 
 def as_dict(cfg: TrainConfig) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def parse_schedule(text: str) -> list[tuple[float, int]]:
+    """``"16@0,32@0.5"`` -> [(0.0, 16), (0.5, 32)]: a thinking budget from each fraction of the token
+    budget on; ValueError naming the problem for anything else."""
+    out = []
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        budget, sep, frac = item.partition("@")
+        try:
+            b, f = int(budget), float(frac)
+        except ValueError:
+            b, f = -1, -1.0
+        if not sep or b < 0 or not 0 <= f < 1:
+            raise ValueError(
+                f"config key 'thinking_budget_schedule': {item!r} must be BUDGET@FRACTION (a budget >= 0 in tokens, "
+                "a fraction of the token budget in [0, 1))"
+            )
+        out.append((f, b))
+    if not out or out[0][0] != 0 or any(b[0] <= a[0] for a, b in zip(out, out[1:])):
+        raise ValueError("config key 'thinking_budget_schedule': fractions must start at 0 and rise, e.g. 16@0,32@0.5")
+    return out
+
+
+def budget_at(schedule: list[tuple[float, int]], fraction: float) -> int:
+    """The thinking budget of a schedule (:func:`parse_schedule`) once ``fraction`` of the token
+    budget is spent."""
+    current = schedule[0][1]
+    for f, b in schedule:
+        if fraction >= f:
+            current = b
+    return current

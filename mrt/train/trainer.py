@@ -229,12 +229,26 @@ class MRTTrainer(GRPOTrainer):
         return comps, n_tok
 
     # ------------------------------------------------------------------ thinking budget
+    @property
+    def thinking_budget(self) -> int:
+        """The binding thinking budget now: ``thinking_budget``, or the curriculum's
+        (``thinking_budget_schedule``) at the share of the token budget sampled so far (restored on
+        resume with the token counters, so a resumed run follows the same schedule)."""
+        cfg = self.mrt_config
+        if not cfg.thinking_budget_schedule:
+            return cfg.thinking_budget
+        from mrt.train.config import budget_at, parse_schedule
+
+        return budget_at(parse_schedule(cfg.thinking_budget_schedule), self.tokens_sampled / cfg.token_budget)
+
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         comps, logprobs = super()._generate_single_turn(
             prompt_ids, images, multimodal_fields, num_generations, has_tool_images
         )
         self._forced_spans, self._rollout_tokens = [None] * len(comps), None
-        if self.mrt_config.thinking_budget:
+        if self.mrt_config.thinking_budget_schedule:
+            self._metrics["train"]["budget/thinking_budget"].append(float(self.thinking_budget))
+        if self.thinking_budget:
             self._rollout_tokens = sum(len(c) for c in comps)
             comps, logprobs = self._force_at_budget(prompt_ids, comps, logprobs)
         return comps, logprobs
@@ -250,7 +264,7 @@ class MRTTrainer(GRPOTrainer):
             used = self._prefix_thinking.get(tuple(p), 0)
             if used is None:  # an mrt prompt that is already force-terminated: the completion is the answer
                 continue
-            room = max(0, cfg.thinking_budget - used)
+            room = max(0, self.thinking_budget - used)
             think, answer = task.split_output(list(c), tok)
             if answer is not None and len(think) <= room:
                 continue
@@ -331,8 +345,8 @@ class MRTTrainer(GRPOTrainer):
         n_term = max(1, g // 2)
         for gi, (c, p_ids) in enumerate(zip(comps, first_ids)):
             think = self._thinking(c[0].token_ids)
-            if cfg.thinking_budget:  # a prefix lies inside the budget
-                think = think[: cfg.thinking_budget]
+            if self.thinking_budget:  # a prefix lies inside the budget
+                think = think[: self.thinking_budget]
             ends = task.episode_ends(think, tok) if think else []
             k = rng.randrange(len(ends)) if ends else 0
             cut = ends[k - 1] if k > 0 else 0
@@ -553,7 +567,7 @@ class MRTTrainer(GRPOTrainer):
     # ------------------------------------------------------------------ anytime (AnytimeReasoner)
     def _budgets(self) -> list[int]:
         cfg = self.mrt_config
-        return adv.budget_grid(cfg.thinking_budget or max(self.task.default_budgets), cfg.budget_grid)
+        return adv.budget_grid(self.thinking_budget or max(self.task.default_budgets), cfg.budget_grid)
 
     def budget_rewards(self, inputs, completion_ids: list[list[int]]):
         """Score of the answer forced at each budget b_j of each local rollout: the mean grade of

@@ -261,3 +261,22 @@ def test_a_new_algorithm_is_one_registration(tmp_path):
         unregister("test-flip")
     with pytest.raises(ValueError, match="unknown algorithm 'test-flip'"):
         load_config(None, dict(SMALL, algo="test-flip", out=str(tmp_path / "gone")))
+
+
+def test_a_budget_curriculum_switches_the_thinking_budget_by_tokens_sampled(tmp_path):
+    from mrt.train.config import budget_at, parse_schedule
+
+    sched = parse_schedule("16@0,32@0.5")
+    assert sched == [(0.0, 16), (0.5, 32)]
+    assert [budget_at(sched, f) for f in (0.0, 0.49, 0.5, 0.9)] == [16, 16, 32, 32]
+    for bad in ("16@0.1,32@0.5", "16@0,32@0.5,8@0.5", "16", "x@0", "16@1.5"):
+        with pytest.raises(ValueError, match="thinking_budget_schedule"):
+            parse_schedule(bad)
+    with pytest.raises(ValueError, match="needs a token budget"):
+        load_config(None, dict(SMALL, thinking_budget_schedule="2@0,6@0.5"))
+    cfg = dict(SMALL, algo="grpo", max_steps=100, token_budget=900, thinking_budget_schedule="2@0,6@0.5")
+    s = run_train(load_config(None, dict(cfg, out=str(tmp_path / "c"))))
+    log = [json.loads(x) for x in (tmp_path / "c" / "train_log.jsonl").read_text().splitlines()]
+    budgets = [r["budget/thinking_budget"] for r in log if "budget/thinking_budget" in r]
+    assert budgets[0] == 2 and budgets[-1] == 6 and budgets == sorted(budgets)  # B first, then 2B, by tokens
+    assert s["sampled_tokens"] >= 900
