@@ -139,34 +139,97 @@ def _keep_of(numbers: list[int], n: int, where: str) -> int:
     return numbers.index(n) + 1
 
 
-def parse_text(text: str) -> BacktrackTrace:
-    """Parse a text trace in the backtracking format (the module doc); offsets in characters.
+MARKER_LINE_RE = re.compile(
+    r"^[ \t]*(?:Backtrack to (?:Line|Step|Node) (?P<n>\d+)|Backtrack to (?:the )?beginning|"
+    + re.escape(RL_MARKER)
+    + r")[ \t]*$",
+    re.IGNORECASE,
+)
+MARKERISH_RE = re.compile(r"Backtrack to|" + re.escape(RL_MARKER), re.IGNORECASE)
 
-    Raises :class:`BacktrackFormatError` for a marker naming a step the current attempt does not
-    have (``missing_step``), a marker at the end (``no_revision``) and a revision with no text
-    (``empty_revision``). A trace with no marker is an attempt alone.
+
+def _line_at(text: str, i: int) -> tuple[int, int]:
+    """(start, end) of the line holding character ``i`` (end: before its newline)."""
+    start = text.rfind("\n", 0, i) + 1
+    end = text.find("\n", i)
+    return start, len(text) if end < 0 else end
+
+
+def _strict_steps(block: str, where: str, first: int | None) -> list[tuple[int, str]]:
+    """The numbered steps of one attempt or revision, strictly: nothing but space before the first
+    step header, numbers rising by one (from ``first`` when given). ``malformed`` otherwise."""
+    heads = list(STEP_RE.finditer(block))
+    if not heads:
+        raise BacktrackFormatError("malformed", f"{where} has no numbered step")
+    if block[: heads[0].start()].strip():
+        stray = block[: heads[0].start()].strip()
+        raise BacktrackFormatError("malformed", f"{where}: text before its first step header: {stray[:60]!r}")
+    steps = text_steps(block)
+    numbers = [n for n, _ in steps]
+    if first is not None and numbers[0] != first:
+        raise BacktrackFormatError("malformed", f"{where} starts at step {numbers[0]}, not {first}")
+    bad = [(a, b) for a, b in zip(numbers, numbers[1:]) if b != a + 1]
+    if bad:
+        raise BacktrackFormatError(
+            "malformed", f"{where}: step {bad[0][1]} after step {bad[0][0]} (steps must rise by one)"
+        )
+    return steps
+
+
+def parse_text(text: str) -> BacktrackTrace:
+    """Parse a text trace in the backtracking format (the module doc), strictly; offsets in characters.
+
+    A marker is a line of its own (the authors' ``Backtrack to Line N`` / ``Backtrack to beginning``
+    and their RL marker), followed by a newline and the revision's first step header. Raises
+    :class:`BacktrackFormatError`: ``missing_step`` (a marker naming a step the current attempt
+    does not have), ``no_revision`` (a marker at the end), ``empty_revision`` (a marker right before
+    the next one), ``malformed`` (a broken marker: ``Backtrack to`` text that is not a whole marker
+    line, e.g. ``Backtrack to Backtrack to Line 1``, ``Backtrack to Line -1`` or a marker inside a
+    line; text between a marker and the next step header; step numbers that repeat, restart or
+    skip, or a revision that does not go on from the step its marker keeps; a revision with no
+    step). An attempt ``z0`` with no step header at all is one step (models that do not number
+    steps); a trace with no marker is an attempt alone.
     """
-    marks = list(TEXT_MARKER_RE.finditer(text))
-    first = marks[0].start() if marks else len(text)
-    cur = text_steps(text[:first])
+    marks = []
+    for m in MARKERISH_RE.finditer(text):
+        a, b = _line_at(text, m.start())
+        line = MARKER_LINE_RE.match(text[a:b])
+        if line is None:
+            raise BacktrackFormatError(
+                "malformed", f"broken backtrack marker at character {m.start()}: {text[a:b].strip()[:80]!r}"
+            )
+        if marks and marks[-1][0] == a:
+            continue  # the same marker line (e.g. the RL marker's own words)
+        marks.append((a, b, line))
+    first = marks[0][0] if marks else len(text)
+    z0 = text[:first]
+    if z0.strip() and not STEP_RE.search(z0):
+        cur = [(1, z0.strip())]  # an attempt with no step header at all: one step
+    elif z0.strip():
+        cur = _strict_steps(z0, "the first attempt", 1)
+    else:
+        cur = []
     attempt = tuple(s for _, s in cur)
     rounds = []
-    for i, m in enumerate(marks):
-        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
-        body = text[m.end() : end]
+    for i, (a, b, line) in enumerate(marks):
+        end = marks[i + 1][0] if i + 1 < len(marks) else len(text)
+        body = text[b + 1 : end] if b < len(text) else ""
+        marker_text = text[a:b].strip()
         if not body.strip():
             kind = "no_revision" if i + 1 == len(marks) else "empty_revision"
-            raise BacktrackFormatError(kind, f"marker {m.group(0)!r} at character {m.start()} has no revision text")
-        rev = text_steps(body)
+            raise BacktrackFormatError(kind, f"marker {marker_text!r} at character {a} has no revision text")
         numbers = [n for n, _ in cur]
-        if m.group("n") is not None:
-            keep, named = _keep_of(numbers, int(m.group("n")), f"marker {m.group(0)!r}"), True
-        elif m.group(0).lower().startswith("backtrack"):
-            keep, named = 0, True
+        where = f"the revision after {marker_text!r} at character {a}"
+        if line.group("n") is not None:
+            keep = _keep_of(numbers, int(line.group("n")), f"marker {marker_text!r}")
+            rev, named = _strict_steps(body, where, keep + 1), True
+        elif marker_text.lower().startswith("backtrack"):
+            keep, rev, named = 0, _strict_steps(body, where, 1), True
         else:  # the RL marker: the revision's first step number k resumes after step k - 1
-            k = rev[0][0] if STEP_RE.search(body) else 1
-            keep, named = _keep_of(numbers, k - 1, f"the revision after {RL_MARKER!r} (its first step {k})"), False
-        rounds.append(Round(Marker(keep, m.start(), m.end(), named), tuple(s for _, s in rev), end))
+            rev = _strict_steps(body, where, None)
+            keep, named = _keep_of(numbers, rev[0][0] - 1, f"{where} (its first step {rev[0][0]})"), False
+        start = a + (len(text[a:b]) - len(text[a:b].lstrip()))
+        rounds.append(Round(Marker(keep, start, start + len(marker_text), named), tuple(s for _, s in rev), end))
         cur = cur[:keep] + rev
     return BacktrackTrace(attempt, first, tuple(rounds))
 
@@ -202,9 +265,11 @@ def parse_words(words: Sequence[str], nodes: set[str] | None = None) -> Backtrac
     """Parse a didactic thinking stream ``try s a b dead back a c found`` (offsets in words).
 
     ``nodes``: the words that are node names (default: anything but the format's own words).
-    Errors: the stream does not open with ``try`` or a ``back`` is not followed by a node
-    (``malformed``), ``back X`` with X not in the current attempt (``missing_step``), ``back X``
-    at the end (``no_revision``), ``back X`` right before the next ``back`` (``empty_revision``).
+    Errors: the stream does not open with ``try``, a ``back`` is not followed by a node, a walk
+    holds a word that is not a node (when ``nodes`` is given) or a word after its outcome, or a
+    revision has no step (``back a dead``) (``malformed``); ``back X`` with X not in the current
+    attempt (``missing_step``), ``back X`` at the end (``no_revision``), ``back X`` right before
+    the next ``back`` (``empty_revision``).
     """
     words = list(words)
     if not words:
@@ -217,7 +282,7 @@ def parse_words(words: Sequence[str], nodes: set[str] | None = None) -> Backtrac
 
     backs = [i for i, w in enumerate(words) if w == BACK]
     first = backs[0] if backs else len(words)
-    attempt, outcome = _walk(words[1:first], is_node)
+    attempt, outcome = _walk(words[1:first], is_node, "the first attempt")
     rounds = []
     cur = attempt
     for j, b in enumerate(backs):
@@ -234,23 +299,28 @@ def parse_words(words: Sequence[str], nodes: set[str] | None = None) -> Backtrac
         if b + 2 >= end:
             kind = "no_revision" if end == len(words) else "empty_revision"
             raise BacktrackFormatError(kind, f"'{BACK} {target}' at word {b} has no revision after it")
-        steps, out = _walk(words[b + 2 : end], is_node)
-        if not steps and out is None:
-            raise BacktrackFormatError("empty_revision", f"'{BACK} {target}' at word {b}: the revision has no step")
+        steps, out = _walk(words[b + 2 : end], is_node, f"the revision after '{BACK} {target}' at word {b}")
+        if not steps:
+            raise BacktrackFormatError("malformed", f"'{BACK} {target}' at word {b}: the revision has no step")
         keep = cur.index(target) + 1
         rounds.append(Round(Marker(keep, b, b + 2, True), steps, end, out))
         cur = cur[:keep] + steps
     return BacktrackTrace(attempt, first, tuple(rounds), outcome)
 
 
-def _walk(words: list[str], is_node) -> tuple[tuple[str, ...], str | None]:
+def _walk(words: list[str], is_node, where: str) -> tuple[tuple[str, ...], str | None]:
+    """The steps of a walk up to its outcome; a word that is neither a node nor an outcome, or a
+    word after the outcome, is ``malformed`` (it was dropped, silently)."""
     steps, outcome = [], None
-    for w in words:
+    for i, w in enumerate(words):
         if w in OUTCOMES:
             outcome = w
+            if i + 1 < len(words):
+                raise BacktrackFormatError("malformed", f"{where}: {words[i + 1]!r} after its outcome {w!r}")
             break
-        if is_node(w):
-            steps.append(w)
+        if not is_node(w):
+            raise BacktrackFormatError("malformed", f"{where}: {w!r} is not a node")
+        steps.append(w)
     return tuple(steps), outcome
 
 
@@ -334,19 +404,29 @@ def running_majority(labels: Sequence[str | None], correct: Sequence[bool], tie:
     return [majority_vote_score(labels[: i + 1], correct[: i + 1], tie=tie) for i in range(len(labels))]
 
 
-def revisit_kinds(keys: Sequence[str | None], wrong: Sequence[bool], window_size: int) -> list[str]:
+def revisit_kinds(
+    keys: Sequence[str | None], wrong: Sequence[bool], window_size: int, parsed: Sequence[bool] | None = None
+) -> list[str]:
     """For each attempt i: ``new``, or a return to a dead end found earlier (an earlier attempt j
-    with the same key that was wrong): ``seen`` when attempt j was in the context window of attempt
-    i (i - j <= window_size), ``unseen`` when it had left the window. ``keys``: what identifies a
-    branch (the didactic leaf, a text attempt's answer); None never matches."""
+    with the same key that was wrong): ``seen`` when attempt j was still in the context window of
+    attempt i, ``unseen`` when it had left. The window holds the last ``window_size`` parsed
+    attempts: its distance counts the parsed attempts after j up to i (``parsed[k]`` False: a round
+    that was a format error, which leaves the attempt in context as it was and pushes nothing out;
+    default: every round parsed). ``keys``: what identifies a branch (the didactic leaf, a text
+    attempt's answer); None never matches."""
     check_linearized(window_size, 1)
+    parsed = [True] * len(keys) if parsed is None else list(parsed)
+    if len(parsed) != len(keys):
+        raise ValueError("one parsed flag per attempt is needed")
     out = []
     for i, k in enumerate(keys):
         dead = [j for j in range(i) if k is not None and keys[j] == k and wrong[j]]
         if not dead:
             out.append("new")
         else:
-            out.append("seen" if i - max(dead) <= window_size else "unseen")
+            j = max(dead)
+            distance = sum(parsed[j + 1 : i + 1])
+            out.append("seen" if distance <= window_size else "unseen")
     return out
 
 

@@ -12,8 +12,10 @@ Each round's context is the problem prompt, the window's attempts written whole 
 ``try s a b dead``; text: their steps, joined by the authors' RL marker), then the marker's opener
 (didactic ``back``; text the authors' RL prompt suffix, ``Wait, this seems off. Let's try something
 else.`` and ``Step``); the model writes the rest. A round whose marker names a step the attempt does
-not have, or whose revision is empty, is counted by kind (``format_errors``), its forced answer
-still counts, and the attempt in context stays the one before. A revision that returns to a branch
+not have, or whose revision is empty or malformed, is counted by kind (``format_errors``), its forced
+answer still counts, and the attempt in context stays the one before. A first attempt that breaks the
+format (``first_attempt_format_errors``) leaves no attempt in context: the next round is a first
+attempt again (marked ``first``), not a revision. A revision that returns to a branch
 found wrong earlier is counted ``seen`` (that attempt was in the window) or ``unseen`` (it had left).
 
 Output (``OUT``): ``linearized.jsonl`` (one line per problem, written as it finishes; a rerun with
@@ -100,20 +102,26 @@ def linearized_chunk(sampler, task, items: list[tuple[int, object]], cfg: Linear
         stop=fmts[0].stops,
     )
     slots = [(j, s) for j in range(len(items)) for s in range(S)]  # every trace of the chunk
-    traces = {js: {"episodes": [], "errors": Counter()} for js in slots}
+    traces = {js: {"episodes": [], "errors": Counter(), "first_errors": Counter()} for js in slots}
     current: dict[tuple[int, int], list[Attempt]] = {js: [] for js in slots}
     for k in range(K):
-        first = k == 0
+        # a trace starts (again) with a first attempt while it has none in context: round 0, or every
+        # round after first attempts that were format errors
+        starts = {js: not current[js] for js in slots}
         ctxs = [
-            prompts[j] + fmts[j].render(bt.window(current[j, s], W) if not first else []) + fmts[j].opener(first)
+            prompts[j]
+            + fmts[j].render(bt.window(current[j, s], W) if not starts[j, s] else [])
+            + fmts[j].opener(starts[j, s])
             for j, s in slots
         ]
         comps = _sample_texts(sampler, ctxs, SamplingParams(**ep_params, seed=seed + 101 * k))
         eps = [fmts[j].kept(c.text) for (j, _), c in zip(slots, comps)]
         forced = _force_chunk(sampler, task, items, tok, slots, ctxs, eps, cfg, seed + 101 * k + 50)
         for (j, s), c, ep, f in zip(slots, comps, eps, forced):
-            fmt = fmts[j]
+            fmt, first = fmts[j], starts[j, s]
             rec = {"text": c.text, "tokens": len(fmt.opener(first)) + len(ep), **f[0]}
+            if first and k > 0:
+                rec["first"] = True  # a first attempt again: every earlier one was a format error
             if M > 1:
                 rec["j"] = _j(f)
             ej = fmt.exact_j(bt.window(current[j, s], W) if not first else [], first, c.text)
@@ -125,7 +133,7 @@ def linearized_chunk(sampler, task, items: list[tuple[int, object]], cfg: Linear
                 rec["attempt"] = list(att.steps)
                 rec["outcome"] = att.outcome
             except bt.BacktrackFormatError as e:
-                traces[j, s]["errors"][e.kind] += 1
+                traces[j, s]["first_errors" if first else "errors"][e.kind] += 1
                 rec["format_error"] = e.kind
                 log.info("problem %s trace %d round %d: %s (counted, attempt in context kept)", items[j][1].id, s, k, e)
             traces[j, s]["episodes"].append(rec)
@@ -152,13 +160,14 @@ def linearized_chunk(sampler, task, items: list[tuple[int, object]], cfg: Linear
         for group in lin + parallel:
             _score(group, task, cfg)
         for tr in lin:
-            tr["errors"] = dict(tr["errors"])
+            tr["errors"], tr["first_errors"] = dict(tr["errors"]), dict(tr["first_errors"])
             keys = []
             for rec, lab in zip(tr["episodes"], tr["labels"]):
                 attempt = Attempt(tuple(rec.get("attempt", ())), rec.get("outcome"))
                 key, wrong = fmt.key(attempt, lab) if "attempt" in rec else (None, False)
                 keys.append((key, (not rec["correct"]) if wrong is None else wrong))
-            kinds = bt.revisit_kinds([k for k, _ in keys], [w for _, w in keys], W)
+            parsed = ["attempt" in rec for rec in tr["episodes"]]  # a format-error round keeps the window as it was
+            kinds = bt.revisit_kinds([k for k, _ in keys], [w for _, w in keys], W, parsed)
             tr["revisits"] = [
                 kind if "format_error" not in e else "format_error" for kind, e in zip(kinds, tr["episodes"])
             ]
@@ -255,11 +264,19 @@ def summarize(rows: list[dict], cfg: LinearizedConfig) -> dict:
             "parallel": round(sum(bt.value_at_tokens(g["cum_tokens"], g["maj"], b) for g in pgroups) / len(pgroups), 6),
         }
     errors: Counter = Counter()
+    first_errors: Counter = Counter()
     revisits: Counter = Counter()
+    revision_rounds = 0
     for r in rows:
         for tr in r["linearized"]:
             errors.update(tr["errors"])
-            revisits.update(k for k in tr["revisits"][1:] if k != "format_error")  # the parsed revisions
+            first_errors.update(tr.get("first_errors", {}))
+            for i, (kind, rec) in enumerate(zip(tr["revisits"], tr["episodes"])):
+                if i == 0 or rec.get("first"):
+                    continue  # a first attempt, not a revision
+                revision_rounds += 1
+                if kind != "format_error":
+                    revisits[kind] += 1  # the parsed revisions
     rounds = sum(revisits.values())
     return {
         "n_problems": len(rows),
@@ -272,7 +289,8 @@ def summarize(rows: list[dict], cfg: LinearizedConfig) -> dict:
         "revisits": dict(revisits),
         "unseen_revisit_fraction": round(revisits["unseen"] / rounds, 6) if rounds else None,
         "format_errors": dict(errors),
-        "revision_rounds": len(rows) * cfg.samples * (K - 1),
+        "first_attempt_format_errors": dict(first_errors),
+        "revision_rounds": revision_rounds,
         "per_problem": {r["problem_id"]: problem_figures(r, {k: v["tokens"] for k, v in equal.items()}) for r in rows},
     }
 

@@ -107,8 +107,8 @@ class TextFormat:
 
     def parse(self, last: Attempt | None, gen_text: str) -> Attempt:
         gen_text = self.clean(gen_text)
-        if last is None:
-            return Attempt(tuple(s for _, s in bt.text_steps(gen_text)))
+        if last is None:  # strictly too: numbered steps rising from 1, nothing before the first
+            return Attempt(bt.parse_text(gen_text).attempt)
         t = bt.parse_text("\n".join(last.steps) + bt.RL_PROMPT_SUFFIX + gen_text)
         return Attempt(t.attempts()[-1])
 

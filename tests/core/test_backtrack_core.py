@@ -52,9 +52,10 @@ def test_text_rl_marker_reads_the_step_off_the_revision():
     (r,) = t.rounds
     assert not r.marker.named and r.marker.keep == 2  # the revision's first step is 3: it resumes after step 2
     assert t.attempts()[1] == ("Step 1: a", "Step 2: b", "Step 3: c2", "Step 4: d")
-    # no numbered step in the revision: a fresh start
-    t2 = bt.parse_text("Step 1: a\n" + bt.RL_MARKER + "\nTry y = 2 instead.")
-    assert t2.rounds[0].marker.keep == 0 and t2.attempts()[1] == ("Try y = 2 instead.",)
+    # no numbered step in the revision: refused (it was read as a fresh start, silently)
+    with pytest.raises(bt.BacktrackFormatError, match="no numbered step") as e:
+        bt.parse_text("Step 1: a\n" + bt.RL_MARKER + "\nTry y = 2 instead.")
+    assert e.value.kind == "malformed"
 
 
 def test_text_bad_input_kinds():
@@ -72,6 +73,39 @@ def test_text_bad_input_kinds():
     assert e.value.kind == "missing_step"
     # the lenient segmentation never raises on the same inputs
     assert bt.text_episode_ends("Step 1: a\nBacktrack to Line 1\n  \n") == [10, 29, 33]
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        # the hand-written broken traces, each once read silently
+        ("Step 1: a\nBacktrack to Backtrack to Line 1\nStep 2: b\n", "broken backtrack marker"),
+        ("Step 1: a\nBacktrack to Line -1\nStep 1: b\n", "broken backtrack marker"),
+        ("Step 1: a\nBacktrack to Line\nStep 1: b\n", "broken backtrack marker"),
+        ("Step 1: a Backtrack to Line 1\nStep 2: b\n", "broken backtrack marker"),  # inside a line
+        ("Step 1: a\nStep 2: b Backtrack to beginning\nStep 1: c\n", "broken backtrack marker"),
+        ("Step 1: a\nBacktrack to Line 1\nI will redo this.\nStep 2: b\n", "text before its first step"),
+        ("Step 1: a\nStep 1: b\n", "steps must rise by one"),  # a duplicate number
+        ("Step 1: a\nStep 2: b\nStep 1: c\n", "steps must rise by one"),  # restarted without a marker
+        ("Step 1: a\nStep 3: b\n", "steps must rise by one"),  # skipped
+        ("Step 2: a\nStep 3: b\n", "starts at step 2, not 1"),
+        ("Step 1: a\nStep 2: b\nBacktrack to Line 1\nStep 3: c\n", "starts at step 3, not 2"),
+        ("Step 1: a\nBacktrack to beginning\nStep 2: c\n", "starts at step 2, not 1"),
+        ("Step 1: a\nBacktrack to Line 1\nno steps here\n", "has no numbered step"),
+        ("Intro.\nStep 1: a\nBacktrack to beginning\nStep 1: b\n", "text before its first step"),
+    ],
+)
+def test_text_strict_parser_refuses_broken_traces(text, message):
+    with pytest.raises(bt.BacktrackFormatError, match=message) as e:
+        bt.parse_text(text)
+    assert e.value.kind == "malformed"
+    bt.text_episode_ends(text)  # the lenient segmentation still never raises
+
+
+def test_text_markers_are_whole_lines():
+    t = bt.parse_text("Step 1: a\n  Backtrack to Line 1  \nStep 2: b\n")  # spaces around a marker line are fine
+    assert t.rounds[0].marker.keep == 1 and t.attempts()[1] == ("Step 1: a", "Step 2: b")
+    assert bt.parse_text("no steps, one attempt").attempt == ("no steps, one attempt",)
 
 
 def test_text_steps_without_headers_and_empty():
@@ -117,6 +151,9 @@ def test_words_second_round_names_a_step_of_the_revised_attempt():
         ("try s a dead back a back s b found", "empty_revision"),
         ("back s a found", "malformed"),
         ("try s a dead back back s b found", "malformed"),
+        ("try s a dead back s dead", "malformed"),  # a revision with no step (was read as valid)
+        ("try s a dead back s found", "malformed"),
+        ("try s a dead b back s b found", "malformed"),  # a word after the outcome
     ],
 )
 def test_words_bad_input(text, kind):
@@ -130,6 +167,11 @@ def test_words_nodes_restrict_what_counts_as_a_step():
     with pytest.raises(bt.BacktrackFormatError) as e:
         bt.parse_words("try v1 v2 dead back goal v3 found".split(), nodes={"v1", "v2", "v3"})
     assert e.value.kind == "malformed"
+    with pytest.raises(bt.BacktrackFormatError, match="'zz' is not a node") as e:  # was dropped silently
+        bt.parse_words("try v1 v2 dead back v1 zz v3 found".split(), nodes={"v1", "v2", "v3"})
+    assert e.value.kind == "malformed"
+    with pytest.raises(bt.BacktrackFormatError, match="is not a node"):
+        bt.parse_words("try v1 oops v2 dead".split(), nodes={"v1", "v2"})
     assert bt.parse_words([]).attempts() == [()]
 
 
@@ -179,6 +221,18 @@ def test_revisit_kinds_hand_computed():
     assert bt.revisit_kinds(keys, wrong, 2) == ["new", "new", "seen", "new", "seen", "unseen"]
     # a right answer given again is no dead end; None never matches
     assert bt.revisit_kinds(["c", "c", None, None], [False, False, True, True], 1) == ["new"] * 4
+
+
+def test_revisit_window_counts_parsed_attempts_only():
+    # a format-error round between two visits of L3 keeps L3 in a window of 1 (it was read "unseen")
+    assert bt.revisit_kinds(["L3", None, "L3"], [True, False, True], 1, [True, False, True]) == ["new", "new", "seen"]
+    assert bt.revisit_kinds(["L3", None, "L3"], [True, False, True], 1) == ["new", "new", "unseen"]  # all parsed
+    # two parsed attempts after it push it out of a window of 1, not of 2
+    keys, wrong, parsed = ["L3", "L1", None, "L3"], [True, True, False, True], [True, True, False, True]
+    assert bt.revisit_kinds(keys, wrong, 1, parsed)[-1] == "unseen"
+    assert bt.revisit_kinds(keys, wrong, 2, parsed)[-1] == "seen"
+    with pytest.raises(ValueError, match="one parsed flag"):
+        bt.revisit_kinds(["a"], [True], 1, [True, False])
 
 
 # ------------------------------------------------------------------------------------- MRT-RL advantages
