@@ -232,6 +232,29 @@ def tradeoff(
     records = as_records(records)
     keys = [(r.problem_id, r.trace) for r in records]
     bounds = [boundaries(r, k, (estimates or {}).get(key), (generated or {}).get(key)) for r, key in zip(records, keys)]
+    return tradeoff_bounds(
+        bounds, keys, k, rules, sources, budgets, estimates is not None, draws, seed, reuse, per_trace
+    )
+
+
+def tradeoff_bounds(
+    bounds: list[list[Boundary]],
+    keys: list[tuple[str, int]],
+    k: int = 4,
+    rules: list[str] | None = None,
+    sources: tuple[str, ...] = ("oracle", "vote"),
+    budgets: list[int] | None = None,
+    with_estimates: bool = False,
+    draws: int = 1000,
+    seed: int = 0,
+    reuse: bool = True,
+    per_trace: bool = False,
+) -> dict:
+    """:func:`tradeoff` on traces already turned into their boundaries (``keys``: each trace's
+    (problem_id, trace)): what a benchmark's committed per-boundary rows are replayed from."""
+    if not bounds:
+        raise ValueError("no traces to replay")
+    estimates = {} if with_estimates else None
     if budgets is None:
         ends = sorted({b.tokens for bs in bounds for b in bs})
         budgets = sorted(
@@ -248,7 +271,7 @@ def tradeoff(
             if src == "estimator" and estimates is None:
                 continue
             points.append((rule.name, src, rule))
-    problems = [r.problem_id for r in records]
+    problems = [pid for pid, _ in keys]
     boot = _Boot(problems, draws, seed)
     natural = [replay(bs, parse_rule("natural"), "none", k, reuse) for bs in bounds]
     nat_acc = [x["acc"] for x in natural]
@@ -284,7 +307,7 @@ def tradeoff(
     return {
         "k": k,
         "reuse_signal_answer": reuse,
-        "n_traces": len(records),
+        "n_traces": len(bounds),
         "n_problems": len(set(problems)),
         "sources": list(sources) + (["estimator"] if estimates is not None and "estimator" not in sources else []),
         "points": rows,

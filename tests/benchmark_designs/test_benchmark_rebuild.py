@@ -47,3 +47,64 @@ def test_report_stage_rebuilds_the_committed_results(driver, results, tmp_path):
     new.pop("command", None), old.pop("command", None)
     diffs = _differences(new, old)
     assert not diffs, f"{len(diffs)} differences, e.g. " + "; ".join(sorted(diffs)[:8])
+
+
+def _committed_bounds(name: str, split: str, estimator_seed: int = 0):
+    """The early-stopping benchmark's committed per-boundary rows of one model and split, as the
+    replay's boundaries (the rows are rounded to 4 decimals: the rebuild is equal to that)."""
+    import gzip
+
+    from mrt.act.tradeoff import Boundary
+
+    lines = [json.loads(x) for x in gzip.open(RESULTS / "early_stopping_traces" / f"{name}.jsonl.gz", "rt")]
+    head, rows = lines[0], lines[1:]
+    bounds, keys = [], []
+    for r in (x for x in rows if x["split"] == split):
+        last = len(r["b"]) - 1
+        bs = []
+        for i, v in enumerate(r["b"]):
+            d = dict(zip(head["fields"], v))
+            bs.append(
+                Boundary(
+                    tokens=d["tokens"],
+                    acc=d["acc"],
+                    answer_tokens=d["answer_tokens"],
+                    j=d["j"],
+                    vote=d["vote"],
+                    confidence=d["confidence"],
+                    estimate=d[f"estimate_e{estimator_seed}"],
+                    generated=d["generated"],
+                    end=i == last and last > 0,
+                    majority=d["majority"],
+                    trial=d["trial"],
+                )
+            )
+        bounds.append(bs)
+        keys.append((r["id"], r["trace"]))
+    return bounds, keys, head["k"]
+
+
+@pytest.mark.parametrize("name", ["base", "grpo", "mrt"])
+def test_early_stopping_replay_rebuilds_from_its_committed_rows(name):
+    """The early-stopping results come from analyses and estimators that are not committed; its
+    committed per-boundary rows are. The replay of every rule on the test split, from those rows,
+    gives the committed figures: exactly where no rounded signal decides (the budgets and the
+    natural end), to the rows' rounding elsewhere; and the rules chosen on validation are the same."""
+    from mrt.act.tradeoff import select, tradeoff_bounds
+
+    committed = json.loads((RESULTS / "early_stopping.json").read_text())["results"][name]
+    sources = ("oracle", "vote", "estimator")
+    bounds, keys, k = _committed_bounds(name, "test")
+    res = tradeoff_bounds(bounds, keys, k, sources=sources, with_estimates=True, draws=1000)
+    old = {(p["rule"], p["source"]): p for p in committed["test"]["points"]}
+    assert len(res["points"]) == len(old) and res["n_traces"] == committed["test"]["n_traces"]
+    for p in res["points"]:
+        c = old[(p["rule"], p["source"])]
+        exact = p["family"] in ("budget", "natural")
+        assert p["accuracy"] == pytest.approx(c["accuracy"], abs=1e-4 if exact else 5e-3), p["rule"]
+        assert p["tokens"] == pytest.approx(c["tokens"], rel=1e-4 if exact else 1e-2), p["rule"]
+    vb, vk, _ = _committed_bounds(name, "val")
+    chosen = select(tradeoff_bounds(vb, vk, k, sources=sources, with_estimates=True, draws=200)["points"])
+    assert set(committed["selected"]) <= set(chosen)
+    for fam, per_seed in committed["selected"].items():
+        assert chosen[fam]["rule"] == per_seed[0]["chosen_on_validation"]["rule"], fam
