@@ -300,6 +300,13 @@ def select(ns, partial: bool = False) -> dict:
     return chosen
 
 
+def _repo_relative(path) -> str:
+    """A path as recorded in results: relative to the repository when inside it (a checkout's own
+    location is not part of a result)."""
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(path)
+
+
 def select_from_table(ns) -> dict:
     table = json.loads(Path(ns.tuning).read_text())["tuning"]
     chosen = {}
@@ -310,7 +317,7 @@ def select_from_table(ns) -> dict:
                 f"{ns.tuning}: {m} has {len(rows)} of {len(S.tune_grid(m))} tuning runs; run --stage tune first"
             )
         best = max(rows, key=lambda r: r["criterion"])
-        chosen[m] = {"values": best["values"], "grid": rows, "from": str(ns.tuning)}
+        chosen[m] = {"values": best["values"], "grid": rows, "from": _repo_relative(ns.tuning)}
     (Path(ns.out) / "selected.json").write_text(json.dumps(chosen, indent=1))
     return chosen
 
