@@ -296,3 +296,24 @@ def test_round_progress_hand_computed():
     assert bt.round_progress([0.2, 0.25]) == []  # z0 alone: no round
     with pytest.raises(ValueError, match="even length"):
         bt.round_progress([0.2, 0.25, 0.3])  # a marker with no revision
+
+
+def test_per_episode_credit_on_the_backtracking_format_by_hand():
+    """The paper's bonus on this format is dense MRT on the tree world's episodes (``mrt-dense --task
+    tree``): z0, the marker, the revision each get their own progress on their own tokens; the fork
+    form gives the whole completion one scalar."""
+    from mrt.core import advantages as adv
+
+    words = "try s a b dead back a c found".split()
+    ends = bt.word_episode_ends(words)
+    assert ends == [5, 7, 9]  # z0 = try s a b dead | marker = back a | revision = c found
+    j = [0.2, 0.4, 0.5, 0.9]  # J(empty), after z0, after the marker, after the revision (forced answers)
+    prog = adv.progress_from_j(j)
+    assert prog == pytest.approx([0.2, 0.1, 0.4])
+    a = adv.dense_token_advantages(0.5, ends, prog, 11, alpha=1.0)
+    assert a == pytest.approx([0.7] * 5 + [0.6] * 2 + [0.9] * 2 + [0.5] * 2)  # the answer tokens: the outcome alone
+    # two rollouts of one group with the same outcome but different first attempts: per-episode
+    # credit tells them apart where the one-scalar form (R - J(z0)) summed over a round cannot
+    other = adv.dense_token_advantages(0.5, ends, adv.progress_from_j([0.2, 0.8, 0.8, 0.9]), 11, alpha=1.0)
+    assert other[:5] != a[:5] and other[7:9] != a[7:9]
+    assert sum(prog) == pytest.approx(j[-1] - j[0])  # the sum telescopes: one scalar per completion

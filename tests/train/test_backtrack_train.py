@@ -53,3 +53,41 @@ def test_sft_on_the_format_needs_warmstart_data():
     with pytest.raises(ValueError, match="mrt warmstart"):
         _sft_dataset(get_task("tree"), load_config(None, dict(algo="sft", task="tree")))
     assert len(_sft_dataset(get_task("tree", format="plain"), load_config(None, dict(algo="sft", train_problems=3))))
+
+
+def test_dense_mrt_on_the_tree_world_credits_its_episodes(tmp_path):
+    """The paper's per-episode bonus on the backtracking format: ``mrt-dense --task tree``. The J
+    curve of every rollout has one value per episode of the tree world (z0, each marker, each
+    revision) plus J(empty), from forced answers; two steps train and log the mean progress."""
+    from mrt.train.trainer import MRTTrainer
+
+    seen = []
+    orig = MRTTrainer.j_curves
+
+    def spy(self, inputs, completion_ids, max_episodes=0):
+        ends, curves = orig(self, inputs, completion_ids, max_episodes)
+        seen.extend(zip(ends, curves, completion_ids))
+        return ends, curves
+
+    MRTTrainer.j_curves = spy
+    try:
+        cfg = dict(
+            algo="mrt-dense", task="tree", out=str(tmp_path / "d"), max_steps=2, prompts_per_step=2,
+            num_generations=4, mc_answers=2, train_problems=16, save_every=2, logging_steps=1,
+            report_to="none", eval_problems=0, batch_size=4, threads=2,
+        )  # fmt: skip
+        s = run_train(load_config(None, cfg))
+    finally:
+        MRTTrainer.j_curves = orig
+    assert s["steps"] == 2 and s["extra_sampled_tokens"] > 0  # J estimated by forced answers
+    from transformers import AutoTokenizer
+
+    from mrt.tasks.tiny import shipped_model_path
+    from mrt.tasks.tree import TreeTask
+
+    tok, task = AutoTokenizer.from_pretrained(shipped_model_path()), TreeTask()
+    assert seen
+    for ends, curve, ids in seen:
+        assert len(curve) == len(ends) + 1
+        think, _ = task.split_output(list(ids), tok)
+        assert ends == task.episode_ends(think, tok)[: len(ends)]  # the tree world's episodes
