@@ -60,6 +60,23 @@ def components(a: list[dict], b: list[dict]) -> dict:
     return {"mean": grand, "var_seed": s2_s, "var_problem": s2_p, "var_interaction": s2_sp, "seeds": n_s}
 
 
+def project(v: dict, n: int, problems: int, alpha: float) -> dict:
+    """Standard errors and minimum detectable differences (80% power, two-sided, ``alpha`` per test)
+    with ``n`` seeds and ``problems`` held-out problems, from variance components ``v``
+    (:func:`components`): the paired bootstrap's and the seed-level t interval's."""
+    se_boot = (v["var_seed"] / n + v["var_problem"] / problems + v["var_interaction"] / (problems * n)) ** 0.5
+    se_seed = (v["var_seed"] + v["var_interaction"] / problems) ** 0.5 / n**0.5
+    ta, t80 = ST.t_quantile(1 - alpha / 2, n - 1), ST.t_quantile(0.8, n - 1)
+    za = z_quantile(1 - alpha / 2)
+    return {
+        "seeds": n,
+        "se_bootstrap": se_boot,
+        "mdd_bootstrap": (za + Z80) * se_boot,
+        "se_seed_level": se_seed,
+        "mdd_seed_level": (ta + t80) * se_seed,
+    }
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default="", help="also write the JSON here")
@@ -84,7 +101,6 @@ def main():
             c = components([r["per_problem"][key] for r in recs], [r["per_problem"][key] for r in grpo])
             rows.append({"setting": setting, "method": m, "endpoint": key, **c})
     alpha = 0.05 / ns.methods
-    za = z_quantile(1 - alpha / 2)
     out = {
         "command": "python -m benchmarks.didactic_v3_power " + " ".join(sys.argv[1:]),
         "alpha_per_test": alpha,
@@ -95,25 +111,11 @@ def main():
         rs = [r for r in rows if r["setting"] in sel]
         med = {k: statistics.median(r[k] for r in rs) for k in ("var_seed", "var_problem", "var_interaction")}
         worst = {k: max(r[k] for r in rs) for k in med}
-        proj = []
-        for n in ns.seeds:
-            for label, v in (("median", med), ("largest", worst)):
-                se_boot = (
-                    v["var_seed"] / n + v["var_problem"] / ns.problems + v["var_interaction"] / (ns.problems * n)
-                ) ** 0.5
-                se_seed = (v["var_seed"] + v["var_interaction"] / ns.problems) ** 0.5 / n**0.5
-                ta = ST.t_quantile(1 - alpha / 2, n - 1)
-                t80 = ST.t_quantile(0.8, n - 1)
-                proj.append(
-                    {
-                        "seeds": n,
-                        "components": label,
-                        "se_bootstrap": se_boot,
-                        "mdd_bootstrap": (za + Z80) * se_boot,
-                        "se_seed_level": se_seed,
-                        "mdd_seed_level": (ta + t80) * se_seed,
-                    }
-                )
+        proj = [
+            {"components": label, **project(v, n, ns.problems, alpha)}
+            for n in ns.seeds
+            for label, v in (("median", med), ("largest", worst))
+        ]
         out["projection"][scope] = {"median_components": med, "largest_components": worst, "by_seeds": proj}
     text = json.dumps(out, indent=1)
     if ns.results:

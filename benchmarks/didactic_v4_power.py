@@ -20,8 +20,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from benchmarks import didactic_stats as ST
-from benchmarks.didactic_v3_power import Z80, components, z_quantile
+from benchmarks.didactic_v3_power import components, project
 
 ROOT = Path(__file__).resolve().parents[1]
 V3_RECORDS = ROOT / "benchmarks" / "results" / "didactic_v3_runs"
@@ -43,26 +42,14 @@ def main(argv=None):
     grpo = per_problem("grpo")
     rows = [{"method": m, **components(per_problem(m), grpo)} for m in METHODS]
     alpha = 0.05 / len(METHODS)
-    za = z_quantile(1 - alpha / 2)
     keys = ("var_seed", "var_problem", "var_interaction")
     med = {k: statistics.median(r[k] for r in rows) for k in keys}
     worst = {k: max(r[k] for r in rows) for k in keys}
-    proj = []
-    for n in ns.seeds:
-        for label, v in (("median", med), ("largest", worst)):
-            se_boot = (
-                v["var_seed"] / n + v["var_problem"] / ns.problems + v["var_interaction"] / (ns.problems * n)
-            ) ** 0.5
-            se_seed = (v["var_seed"] + v["var_interaction"] / ns.problems) ** 0.5 / n**0.5
-            ta, t80 = ST.t_quantile(1 - alpha / 2, n - 1), ST.t_quantile(0.8, n - 1)
-            proj.append(
-                {
-                    "seeds": n,
-                    "components": label,
-                    "mdd_bootstrap": (za + Z80) * se_boot,
-                    "mdd_seed_level": (ta + t80) * se_seed,
-                }
-            )
+    proj = [
+        {"components": label, **project(v, n, ns.problems, alpha)}
+        for n in ns.seeds
+        for label, v in (("median", med), ("largest", worst))
+    ]
     out = {
         "command": "python -m benchmarks.didactic_v4_power " + " ".join(sys.argv[1:]),
         "alpha_per_test": alpha,
