@@ -68,4 +68,8 @@ def main(steps: int = 12):
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=12, help="optimizer steps per algorithm (the first is left out)")
+    main(p.parse_args().steps)
