@@ -263,6 +263,27 @@ def summarize(rows: list[dict], cfg: LinearizedConfig) -> dict:
             "linearized": round(sum(bt.value_at_tokens(g["cum_tokens"], g["maj"], b) for g in lin) / len(lin), 6),
             "parallel": round(sum(bt.value_at_tokens(g["cum_tokens"], g["maj"], b) for g in pgroups) / len(pgroups), 6),
         }
+    # sensitivity (issue 35): the linearized majority with the format-error rounds' answers left out of the vote
+    lin_groups = [g for r in rows for g in r["linearized"]]
+    parsed_majs = [
+        bt.running_majority(
+            [None if "format_error" in e else lab for e, lab in zip(g["episodes"], g["labels"])],
+            [e["correct"] for e in g["episodes"]],
+            tie=cfg.vote_tie,
+        )
+        for g in lin_groups
+    ]
+    parsed_votes = {
+        "maj": {str(k + 1): round(sum(m[k] for m in parsed_majs) / len(parsed_majs), 6) for k in range(K)},
+        "equal_tokens": {
+            key: round(
+                sum(bt.value_at_tokens(g["cum_tokens"], m, v["tokens"]) for g, m in zip(lin_groups, parsed_majs))
+                / len(lin_groups),
+                6,
+            )
+            for key, v in equal.items()
+        },
+    }
     errors: Counter = Counter()
     first_errors: Counter = Counter()
     revisits: Counter = Counter()
@@ -286,6 +307,7 @@ def summarize(rows: list[dict], cfg: LinearizedConfig) -> dict:
         "linearized": curve("linearized"),
         "parallel": par,
         "equal_tokens": equal,
+        "linearized_parsed_votes": parsed_votes,
         "revisits": dict(revisits),
         "unseen_revisit_fraction": round(revisits["unseen"] / rounds, 6) if rounds else None,
         "format_errors": dict(errors),

@@ -115,3 +115,25 @@ def test_linearized_cli_help():
     text = build_parser()._subparsers._group_actions[0].choices["linearized"].format_help()
     for flag in ("--window", "--episodes", "--samples", "--vote-tie"):
         assert flag in text
+
+
+def test_linearized_majority_without_the_format_error_votes(tiny_sampler, tmp_path):
+    """Sensitivity (issue 35): the same traces' majority with format-error rounds left out of the
+    vote, recomputed from the records; equal to the plain one where no round broke the format."""
+    from mrt.core import backtrack as bt
+
+    cfg = LinearizedConfig(task="tree", out=str(tmp_path / "s"), n_problems=2, samples=2, episodes=3, episode_tokens=12)
+    s = run_linearized(cfg, sampler=tiny_sampler)
+    rows = [json.loads(line) for line in (tmp_path / "s" / "linearized.jsonl").read_text().splitlines()]
+    groups = [g for r in rows for g in r["linearized"]]
+    want = []
+    for g in groups:
+        labels = [None if "format_error" in e else lab for e, lab in zip(g["episodes"], g["labels"])]
+        want.append(bt.running_majority(labels, [e["correct"] for e in g["episodes"]]))
+    for k in range(3):
+        got = s["linearized_parsed_votes"]["maj"][str(k + 1)]
+        assert got == pytest.approx(sum(m[k] for m in want) / len(want), abs=1e-6)
+    clean = [g for g in groups if not any("format_error" in e for e in g["episodes"])]
+    for g in clean:
+        assert bt.running_majority([lab for lab in g["labels"]], [e["correct"] for e in g["episodes"]]) == g["maj"]
+    assert set(s["linearized_parsed_votes"]["equal_tokens"]) == set(s["equal_tokens"])
