@@ -157,7 +157,10 @@ class ProblemLoop:
                 first = True  # a batch's counts go on its first new problem: none is lost
                 for _, p in items:
                     recs = out.get(p.id)
-                    if p.id in self.done or not recs:
+                    if p.id in self.done:
+                        continue
+                    if not recs:  # the work gave nothing for it: counted, and a rerun does it
+                        self.gave_up.failed(p.id, SamplerGaveUp("no_records", f"{self.what}: no records for {p.id}"))
                         continue
                     if self.annotate:
                         recs[0]["grader_failures"] = dict(graded) if first else {}

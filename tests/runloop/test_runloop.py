@@ -88,6 +88,12 @@ def test_records_are_appended_once_in_any_batch_and_read_back_in_order(tmp_path)
     ids = [json.loads(x)["problem_id"] for x in path.read_text().splitlines()]
     assert sorted(ids) == [f"p{i}" for i in range(5)]  # each once: p2/p3's batch reran, nothing written twice
     assert [r["problem_id"] for r in again.flat()] == [f"p{i}" for i in range(5)]
+    # a work function that gives nothing for a problem: counted as given up, nothing written for it
+    path2 = tmp_path / "r2.jsonl"
+    third = ProblemLoop("test", path2, problems, 1)
+    third.run(None, lambda items: {p.id: [{"problem_id": p.id}] for _, p in items if p.id != "p1"}, bar=False)
+    assert dict(third.gave_up.by_kind) == {"no_records": 1}
+    assert [r["problem_id"] for r in third.flat()] == ["p0", "p2", "p3", "p4"]
 
 
 def test_a_directory_is_replaced_whole_or_not_at_all(tmp_path):
