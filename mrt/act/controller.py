@@ -131,6 +131,7 @@ class Trace:
     thinking: list[int] = field(default_factory=list)
     generated: int = 0  # thinking tokens sampled (a stop's marker and the end-of-thinking tokens included)
     overhead: float = 0.0  # tokens of the signal answers
+    processed: int = 0  # token positions the learned estimator ran forward passes over (computed, not sampled)
     boundaries: list[int] = field(default_factory=list)  # thinking tokens at each boundary seen (0 first)
     signals: list[float] = field(default_factory=list)
     reusable: list = field(default_factory=list)  # per boundary: (answer, correct) the stop could answer with
@@ -163,7 +164,10 @@ def _signals(
         from mrt.value_head import score_sequences
 
         net, etok = estimator
-        scores = score_sequences(net, etok, [prompt_ids + t.thinking[:c] for t, c in zip(traces, cuts)])
+        seqs = [prompt_ids + t.thinking[:c] for t, c in zip(traces, cuts)]
+        scores = score_sequences(net, etok, seqs)
+        for t, q in zip(traces, seqs):
+            t.processed += len(q)  # one forward pass over the prompt and the prefix: no sampled token
         return [(s, None, {"signal": s, "signal_tokens": 0}) for s in scores]
     n = 1 if rule.signal == "confidence" else k
     prompts = [task.forced_ids(tok, prompt_ids, t.thinking[:c]) for t, c in zip(traces, cuts)]
@@ -366,6 +370,7 @@ def _answer(
             "signals": [round(s, 4) for s in t.signals],
             "generated_tokens": t.generated,
             "overhead_tokens": t.overhead,
+            "estimator_tokens_processed": t.processed,
         }
         reused = t.reusable[-1] if reuse and t.stop is not None and t.reusable else None
         if reused is not None:

@@ -66,6 +66,9 @@ class Stopper:
             "stopped_early_fraction": sum(t["stopped_early"] for t in ts) / len(ts),
             "mean_thinking_tokens": sum(t["generated_tokens"] for t in ts) / len(ts),
             "mean_overhead_tokens": sum(t["overhead_tokens"] for t in ts) / len(ts),
+            # the learned estimator's forward passes: token positions processed, not sampled (what a
+            # saving in sampled tokens is net of)
+            "mean_estimator_tokens_processed": sum(t.get("estimator_tokens_processed", 0) for t in ts) / len(ts),
             "mean_answer_tokens": sum(t["answer_tokens"] for t in ts) / len(ts),
             "answer_reused_fraction": sum(t.get("answer_reused", False) for t in ts) / len(ts),
             "natural_end_fraction": sum(t["natural_end"] and not t["stopped_early"] for t in ts) / len(ts),

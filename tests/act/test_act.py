@@ -246,3 +246,12 @@ def test_estimator_trains_calibrates_and_predicts(tmp_path):
     want = sum(r["prefixes"][-1]["tokens"] + r["closed_thinking"] for r in recs) / len(recs)
     assert nat["thinking_tokens"] == pytest.approx(want) and nat["overhead_tokens"] == 0
     assert res["reuse_signal_answer"] and any(p["source"] == "estimator" for p in res["points"])
+    # the online stopper with the estimator samples no signal tokens but processes some: both counted
+    base = ["eval", "--task", "star", "--knobs", "arms=2-3", "arm_len=2", "--n-problems", "2", "--samples", "2"]
+    stop = ["--stop", "j-threshold:tau=0.99", "--j-source", "estimator", "--estimator", str(tmp_path / "est")]
+    assert main(base + stop + ["--out", str(tmp_path / "ev")]) == 0
+    s = json.loads((tmp_path / "ev" / "summary.json").read_text())["stop"]
+    assert s["mean_overhead_tokens"] == 0 and s["mean_estimator_tokens_processed"] > 0
+    rows = [json.loads(x) for x in (tmp_path / "ev" / "samples.jsonl").read_text().splitlines()]
+    for t in (t for r in rows for t in r["controller"]):
+        assert t["estimator_tokens_processed"] >= t["boundaries"] * 10  # a prompt of 10+ tokens per forward pass
