@@ -283,7 +283,11 @@ def choose(S, table: dict, methods: list[str]) -> dict:
         if len(rows) != len(S.tune_grid(m)):
             raise SystemExit(f"{m}: {len(rows)} of {len(S.tune_grid(m))} tuning runs finished; run --stage tune first")
         ranked = sorted(rows, key=lambda r: -r["criterion"])
-        best, second = ranked[0], ranked[1]
+        best = ranked[0]
+        if len(ranked) == 1:  # one configuration (a design that takes another's choice): nothing to choose
+            chosen[m] = {"values": best["values"], "margin": None, "margin_se": None, "tie": False}
+            continue
+        second = ranked[1]
         diff = [best["per_problem"][p] - second["per_problem"][p] for p in best["per_problem"]]
         se = statistics.stdev(diff) / len(diff) ** 0.5 if len(diff) > 1 else 0.0
         margin = best["criterion"] - second["criterion"]

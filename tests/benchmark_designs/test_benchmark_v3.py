@@ -256,3 +256,12 @@ def test_lead_split_by_hand():
     # step curve over [0, 2): grpo 1 - (0.5 + 0.7) / 2 = 0.4, m 0.2
     assert v["regret_step"]["mean"] == pytest.approx(-0.2) and v["seeds_better_step"] == 2
     assert v["curve"][0]["mean"] == pytest.approx(0.3)
+
+
+def test_a_design_with_one_configuration_per_method_chooses_it():
+    """The curriculum takes the fourth design's choices: one configuration per arm, nothing to rank."""
+    S = V.load_settings(ROOT / "benchmarks" / "didactic_v3_settings.py")
+    row = {"values": {"learning_rate": 1e-4}, "criterion": 0.5, "per_problem": {"p": 0.5}}
+    S.tune_grid = lambda m: [row["values"]]
+    c = V.choose(S, {"mrt": {"grid": [row]}}, ["mrt"])["mrt"]
+    assert c["values"] == {"learning_rate": 1e-4} and c["tie"] is False and c["margin"] is None
