@@ -1,7 +1,7 @@
 """The experiment runner every benchmark design shares: ``mrt`` command lines in one style, runs as
-jobs (their commands in turn, output to a log, several jobs at a time), and the compact records a
-finished run leaves (committed: they, not a working folder, are what resumes a design on a fresh
-checkout and what its report reads).
+jobs (their commands in turn, output to a log, several jobs at a time, each finished run's record
+written as it finishes: the committed records, not a working folder, are what resumes a design on a
+fresh checkout and what its report reads), and a design's stages in their order.
 
 A design module keeps only what is its own: its settings (methods, grids, tuning and final seeds,
 token budget, evaluation, the primary endpoint declared before any final run), how a run's
@@ -11,7 +11,6 @@ directory becomes a record, and its tables. Run a design as a module from the re
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -88,31 +87,6 @@ def run_jobs(jobs: list, n_jobs: int, out, after: Callable[[str], object] | None
                 after(name)
     if failed:
         sys.exit(f"failed runs: {', '.join(failed)} (see their logs under {out}; rerun to resume)")
-
-
-class Records:
-    """A folder of compact run records, one JSON file per run (``NAME.json``, ``/`` in a name
-    becomes ``__``), each written whole: what a design resumes from and reports on."""
-
-    def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
-
-    def path(self, run: str) -> Path:
-        return self.folder / f"{run.replace('/', '__')}.json"
-
-    def has(self, run: str) -> bool:
-        return self.path(run).is_file()
-
-    def load(self, run: str) -> dict | None:
-        p = self.path(run)
-        return json.loads(p.read_text()) if p.is_file() else None
-
-    def write(self, run: str, record: dict) -> dict:
-        from mrt.rundir import write_json
-
-        self.folder.mkdir(parents=True, exist_ok=True)
-        write_json(self.path(run), record)
-        return record
 
 
 # --------------------------------------------------------------------------- a design's stages

@@ -259,12 +259,13 @@ class MRTTrainer(GRPOTrainer):
         termination text is appended, and the answer is sampled (the meta-prover's forced answer).
         The appended termination tokens were not sampled: they get advantage 0 (``_forced_spans``)."""
         task, tok, cfg = self.task, self._tok(), self.mrt_config
+        budget = self.thinking_budget  # one value for the whole call (a schedule moves between steps)
         rows = []
         for i, (p, c) in enumerate(zip(prompt_ids, comps)):
             used = self._prefix_thinking.get(tuple(p), 0)
             if used is None:  # an mrt prompt that is already force-terminated: the completion is the answer
                 continue
-            room = max(0, self.thinking_budget - used)
+            room = max(0, budget - used)
             think, answer = task.split_output(list(c), tok)
             if answer is not None and len(think) <= room:
                 continue
