@@ -16,12 +16,29 @@ def _cmd_pretrain(ns):
     print(f"saved model and tokenizer to {out}")
 
 
+def _share():
+    """This process's place under a launcher (accelerate, torchrun, Slurm): docs/scale.md."""
+    from mrt.runloop import Share
+
+    return Share.from_env()
+
+
+def _print_share(s: dict, out: str) -> None:
+    print(
+        f"process {s['process']} of {s['processes']}: {s['problems_done']} problems done"
+        + (f", given up: {s['failed_problems']}" if s["failed_problems"] else "")
+        + f"; process 0 merges them into {out}"
+    )
+
+
 def _cmd_analyze(ns):
     from mrt.measure.analyze import AnalyzeConfig
     from mrt.pipelines import analyze
     from mrt.report.analysis import print_summary
 
-    summary = analyze(from_namespace(AnalyzeConfig, ns))
+    summary = analyze(from_namespace(AnalyzeConfig, ns), share=_share())
+    if "merged_by" in summary:
+        return _print_share(summary, ns.out)
     print_summary(summary, ns.out)
 
 
@@ -29,7 +46,9 @@ def _cmd_eval(ns):
     from mrt.measure.evaluate import EvalConfig
     from mrt.pipelines import evaluate
 
-    s = evaluate(from_namespace(EvalConfig, ns))
+    s = evaluate(from_namespace(EvalConfig, ns), share=_share())
+    if "merged_by" in s:
+        return _print_share(s, ns.out)
     print(
         f"pass@1 {s['pass@1']:.3f} ± {s['pass@1_stderr']:.3f} over {s['n_problems']} problems x {s['samples']} samples; "
         f"{s['mean_tokens']:.0f} tokens per sample, {s['truncated_fraction']:.1%} truncated, "

@@ -67,14 +67,15 @@ def claim_run_dir(out, settings: dict, free: tuple[str, ...] = ()) -> None:
 
     out = lock_run_dir(Path(out))
     try:
-        _check_settings(out, settings, free)
+        check_settings(out, settings, free)
     except BaseException:
         release_run_dir(out)
         raise
     write_json(out / "run.json", settings)
 
 
-def _check_settings(out, settings: dict, free: tuple[str, ...]) -> None:
+def check_settings(out, settings: dict, free: tuple[str, ...]) -> None:
+    """Refuse ``out`` if its ``run.json`` holds other settings (keys in ``free`` may differ)."""
     run_file = out / "run.json"
     if run_file.exists():
         try:

@@ -20,18 +20,19 @@ from mrt.train.config import TrainConfig
 from mrt.train.run import eval_budgets, run_train
 
 
-def analyze(cfg: AnalyzeConfig, sampler=None) -> dict:
-    """``mrt analyze``: the analysis and its ``report.html``."""
+def analyze(cfg: AnalyzeConfig, sampler=None, share=None) -> dict:
+    """``mrt analyze``: the analysis and its ``report.html`` (``share``: several processes,
+    :class:`mrt.runloop.Share`)."""
     from mrt.report.analysis import write_report
 
-    return run_analysis(cfg, sampler=sampler, report=write_report)
+    return run_analysis(cfg, sampler=sampler, report=write_report, share=share)
 
 
-def evaluate(cfg: EvalConfig, sampler=None) -> dict:
+def evaluate(cfg: EvalConfig, sampler=None, share=None) -> dict:
     """``mrt eval``: pass@1, maj@k, pass@k; with ``cfg.stop``, under the online stop controller."""
     from mrt.act.stopper import stopper_from
 
-    return run_eval(cfg, sampler=sampler, stopper=stopper_from)
+    return run_eval(cfg, sampler=sampler, stopper=stopper_from, share=share)
 
 
 def evaluate_held_out(sampler, cfg: TrainConfig, out: Path, task) -> dict:

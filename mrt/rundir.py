@@ -357,10 +357,12 @@ def kill_point(where: str, count: int) -> None:
     """A test hook, not a user setting (like ``MRT_FAULTS``): with ``MRT_KILL_AT="WHERE:N"`` in the
     environment the process kills itself with SIGKILL, as a crash or the OOM killer would, the
     N-th time it reaches ``WHERE`` (``checkpoint``: checkpoint N of a training run is whole;
-    ``problem``: a run loop has appended its N-th problem). Kill-and-resume tests kill at a
-    deterministic point with it, so they cannot pass without killing."""
+    ``problem``: a run loop has appended its N-th problem); ``WHERE:N@R`` only in the process of
+    rank ``R`` of a launch (``RANK``). Kill-and-resume tests kill at a deterministic point with it,
+    so they cannot pass without killing."""
     spec = os.environ.get("MRT_KILL_AT", "")
-    if spec and spec == f"{where}:{count}":
+    point, _, rank = spec.partition("@")
+    if spec and point == f"{where}:{count}" and (not rank or rank == os.environ.get("RANK", "0")):
         import signal
 
         log.warning("MRT_KILL_AT=%s: killing this process (a test's fault injection)", spec)

@@ -16,15 +16,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mrt.config import arg, claim_run_dir
+from mrt.config import arg
 from mrt.core import metrics
 from mrt.core.episodes import chunk_ends
 from mrt.core.figures import REGRET_AXES, aggregate
 from mrt.core.grades import VoteRule
 from mrt.core.trace import TraceRecord
-from mrt.measure.metaprover import estimate_prefixes
+from mrt.measure.metaprover import estimate_groups
 from mrt.rundir import one_writer, write_json
-from mrt.runloop import ProblemLoop, problem_seed, sum_faults
+from mrt.runloop import ProblemLoop, Share, claim, problem_seed, resolve_window, shard_summary, sum_faults
+from mrt.runloop.window import WINDOW_HELP
 from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 from mrt.samplers.base import SamplingParams
 
@@ -50,6 +51,7 @@ class AnalyzeConfig(SamplerArgs):
     extensions: int = arg(4, "budget-forcing extensions past the natural end of thinking (0: off)")
     extension_tokens: int = arg(0, "token cap of each budget-forcing extension (0: the task's default)")
     seed: int = arg(0, "sampling seed")
+    window: int = arg(0, WINDOW_HELP)
     traces: str = arg(
         "",
         "JSONL of traces made elsewhere (fields: output, answer, problem or prompt, "
@@ -77,31 +79,73 @@ def _episode_ends(cfg: AnalyzeConfig, task, thinking: list[int], tok) -> list[in
     raise ValueError(f"segmentation must be 'task' or 'chunk:N', got {cfg.segmentation!r}")
 
 
-# ---------------------------------------------------------------------------- one problem
+# ---------------------------------------------------------------------------- a window of problems
 
 
-def analyze_problem(sampler, task, problem, cfg: AnalyzeConfig, index: int) -> list[dict]:
+def analyze_window(sampler, task, items: list[tuple], cfg: AnalyzeConfig, given: list | None = None) -> dict:
+    """Analyse the problems ``items`` (``(index, problem)`` pairs) together: every stage (the
+    traces, the forced answers after every prefix, each budget-forcing round) is one sampler call
+    for all of them, so the engine serves the window's work at once. ``given``: each problem's
+    outputs made elsewhere (completions), instead of sampling traces. Returns the record lines
+    by problem id. The seeds are the first problem's (:func:`problem_seed`): with one problem
+    in the window exactly the one-problem analysis; a window fixed by the problems' index (the
+    run loop's batches) draws the same samples in any rerun or process."""
     tok = sampler.tokenizer
-    seed = problem_seed(cfg.seed, index)
-    prompt_ids = task.prompt_ids(problem, tok)
-    max_new = cfg.max_new_tokens or task.default_max_new_tokens
-    traces = sampler.sample(
-        [prompt_ids],
-        SamplingParams(
-            n=cfg.traces_per_problem, max_new_tokens=max_new, temperature=cfg.temperature, top_p=cfg.top_p, seed=seed
-        ),
-    )[0]
-    return analyze_outputs(sampler, task, problem, cfg, index, prompt_ids, traces)
-
-
-def analyze_outputs(
-    sampler, task, problem, cfg: AnalyzeConfig, index: int, prompt_ids: list[int], traces: list
-) -> list[dict]:
-    """Episodes, J after every prefix, progress and budget forcing for given outputs of one
-    problem (sampled here, or read from a traces file)."""
-    tok = sampler.tokenizer
-    seed = problem_seed(cfg.seed, index)
+    seed = problem_seed(cfg.seed, items[0][0])
+    prompts = [task.prompt_ids(p, tok) for _, p in items]
+    if given is None:
+        max_new = cfg.max_new_tokens or task.default_max_new_tokens
+        given = sampler.sample(
+            prompts,
+            SamplingParams(
+                n=cfg.traces_per_problem,
+                max_new_tokens=max_new,
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                seed=seed,
+            ),
+        )
     n_ans = cfg.answer_tokens or task.default_answer_tokens
+    ks = tuple(cfg.maj_k)
+    jobs = [
+        _trace_records(task, problem, prompt, traces, cfg, tok)
+        for (_, problem), prompt, traces in zip(items, prompts, given)
+    ]
+    estimates = estimate_groups(
+        sampler,
+        task,
+        [(problem, prompt, thinkings) for (_, problem), prompt, (thinkings, _) in zip(items, prompts, jobs)],
+        n=cfg.answers_per_prefix,
+        answer_tokens=n_ans,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        seed=seed + 1,
+        ks=ks,
+        votes=VoteRule(cfg.vote_tie, cfg.vote_weights),
+    )
+    for (_, records), per_trace in zip(jobs, estimates):
+        for rec, ests in zip(records, per_trace):
+            rec.prefixes = [e.to_json() for e in ests]
+            rec.progress = metrics.progress([e.j for e in ests])
+    if cfg.extensions > 0:
+        extend_many(
+            sampler,
+            task,
+            [
+                (problem, prompt, thinkings, records)
+                for (_, problem), prompt, (thinkings, records) in zip(items, prompts, jobs)
+            ],
+            cfg,
+            seed + 2,
+            n_ans,
+            ks,
+        )
+    return {problem.id: [r.to_json() for r in records] for (_, problem), (_, records) in zip(items, jobs)}
+
+
+def _trace_records(task, problem, prompt_ids: list[int], traces: list, cfg: AnalyzeConfig, tok) -> tuple:
+    """One problem's outputs split into thinking, episodes and a graded answer: ``(thinkings,
+    records)``, the (thinking ids, episode ends, closed) of each output and its record."""
     records, thinkings = [], []
     for t_idx, comp in enumerate(traces):
         out_ids = comp.token_ids
@@ -138,45 +182,34 @@ def analyze_outputs(
                 ],
             )
         )
-    ks = tuple(cfg.maj_k)
-    estimates = estimate_prefixes(
-        sampler,
-        task,
-        problem,
-        prompt_ids,
-        thinkings,
-        n=cfg.answers_per_prefix,
-        answer_tokens=n_ans,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        seed=seed + 1,
-        ks=ks,
-        votes=VoteRule(cfg.vote_tie, cfg.vote_weights),
-    )
-    for rec, ests in zip(records, estimates):
-        rec.prefixes = [e.to_json() for e in ests]
-        rec.progress = metrics.progress([e.j for e in ests])
-    if cfg.extensions > 0:
-        extend_traces(sampler, task, problem, prompt_ids, thinkings, records, cfg, seed + 2, n_ans, ks)
-    return [r.to_json() for r in records]  # the lines written
+    return thinkings, records
 
 
 def extend_traces(sampler, task, problem, prompt_ids, thinkings, records, cfg, seed, n_ans, ks):
+    """Budget forcing for one problem's traces: :func:`extend_many` with one problem."""
+    extend_many(sampler, task, [(problem, prompt_ids, thinkings, records)], cfg, seed, n_ans, ks)
+
+
+def extend_many(sampler, task, jobs: list[tuple], cfg, seed: int, n_ans: int, ks) -> None:
     """Budget forcing: after the natural end, append an extension text and let the model think
-    one more stretch, ``cfg.extensions`` times; J is estimated after each extension."""
+    one more stretch, ``cfg.extensions`` times; J is estimated after each extension. ``jobs``:
+    ``(problem, prompt_ids, thinkings, records)`` of each problem; every round is one sampler
+    call (and one for its J estimates) for all their closed traces. Each record gets its
+    ``extension`` list."""
     tok = sampler.tokenizer
     encoded = [tok.encode(s, add_special_tokens=False) for s in task.extension_stop_texts]
     stop_ids = tuple(e[0] for e in encoded if len(e) == 1)  # one-token stops: exact and cheap
     stop_texts = tuple(s for s, e in zip(task.extension_stop_texts, encoded) if len(e) != 1)
-    live = [i for i, r in enumerate(records) if r.closed_thinking]
-    cur = {i: list(thinkings[i][0]) for i in live}
-    for rec in records:
-        rec.extension = []
+    live = [(g, i) for g, job in enumerate(jobs) for i, r in enumerate(job[3]) if r.closed_thinking]
+    cur = {(g, i): list(jobs[g][2][i][0]) for g, i in live}
+    for job in jobs:
+        for rec in job[3]:
+            rec.extension = []
     for e in range(cfg.extensions):
         if not live:
             break
         ext = tok.encode(task.extension_texts[e % len(task.extension_texts)], add_special_tokens=False)
-        prompts = [prompt_ids + cur[i] + ext for i in live]
+        prompts = [jobs[g][1] + cur[g, i] + ext for g, i in live]
         comps = sampler.sample(
             prompts,
             SamplingParams(
@@ -189,17 +222,16 @@ def extend_traces(sampler, task, problem, prompt_ids, thinkings, records, cfg, s
                 seed=seed + 7 * e,
             ),
         )
-        for i, cs in zip(live, comps):
+        for key, cs in zip(live, comps):
             new = cs[0].token_ids
             if new and new[-1] in stop_ids + (tok.eos_token_id,):
                 new = new[:-1]
-            cur[i] = cur[i] + ext + new
-        ests = estimate_prefixes(
+            cur[key] = cur[key] + ext + new
+        groups = [g for g in range(len(jobs)) if any(k[0] == g for k in live)]
+        ests = estimate_groups(
             sampler,
             task,
-            problem,
-            prompt_ids,
-            [(cur[i], [len(cur[i])]) for i in live],
+            [(jobs[g][0], jobs[g][1], [(cur[g, i], [len(cur[g, i])]) for gg, i in live if gg == g]) for g in groups],
             n=cfg.answers_per_prefix,
             answer_tokens=n_ans,
             temperature=cfg.temperature,
@@ -209,9 +241,12 @@ def extend_traces(sampler, task, problem, prompt_ids, thinkings, records, cfg, s
             include_empty=False,
             votes=VoteRule(cfg.vote_tie, cfg.vote_weights),
         )
-        for i, est in zip(live, ests):
-            last = est[-1]
-            records[i].extension.append({"extensions": e + 1, "tokens": len(cur[i]), "j": last.j, "ci": list(last.ci)})
+        for g, per_trace in zip(groups, ests):
+            for i, est in zip([i for gg, i in live if gg == g], per_trace):
+                last = est[-1]
+                jobs[g][3][i].extension.append(
+                    {"extensions": e + 1, "tokens": len(cur[g, i]), "j": last.j, "ci": list(last.ci)}
+                )
 
 
 # ---------------------------------------------------------------------------- resume / I/O
@@ -282,7 +317,7 @@ def summarize(records: list[TraceRecord], cfg: AnalyzeConfig, task, model_name: 
     }
 
 
-def work_plan(cfg: AnalyzeConfig, task, n_problems: int, given: bool) -> str:
+def work_plan(cfg: AnalyzeConfig, task, n_problems: int, given: bool, window: int = 1) -> str:
     """The work the settings imply, printed before any (the caps are upper bounds)."""
     from mrt.heartbeat import work_line
 
@@ -297,6 +332,7 @@ def work_plan(cfg: AnalyzeConfig, task, n_problems: int, given: bool) -> str:
     ]
     if e:
         parts.append(f"{e} budget-forcing extensions of up to {ext:,} tokens per closed trace, {a} answers after each")
+    parts.append(f"{window} problem{'s' * (window != 1)} in flight")
     totals = [
         ("trace tokens", 0 if given else n_problems * t * max_new),
         ("extension tokens", n_problems * t * e * ext),
@@ -309,10 +345,13 @@ def work_plan(cfg: AnalyzeConfig, task, n_problems: int, given: bool) -> str:
 
 
 @one_writer
-def run_analysis(cfg: AnalyzeConfig, sampler=None, report: Callable | None = None) -> dict:
+def run_analysis(cfg: AnalyzeConfig, sampler=None, report: Callable | None = None, share=None) -> dict:
     """Analyse ``cfg.task``'s problems into ``cfg.out``; ``report(out, summary, records)``, if
     given, writes the report while the directory is still this run's (``mrt.pipelines.analyze``
-    passes the report part's ``write_report``)."""
+    passes the report part's ``write_report``). ``share``: this process's place among several
+    (:class:`mrt.runloop.Share`; default one process; ``mrt analyze`` reads it from the
+    launcher's environment): the other processes return their share's counts, process 0 the
+    summary of all."""
     from mrt.samplers import describe_backend
     from mrt.tasks import get_task, parse_knobs
     from mrt.tasks.tiny import shipped_model_path
@@ -333,29 +372,34 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None, report: Callable | None = Non
     model_name = cfg.model or str(shipped_model_path())
     out = Path(cfg.out)
     given = read_traces(cfg.traces)[: cfg.n_problems] if cfg.traces else None  # bad file: error first
-    claim_run_dir(out, _settings(cfg, task), free=("n_problems", "budgets", "regret_axis", "base_url", *ENGINE_FIELDS))
+    window = resolve_window(cfg.window, cfg.backend)  # a bad value: error before any work
+    share = share or Share()
+    free = ("n_problems", "budgets", "regret_axis", "base_url", "window", *ENGINE_FIELDS)
+    claim(out, _settings(cfg, task), free, share)
     if given is not None:
         problems = [p for p, _ in given]
         expected = {p.id: len(outs) for p, outs in given}
     else:
         problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)
         expected = {p.id: cfg.traces_per_problem for p in problems}
-    loop = ProblemLoop("analyze", out / "traces.jsonl", problems, expected, cfg, annotate=True)
+    loop = ProblemLoop(
+        "analyze", out / "traces.jsonl", problems, expected, cfg, annotate=True, batch=window, share=share
+    )
     if loop.todo:
-        log.info("%s", work_plan(cfg, task, len(loop.todo), given is not None))
+        log.info("%s", work_plan(cfg, task, len(loop.todo), given is not None, window))
     source = describe_backend(cfg, model_name)
     sampler = loop.sampler(sampler, lambda: sampler_from(cfg, model_name), cfg.max_retries, source)
 
     def work(items):
-        ((i, p),) = items
         if given is None:
-            return {p.id: analyze_problem(sampler, task, p, cfg, i)}
+            return analyze_window(sampler, task, items, cfg)
         tok = sampler.tokenizer
-        comps = _as_completions(given[i][1], tok)
-        return {p.id: analyze_outputs(sampler, task, p, cfg, i, task.prompt_ids(p, tok), comps)}
+        return analyze_window(sampler, task, items, cfg, [_as_completions(given[i][1], tok) for i, _ in items])
 
     t0 = time.time()
     loop.run(sampler, work, source=source)
+    if not loop.gather():  # another process's share: process 0 merges and summarises
+        return shard_summary(loop)
     records = [TraceRecord.from_json(r, f"{out / 'traces.jsonl'}: problem {r.get('problem_id')}") for r in loop.flat()]
     if not records:
         loop.gave_up.finish()  # every problem skipped: nothing to summarise

@@ -18,11 +18,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mrt.config import arg, claim_run_dir
+from mrt.config import arg
 from mrt.core import metrics
 from mrt.core.trace import TraceRecord
 from mrt.rundir import one_writer, write_json
-from mrt.runloop import ProblemLoop, problem_seed, sum_faults
+from mrt.runloop import ProblemLoop, Share, claim, problem_seed, resolve_window, shard_summary, sum_faults
+from mrt.runloop.window import WINDOW_HELP
 from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 from mrt.samplers.base import SamplingParams
 
@@ -48,6 +49,7 @@ class EvalConfig(SamplerArgs):
     extension_tokens: int = arg(0, "token cap of each extension (0: the task's default)")
     answer_tokens: int = arg(0, "token cap of the forced answer after an extension (0: the task's default)")
     seed: int = arg(0, "sampling seed")
+    window: int = arg(0, WINDOW_HELP)
     stop: str = arg(
         "",
         "stop thinking early by a rule: j-threshold:tau=T, stall:eps=E,m=M, confidence:tau=T, "
@@ -78,16 +80,16 @@ class EvalConfig(SamplerArgs):
     )
 
 
-def eval_problem(sampler, task, problem, cfg: EvalConfig, index: int, stopper=None) -> dict:
-    """One problem's row: ``cfg.samples`` samples graded, or, with a ``stopper`` (``--stop``: the
-    act part's online controller, given by ``mrt.pipelines.evaluate``), the controller's row."""
-    from mrt.measure.analyze import AnalyzeConfig, extend_traces
+def eval_window(sampler, task, items: list[tuple], cfg: EvalConfig) -> dict:
+    """The rows of the problems ``items`` (``(index, problem)`` pairs), sampled together: all
+    their samples in one sampler call, each budget-forcing round in one. Seeds are the first
+    problem's (:func:`problem_seed`; with one problem, the one-problem evaluation exactly).
+    Returns each problem's row (in a list) by problem id."""
+    from mrt.measure.analyze import AnalyzeConfig, extend_many
 
     tok = sampler.tokenizer
-    seed = problem_seed(cfg.seed, index)
-    prompt = task.prompt_ids(problem, tok)
-    if stopper is not None:
-        return stopper.row(sampler, task, problem, prompt, seed)
+    seed = problem_seed(cfg.seed, items[0][0])
+    prompts = [task.prompt_ids(p, tok) for _, p in items]
     params = SamplingParams(
         n=cfg.samples,
         max_new_tokens=cfg.max_new_tokens or task.default_max_new_tokens,
@@ -95,25 +97,29 @@ def eval_problem(sampler, task, problem, cfg: EvalConfig, index: int, stopper=No
         top_p=cfg.top_p,
         seed=seed,
     )
-    comps = sampler.sample([prompt], params)[0]
-    answers, correct, thinkings, records = [], [], [], []
-    for c in comps:
-        thinking, answer_ids = task.split_output(c.token_ids, tok)
-        answer, ok = task.grade_answer_ids(problem, answer_ids, tok)
-        answers.append(answer)
-        correct.append(ok)
-        thinkings.append((thinking, [len(thinking)]))
-        records.append(TraceRecord(problem.id, closed_thinking=answer_ids is not None, n_thinking_tokens=len(thinking)))
-    row = {
-        "problem_id": problem.id,
-        "reference": problem.answer,
-        "answers": answers,
-        "correct": correct,
-        "labels": task.answer_labels(answers),  # equivalent answers share a label (one vote)
-        "n_tokens": [len(c.token_ids) for c in comps],
-        "finish": [c.finish_reason for c in comps],
-        "mean_logprobs": [round(c.mean_logprob, 4) for c in comps],
-    }
+    rows, jobs = {}, []
+    for (_, problem), prompt, comps in zip(items, prompts, sampler.sample(prompts, params)):
+        answers, correct, thinkings, records = [], [], [], []
+        for c in comps:
+            thinking, answer_ids = task.split_output(c.token_ids, tok)
+            answer, ok = task.grade_answer_ids(problem, answer_ids, tok)
+            answers.append(answer)
+            correct.append(ok)
+            thinkings.append((thinking, [len(thinking)]))
+            records.append(
+                TraceRecord(problem.id, closed_thinking=answer_ids is not None, n_thinking_tokens=len(thinking))
+            )
+        rows[problem.id] = {
+            "problem_id": problem.id,
+            "reference": problem.answer,
+            "answers": answers,
+            "correct": correct,
+            "labels": task.answer_labels(answers),  # equivalent answers share a label (one vote)
+            "n_tokens": [len(c.token_ids) for c in comps],
+            "finish": [c.finish_reason for c in comps],
+            "mean_logprobs": [round(c.mean_logprob, 4) for c in comps],
+        }
+        jobs.append((problem, prompt, thinkings, records))
     if cfg.extensions:
         acfg = AnalyzeConfig(
             extensions=cfg.extensions,
@@ -124,9 +130,10 @@ def eval_problem(sampler, task, problem, cfg: EvalConfig, index: int, stopper=No
             maj_k=[1],
         )
         n_ans = cfg.answer_tokens or task.default_answer_tokens
-        extend_traces(sampler, task, problem, prompt, thinkings, records, acfg, seed + 2, n_ans, (1,))
-        row["forcing"] = [r.extension or [] for r in records]
-    return row
+        extend_many(sampler, task, jobs, acfg, seed + 2, n_ans, (1,))
+        for problem, _, _, records in jobs:
+            rows[problem.id]["forcing"] = [r.extension or [] for r in records]
+    return {pid: [row] for pid, row in rows.items()}
 
 
 def resolve_sampling(cfg: EvalConfig) -> None:
@@ -204,7 +211,7 @@ def summarize(rows: list[dict], cfg: EvalConfig, stopper=None) -> dict:
     return out
 
 
-def work_plan(cfg: EvalConfig, task, n_problems: int) -> str:
+def work_plan(cfg: EvalConfig, task, n_problems: int, window: int = 1) -> str:
     """The work the settings imply, printed before any (the caps are upper bounds)."""
     from mrt.heartbeat import work_line
 
@@ -221,14 +228,15 @@ def work_plan(cfg: EvalConfig, task, n_problems: int) -> str:
     if cfg.extensions:
         parts.append(f"{cfg.extensions} budget-forcing extensions of up to {ext:,} tokens per closed sample")
         totals.append(("extension tokens", n_problems * cfg.samples * cfg.extensions * ext))
+    parts.append(f"{window} problem{'s' * (window != 1)} in flight")
     return work_line("eval", parts, totals)
 
 
 @one_writer
-def run_eval(cfg: EvalConfig, sampler=None, stopper: Callable | None = None) -> dict:
+def run_eval(cfg: EvalConfig, sampler=None, stopper: Callable | None = None, share=None) -> dict:
     """Evaluate ``cfg.task`` into ``cfg.out``. With ``--stop``, ``stopper(cfg, task)`` builds the
     online controller (the act part's; ``mrt.pipelines.evaluate`` passes it), checked before any
-    work."""
+    work. ``share``: as in :func:`mrt.measure.analyze.run_analysis`."""
     from mrt.samplers import describe_backend
     from mrt.tasks import get_task, parse_knobs
     from mrt.tasks.tiny import shipped_model_path
@@ -245,22 +253,35 @@ def run_eval(cfg: EvalConfig, sampler=None, stopper: Callable | None = None) -> 
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     cfg.model = cfg.model or str(shipped_model_path())
     out = Path(cfg.out)
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "n_problems", "base_url", *ENGINE_FIELDS)}
+    resolve_window(cfg.window, cfg.backend)  # a bad value: error before any work
+    if controller is not None and cfg.window > 1:
+        raise ValueError("--stop works a problem at a time: leave --window at 0 or 1")
+    free = ("out", "n_problems", "base_url", "window", *ENGINE_FIELDS)
+    settings = {k: v for k, v in asdict(cfg).items() if k not in free}
     settings["knobs"] = task.knobs()
-    claim_run_dir(out, settings)
+    share = share or Share()
+    claim(out, settings, (), share)
     problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)
-    loop = ProblemLoop("eval", out / "samples.jsonl", problems, 1, cfg, annotate=True)
+    window = 1 if controller is not None else resolve_window(cfg.window, cfg.backend)
+    loop = ProblemLoop("eval", out / "samples.jsonl", problems, 1, cfg, annotate=True, batch=window, share=share)
     if loop.todo:
-        logging.getLogger(__name__).info("%s", work_plan(cfg, task, len(loop.todo)))
+        logging.getLogger(__name__).info("%s", work_plan(cfg, task, len(loop.todo), window))
     source = describe_backend(cfg, cfg.model)
     sampler = loop.sampler(sampler, lambda: sampler_from(cfg, cfg.model), cfg.max_retries, source)
 
     def work(items):
-        ((i, p),) = items
-        return {p.id: [eval_problem(sampler, task, p, cfg, i, controller)]}
+        if controller is None:
+            return eval_window(sampler, task, items, cfg)
+        tok = sampler.tokenizer  # the online controller works a problem at a time
+        return {
+            p.id: [controller.row(sampler, task, p, task.prompt_ids(p, tok), problem_seed(cfg.seed, i))]
+            for i, p in items
+        }
 
     t0 = time.time()
     loop.run(sampler, work, source=source)
+    if not loop.gather():  # another process's share: process 0 merges and summarises
+        return shard_summary(loop)
     rows = [recs[0] for recs in loop.records()]
     if not rows:
         loop.gave_up.finish()

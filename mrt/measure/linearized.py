@@ -332,7 +332,7 @@ def run_linearized(cfg: LinearizedConfig, sampler=None) -> dict:
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "n_problems", "base_url", *ENGINE_FIELDS)}
     settings["knobs"] = task.knobs()
     claim_run_dir(out, settings)
-    loop = ProblemLoop("linearized", out / "linearized.jsonl", problems, 1, cfg)
+    loop = ProblemLoop("linearized", out / "linearized.jsonl", problems, 1, cfg, batch=cfg.batch_problems)
     source = describe_backend(cfg, cfg.model)
     sampler = loop.sampler(sampler, lambda: sampler_from(cfg, cfg.model), cfg.max_retries, source)
 
@@ -341,7 +341,7 @@ def run_linearized(cfg: LinearizedConfig, sampler=None) -> dict:
 
     t0 = time.time()
     # a chunk of problems is sampled together, fixed by index: a rerun redoes the same chunk
-    loop.run(sampler, work, batch=cfg.batch_problems, source=source, bar=False)
+    loop.run(sampler, work, source=source, bar=False)
     rows = [recs[0] for recs in loop.records()]
     s = summarize(rows, cfg)
     s.update(model=cfg.model, task=cfg.task, knobs=task.knobs(), failed_problems=dict(loop.gave_up.by_kind))

@@ -34,16 +34,49 @@ def estimate_prefixes(
     Returns, per thinking, k+1 estimates (index 0: no thinking at all), or k without the empty
     prefix when ``include_empty`` is False.
     """
+    return estimate_groups(
+        sampler,
+        task,
+        [(problem, prompt_ids, thinkings)],
+        n,
+        answer_tokens,
+        temperature,
+        top_p,
+        seed,
+        ks,
+        include_empty,
+        votes,
+    )[0]
+
+
+def estimate_groups(
+    sampler,
+    task,
+    groups: list[tuple],
+    n: int,
+    answer_tokens: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    ks=(1, 2, 4, 8),
+    include_empty: bool = True,
+    votes: VoteRule | None = None,
+) -> list[list[list[PrefixEstimate]]]:
+    """:func:`estimate_prefixes` for several problems at once, ``groups`` of ``(problem,
+    prompt_ids, thinkings)``, in one sampler call (the engine serves every problem's prefixes
+    together). Returns, per group, what :func:`estimate_prefixes` returns for it; with one group
+    the call is exactly :func:`estimate_prefixes`'s."""
     tok = sampler.tokenizer
     prompts, where = [], []
-    for t, item in enumerate(thinkings):
-        ids, ends = item[0], item[1]
-        closed = bool(item[2]) if len(item) > 2 else False
-        cuts = ([0] if include_empty else []) + list(ends)
-        for j, cut in enumerate(cuts, start=0 if include_empty else 1):
-            natural = closed and j == len(ends) and cut == len(ids) and j > 0
-            prompts.append(task.forced_ids(tok, prompt_ids, ids[:cut], natural_end=natural))
-            where.append((t, j, cut, natural))
+    for g, (_, prompt_ids, thinkings) in enumerate(groups):
+        for t, item in enumerate(thinkings):
+            ids, ends = item[0], item[1]
+            closed = bool(item[2]) if len(item) > 2 else False
+            cuts = ([0] if include_empty else []) + list(ends)
+            for j, cut in enumerate(cuts, start=0 if include_empty else 1):
+                natural = closed and j == len(ends) and cut == len(ids) and j > 0
+                prompts.append(task.forced_ids(tok, prompt_ids, ids[:cut], natural_end=natural))
+                where.append((g, t, j, cut, natural))
     params = SamplingParams(
         n=n,
         max_new_tokens=answer_tokens,
@@ -54,10 +87,10 @@ def estimate_prefixes(
     )
     comps = sampler.sample(prompts, params)
     ACTIVITY.prefixes_done(len(prompts))
-    out: list[list[PrefixEstimate]] = [[] for _ in thinkings]
-    for (t, j, cut, natural), prompt, cs in zip(where, prompts, comps):
-        est = grade_completions(task, problem, cs, ks, votes)
+    out: list[list[list[PrefixEstimate]]] = [[[] for _ in thinkings] for _, _, thinkings in groups]
+    for (g, t, j, cut, natural), prompt, cs in zip(where, prompts, comps):
+        est = grade_completions(task, groups[g][0], cs, ks, votes)
         est.episodes, est.tokens = j, cut
         est.input_tokens, est.natural_end = len(prompt), natural
-        out[t].append(est)
+        out[g][t].append(est)
     return out

@@ -24,7 +24,10 @@ records back in the problems' order.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import shutil
 import signal
 import threading
 from collections import Counter
@@ -33,8 +36,9 @@ from pathlib import Path
 
 from mrt import grading
 from mrt.heartbeat import Heartbeat
-from mrt.rundir import append_lines, kill_point
+from mrt.rundir import append_lines, kill_point, write_atomic
 from mrt.runloop.records import load_finished
+from mrt.runloop.share import Share, clear_done, mark_done, shard_files, wait_for_shares
 from mrt.samplers.errors import SamplerError
 from mrt.samplers.faults import GiveUps, SamplerGaveUp, fault_delta, resilient
 
@@ -92,12 +96,44 @@ class ProblemLoop:
     ``per_problem``: records per problem (an int, or a dict by problem id); ``settings``: an object
     with the loop's settings (``progress_seconds``, ``stall_seconds``, ``hang_timeout``; a
     :class:`mrt.samplers.SamplerArgs` has them); ``annotate``: store each problem's grader failures
-    and sampler faults on its first record."""
+    and sampler faults on its first record; ``batch``: problems worked on together (windows fixed
+    by the problems' index); ``share``: this process's place among several
+    (:class:`mrt.runloop.share.Share`; the windows it takes, its own shard of records, and for
+    process 0 the merge: :meth:`gather`)."""
 
-    def __init__(self, what: str, path: Path, problems: list, per_problem=1, settings=None, annotate: bool = False):
-        self.what, self.path, self.problems = what, Path(path), list(problems)
+    def __init__(
+        self,
+        what: str,
+        path: Path,
+        problems: list,
+        per_problem=1,
+        settings=None,
+        annotate: bool = False,
+        batch: int = 1,
+        share: Share | None = None,
+    ):
+        self.what, self.main_path, self.problems = what, Path(path), list(problems)
+        self.per_problem = per_problem
+        self.share = share or Share()
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        self.batch = batch
+        indexed = list(enumerate(self.problems))
+        self.windows = [indexed[c : c + batch] for c in range(0, len(indexed), batch)]
+        if self.share.world > max(len(self.windows), 1):
+            raise ValueError(
+                f"{self.share.world} processes for {len(self.windows)} window(s) of problems: "
+                "launch fewer processes, or give each fewer problems at once (--window)"
+            )
+        out = self.main_path.parent
+        self.path = self.share.shard_dir(out) / self.main_path.name if self.share.many else self.main_path
+        if self.share.many:
+            clear_done(self.share, out)
         self.done, self.dropped = load_finished(self.path, per_problem)
-        self.todo = [(i, p) for i, p in enumerate(self.problems) if p.id not in self.done]
+        self._add_others()
+        mine = [w for k, w in enumerate(self.windows) if self.share.takes(k)]
+        self.my_windows = [w for w in mine if any(p.id not in self.done for _, p in w)]
+        self.todo = [(i, p) for w in mine for i, p in w if p.id not in self.done]
         self.gave_up = GiveUps(what)
         self.annotate = annotate
         self.appended = 0  # problems appended by this process
@@ -111,6 +147,24 @@ class ProblemLoop:
                 "resuming: %d of %d problems already finished", len(self.problems) - len(self.todo), len(self.problems)
             )
 
+    def _add_others(self) -> None:
+        """Problems finished in the other records files of this run: the merged file and every
+        shard (any process count), read only (their writers may be appending)."""
+        ids = {p.id for p in self.problems}
+        others = [self.main_path] + shard_files(self.main_path.parent, self.main_path.name)
+        for f in others:
+            if f == self.path:
+                continue
+            found, _ = load_finished(f, self.per_problem, rewrite=False)
+            stray = sorted(set(found) - ids)
+            if stray:
+                raise ValueError(
+                    f"{f} holds problems that are not this run's ({', '.join(stray[:3])}"
+                    f"{', ...' if len(stray) > 3 else ''}): it is another run's; move it away or use another --out"
+                )
+            for pid, recs in found.items():
+                self.done.setdefault(pid, recs)
+
     def sampler(self, given, make: Callable[[], object], retries: int = 4, what: str = ""):
         """The sampler to work with, behind the retries: ``given`` (a caller's engine) or ``make()``,
         built only when there is work left (a finished run starts no engine)."""
@@ -118,24 +172,19 @@ class ProblemLoop:
             return given
         return resilient(given if given is not None else make(), retries=retries, what=what)
 
-    def run(self, sampler, work: Work, batch: int = 1, source: str = "", bar: bool = True) -> None:
-        """Do the problems left, ``batch`` at a time (batches fixed by the problems' index, so a
-        rerun redoes the same batch), appending each problem's records as its batch finishes."""
+    def run(self, sampler, work: Work, source: str = "", bar: bool = True) -> None:
+        """Do the problems left, a window (``batch`` problems, fixed by their index) at a time,
+        appending each problem's records as its window finishes (a rerun redoes a window whose
+        problems were not all written, with the same seeds)."""
         from tqdm import tqdm
 
-        if batch < 1:
-            raise ValueError(f"batch must be >= 1, got {batch}")
+        batches = self.my_windows
         source = getattr(sampler, "what", "") or source
-        if batch == 1:
-            batches = [[item] for item in self.todo]
-        else:
-            indexed = list(enumerate(self.problems))
-            batches = [indexed[c : c + batch] for c in range(0, len(indexed), batch)]
-            batches = [b for b in batches if any(p.id not in self.done for _, p in b)]
         guard = _HangGuard(self.hang_timeout)
         beat = Heartbeat(self.what, len(self.todo), source, self.progress_seconds, self.stall_seconds)
         beat.hang, beat.on_hang = self.hang_timeout, guard.fire
         progress = tqdm(total=len(self.todo), desc=self.what, unit="problem", disable=not bar)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f, beat, guard, progress:
             for items in batches:
                 beat.start_problem(items[0][1].id)
@@ -173,6 +222,40 @@ class ProblemLoop:
                     kill_point("problem", self.appended)  # tests only (MRT_KILL_AT)
                     beat.end_problem()
                     progress.update(1)
+
+    def gather(self) -> bool:
+        """After :meth:`run`, with several processes: the others write ``done.json`` and return
+        False; process 0 waits for every share, merges all records into the run's records file
+        (the problems' order, written whole), removes the shards, counts the problems the others
+        gave up, and returns True. With one process: True."""
+        out = self.main_path.parent
+        if not self.share.many:
+            return True
+        if not self.share.main:
+            mark_done(self.share, out, self.gave_up.problems, dict(self.gave_up.by_kind))
+            return False
+        shares = {
+            r: [p.id for k, w in enumerate(self.windows) if k % self.share.world == r for _, p in w]
+            for r in range(1, self.share.world)
+        }
+
+        def finished():
+            self.done.update({k: v for k, v in load_finished(self.path, self.per_problem, rewrite=False)[0].items()})
+            self._add_others()
+            return set(self.done)
+
+        for mark in wait_for_shares(self.share, out, finished, shares).values():
+            for pid in mark.get("failed", []):
+                if pid not in self.done:
+                    self.gave_up.problems.append(pid)
+            self.gave_up.by_kind.update(mark.get("by_kind", {}))
+        finished()
+        write_atomic(self.main_path, "".join(json.dumps(r) + "\n" for recs in self.records() for r in recs))
+        for f in shard_files(out, self.main_path.name):
+            shutil.rmtree(f.parent, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            (out / "shards").rmdir()  # when empty
+        return True
 
     def records(self) -> list[list[dict]]:
         """Each finished problem's records, in the problems' order, whatever order they finished in

@@ -21,12 +21,13 @@ def problem_seed(seed: int, index: int) -> int:
     return seed * 1_000_003 + index * 7919 + 1
 
 
-def load_finished(path: Path, per_problem) -> tuple[dict[str, list[dict]], int]:
+def load_finished(path: Path, per_problem, rewrite: bool = True) -> tuple[dict[str, list[dict]], int]:
     """Complete problems in a records file (``per_problem``: records per problem, an int or a dict
     by problem id). A line counts once it is whole (it ends with a newline and parses): a line
     torn by a kill or a full disk, a malformed line and the records of a partly written problem
     are dropped (counted in one log line) and the file is rewritten, whole, to hold only what is
-    kept, so that the dropped problems are redone. Returns (records by problem id, lines dropped)."""
+    kept, so that the dropped problems are redone (``rewrite=False``: only read, for a file another
+    process appends to). Returns (records by problem id, lines dropped)."""
     rows, bad_lines = read_jsonl_whole(path)
     groups: dict[str, list[dict]] = defaultdict(list)
     bad = len(bad_lines)
@@ -42,7 +43,7 @@ def load_finished(path: Path, per_problem) -> tuple[dict[str, list[dict]], int]:
 
     done = {pid: recs for pid, recs in groups.items() if len(recs) == want(pid)}
     partial = len(groups) - len(done)
-    if bad or partial:
+    if (bad or partial) and rewrite:
         log.warning(
             "%s: dropping %d torn or malformed line(s)%s and %d partly written problem(s); they are redone",
             path,

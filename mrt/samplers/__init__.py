@@ -33,7 +33,11 @@ class SamplerArgs:
     """The sampler flags every sampling command shares (``mrt analyze``, ``eval``, ``diagnose``, ``study``)."""
 
     backend: str = arg("hf", "sampler backend: hf (transformers here), vllm (in-process engine) or openai (a server)")
-    base_url: str = arg("", "openai backend: the server's address, e.g. http://localhost:8000/v1")
+    base_url: str = arg(
+        "",
+        "openai backend: the server's address, e.g. http://localhost:8000/v1; several servers comma-separated "
+        "(their requests shared, a retry goes to the next one)",
+    )
     tokenizer: str = arg("", "openai/vllm backends: a local tokenizer of the served model (default: --model)")
     concurrency: int = arg(8, "openai backend: requests in flight")
     request_timeout: float = arg(600.0, "openai backend: seconds per request before a retry")

@@ -1,7 +1,11 @@
 """OpenAI-compatible completions backend, for a vLLM, SGLang or llama.cpp server.
 
 Prompts go to ``POST {base_url}/completions`` as token ids (no re-tokenisation on the server,
-so no second BOS), ``n`` samples per request, ``concurrency`` requests in flight. Token ids of
+so no second BOS), ``n`` samples per request, ``concurrency`` requests in flight per server.
+Several servers (``base_url`` a comma-separated list: vLLM servers on several GPUs or nodes)
+share the prompts of a call, prompt ``i`` to server ``i mod S``, ``concurrency`` requests each;
+a retried request goes to the next server, so one server down slows a run instead of stopping
+it. Token ids of
 the outputs come from the response where the server gives them (vLLM's ``token_ids`` or
 ``token_id:N`` log-prob tokens, llama.cpp's log-prob ``id``) when they decode to the returned
 text, else from encoding that text with the local tokenizer (counted in ``stats["reencoded"]``). Failed requests (connection errors, time-outs, HTTP 429 and 5xx)
@@ -44,9 +48,13 @@ class OpenAISampler:
         max_retries: int = 4,
         backoff: float = 1.0,
     ):
-        if not base_url:
+        self.base_urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()]
+        if not self.base_urls:
             raise ValueError("the openai backend needs a server address: --base-url http://HOST:PORT/v1")
-        self.base_url = base_url.rstrip("/")
+        bad = [u for u in self.base_urls if not u.startswith(("http://", "https://"))]
+        if bad:
+            raise ValueError(f"--base-url: {', '.join(bad)} is not an http(s) address, e.g. http://HOST:PORT/v1")
+        self.base_url = self.base_urls[0]
         self.tokenizer = tokenizer
         self.model = model
         self.concurrency = max(1, int(concurrency))
@@ -59,6 +67,7 @@ class OpenAISampler:
         self._lock = threading.Lock()
         self.stats: Counter = Counter()  # requests, retries, failed, prompt_tokens, completion_tokens
         self.faults: Counter = Counter()  # retried failures per kind: connection, timeout, http_NNN, malformed
+        self.per_server: Counter = Counter()  # requests sent to each server
         self.tokens_generated = 0
         self._n_in_request = True  # servers that refuse n > 1 get one request per sample
 
@@ -67,9 +76,11 @@ class OpenAISampler:
         if not prompts:
             return []
         check_prompts(prompts)
-        with ThreadPoolExecutor(self.concurrency) as pool:
+        with ThreadPoolExecutor(self.concurrency * len(self.base_urls)) as pool:
             return list(
-                pool.map(lambda ip: self._one_prompt(ip[1], params, params.seed + 7919 * ip[0]), enumerate(prompts))
+                pool.map(
+                    lambda ip: self._one_prompt(ip[1], params, params.seed + 7919 * ip[0], ip[0]), enumerate(prompts)
+                )
             )
 
     def _session(self):
@@ -102,10 +113,10 @@ class OpenAISampler:
             body["stop_token_ids"] = list(params.stop_token_ids)
         return body
 
-    def _one_prompt(self, prompt: list[int], params: SamplingParams, seed: int) -> list[Completion]:
+    def _one_prompt(self, prompt: list[int], params: SamplingParams, seed: int, server: int = 0) -> list[Completion]:
         if self._n_in_request or params.n == 1:
             try:
-                choices = self._post(self._body(prompt, params, params.n, seed))
+                choices = self._post(self._body(prompt, params, params.n, seed), server)
                 if len(choices) == params.n:
                     return [self._completion(c, params) for c in sorted(choices, key=lambda c: c.get("index", 0))]
                 log.warning(
@@ -118,22 +129,24 @@ class OpenAISampler:
             self._n_in_request = False
         out = []
         for k in range(params.n):
-            choices = self._post(self._body(prompt, params, 1, seed + k))
+            choices = self._post(self._body(prompt, params, 1, seed + k), server + k)
             out.append(self._completion(choices[0], params))
         return out
 
-    def _post(self, body: dict) -> list[dict]:
+    def _post(self, body: dict, server: int = 0) -> list[dict]:
+        """One request to server ``server`` (mod their number); each retry to the next one."""
         import requests
 
-        url = f"{self.base_url}/completions"
         last = ""
         for attempt in range(self.max_retries + 1):
+            url = f"{self.base_urls[(server + attempt) % len(self.base_urls)]}/completions"
             if attempt:
                 with self._lock:
                     self.stats["retries"] += 1
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             with self._lock:
                 self.stats["requests"] += 1
+                self.per_server[url.rsplit("/", 1)[0]] += 1
             try:
                 r = self._session().post(url, json=body, timeout=self.timeout)
             except requests.RequestException as e:  # connection refused, time-out, ...

@@ -89,3 +89,39 @@ def test_cli_errors_name_the_problem(tmp_path, capsys):
     assert "unknown knob 'width'" in capsys.readouterr().err
     assert main(["analyze", "--model", str(tmp_path / "missing"), "--out", str(tmp_path / "y")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+class _Counting:
+    """The sampler, with every call's number of prompts recorded."""
+
+    def __init__(self, inner):
+        self.inner, self.tokenizer, self.calls = inner, inner.tokenizer, []
+
+    def sample(self, prompts, params):
+        self.calls.append(len(prompts))
+        return self.inner.sample(prompts, params)
+
+
+def test_a_window_of_problems_is_served_together_and_resumes_the_same(tiny_sampler, tiny_model_dir, tmp_path):
+    one, three = _Counting(tiny_sampler), _Counting(tiny_sampler)
+    s1 = run_analysis(_cfg(tiny_model_dir, tmp_path / "w1", n=5, window=1), sampler=one)
+    s3 = run_analysis(_cfg(tiny_model_dir, tmp_path / "w3", n=5, window=3), sampler=three)
+    # traces, forced answers, one extension round and its answers: at most 4 calls per window
+    assert len(three.calls) <= 4 * 2 < len(one.calls) <= 4 * 5
+    assert max(three.calls) > max(one.calls)
+    assert three.calls[0] == 3 and one.calls[0] == 1  # the first window's traces in one call
+    lines = (tmp_path / "w3" / "traces.jsonl").read_text().splitlines()
+    assert [json.loads(x)["problem_id"] for x in lines] == [f"star-0-{i}" for i in range(5) for _ in range(2)]
+    assert s1["n_traces"] == s3["n_traces"] == 10
+    # killed inside the first window (two of its three problems written): the rerun redoes the
+    # window with the same seeds, keeps what was written, and ends with the same records
+    (tmp_path / "w3" / "traces.jsonl").write_text("".join(x + "\n" for x in lines[:4]))
+    (tmp_path / "w3" / "summary.json").unlink()
+    run_analysis(_cfg(tiny_model_dir, tmp_path / "w3", n=5, window=3), sampler=tiny_sampler)
+    assert (tmp_path / "w3" / "traces.jsonl").read_text().splitlines() == lines
+    # a window of one problem is the one-problem analysis: a rerun at window 1 matches
+    run_analysis(_cfg(tiny_model_dir, tmp_path / "again", n=5, window=1), sampler=tiny_sampler)
+    assert (tmp_path / "again" / "traces.jsonl").read_text() == (tmp_path / "w1" / "traces.jsonl").read_text()
+    with pytest.raises(ValueError, match="window must be >= 1"):
+        run_analysis(_cfg(tiny_model_dir, tmp_path / "bad", window=-1), sampler=tiny_sampler)
+    assert not (tmp_path / "bad").exists()

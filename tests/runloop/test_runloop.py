@@ -69,7 +69,7 @@ def test_a_hung_call_gives_the_problem_up_and_the_run_moves_on(tiny_sampler, tin
 def test_records_are_appended_once_in_any_batch_and_read_back_in_order(tmp_path):
     problems = [Problem(id=f"p{i}", prompt="", answer="") for i in range(5)]
     path = tmp_path / "r.jsonl"
-    loop = ProblemLoop("test", path, problems, 1)
+    loop = ProblemLoop("test", path, problems, 1, batch=2)
     seen = []
 
     def work(items):
@@ -78,13 +78,13 @@ def test_records_are_appended_once_in_any_batch_and_read_back_in_order(tmp_path)
             raise SamplerError("down")
         return {p.id: [{"problem_id": p.id, "i": i}] for i, p in reversed(items)}
 
-    loop.run(None, work, batch=2, bar=False)
+    loop.run(None, work, bar=False)
     assert seen == [[0, 1], [2, 3], [4]]
     assert [r["problem_id"] for r in loop.flat()] == ["p0", "p1", "p4"]
     assert dict(loop.gave_up.by_kind) == {"server": 2}  # both problems of the failed batch, skipped and counted
-    again = ProblemLoop("test", path, problems, 1)
+    again = ProblemLoop("test", path, problems, 1, batch=2)
     assert [p.id for _, p in again.todo] == ["p2", "p3"]
-    again.run(None, lambda items: {p.id: [{"problem_id": p.id}] for _, p in items}, batch=2, bar=False)
+    again.run(None, lambda items: {p.id: [{"problem_id": p.id}] for _, p in items}, bar=False)
     ids = [json.loads(x)["problem_id"] for x in path.read_text().splitlines()]
     assert sorted(ids) == [f"p{i}" for i in range(5)]  # each once: p2/p3's batch reran, nothing written twice
     assert [r["problem_id"] for r in again.flat()] == [f"p{i}" for i in range(5)]
@@ -160,3 +160,57 @@ def test_an_analysis_killed_after_a_problem_resumes_with_each_record_once(tmp_pa
     assert "resuming: 2 of 4 problems already finished" in r.stderr
     ids = [json.loads(x)["problem_id"] for x in (out / "traces.jsonl").read_text().splitlines()]
     assert len(ids) == 8 and len(set(ids)) == 4
+
+
+def test_shares_of_several_processes_merge_into_one_run(tmp_path):
+    """Three processes, windows of two: each takes every third window into its own shard; process 0
+    waits for the others, merges in the problems' order and removes the shards. A share whose
+    process gave up a problem counts it; a records file of another run is refused."""
+    import threading
+
+    from mrt.runloop import Share
+
+    problems = [Problem(id=f"p{i}", prompt="", answer="") for i in range(11)]
+    path = tmp_path / "r.jsonl"
+
+    def work(items):
+        if any(p.id == "p9" for _, p in items):
+            raise SamplerError("down")
+        return {p.id: [{"problem_id": p.id, "n": i}] for i, p in items}
+
+    taken = {}
+
+    def process(rank):
+        loop = ProblemLoop("test", path, problems, 1, batch=2, share=Share(rank, 3))
+        taken[rank] = [i for i, _ in loop.todo]
+        loop.run(None, work, bar=False)
+        taken[f"main{rank}"] = loop.gather()
+        taken[f"loop{rank}"] = loop
+
+    others = [threading.Thread(target=process, args=(r,)) for r in (2, 1)]
+    for t in others:
+        t.start()
+    process(0)
+    for t in others:
+        t.join(30)
+    assert taken[0] == [0, 1, 6, 7] and taken[1] == [2, 3, 8, 9] and taken[2] == [4, 5, 10]
+    assert taken["main0"] and not taken["main1"] and not taken["main2"]
+    merged = [json.loads(x)["problem_id"] for x in path.read_text().splitlines()]
+    assert merged == [f"p{i}" for i in range(11) if i not in (8, 9)]  # p8/p9's window gave up
+    assert not (tmp_path / "shards").exists()
+    main = taken["loop0"]
+    assert sorted(main.gave_up.problems) == ["p8", "p9"] and dict(main.gave_up.by_kind) == {"server": 2}
+    # the rerun in one process does only what was given up
+    again = ProblemLoop("test", path, problems, 1, batch=2)
+    assert [i for i, _ in again.todo] == [8, 9]
+    with pytest.raises(ValueError, match="12 processes for 6 window"):
+        ProblemLoop("test", path, problems, 1, batch=2, share=Share(0, 12))
+    other = tmp_path / "shards" / "1-of-2"
+    other.mkdir(parents=True)
+    (other / "r.jsonl").write_text(json.dumps({"problem_id": "q1"}) + "\n")
+    with pytest.raises(ValueError, match="not this run's"):
+        ProblemLoop("test", path, problems, 1, batch=2, share=Share(0, 2))
+    with pytest.raises(ValueError, match="not a process of"):
+        Share.from_env({"RANK": "2", "WORLD_SIZE": "2"})
+    assert Share.from_env({"SLURM_PROCID": "1", "SLURM_NTASKS": "4"}) == Share(1, 4)
+    assert Share.from_env({}) == Share(0, 1)

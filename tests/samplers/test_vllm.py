@@ -222,6 +222,14 @@ def test_openai_backend_against_vllm_serve(tmp_path):
         g = SamplingParams(n=1, max_new_tokens=40, temperature=0)
         hf = HFSampler.from_pretrained(_shipped()).sample(prompts, g)
         assert [c[0].token_ids for c in s.sample(prompts, g)] == [c[0].token_ids for c in hf]
+        # several servers: the same server under two addresses, and one that does not answer;
+        # prompt i goes to server i mod 3, a retry to the next, and nothing is lost
+        other, dead = f"http://localhost:{port}/v1", f"http://127.0.0.1:{_free_port()}/v1"
+        many = OpenAISampler(f"{url},{other},{dead}", tok, model="star", concurrency=2, max_retries=2, backoff=0.01)
+        assert [c[0].token_ids for c in many.sample(prompts * 3, g)] == [c[0].token_ids for c in hf] * 3
+        assert many.per_server == {url: 8, other: 4, dead: 4} and many.faults == {"connection": 4}
+        with pytest.raises(ValueError, match="not an http"):
+            OpenAISampler(f"{url},localhost:1", tok)
         # mrt analyze through the server, then the server dies mid-run: finished problems are kept
         out_dir = tmp_path / "an"
         args = [
@@ -248,6 +256,8 @@ def test_openai_backend_against_vllm_serve(tmp_path):
             "1",
             "--request-timeout",
             "10",
+            "--window",
+            "1",
         ]
         run = subprocess.Popen(
             [sys.executable, "-m", "mrt.cli", *map(str, args)],
