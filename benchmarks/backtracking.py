@@ -73,23 +73,29 @@ def parse(argv=None):
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument(
         "--records",
-        default=str(ROOT / "benchmarks" / "results" / "backtracking_records"),
-        help="compact per-run records (committed; the report reads only these)",
+        default="",
+        help="compact per-run records (committed; the report reads only these; default: "
+        "benchmarks/results/NAME_records, NAME from the settings file, 'backtracking' without one)",
     )
-    p.add_argument(
-        "--results", default=str(ROOT / "benchmarks" / "results" / "backtracking.json"), help="the results JSON"
-    )
+    p.add_argument("--results", default="", help="the results JSON (default: benchmarks/results/NAME.json)")
     p.add_argument(
         "--tuning",
-        default=str(ROOT / "benchmarks" / "results" / "backtracking_tuning.json"),
-        help="the tuning table (committed; written by the tune stage, read by the final stage)",
+        default="",
+        help="the tuning table (committed; written by the tune stage, read by the final stage; default: "
+        "benchmarks/results/NAME_tuning.json)",
     )
-    p.add_argument("--plots", default=str(ROOT / "docs" / "img"), help="where the figures go")
+    p.add_argument("--plots", default="", help="where the figures go (default: docs/img, or docs/img/NAME)")
     p.add_argument("--scale", type=float, default=1.0, help="scale steps and problem counts (tests: 0.05)")
     ns = p.parse_args(argv)
+    ns.S = load_settings(ns.settings_file)
+    name = getattr(ns.S, "NAME", "backtracking")
+    res = ROOT / "benchmarks" / "results"
+    ns.records = ns.records or str(res / f"{name}_records")
+    ns.results = ns.results or str(res / f"{name}.json")
+    ns.tuning = ns.tuning or str(res / f"{name}_tuning.json")
+    ns.plots = ns.plots or str(ROOT / "docs" / "img" / ("" if name == "backtracking" else name))
     ns.out, ns.records = str(Path(ns.out).resolve()), str(Path(ns.records).resolve())
     ns.tuning = str(Path(ns.tuning).resolve())  # the runs' cwd is ROOT
-    ns.S = load_settings(ns.settings_file)
     ns.seeds = ns.seeds if ns.seeds is not None else list(ns.S.FINAL_SEEDS)
     if set(ns.seeds) & set(ns.S.TUNE_SEEDS):
         p.error(f"--seeds {sorted(set(ns.seeds) & set(ns.S.TUNE_SEEDS))} are tuning seeds")
@@ -168,12 +174,16 @@ def sft_model(ns, seed: int, scheme: str) -> Path:
 
 
 def rl_cmd(ns, seed: int, arm: str, lr: float, extra: dict, out: Path) -> list[str]:
+    """An RL arm's run: ``mrt train --algo mrt-backtrack`` with the arm's flags, or the arm's own
+    ``algo`` (the per-episode arm is ``mrt-dense``)."""
     S = ns.S
     rl = dict(S.RL)
     rl["max_steps"] = _n(ns, rl["max_steps"])
+    flags = dict(S.RL_ARMS[arm])
+    algo = flags.pop("algo", "mrt-backtrack")
     return mrt_cmd(
         "train",
-        algo="mrt-backtrack",
+        algo=algo,
         task=S.TASK,
         knobs=S.KNOBS,
         model=sft_model(ns, seed, "backtrack"),
@@ -184,7 +194,7 @@ def rl_cmd(ns, seed: int, arm: str, lr: float, extra: dict, out: Path) -> list[s
         report_to="none",
         threads=ns.threads,
         save_every=20,
-        **{**rl, **S.RL_ARMS[arm], **extra},
+        **{**rl, **flags, **extra},
     )
 
 

@@ -3,6 +3,7 @@ refusals, the compact records of real linearized runs (round progress recomputed
 primary endpoint from records alone."""
 
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -174,3 +175,26 @@ def test_a_final_run_with_a_record_is_not_run_again(tmp_path, monkeypatch):
     first, second = BT.final_jobs(ns, table)
     names = [j[0] for j in first + second if j]
     assert names == ["final/sft-star-s1"] and prepared == [1]
+
+
+def test_the_per_episode_design_runs_the_papers_arm_as_mrt_dense(tmp_path):
+    """The second backtracking design: its arms' commands (the paper's per-episode form is
+    ``mrt-dense``, the fork's one-scalar form ``mrt-backtrack``), equal tuning, seeds from its power
+    calculation, and its own record files."""
+    path = ROOT / "benchmarks" / "backtracking_episode_settings.py"
+    ns = BT.parse(["--settings-file", str(path), "--out", str(tmp_path / "w")])
+    S = ns.S
+    assert set(S.RL_ARMS) == {"grpo", "mrt-fork", "mrt-episode"} and len(S.FINAL_SEEDS) == 18
+    assert {len(g) for g in S.TUNE_GRID.values()} == {3}
+    assert S.PRIMARY["primary"] == "mrt-episode" and set(S.PRIMARY["comparisons"].values()) == {"grpo"}
+    assert ns.records.endswith("benchmarks/results/backtracking_episode_records")
+    assert ns.tuning.endswith("backtracking_episode_tuning.json")
+
+    def algo(arm):
+        cmd = BT.rl_cmd(ns, 0, arm, 2e-4, {"alpha": 0.8}, tmp_path / arm)
+        return cmd[cmd.index("--algo") + 1], "--mrt-advantage" in cmd
+
+    assert algo("mrt-episode") == ("mrt-dense", False)
+    assert algo("mrt-fork") == ("mrt-backtrack", True) and algo("grpo") == ("mrt-backtrack", True)
+    n = ((2.241 + 0.842) * 0.041 / 0.03) ** 2  # the power calculation in the settings' docstring
+    assert math.ceil(n) == len(S.FINAL_SEEDS)
