@@ -12,7 +12,10 @@ above what any run can reach (a forced answer's prompt needs its trace first), s
 attainable; the goal in issue 34 is 0.7.
 
 The shipped model also runs on the HF backend (its default), one window against the other,
-without a limit (a padded HF batch has no per-row token count to replay).
+without a limit (a padded HF batch has no per-row token count to replay). Prefix caching
+(vLLM's automatic prefix caching, on in every ``mrt`` engine: a problem's forced answers share its
+prompt and thinking prefixes) is measured by the analysis at the largest window once more on an
+engine started without it.
 
     python -m benchmarks.bench_engine --out runs/bench-engine --results benchmarks/results/bench_engine.json
 
@@ -56,7 +59,7 @@ MODELS = {
         {"n_problems": 16, "samples": 8, "max_new_tokens": 128},
     ),
 }
-BACKENDS = {"shipped": ("vllm", "hf"), "smollm2": ("vllm",)}
+BACKENDS = {"shipped": ("vllm", "vllm-nocache", "hf"), "smollm2": ("vllm", "vllm-nocache")}
 
 
 def model_path(name: str) -> str:
@@ -114,16 +117,17 @@ def engine_limit(llm, calls: list[tuple]) -> dict:
     return {"requests": len(prompts), "tokens": tokens, "seconds": round(seconds, 2)}
 
 
-def run_job(sampler, name: str, job: str, window: int, out: Path) -> dict:
+def run_job(sampler, name: str, job: str, window: int, out: Path, backend: str) -> dict:
     """One toolkit run (``analyze`` or ``eval``) at ``window``, timed, with its calls recorded."""
     from mrt.measure.analyze import AnalyzeConfig
     from mrt.measure.evaluate import EvalConfig
     from mrt.pipelines import analyze, evaluate
 
     task, knobs, a_set, e_set = MODELS[name]
-    d = out / "runs" / f"{name}-{job}-w{window}"
+    d = out / "runs" / f"{name}-{backend}-{job}-w{window}"
     shutil.rmtree(d, ignore_errors=True)  # timed from scratch, never resumed
     common = dict(model=model_path(name), task=task, knobs=knobs, out=str(d), window=window, progress_seconds=0)
+    common["backend"] = "vllm" if backend.startswith("vllm") else backend
     cfg = AnalyzeConfig(**common, **a_set) if job == "analyze" else EvalConfig(**common, **e_set)
     rec = Recorder(sampler)
     if getattr(sampler, "llm", None) is not None:
@@ -151,16 +155,27 @@ def worker(name: str, backend: str, out: Path, windows: list[int], threads: int)
     from mrt.samplers import load_sampler
 
     t0 = time.time()
-    sampler = load_sampler(model_path(name), backend)
+    if backend == "vllm-nocache":  # the same engine without automatic prefix caching
+        from transformers import AutoTokenizer
+
+        from mrt.samplers.vllm import VLLMSampler, engine_settings, start_engine
+
+        path = model_path(name)
+        llm = start_engine(path, enable_prefix_caching=False, **engine_settings())
+        sampler = VLLMSampler(llm, AutoTokenizer.from_pretrained(path))
+        jobs, windows = ("analyze",), windows[-1:]
+    else:
+        sampler = load_sampler(model_path(name), backend)
+        jobs = ("analyze", "eval")
     start = round(time.time() - t0, 2)
-    for job in ("analyze", "eval"):
+    for job in jobs:
         f = out / f"{name}-{backend}-{job}.json"
         if f.exists():
             continue
         res = {"model": name, "backend": backend, "job": job, "start_s": start, "runs": []}
         for w in windows:
-            row, calls = run_job(sampler, name, job, w, out)
-            if backend == "vllm":
+            row, calls = run_job(sampler, name, job, w, out, backend)
+            if backend.startswith("vllm"):
                 lim = engine_limit(sampler.llm, calls)
                 row["engine"] = lim
                 row["engine_tokens_per_s"] = round(lim["tokens"] / lim["seconds"], 1)
@@ -203,8 +218,20 @@ def main():
             cmd = [sys.executable, "-m", "benchmarks.bench_engine", "--worker", name, backend, "--out", str(out)]
             cmd += ["--windows", *map(str, a.windows), "--threads", str(a.threads)]
             subprocess.run(cmd, check=True)
-            for job in ("analyze", "eval"):
+            for job in ("analyze",) if backend == "vllm-nocache" else ("analyze", "eval"):
                 res["jobs"].append(json.loads((out / f"{name}-{backend}-{job}.json").read_text()))
+    for name in a.models:  # what prefix caching saves: the analysis at the largest window without it
+        by = {(j["backend"], j["job"]): j for j in res["jobs"] if j["model"] == name}
+        on, off = by.get(("vllm", "analyze")), by.get(("vllm-nocache", "analyze"))
+        if on and off:
+            r_on, r_off = on["runs"][-1], off["runs"][-1]
+            res.setdefault("prefix_caching", {})[name] = {
+                "window": r_on["window"],
+                "tokens_per_s_with": r_on["tokens_per_s"],
+                "tokens_per_s_without": r_off["tokens_per_s"],
+                "speedup": round(r_on["tokens_per_s"] / r_off["tokens_per_s"], 2),
+                "engine_limit_speedup": round(r_on["engine_tokens_per_s"] / r_off["engine_tokens_per_s"], 2),
+            }
     text = json.dumps(res, indent=1)
     print(text)
     if a.results:
