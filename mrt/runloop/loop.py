@@ -149,21 +149,26 @@ class ProblemLoop:
 
     def _add_others(self) -> None:
         """Problems finished in the other records files of this run: the merged file and every
-        shard (any process count), read only (their writers may be appending)."""
+        shard (any process count), read only (their writers may be appending). The merged file's
+        problems that this run does not have (a run with more problems before) are kept aside
+        and written back by a merge; a shard holding such problems is another run's: refused."""
         ids = {p.id for p in self.problems}
-        others = [self.main_path] + shard_files(self.main_path.parent, self.main_path.name)
-        for f in others:
+        self.kept_aside: dict[str, list[dict]] = {}
+        for f in [self.main_path] + shard_files(self.main_path.parent, self.main_path.name):
             if f == self.path:
                 continue
             found, _ = load_finished(f, self.per_problem, rewrite=False)
             stray = sorted(set(found) - ids)
-            if stray:
+            if stray and f != self.main_path:
                 raise ValueError(
                     f"{f} holds problems that are not this run's ({', '.join(stray[:3])}"
                     f"{', ...' if len(stray) > 3 else ''}): it is another run's; move it away or use another --out"
                 )
             for pid, recs in found.items():
-                self.done.setdefault(pid, recs)
+                if pid in ids:
+                    self.done.setdefault(pid, recs)
+                else:
+                    self.kept_aside[pid] = recs
 
     def sampler(self, given, make: Callable[[], object], retries: int = 4, what: str = ""):
         """The sampler to work with, behind the retries: ``given`` (a caller's engine) or ``make()``,
@@ -224,37 +229,40 @@ class ProblemLoop:
                     progress.update(1)
 
     def gather(self) -> bool:
-        """After :meth:`run`, with several processes: the others write ``done.json`` and return
-        False; process 0 waits for every share, merges all records into the run's records file
-        (the problems' order, written whole), removes the shards, counts the problems the others
-        gave up, and returns True. With one process: True."""
+        """After :meth:`run`: with several processes the others write ``done.json`` and return
+        False; process 0 waits for every share and counts the problems the others gave up. Then,
+        where there are shards (also those a one-process rerun found), every record is merged into
+        the run's records file (the problems' order, written whole) and the shards are removed.
+        Returns True where the run's summary is to be written."""
         out = self.main_path.parent
-        if not self.share.many:
-            return True
-        if not self.share.main:
+        if self.share.many and not self.share.main:
             mark_done(self.share, out, self.gave_up.problems, dict(self.gave_up.by_kind))
             return False
-        shares = {
-            r: [p.id for k, w in enumerate(self.windows) if k % self.share.world == r for _, p in w]
-            for r in range(1, self.share.world)
-        }
 
         def finished():
-            self.done.update({k: v for k, v in load_finished(self.path, self.per_problem, rewrite=False)[0].items()})
+            self.done.update(load_finished(self.path, self.per_problem, rewrite=False)[0])
             self._add_others()
             return set(self.done)
 
-        for mark in wait_for_shares(self.share, out, finished, shares).values():
-            for pid in mark.get("failed", []):
-                if pid not in self.done:
-                    self.gave_up.problems.append(pid)
-            self.gave_up.by_kind.update(mark.get("by_kind", {}))
-        finished()
-        write_atomic(self.main_path, "".join(json.dumps(r) + "\n" for recs in self.records() for r in recs))
-        for f in shard_files(out, self.main_path.name):
-            shutil.rmtree(f.parent, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            (out / "shards").rmdir()  # when empty
+        if self.share.many:
+            shares = {
+                r: [p.id for k, w in enumerate(self.windows) if k % self.share.world == r for _, p in w]
+                for r in range(1, self.share.world)
+            }
+            for mark in wait_for_shares(self.share, out, finished, shares).values():
+                for pid in mark.get("failed", []):
+                    if pid not in self.done:
+                        self.gave_up.problems.append(pid)
+                self.gave_up.by_kind.update(mark.get("by_kind", {}))
+        shards = shard_files(out, self.main_path.name)
+        if shards:
+            finished()
+            rows = [r for recs in self.records() for r in recs] + [r for v in self.kept_aside.values() for r in v]
+            write_atomic(self.main_path, "".join(json.dumps(r) + "\n" for r in rows))
+            for f in shards:
+                shutil.rmtree(f.parent, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                (out / "shards").rmdir()  # when empty
         return True
 
     def records(self) -> list[list[dict]]:

@@ -203,6 +203,15 @@ def test_shares_of_several_processes_merge_into_one_run(tmp_path):
     # the rerun in one process does only what was given up
     again = ProblemLoop("test", path, problems, 1, batch=2)
     assert [i for i, _ in again.todo] == [8, 9]
+    # a one-process rerun finds a shard a killed launch left, does the rest and merges it
+    shard = tmp_path / "shards" / "1-of-2"
+    shard.mkdir(parents=True)
+    (shard / "r.jsonl").write_text(json.dumps({"problem_id": "p8", "n": 8}) + "\n")
+    third = ProblemLoop("test", path, problems, 1, batch=2)
+    assert [i for i, _ in third.todo] == [9]
+    third.run(None, lambda items: {p.id: [{"problem_id": p.id, "n": i}] for i, p in items}, bar=False)
+    assert third.gather() and not (tmp_path / "shards").exists()
+    assert [json.loads(x)["problem_id"] for x in path.read_text().splitlines()] == [f"p{i}" for i in range(11)]
     with pytest.raises(ValueError, match="12 processes for 6 window"):
         ProblemLoop("test", path, problems, 1, batch=2, share=Share(0, 12))
     other = tmp_path / "shards" / "1-of-2"
