@@ -23,11 +23,18 @@ the sampled-token count against the clean run's. ``openai``: ``mrt analyze`` thr
 
 Every part is resumable (state in ``OUT/PART/state.json``; the runs themselves resume). Results:
 ``OUT/soak.json`` (copied to ``--results``). ``tests/runloop/test_reliability.py`` runs a small version.
+
+``analyze-2proc``: ``mrt analyze`` in two processes under ``accelerate launch``, with the faults
+above, and ``kill -9`` of one of its two processes (chosen at random, each kill) at random
+moments after the launch has started to write records; the launcher then ends the other, and the
+launch is rerun until it finishes. Compared with a clean one-process run at the same window:
+every record once and equal, the same summary.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -365,6 +372,107 @@ def compare_train(clean: Path, faulty: Path, records: str, key) -> dict:
     }
 
 
+# ---------------------------------------------------------------------------- two processes
+
+
+def rank_processes(launcher: int) -> dict[int, int]:
+    """``{rank: pid}`` of the ``mrt`` worker processes started under the launcher ``launcher``."""
+    found = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            env = dict(x.split("=", 1) for x in (d / "environ").read_bytes().decode().split("\0") if "=" in x)
+            cmd = (d / "cmdline").read_bytes().decode()
+            pgid = os.getpgid(int(d.name))
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        if pgid == launcher and "RANK" in env and "mrt" in cmd and "analyze" in cmd:
+            found[int(env["RANK"])] = int(d.name)
+    return found
+
+
+def _shard_written(out: Path) -> bool:
+    return any(x.stat().st_size for x in out.glob("shards/*/traces.jsonl"))
+
+
+def soak_two_processes(out: Path, problems: int, kills: int, seed: int = 0, window: int = 4) -> dict:
+    """``mrt analyze`` in 2 processes, one of them killed ``kills`` times; against one process."""
+    d = out / "analyze-2proc"
+    d.mkdir(parents=True, exist_ok=True)
+    state, log = load_state(d), d / "log.txt"
+    args = [*analyze_args(problems), "--window", window]
+    clean, faulty = d / "clean", d / "faulty"
+    if "clean_wall" not in state:
+        t0 = time.time()
+        r = subprocess.run(
+            mrt_cmd(*args, "--out", clean), cwd=ROOT, env=_env(), stdout=log.open("a"), stderr=subprocess.STDOUT
+        )
+        if r.returncode != 0:
+            raise RuntimeError(f"analyze-2proc: the clean run failed ({r.returncode}); see {log}")
+        state["clean_wall"] = round(time.time() - t0, 2)
+        save_state(d, state)
+    rng = random.Random(f"{seed}-analyze-2proc")
+    gap = 1.2 * json.loads((clean / "summary.json").read_text())["wall_seconds_this_run"] / 2 / kills
+    state.setdefault("attempts", [])
+    fault_log = d / "faults.jsonl"
+    accelerate = str(Path(sys.executable).parent / "accelerate")
+    while not state.get("done"):
+        n_killed = sum(a["kill"] is not None for a in state["attempts"])
+        port = free_port()
+        cmd = [accelerate, "launch", "--config_file", str(ROOT / "configs/accelerate/cpu-2proc.yaml")]
+        cmd += [
+            "--main_process_port",
+            str(port),
+            sys.executable,
+            "-m",
+            "mrt.cli",
+            *map(str, args),
+            "--out",
+            str(faulty),
+        ]
+        env = _env(MRT_FAULTS=f"{FAULTS},seed={seed}-{len(state['attempts'])},log={fault_log}")
+        env = {k: v for k, v in env.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+        t0, killed = time.time(), None
+        with log.open("a") as f:
+            f.write(f"\n=== attempt {time.strftime('%H:%M:%S')}\n")
+            f.flush()
+            p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+            if n_killed < kills:
+                started = _wait(p, lambda: _shard_written(faulty), 900, poll=0.05)
+                deadline = time.time() + rng.uniform(0, gap)
+                if started and _wait(p, lambda t=deadline: time.time() >= t, gap + 1, poll=0.05):
+                    ranks = rank_processes(p.pid)
+                    if ranks:
+                        rank = rng.choice(sorted(ranks))
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(ranks[rank], signal.SIGKILL)
+                            killed = rank
+            rc = p.wait()
+        a = {"kill": None if killed is None else f"process {killed}", "rc": rc, "wall": round(time.time() - t0, 2)}
+        state["attempts"].append(a)
+        if killed is None and rc == 0:
+            state["done"] = True
+        elif killed is None and rc != 3:
+            save_state(d, state)
+            raise RuntimeError(f"analyze-2proc: attempt ended with exit code {rc}; see {log}")
+        save_state(d, state)
+        print(f"[analyze-2proc] attempt {len(state['attempts'])}: {a}", flush=True)
+    res = {
+        "command": "accelerate launch (2 processes) mrt " + " ".join(map(str, args)) + " --out DIR",
+        "clean": "one process, the same window",
+        "clean_wall_seconds": state["clean_wall"],
+        "faulted_wall_seconds": round(sum(a["wall"] for a in state["attempts"]), 2),
+        "attempts": len(state["attempts"]),
+        "kills": dict(Counter(a["kill"] for a in state["attempts"] if a["kill"])),
+        "kills_total": sum(1 for a in state["attempts"] if a["kill"]),
+        "faults_injected": injected(fault_log),
+        "shards_left": sorted(str(x.relative_to(faulty)) for x in faulty.glob("shards/*")),
+    }
+    res.update(compare_records(clean, faulty, "traces.jsonl", ("problem_id", "trace")))
+    return res
+
+
 # ---------------------------------------------------------------------------- a killed server
 
 
@@ -520,7 +628,11 @@ def soak_openai(out: Path, problems: int, server_kills: int, seed: int = 0) -> d
 
 def table(results: dict) -> str:
     """The soak's figures as a markdown table (docs/reliability.md)."""
-    parts = [p for p in ("analyze", "analyze-giveup", "eval", "eval-stop", "train", "openai") if p in results]
+    parts = [
+        p
+        for p in ("analyze", "analyze-giveup", "analyze-2proc", "eval", "eval-stop", "train", "openai")
+        if p in results
+    ]
     rows = [
         ("records (clean run)", lambda r: r.get("records_expected", "–")),
         ("`kill -9` of the command", lambda r: _kills(r)),
@@ -599,13 +711,19 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/soak", help="working directory (resumable)")
     p.add_argument("--results", default="", help="also copy soak.json here")
-    p.add_argument("--parts", nargs="+", default=["analyze", "analyze-giveup", "eval", "eval-stop", "train", "openai"])
+    p.add_argument(
+        "--parts",
+        nargs="+",
+        default=["analyze", "analyze-giveup", "analyze-2proc", "eval", "eval-stop", "train", "openai"],
+    )
     p.add_argument("--problems", type=int, default=1000, help="problems of mrt analyze")
     p.add_argument("--eval-problems", type=int, default=1000, help="problems of mrt eval (each part)")
     p.add_argument("--giveup-problems", type=int, default=200, help="problems of the one-retry analyze part")
     p.add_argument("--stop-problems", type=int, default=1000, help="problems of mrt eval --stop")
     p.add_argument("--openai-problems", type=int, default=200, help="problems of the served-model part")
     p.add_argument("--kills", type=int, default=24, help="kill -9 per analyze/eval part")
+    p.add_argument("--two-process-problems", type=int, default=200, help="problems of the two-process part")
+    p.add_argument("--two-process-kills", type=int, default=8, help="kill -9 of one process of the two-process part")
     p.add_argument("--train-kills", type=int, default=10, help="kill -9 of mrt train")
     p.add_argument("--server-kills", type=int, default=5, help="kill -9 of the vLLM server")
     p.add_argument("--seed", type=int, default=0)
@@ -675,6 +793,8 @@ def main():
             )
         elif part == "openai":
             r = soak_openai(out, a.openai_problems, a.server_kills, a.seed)
+        elif part == "analyze-2proc":
+            r = soak_two_processes(out, a.two_process_problems, a.two_process_kills, a.seed)
         else:
             raise SystemExit(f"unknown part {part!r}")
         r["part_wall_seconds"] = round(time.time() - t0, 1)
