@@ -25,7 +25,7 @@ from mrt.core.trace import TraceRecord
 from mrt.measure.metaprover import estimate_groups
 from mrt.rundir import one_writer, write_json
 from mrt.runloop import ProblemLoop, Share, claim, problem_seed, resolve_window, shard_summary, sum_faults
-from mrt.runloop.window import WINDOW_HELP
+from mrt.runloop.window import WINDOW_HELP, note_window
 from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 from mrt.samplers.base import SamplingParams
 
@@ -372,7 +372,8 @@ def run_analysis(cfg: AnalyzeConfig, sampler=None, report: Callable | None = Non
     model_name = cfg.model or str(shipped_model_path())
     out = Path(cfg.out)
     given = read_traces(cfg.traces)[: cfg.n_problems] if cfg.traces else None  # bad file: error first
-    window = resolve_window(cfg.window, cfg.backend)  # a bad value: error before any work
+    window = cfg.window = resolve_window(cfg.window, cfg.backend)  # a bad value: error before any work
+    note_window(out, window)
     share = share or Share()
     free = ("n_problems", "budgets", "regret_axis", "base_url", "window", *ENGINE_FIELDS)
     claim(out, _settings(cfg, task), free, share)

@@ -23,7 +23,7 @@ from mrt.core import metrics
 from mrt.core.trace import TraceRecord
 from mrt.rundir import one_writer, write_json
 from mrt.runloop import ProblemLoop, Share, claim, problem_seed, resolve_window, shard_summary, sum_faults
-from mrt.runloop.window import WINDOW_HELP
+from mrt.runloop.window import WINDOW_HELP, note_window
 from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 from mrt.samplers.base import SamplingParams
 
@@ -253,16 +253,15 @@ def run_eval(cfg: EvalConfig, sampler=None, stopper: Callable | None = None, sha
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     cfg.model = cfg.model or str(shipped_model_path())
     out = Path(cfg.out)
-    resolve_window(cfg.window, cfg.backend)  # a bad value: error before any work
     if controller is not None and cfg.window > 1:
         raise ValueError("--stop works a problem at a time: leave --window at 0 or 1")
-    free = ("out", "n_problems", "base_url", "window", *ENGINE_FIELDS)
-    settings = {k: v for k, v in asdict(cfg).items() if k not in free}
+    window = cfg.window = 1 if controller is not None else resolve_window(cfg.window, cfg.backend)
+    note_window(out, window)
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "n_problems", "base_url", *ENGINE_FIELDS)}
     settings["knobs"] = task.knobs()
     share = share or Share()
-    claim(out, settings, (), share)
+    claim(out, settings, ("window",), share)
     problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)
-    window = 1 if controller is not None else resolve_window(cfg.window, cfg.backend)
     loop = ProblemLoop("eval", out / "samples.jsonl", problems, 1, cfg, annotate=True, batch=window, share=share)
     if loop.todo:
         logging.getLogger(__name__).info("%s", work_plan(cfg, task, len(loop.todo), window))

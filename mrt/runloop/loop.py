@@ -37,8 +37,8 @@ from pathlib import Path
 from mrt import grading
 from mrt.heartbeat import Heartbeat
 from mrt.rundir import append_lines, kill_point, write_atomic
-from mrt.runloop.records import load_finished
-from mrt.runloop.share import Share, clear_done, mark_done, shard_files, wait_for_shares
+from mrt.runloop.records import load_records
+from mrt.runloop.share import Marks, Share, shard_files
 from mrt.samplers.errors import SamplerError
 from mrt.samplers.faults import GiveUps, SamplerGaveUp, fault_delta, resilient
 
@@ -127,9 +127,10 @@ class ProblemLoop:
             )
         out = self.main_path.parent
         self.path = self.share.shard_dir(out) / self.main_path.name if self.share.many else self.main_path
-        if self.share.many:
-            clear_done(self.share, out)
-        self.done, self.dropped = load_finished(self.path, per_problem)
+        self.marks = Marks(self.share, self.main_path) if self.share.many else None
+        if self.marks is not None:
+            self.marks.started()
+        self.done, self.kept_aside, self.dropped = load_records(self.path, per_problem)
         self._add_others()
         mine = [w for k, w in enumerate(self.windows) if self.share.takes(k)]
         self.my_windows = [w for w in mine if any(p.id not in self.done for _, p in w)]
@@ -149,26 +150,21 @@ class ProblemLoop:
 
     def _add_others(self) -> None:
         """Problems finished in the other records files of this run: the merged file and every
-        shard (any process count), read only (their writers may be appending). The merged file's
-        problems that this run does not have (a run with more problems before) are kept aside
-        and written back by a merge; a shard holding such problems is another run's: refused."""
+        shard (any process count; ``claim`` refused shards of other settings), read only (their
+        writers may be appending). Problems that are not this run's (a run with more problems
+        before) are kept aside, and written back by a merge."""
         ids = {p.id for p in self.problems}
-        self.kept_aside: dict[str, list[dict]] = {}
         for f in [self.main_path] + shard_files(self.main_path.parent, self.main_path.name):
             if f == self.path:
                 continue
-            found, _ = load_finished(f, self.per_problem, rewrite=False)
-            stray = sorted(set(found) - ids)
-            if stray and f != self.main_path:
-                raise ValueError(
-                    f"{f} holds problems that are not this run's ({', '.join(stray[:3])}"
-                    f"{', ...' if len(stray) > 3 else ''}): it is another run's; move it away or use another --out"
-                )
+            found, others, _ = load_records(f, self.per_problem, rewrite=False)
             for pid, recs in found.items():
                 if pid in ids:
                     self.done.setdefault(pid, recs)
                 else:
-                    self.kept_aside[pid] = recs
+                    self.kept_aside.setdefault(pid, recs)
+            for pid, recs in others.items():
+                self.kept_aside.setdefault(pid, recs)
 
     def sampler(self, given, make: Callable[[], object], retries: int = 4, what: str = ""):
         """The sampler to work with, behind the retries: ``given`` (a caller's engine) or ``make()``,
@@ -190,6 +186,25 @@ class ProblemLoop:
         beat.hang, beat.on_hang = self.hang_timeout, guard.fire
         progress = tqdm(total=len(self.todo), desc=self.what, unit="problem", disable=not bar)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._run(sampler, work, batches, guard, beat, progress)
+        except BaseException:
+            if self.marks is not None and not self.share.main:  # process 0 must not wait for this one
+                self._mark(aborted=True)
+            raise
+
+    def _mark(self, aborted: bool = False) -> None:
+        """This process's share is over: the problems it gave up (all it left undone when it
+        ``aborted`` on an error), by kind."""
+        failed = list(self.gave_up.problems)
+        by_kind = dict(self.gave_up.by_kind)
+        if aborted:
+            left = [p.id for _, p in self.todo if p.id not in self.done and p.id not in failed]
+            failed += left
+            by_kind["aborted"] = by_kind.get("aborted", 0) + len(left)
+        self.marks.mark({"failed": failed, "by_kind": by_kind, "aborted": aborted})
+
+    def _run(self, sampler, work, batches, guard, beat, progress) -> None:
         with self.path.open("a") as f, beat, guard, progress:
             for items in batches:
                 beat.start_problem(items[0][1].id)
@@ -201,20 +216,23 @@ class ProblemLoop:
                             out = work(items)
                         finally:
                             guard.armed = False
-                except SamplerError as e:
-                    for _, p in items:
-                        if p.id not in self.done:
-                            self.gave_up.failed(p.id, e)
+                except SamplerError as e:  # the window failed as one: one failure in a row
+                    left = [p.id for _, p in items if p.id not in self.done]
+                    for k, pid in enumerate(left):
+                        self.gave_up.failed(pid, e, streak=k == len(left) - 1)  # counted whole, then maybe stop
                     continue
                 self.gave_up.ok()
                 met = fault_delta(sampler, faults_before)
                 first = True  # a batch's counts go on its first new problem: none is lost
+                empty = 0
                 for _, p in items:
                     recs = out.get(p.id)
                     if p.id in self.done:
                         continue
                     if not recs:  # the work gave nothing for it: counted, and a rerun does it
-                        self.gave_up.failed(p.id, SamplerGaveUp("no_records", f"{self.what}: no records for {p.id}"))
+                        err = SamplerGaveUp("no_records", f"{self.what}: no records for {p.id}")
+                        self.gave_up.failed(p.id, err, streak=empty == 0)
+                        empty += 1
                         continue
                     if self.annotate:
                         recs[0]["grader_failures"] = dict(graded) if first else {}
@@ -229,35 +247,38 @@ class ProblemLoop:
                     progress.update(1)
 
     def gather(self) -> bool:
-        """After :meth:`run`: with several processes the others write ``done.json`` and return
-        False; process 0 waits for every share and counts the problems the others gave up. Then,
-        where there are shards (also those a one-process rerun found), every record is merged into
-        the run's records file (the problems' order, written whole) and the shards are removed.
-        Returns True where the run's summary is to be written."""
+        """After :meth:`run`: with several processes, the others mark their share done and
+        return False; process 0 waits for every mark and counts the problems the others gave up
+        (``died``: a process of this host gone without its mark). Then, where there are shards
+        (also those a one-process rerun found), every record is merged into the run's records
+        file (this run's problems in their order, then any other problems' records it held,
+        written whole) and the shards are removed. Returns True where the summary is to be
+        written."""
         out = self.main_path.parent
         if self.share.many and not self.share.main:
-            mark_done(self.share, out, self.gave_up.problems, dict(self.gave_up.by_kind))
+            self._mark()
             return False
-
-        def finished():
-            self.done.update(load_finished(self.path, self.per_problem, rewrite=False)[0])
-            self._add_others()
-            return set(self.done)
-
         if self.share.many:
-            shares = {
-                r: [p.id for k, w in enumerate(self.windows) if k % self.share.world == r for _, p in w]
-                for r in range(1, self.share.world)
-            }
-            for mark in wait_for_shares(self.share, out, finished, shares).values():
-                for pid in mark.get("failed", []):
-                    if pid not in self.done:
-                        self.gave_up.problems.append(pid)
+            for rank, mark in sorted(self.marks.wait().items()):
+                if mark.get("died"):
+                    log.warning(
+                        "process %d ended without finishing its share: its problems are redone by a rerun", rank
+                    )
                 self.gave_up.by_kind.update(mark.get("by_kind", {}))
+                self.gave_up.problems += mark.get("failed", [])
+            self.marks.finish()
         shards = shard_files(out, self.main_path.name)
         if shards:
-            finished()
-            rows = [r for recs in self.records() for r in recs] + [r for v in self.kept_aside.values() for r in v]
+            self._add_others()
+            if self.share.many:
+                self.done.update(load_records(self.path, self.per_problem, rewrite=False)[0])
+            ids = {p.id for p in self.problems}
+            missing = [p.id for p in self.problems if p.id not in self.done and p.id not in self.gave_up.problems]
+            if missing:  # a process that died: counted as given up, redone by a rerun
+                self.gave_up.problems += missing
+                self.gave_up.by_kind["died"] += len(missing)
+            rest = {**self.kept_aside, **{k: v for k, v in self.done.items() if k not in ids}}
+            rows = [r for recs in self.records() for r in recs] + [r for v in rest.values() for r in v]
             write_atomic(self.main_path, "".join(json.dumps(r) + "\n" for r in rows))
             for f in shards:
                 shutil.rmtree(f.parent, ignore_errors=True)

@@ -22,12 +22,20 @@ def problem_seed(seed: int, index: int) -> int:
 
 
 def load_finished(path: Path, per_problem, rewrite: bool = True) -> tuple[dict[str, list[dict]], int]:
+    """Complete problems in a records file: :func:`load_records` without the other problems'."""
+    done, _, bad = load_records(path, per_problem, rewrite)
+    return done, bad
+
+
+def load_records(path: Path, per_problem, rewrite: bool = True) -> tuple[dict, dict, int]:
     """Complete problems in a records file (``per_problem``: records per problem, an int or a dict
     by problem id). A line counts once it is whole (it ends with a newline and parses): a line
     torn by a kill or a full disk, a malformed line and the records of a partly written problem
     are dropped (counted in one log line) and the file is rewritten, whole, to hold only what is
     kept, so that the dropped problems are redone (``rewrite=False``: only read, for a file another
-    process appends to). Returns (records by problem id, lines dropped)."""
+    process appends to). The records of problems a dict ``per_problem`` does not name (a run with
+    more problems before) are kept as they are, never dropped. Returns (records by problem id,
+    those other problems' records by id, lines dropped)."""
     rows, bad_lines = read_jsonl_whole(path)
     groups: dict[str, list[dict]] = defaultdict(list)
     bad = len(bad_lines)
@@ -38,11 +46,14 @@ def load_finished(path: Path, per_problem, rewrite: bool = True) -> tuple[dict[s
             bad += 1
             bad_lines.append(n)
 
-    def want(pid):
-        return per_problem.get(pid, -1) if isinstance(per_problem, dict) else per_problem
+    known = (lambda pid: pid in per_problem) if isinstance(per_problem, dict) else (lambda pid: True)
 
-    done = {pid: recs for pid, recs in groups.items() if len(recs) == want(pid)}
-    partial = len(groups) - len(done)
+    def want(pid):
+        return per_problem[pid] if isinstance(per_problem, dict) else per_problem
+
+    others = {pid: recs for pid, recs in groups.items() if not known(pid)}
+    done = {pid: recs for pid, recs in groups.items() if known(pid) and len(recs) == want(pid)}
+    partial = len(groups) - len(done) - len(others)
     if (bad or partial) and rewrite:
         log.warning(
             "%s: dropping %d torn or malformed line(s)%s and %d partly written problem(s); they are redone",
@@ -51,8 +62,9 @@ def load_finished(path: Path, per_problem, rewrite: bool = True) -> tuple[dict[s
             f" (line {', '.join(map(str, sorted(bad_lines)[:5]))}{', ...' if bad > 5 else ''})" if bad else "",
             partial,
         )
-        write_atomic(path, "".join(json.dumps(r) + "\n" for recs in done.values() for r in recs))
-    return done, bad
+        kept = [r for recs in done.values() for r in recs] + [r for recs in others.values() for r in recs]
+        write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))
+    return done, others, bad
 
 
 def sum_faults(rows: list) -> dict:

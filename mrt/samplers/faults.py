@@ -285,17 +285,19 @@ class GiveUps:
         self.in_a_row = 0
         self.last = ""
 
-    def failed(self, problem_id: str, err: SamplerError) -> None:
-        """Count and log a given-up problem; raise once ``limit`` problems in a row failed."""
+    def failed(self, problem_id: str, err: SamplerError, streak: bool = True) -> None:
+        """Count and log a given-up problem; raise once ``limit`` failures in a row happened
+        (``streak=False``: the other problems of a window that failed as one, one failure)."""
         kind = getattr(err, "kind", "server")
         self.by_kind[kind] += 1
         self.problems.append(problem_id)
-        self.in_a_row += 1
+        self.in_a_row += 1 if streak else 0
         self.last = str(err)
         log.warning("%s: problem %s skipped, its sampling failed after retries: %s", self.what, problem_id, err)
         if self.in_a_row >= self.limit:
             raise SamplerError(
-                f"{self.limit} problems in a row failed after retries (the last: {err}); the backend looks down. "
+                f"{self.limit} problems (or windows of problems) in a row failed after retries (the last: {err}); "
+                "the backend looks down. "
                 "Finished problems are kept: rerun the same command when it is back"
             )
 

@@ -17,6 +17,7 @@ results as they go (``mrt analyze``) keep everything finished before it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -76,12 +77,14 @@ class OpenAISampler:
         if not prompts:
             return []
         check_prompts(prompts)
-        with ThreadPoolExecutor(self.concurrency * len(self.base_urls)) as pool:
-            return list(
-                pool.map(
-                    lambda ip: self._one_prompt(ip[1], params, params.seed + 7919 * ip[0], ip[0]), enumerate(prompts)
-                )
-            )
+        n = len(self.base_urls)  # prompt i to server i mod n, each server its own `concurrency` threads
+        with contextlib.ExitStack() as stack:
+            pools = [stack.enter_context(ThreadPoolExecutor(self.concurrency)) for _ in range(n)]
+            futures = [
+                pools[i % n].submit(self._one_prompt, p, params, params.seed + 7919 * i, i)
+                for i, p in enumerate(prompts)
+            ]
+            return [f.result() for f in futures]
 
     def _session(self):
         import requests

@@ -214,12 +214,44 @@ def test_shares_of_several_processes_merge_into_one_run(tmp_path):
     assert [json.loads(x)["problem_id"] for x in path.read_text().splitlines()] == [f"p{i}" for i in range(11)]
     with pytest.raises(ValueError, match="12 processes for 6 window"):
         ProblemLoop("test", path, problems, 1, batch=2, share=Share(0, 12))
+    # a shard holding a problem this run does not have (a run with more problems before): kept
     other = tmp_path / "shards" / "1-of-2"
     other.mkdir(parents=True)
     (other / "r.jsonl").write_text(json.dumps({"problem_id": "q1"}) + "\n")
-    with pytest.raises(ValueError, match="not this run's"):
-        ProblemLoop("test", path, problems, 1, batch=2, share=Share(0, 2))
+    fourth = ProblemLoop("test", path, problems, 1, batch=2)
+    assert not fourth.todo and "q1" in fourth.kept_aside and fourth.gather()
+    assert [json.loads(x)["problem_id"] for x in path.read_text().splitlines()][-2:] == ["p10", "q1"]
+    # a shard of a run with other settings is refused before any work, and left as it was
+    from mrt.runloop import claim
+
+    (other).mkdir(parents=True)
+    (other / "run.json").write_text(json.dumps({"seed": 1}))
+    with pytest.raises(ValueError, match="other settings"):
+        claim(tmp_path, {"seed": 0}, (), Share(0, 1))
+    assert (other / "run.json").is_file()
     with pytest.raises(ValueError, match="not a process of"):
         Share.from_env({"RANK": "2", "WORLD_SIZE": "2"})
-    assert Share.from_env({"SLURM_PROCID": "1", "SLURM_NTASKS": "4"}) == Share(1, 4)
+    assert Share.from_env({"SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "4", "SLURM_JOB_ID": "7"}).world == 4
+    assert Share.from_env({"SLURM_PROCID": "0", "SLURM_NTASKS": "4"}) == Share(0, 1)  # a batch script, no srun
+    store = Share.from_env({"RANK": "1", "WORLD_SIZE": "2", "MASTER_PORT": "5", "TORCHELASTIC_USE_AGENT_STORE": "True"})
+    assert store.store == ("", 5) and store.rank == 1
     assert Share.from_env({}) == Share(0, 1)
+
+
+def test_a_failed_window_counts_once_toward_stopping_the_run(tmp_path):
+    """A window of 4 whose sampling fails skips its 4 problems, counted, and the run goes on (three
+    failed windows in a row stop it, not three problems of one window)."""
+    problems = [Problem(id=f"p{i}", prompt="", answer="") for i in range(12)]
+    loop = ProblemLoop("test", tmp_path / "r.jsonl", problems, 1, batch=4)
+
+    def work(items):
+        if items[0][0] == 0:
+            raise SamplerError("down")
+        return {p.id: [{"problem_id": p.id}] for _, p in items}
+
+    loop.run(None, work, bar=False)
+    assert dict(loop.gave_up.by_kind) == {"server": 4} and len(loop.flat()) == 8
+    again = ProblemLoop("test", tmp_path / "r2.jsonl", problems, 1, batch=4)
+    with pytest.raises(SamplerError, match="in a row"):
+        again.run(None, lambda items: (_ for _ in ()).throw(SamplerError("down")), bar=False)
+    assert dict(again.gave_up.by_kind) == {"server": 12}
