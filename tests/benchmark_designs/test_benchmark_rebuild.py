@@ -18,6 +18,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 BENCHMARKS = [
     ("didactic_v2", "didactic_v2.json"),
     ("didactic_v3", "didactic_v3.json"),
+    ("didactic_v3 --settings-file benchmarks/didactic_v4_settings.py", "didactic_v4.json"),
     ("backtracking", "backtracking.json"),
     ("amortised_progress", "amortised_progress.json"),
 ]
@@ -36,10 +37,11 @@ def _differences(new, old, path="") -> list[str]:
     return [] if new == old else [f"{path}: {str(new)[:60]} != committed {str(old)[:60]}"]
 
 
-@pytest.mark.parametrize("driver,results", BENCHMARKS, ids=[b for b, _ in BENCHMARKS])
+@pytest.mark.parametrize("driver,results", BENCHMARKS, ids=[r.split(".")[0] for _, r in BENCHMARKS])
 def test_report_stage_rebuilds_the_committed_results(driver, results, tmp_path):
     out = tmp_path / "results.json"
-    cmd = [sys.executable, "-m", f"benchmarks.{driver}", "--out", str(tmp_path / "work")]
+    module, *args = driver.split()
+    cmd = [sys.executable, "-m", f"benchmarks.{module}", *args, "--out", str(tmp_path / "work")]
     cmd += ["--stage", "report", "--results", str(out)]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
