@@ -15,7 +15,8 @@ The shipped model also runs on the HF backend (its default), one window against 
 without a limit (a padded HF batch has no per-row token count to replay). Prefix caching
 (vLLM's automatic prefix caching, on in every ``mrt`` engine: a problem's forced answers share its
 prompt and thinking prefixes) is measured by the analysis at the largest window once more on an
-engine started without it.
+engine started without it, and once on an engine with 32-token KV blocks (``--vllm-block-size``;
+vLLM's CPU default is 128, and a prefix is reused in whole blocks only).
 
     python -m benchmarks.bench_engine --out runs/bench-engine --results benchmarks/results/bench_engine.json
 
@@ -59,7 +60,10 @@ MODELS = {
         {"n_problems": 16, "samples": 8, "max_new_tokens": 128},
     ),
 }
-BACKENDS = {"shipped": ("vllm", "vllm-nocache", "hf"), "smollm2": ("vllm", "vllm-nocache")}
+BACKENDS = {"shipped": ("vllm", "vllm-nocache", "hf"), "smollm2": ("vllm", "vllm-nocache", "vllm-block32")}
+# engine variants, each run on the analysis at the largest window: vLLM's prefix caching off, and
+# on with 32-token blocks (vLLM's CPU default is 128: a shared prefix is reused in whole blocks)
+VARIANTS = {"vllm-nocache": {"enable_prefix_caching": False}, "vllm-block32": {"block_size": 32}}
 
 
 def model_path(name: str) -> str:
@@ -155,13 +159,15 @@ def worker(name: str, backend: str, out: Path, windows: list[int], threads: int)
     from mrt.samplers import load_sampler
 
     t0 = time.time()
-    if backend == "vllm-nocache":  # the same engine without automatic prefix caching
+    if backend in VARIANTS:  # the same engine with one setting changed
         from transformers import AutoTokenizer
 
         from mrt.samplers.vllm import VLLMSampler, engine_settings, start_engine
 
         path = model_path(name)
-        llm = start_engine(path, enable_prefix_caching=False, **engine_settings())
+        v = dict(VARIANTS[backend])
+        caching = v.pop("enable_prefix_caching", True)
+        llm = start_engine(path, enable_prefix_caching=caching, **engine_settings(**v))
         sampler = VLLMSampler(llm, AutoTokenizer.from_pretrained(path))
         jobs, windows = ("analyze",), windows[-1:]
     else:
@@ -218,20 +224,24 @@ def main():
             cmd = [sys.executable, "-m", "benchmarks.bench_engine", "--worker", name, backend, "--out", str(out)]
             cmd += ["--windows", *map(str, a.windows), "--threads", str(a.threads)]
             subprocess.run(cmd, check=True)
-            for job in ("analyze",) if backend == "vllm-nocache" else ("analyze", "eval"):
+            for job in ("analyze",) if backend in VARIANTS else ("analyze", "eval"):
                 res["jobs"].append(json.loads((out / f"{name}-{backend}-{job}.json").read_text()))
-    for name in a.models:  # what prefix caching saves: the analysis at the largest window without it
+    for name in a.models:  # each engine variant against the default engine, analysis at the largest window
         by = {(j["backend"], j["job"]): j for j in res["jobs"] if j["model"] == name}
-        on, off = by.get(("vllm", "analyze")), by.get(("vllm-nocache", "analyze"))
-        if on and off:
-            r_on, r_off = on["runs"][-1], off["runs"][-1]
-            res.setdefault("prefix_caching", {})[name] = {
-                "window": r_on["window"],
-                "tokens_per_s_with": r_on["tokens_per_s"],
-                "tokens_per_s_without": r_off["tokens_per_s"],
-                "speedup": round(r_on["tokens_per_s"] / r_off["tokens_per_s"], 2),
-                "engine_limit_speedup": round(r_on["engine_tokens_per_s"] / r_off["engine_tokens_per_s"], 2),
-            }
+        base = by.get(("vllm", "analyze"))
+        for variant in VARIANTS:
+            other = by.get((variant, "analyze"))
+            if base and other:
+                r0, r1 = base["runs"][-1], other["runs"][-1]
+                res.setdefault("variants", {}).setdefault(name, {})[variant] = {
+                    "window": r0["window"],
+                    "tokens_per_s_default": r0["tokens_per_s"],
+                    "tokens_per_s_variant": r1["tokens_per_s"],
+                    "variant_over_default": round(r1["tokens_per_s"] / r0["tokens_per_s"], 2),
+                    "engine_limit_variant_over_default": round(
+                        r1["engine_tokens_per_s"] / r0["engine_tokens_per_s"], 2
+                    ),
+                }
     text = json.dumps(res, indent=1)
     print(text)
     if a.results:

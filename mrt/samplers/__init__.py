@@ -22,6 +22,7 @@ ENGINE_FIELDS = (
     "vllm_memory",
     "vllm_eager",
     "vllm_max_model_len",
+    "vllm_block_size",
     "progress_seconds",
     "stall_seconds",
     "hang_timeout",
@@ -52,6 +53,11 @@ class SamplerArgs:
     )
     vllm_eager: str = arg("auto", "vllm backend: eager mode, no compilation: auto (on without a GPU), on or off")
     vllm_max_model_len: int = arg(0, "vllm backend: context length (0: the model's)")
+    vllm_block_size: int = arg(
+        0,
+        "vllm backend: KV-cache block size in tokens, the unit prefix caching reuses (0: vLLM's, 128 on a CPU, "
+        "16 on a GPU; docs/scale.md#prefix-caching)",
+    )
     progress_seconds: float = arg(30.0, "seconds between progress lines (problem, tokens, rate, time left; 0: none)")
     stall_seconds: float = arg(
         300.0, "warn when a sampler call has waited this many seconds without a token (a stuck engine; 0: never)"
@@ -77,7 +83,12 @@ def sampler_from(cfg, model: str) -> Sampler:
             concurrency=cfg.concurrency,
             timeout=cfg.request_timeout,
             max_retries=cfg.max_retries,
-            vllm={"memory": cfg.vllm_memory, "eager": cfg.vllm_eager, "max_model_len": cfg.vllm_max_model_len},
+            vllm={
+                "memory": cfg.vllm_memory,
+                "eager": cfg.vllm_eager,
+                "max_model_len": cfg.vllm_max_model_len,
+                "block_size": getattr(cfg, "vllm_block_size", 0),
+            },
         ),
         retries=cfg.max_retries,
         what=describe_backend(cfg, model),

@@ -35,12 +35,18 @@ def has_gpu() -> bool:
 
 
 def engine_settings(
-    memory: float = 0.0, eager: str = "auto", max_model_len: int = 0, dtype: str = "auto", seed: int = 0
+    memory: float = 0.0,
+    eager: str = "auto",
+    max_model_len: int = 0,
+    dtype: str = "auto",
+    seed: int = 0,
+    block_size: int = 0,
 ) -> dict:
     """``vllm.LLM`` keyword arguments. ``memory``: the engine's memory fraction (0: 0.9 with a
     GPU, 0.2 of RAM without); ``eager``: ``auto`` (on without a GPU: no compilation, which takes
     minutes on a CPU), ``on`` or ``off``; ``max_model_len``: context length (0: the model's);
-    ``dtype``: ``auto`` is the checkpoint's on a GPU and float32 on a CPU."""
+    ``dtype``: ``auto`` is the checkpoint's on a GPU and float32 on a CPU; ``block_size``: the
+    KV-cache block in tokens (0: vLLM's; prefix caching reuses whole blocks only)."""
     if eager not in ("auto", "on", "off"):
         raise ValueError(f"vllm eager must be auto, on or off, got {eager!r}")
     if not 0 <= memory < 1:
@@ -56,6 +62,10 @@ def engine_settings(
     }
     if max_model_len:
         kw["max_model_len"] = max_model_len
+    if block_size < 0:
+        raise ValueError(f"vllm block size must be >= 0 tokens (0: vLLM's), got {block_size}")
+    if block_size:
+        kw["block_size"] = block_size
     return kw
 
 
