@@ -55,8 +55,8 @@ class SamplerArgs:
     vllm_max_model_len: int = arg(0, "vllm backend: context length (0: the model's)")
     vllm_block_size: int = arg(
         0,
-        "vllm backend: KV-cache block size in tokens, the unit prefix caching reuses (0: vLLM's, 128 on a CPU, "
-        "16 on a GPU; docs/scale.md#prefix-caching)",
+        "vllm backend: KV-cache block size in tokens, the unit prefix caching reuses (0: vLLM's on a GPU, "
+        "32 without one; docs/scale.md#prefix-caching)",
     )
     progress_seconds: float = arg(30.0, "seconds between progress lines (problem, tokens, rate, time left; 0: none)")
     stall_seconds: float = arg(

@@ -46,7 +46,8 @@ def engine_settings(
     GPU, 0.2 of RAM without); ``eager``: ``auto`` (on without a GPU: no compilation, which takes
     minutes on a CPU), ``on`` or ``off``; ``max_model_len``: context length (0: the model's);
     ``dtype``: ``auto`` is the checkpoint's on a GPU and float32 on a CPU; ``block_size``: the
-    KV-cache block in tokens (0: vLLM's; prefix caching reuses whole blocks only)."""
+    KV-cache block in tokens (0: vLLM's on a GPU, 32 without one, where vLLM's 128 made SmolLM2's
+    analysis 1.84x slower: prefix caching reuses whole blocks only, benchmarks/bench_engine.py)."""
     if eager not in ("auto", "on", "off"):
         raise ValueError(f"vllm eager must be auto, on or off, got {eager!r}")
     if not 0 <= memory < 1:
@@ -63,9 +64,9 @@ def engine_settings(
     if max_model_len:
         kw["max_model_len"] = max_model_len
     if block_size < 0:
-        raise ValueError(f"vllm block size must be >= 0 tokens (0: vLLM's), got {block_size}")
-    if block_size:
-        kw["block_size"] = block_size
+        raise ValueError(f"vllm block size must be >= 0 tokens (0: the default), got {block_size}")
+    if block_size or not gpu:  # without a GPU 32, not vLLM's 128: prefixes are reused in whole blocks
+        kw["block_size"] = block_size or 32
     return kw
 
 
