@@ -84,6 +84,7 @@ class Heartbeat:
         self._p_t0 = self._p_tok0 = self._p_pre0 = 0
         self._warned_at = None
         self._first_told = False
+        self._p_n = 1  # problems worked together in the current window
         self.hang = 0.0  # seconds without a token before on_hang is called (0: never); set by the run loop
         self.on_hang = None
         self._hang_told = False
@@ -102,25 +103,29 @@ class Heartbeat:
             self._thread.join(timeout=5)
         return False
 
-    def start_problem(self, pid: str) -> None:
+    def start_problem(self, pid: str, n: int = 1) -> None:
+        """A problem (or a window of ``n`` problems worked together, named ``pid``) starts."""
         tok, pre, _, _ = ACTIVITY.snapshot()
         self.problem, self._p_t0, self._p_tok0, self._p_pre0 = pid, time.monotonic(), tok, pre
+        self._p_n = max(1, n)
         self._hang_told = False
 
     def end_problem(self) -> None:
         self.done += 1
-        if not self._first_told and self.total > 1:
+        n = self._p_n
+        if not self._first_told and self.total > n:
             self._first_told = True
             tok = ACTIVITY.snapshot()[0] - self._p_tok0
             took = time.monotonic() - self._p_t0
             log.info(
-                "%s: the first problem took %s (%s tokens, %.0f tokens/s); at that rate the other %d take about %s",
+                "%s: the first %s took %s (%s tokens, %.0f tokens/s); at that rate the other %d take about %s",
                 self.what,
+                "problem" if n == 1 else f"window of {n} problems",
                 _dur(took),
                 f"{tok:,}",
                 tok / max(took, 1e-9),
-                self.total - 1,
-                _dur(took * (self.total - 1)),
+                self.total - n,
+                _dur(took / n * (self.total - n)),
             )
 
     def line(self) -> str:

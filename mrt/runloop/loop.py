@@ -207,7 +207,10 @@ class ProblemLoop:
     def _run(self, sampler, work, batches, guard, beat, progress) -> None:
         with self.path.open("a") as f, beat, guard, progress:
             for items in batches:
-                beat.start_problem(items[0][1].id)
+                head = items[0][1].id
+                beat.start_problem(
+                    head if len(items) == 1 else f"the window of {head} and {len(items) - 1} more", len(items)
+                )
                 faults_before = Counter(getattr(sampler, "faults", {}))
                 try:
                     with grading.counting() as graded:
