@@ -37,24 +37,27 @@ from __future__ import annotations
 
 NAME = "backtracking_episode"
 
-TASK = "tree"
-KNOBS = ["arm_len=2", "twig_len=2"]  # format=backtrack is the tree world's default
-BASE = ""  # the shipped star base model (knows the world, not the 'back' marker)
+# kept from the first design, unchanged: the world, the warm start and SFT recipe, the RL budget
+# and learning rates, the tuning seed, the problem splits, the linearized evaluation, B
+from benchmarks.backtracking_settings import (  # noqa: E402, F401
+    B_TOKENS,
+    BASE,
+    EFFICIENCY_FRACTIONS,
+    KNOBS,
+    LEARNING_RATES,
+    LINEARIZED,
+    RL,
+    SFT,
+    TASK,
+    TEST,
+    TOKEN_GRID_STEP,
+    TUNE_SEEDS,
+    VALIDATION,
+    WARMSTART,
+)
+from benchmarks.backtracking_settings import PRIMARY as FIRST_PRIMARY  # noqa: E402
 
-WARMSTART = {"n_problems": 1024, "problem_seed": 11, "attempts": 4}
-SCHEMES = ["backtrack"]
-SFT = {"max_steps": 150, "batch_size": 32, "learning_rate": 1e-3}
-
-# RL arms: mrt train --algo mrt-backtrack from the seed's backtrack-SFT model
-RL = {
-    "max_steps": 150,  # about 150K sampled tokens, 4 minutes on one core (timing pilot: 1.6 s a step)
-    "prompts_per_step": 8,
-    "num_generations": 4,
-    "mc_answers": 8,
-    "max_completion_length": 32,
-    "warmup_steps": 5,
-}
-LEARNING_RATES = [1e-4, 2e-4, 4e-4]
+SCHEMES = ["backtrack"]  # the RL arms start from it; the schemes' comparison was the first design's
 RL_ARMS = {
     "grpo": {"mrt_advantage": "outcome+progress", "alpha": 0.0},  # alpha = 0: GRPO on the same prompts
     "mrt-fork": {"mrt_advantage": "outcome+progress"},  # the fork's one scalar per completion, alpha tuned
@@ -66,32 +69,14 @@ TUNE_GRID = {
     "mrt-fork": [(LEARNING_RATES[1], {"alpha": a}) for a in (0.2, 0.8, 1.6)],
     "mrt-episode": [(LEARNING_RATES[1], {"alpha": a}) for a in (0.2, 0.8, 1.6)],
 }
-
-TUNE_SEEDS = [100]  # never a final seed
-FINAL_SEEDS = list(range(18))
-# problem sets: training 11 (warm-start data and RL prompts), validation 2, held-out test 1
-VALIDATION = {"problem_seed": 2, "n_problems": 64, "samples": 4}
-TEST = {"problem_seed": 1, "n_problems": 128, "samples": 8}
-# an attempt or a revision is at most 10 words here; the cap cuts degenerate repeats (the task's
-# default, 256, let a few of them hold whole batches for 256 decoding steps: 0.4 s -> 1 s a trace)
-LINEARIZED = {"episodes": 10, "window": 1, "answers": 4, "batch_problems": 32, "episode_tokens": 16}
+FINAL_SEEDS = list(range(18))  # the power calculation above; never the tuning seed
 WINDOW2_ARMS: list[str] = []  # no W = 2 evaluation here (compute)
 WINDOW2_SEEDS: list[int] = []
 
-# the primary endpoint, declared before the final runs
-# the pilot (tuning seed 100's backtrack-SFT model, 64 validation problems x 4, the LINEARIZED
-# settings above): parallel maj@10 cost 129.7 generated tokens a trace (linearized: 149.7); rounded
-# to the token grid: B = 128. Declared before any RL tuning run.
-B_TOKENS = 128
+# the primary endpoint, declared before any run of this design: the first design's quantity
+# (linearized majority at B = 128 tokens), the paper's per-episode form against GRPO first
 PRIMARY = {
-    "name": "linearized majority at B tokens",
-    "metric": "lin_at_B",
-    "what": "each linearized trace's majority vote after its last attempt that fits in B generated tokens "
-    "(0 before the first fits), mean over 128 held-out problems x 8 traces",
+    **FIRST_PRIMARY,
     "comparisons": {"mrt-episode": "grpo", "mrt-fork": "grpo"},  # method: its baseline; Holm over these
     "primary": "mrt-episode",
-    "level": 0.95,
-    "alpha": 0.05,
 }
-EFFICIENCY_FRACTIONS = (0.5, 0.75, 0.9)  # of the best baseline's final linearized accuracy
-TOKEN_GRID_STEP = 8  # the maj-vs-tokens curves are read every this many tokens

@@ -233,6 +233,21 @@ def save_state(d: Path, state: dict) -> None:
     write_json(d / "state.json", state)
 
 
+def clean_run(name: str, args: list, d: Path, state: dict, log: Path) -> None:
+    """The part's clean run (one process, no faults), once: its wall and CPU time in ``state``."""
+    if "clean_wall" in state:
+        return
+    t0, c0 = time.time(), cpu_of_children()
+    r = subprocess.run(
+        mrt_cmd(*args, "--out", d / "clean"), cwd=ROOT, env=_env(), stdout=log.open("a"), stderr=subprocess.STDOUT
+    )
+    if r.returncode != 0:
+        raise RuntimeError(f"{name}: the clean run failed ({r.returncode}); see {log}")
+    state["clean_wall"] = round(time.time() - t0, 2)
+    state["clean_cpu"] = round(cpu_of_children() - c0, 2)
+    save_state(d, state)
+
+
 def soak_part(
     name: str,
     args: list[str],
@@ -254,16 +269,7 @@ def soak_part(
     state = load_state(d)
     log = d / "log.txt"
     clean, faulty = d / "clean", d / "faulty"
-    if "clean_wall" not in state:
-        t0, c0 = time.time(), cpu_of_children()
-        r = subprocess.run(
-            mrt_cmd(*args, "--out", clean), cwd=ROOT, env=_env(), stdout=log.open("a"), stderr=subprocess.STDOUT
-        )
-        if r.returncode != 0:
-            raise RuntimeError(f"{name}: the clean run failed ({r.returncode}); see {log}")
-        state["clean_wall"] = round(time.time() - t0, 2)
-        state["clean_cpu"] = round(cpu_of_children() - c0, 2)
-        save_state(d, state)
+    clean_run(name, args, d, state, log)
     rng = random.Random(f"{seed}-{name}")
     plan = kill_plan(kills, final, rng, second)
     state.setdefault("attempts", [])
@@ -403,15 +409,7 @@ def soak_two_processes(out: Path, problems: int, kills: int, seed: int = 0, wind
     state, log = load_state(d), d / "log.txt"
     args = [*analyze_args(problems), "--window", window]
     clean, faulty = d / "clean", d / "faulty"
-    if "clean_wall" not in state:
-        t0 = time.time()
-        r = subprocess.run(
-            mrt_cmd(*args, "--out", clean), cwd=ROOT, env=_env(), stdout=log.open("a"), stderr=subprocess.STDOUT
-        )
-        if r.returncode != 0:
-            raise RuntimeError(f"analyze-2proc: the clean run failed ({r.returncode}); see {log}")
-        state["clean_wall"] = round(time.time() - t0, 2)
-        save_state(d, state)
+    clean_run("analyze-2proc", args, d, state, log)
     rng = random.Random(f"{seed}-analyze-2proc")
     gap = 1.2 * json.loads((clean / "summary.json").read_text())["wall_seconds_this_run"] / 2 / kills
     state.setdefault("attempts", [])

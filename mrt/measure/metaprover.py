@@ -12,41 +12,17 @@ from mrt.heartbeat import ACTIVITY
 from mrt.samplers.base import SamplingParams
 
 
-def estimate_prefixes(
-    sampler,
-    task,
-    problem,
-    prompt_ids: list[int],
-    thinkings: list[tuple],
-    n: int,
-    answer_tokens: int,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    seed: int = 0,
-    ks=(1, 2, 4, 8),
-    include_empty: bool = True,
-    votes: VoteRule | None = None,
-) -> list[list[PrefixEstimate]]:
+def estimate_prefixes(sampler, task, problem, prompt_ids: list[int], thinkings: list[tuple], n: int, **kw):
     """J after 0..k episodes for each (thinking_ids, episode_ends[, closed]) of one problem, in
     one batch. ``closed``: the output ended thinking by itself, so the prefix of all its thinking
     is a natural end and gets the task's natural-end text instead of the termination text.
+    Keywords as :func:`estimate_groups` (``answer_tokens``, ``temperature``, ``top_p``, ``seed``,
+    ``ks``, ``include_empty``, ``votes``).
 
     Returns, per thinking, k+1 estimates (index 0: no thinking at all), or k without the empty
     prefix when ``include_empty`` is False.
     """
-    return estimate_groups(
-        sampler,
-        task,
-        [(problem, prompt_ids, thinkings)],
-        n,
-        answer_tokens,
-        temperature,
-        top_p,
-        seed,
-        ks,
-        include_empty,
-        votes,
-    )[0]
+    return estimate_groups(sampler, task, [(problem, prompt_ids, thinkings)], n, **kw)[0]
 
 
 def estimate_groups(
