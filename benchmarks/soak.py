@@ -422,9 +422,7 @@ def soak_two_processes(out: Path, problems: int, kills: int, seed: int = 0, wind
         cmd += [
             "--main_process_port",
             str(port),
-            sys.executable,
-            "-m",
-            "mrt.cli",
+            str(Path(sys.executable).parent / "mrt"),  # a script: the launcher runs it with python
             *map(str, args),
             "--out",
             str(faulty),
