@@ -382,20 +382,30 @@ def compare_train(clean: Path, faulty: Path, records: str, key) -> dict:
 
 
 def rank_processes(launcher: int) -> dict[int, int]:
-    """``{rank: pid}`` of the ``mrt`` worker processes started under the launcher ``launcher``."""
-    found = {}
+    """``{rank: pid}`` of the ``mrt`` worker processes descended from the launcher ``launcher``
+    (torchrun starts its workers in sessions of their own)."""
+    parent, info = {}, {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
         try:
+            stat = (d / "stat").read_text()
             env = dict(x.split("=", 1) for x in (d / "environ").read_bytes().decode().split("\0") if "=" in x)
             cmd = (d / "cmdline").read_bytes().decode()
-            pgid = os.getpgid(int(d.name))
         except (OSError, ValueError, UnicodeDecodeError):
             continue
-        if pgid == launcher and "RANK" in env and "mrt" in cmd and "analyze" in cmd:
-            found[int(env["RANK"])] = int(d.name)
-    return found
+        pid = int(d.name)
+        parent[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+        info[pid] = (env.get("RANK"), "mrt" in cmd and "analyze" in cmd)
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            if pid == launcher:
+                return True
+            pid = parent.get(pid, 1)
+        return False
+
+    return {int(r): pid for pid, (r, ours) in info.items() if r is not None and ours and descends(pid)}
 
 
 def _shard_written(out: Path) -> bool:
