@@ -408,8 +408,8 @@ def rank_processes(launcher: int) -> dict[int, int]:
     return {int(r): pid for pid, (r, ours) in info.items() if r is not None and ours and descends(pid)}
 
 
-def _shard_written(out: Path) -> bool:
-    return any(x.stat().st_size for x in out.glob("shards/*/traces.jsonl"))
+def _shard_bytes(out: Path) -> int:
+    return sum(x.stat().st_size for x in out.glob("shards/*/traces.jsonl"))
 
 
 def soak_two_processes(out: Path, problems: int, kills: int, seed: int = 0, window: int = 4) -> dict:
@@ -445,7 +445,8 @@ def soak_two_processes(out: Path, problems: int, kills: int, seed: int = 0, wind
             f.flush()
             p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
             if n_killed < kills:
-                started = _wait(p, lambda: _shard_written(faulty), 900, poll=0.05)
+                before = _shard_bytes(faulty)  # this attempt's own records, not an earlier one's
+                started = _wait(p, lambda b=before: _shard_bytes(faulty) > b, 900, poll=0.05)
                 deadline = time.time() + rng.uniform(0, gap)
                 if started and _wait(p, lambda t=deadline: time.time() >= t, gap + 1, poll=0.05):
                     ranks = rank_processes(p.pid)
