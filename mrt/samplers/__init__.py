@@ -40,7 +40,7 @@ class SamplerArgs:
         "(their requests shared, a retry goes to the next one)",
     )
     tokenizer: str = arg("", "openai/vllm backends: a local tokenizer of the served model (default: --model)")
-    concurrency: int = arg(8, "openai backend: requests in flight")
+    concurrency: int = arg(8, "openai backend: requests in flight per server")
     request_timeout: float = arg(600.0, "openai backend: seconds per request before a retry")
     max_retries: int = arg(
         4,
