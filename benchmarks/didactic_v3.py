@@ -186,6 +186,13 @@ def tune_dir(ns, method: str, i: int, seed: int) -> Path:
     return Path(ns.out) / "tune" / f"{method}-{i}-s{seed}"
 
 
+def estimator_cost(train: dict) -> dict:
+    """The token positions a run's learned progress estimator processed (forward passes and
+    updates: computed, not sampled), from its summary's ``token_split``; none without one."""
+    per_step = (train.get("token_split") or {}).get("estimator_tokens_processed_per_step") or 0
+    return {"estimator_tokens_processed": round(per_step * train.get("steps", 0))} if per_step else {}
+
+
 def tune_record_path(ns, run: str) -> Path:
     return Path(ns.tune_records) / f"{run}.json"
 
@@ -357,7 +364,10 @@ def write_record(ns, run: str) -> dict:
         "n_traces": sum(len(ts) for ts in tab.values()),
         "skipped_traces": sum(v for k, v in summary.get("trace_status", {}).items() if k != "ok"),
         "budget_forcing": {k: figs.get(k, {}).get("j") for k in ("1x", "2x", "4x")},
-        "train": {k: train.get(k) for k in ("sampled_tokens", "extra_sampled_tokens", "steps", "wall_seconds")},
+        "train": {
+            **{k: train.get(k) for k in ("sampled_tokens", "extra_sampled_tokens", "steps", "wall_seconds")},
+            **estimator_cost(train),
+        },
         "hint": D.hint_uptake(d / "eval", S.SETTING["knobs"]),
     }
     path = record_path(ns, run)
@@ -490,6 +500,10 @@ def results(ns) -> dict:
         if m != "base":
             for k in ("sampled_tokens", "extra_sampled_tokens", "steps", "wall_seconds"):
                 row[k] = D.seed_interval([x["train"].get(k) for x in rs])
+            if all("estimator_tokens_processed" in x["train"] for x in rs):  # token positions, not sampled
+                row["estimator_tokens_processed"] = D.seed_interval(
+                    [x["train"]["estimator_tokens_processed"] for x in rs]
+                )
         if "grpo" in recs and m != "grpo":
             row["vs_grpo"] = {k: ST.paired(per[m][k], per["grpo"][k]) for k in keys}
             g = recs["grpo"]
