@@ -373,6 +373,14 @@ class GymTask(TextTask):
                 out[key.strip()] = value.strip()
         return out
 
+    def entry(self, problem: Problem) -> dict:
+        """The reasoning-gym entry of a problem this task made (question, answer, metadata)."""
+        try:
+            _, seed, index = problem.id.rsplit("-", 2)
+            return self._entry(int(seed), int(index))
+        except ValueError:
+            raise ValueError(f"problem id {problem.id!r} was not made by task gym/{self.dataset}") from None
+
     def _entry(self, seed: int, index: int) -> dict:
         key = f"{self.dataset}-{seed}-{index}"
         if key not in self._entries:
@@ -407,13 +415,8 @@ class GymTask(TextTask):
     def grade(self, problem: Problem, answer: str | None) -> bool:
         if answer is None:
             return False
-        try:
-            _, seed, index = problem.id.rsplit("-", 2)
-            entry = self._entry(int(seed), int(index))
-        except ValueError:
-            raise ValueError(f"problem id {problem.id!r} was not made by task gym/{self.dataset}") from None
-        rg = _reasoning_gym()
-        return rg.get_score_answer_fn(self.dataset)(answer, entry) >= 1.0
+        entry = self.entry(problem)
+        return _reasoning_gym().get_score_answer_fn(self.dataset)(answer, entry) >= 1.0
 
 
 def _reasoning_gym():
