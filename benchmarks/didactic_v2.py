@@ -116,6 +116,8 @@ def training_cmd(s: dict, algo: str, seed: int, out: Path, token_budget: int, th
         model=s["model"] or None,
         thinking_budget=s["thinking_budget"] or None,
         max_completion_length=s["max_completion_length"] or None,
+        task=s.get("task"),  # a setting on another task than the didactic world's default
+        **s.get("train_flags", {}),
     )
     flags.update(values)  # the method's own flags, after the setting's (one of its own replaces the setting's)
     return mrt_cmd("train", **flags)
@@ -134,6 +136,8 @@ def analysis_cmd(s: dict, model: str, seed: int, split: dict, n_problems: int, o
         budgets=s["budgets"],
         seed=seed,
         model=model or None,
+        task=s.get("task"),
+        **s.get("analysis_flags", {}),
     )
 
 

@@ -53,7 +53,10 @@ def load_settings(path: str | Path):
     if spec is None or not Path(path).exists():
         raise SettingsError(f"{path}: no such settings file")
     S = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(S)
+    try:
+        spec.loader.exec_module(S)
+    except ValueError as e:  # a design that reads another stage's record refuses to load before it
+        raise SettingsError(f"{path}: {e}") from None
     prim = getattr(S, "PRIMARY", None)
     if not isinstance(prim, dict) or any(k not in prim for k in PRIMARY_KEYS):
         raise SettingsError(
@@ -211,6 +214,11 @@ def tune_jobs(ns) -> list:
     return [j for j in jobs if j]
 
 
+def hint(S, eval_dir: Path) -> dict:
+    """Hint uptake in the didactic world (none on other tasks)."""
+    return D.hint_uptake(eval_dir, S.SETTING["knobs"]) if S.SETTING.get("task", "star") == "star" else {}
+
+
 def write_tune_record(ns, run: str) -> dict:
     """A finished tuning run's compact record: its configuration, the criterion per validation
     problem (1 - normalised regret at B, strict accounting: truncated and empty traces are wrong),
@@ -235,7 +243,7 @@ def write_tune_record(ns, run: str) -> dict:
             p: D.rounded(1 - v) for p, v in D.per_problem(tab, lambda t: t["regret"][str(b)]).items()
         },
         "n_traces": sum(len(ts) for ts in tab.values()),
-        "hint": D.hint_uptake(d / "eval", S.SETTING["knobs"]),
+        "hint": hint(S, d / "eval"),
         "train": {k: train.get(k) for k in ("steps", "sampled_tokens", "extra_sampled_tokens", "wall_seconds")},
     }
     path = tune_record_path(ns, run)
@@ -368,7 +376,7 @@ def write_record(ns, run: str) -> dict:
             **{k: train.get(k) for k in ("sampled_tokens", "extra_sampled_tokens", "steps", "wall_seconds")},
             **estimator_cost(train),
         },
-        "hint": D.hint_uptake(d / "eval", S.SETTING["knobs"]),
+        "hint": hint(S, d / "eval"),
     }
     path = record_path(ns, run)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -429,8 +437,9 @@ def lead_split(S, recs: dict[str, list[dict]]) -> dict:
     (an answer forced at t, the curve the plots draw: 1 - the mean of the curve over [0, B)); and
     regret = start - progress, start = 1 - J(empty), progress = the area between the curve and its
     start, over B (docs/concepts.md, regret split). The differences: method - GRPO."""
-    B = int(S.PRIMARY["metric"].split("C")[-1])
-    key = S.PRIMARY["metric"]
+    metric = S.PRIMARY["metric"]
+    B = int(metric.split("C")[-1]) if metric.startswith("regret_C") else S.SETTING["thinking_budget"]
+    key = f"regret_C{B}"
 
     def per_run(x: dict) -> dict:
         j0 = x["curve"][0]

@@ -1,0 +1,103 @@
+"""The real-model design's driver (benchmarks/real_smollm2.py) and its settings: the pilot's declared
+rule, the warm start's checks, the settings' refusal before the pilot, and the commands it builds."""
+
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+import pytest
+
+from benchmarks import didactic_v3 as V3
+from benchmarks import real_smollm2 as R
+
+ROOT = Path(__file__).resolve().parents[2]
+B = str(R.B)
+
+
+def _fig(acc: float, j0: float, episodes=3, js=(0.1, 0.3, 0.5)) -> dict:
+    return {
+        "acc_at": {B: acc},
+        "j_empty": j0,
+        "thinking_gain": acc - j0,
+        "episodes_median": episodes,
+        "j_by_episode": list(js),
+    }
+
+
+def test_the_pilot_rule_picks_the_candidate_in_the_band_closest_to_one_half():
+    figs = {
+        "easy": _fig(0.85, 0.40),  # above the band
+        "mid": _fig(0.62, 0.20),  # in the band, 0.12 from 0.5
+        "flat": _fig(0.52, 0.47),  # closest to 0.5, but thinking does not pay (0.05)
+        "hard": _fig(0.35, 0.05),  # in the band, 0.15 from 0.5
+    }
+    assert R.choose_task(figs)[0] == "mid"
+    figs["hard"] = _fig(0.38, 0.05)  # 0.12 from 0.5 too: the easier (earlier) one wins the tie
+    assert R.choose_task(figs)[0] == "mid"
+    none, why = R.choose_task({"easy": _fig(0.9, 0.1), "flat": _fig(0.5, 0.45)})
+    assert none is None and "PILOT_CANDIDATES" in why and "easy: acc@128 0.90" in why
+
+
+def test_a_warm_start_that_does_not_think_in_episodes_is_refused():
+    R.check_thinking("ok", _fig(0.5, 0.1))
+    with pytest.raises(SystemExit, match="1 episode"):
+        R.check_thinking("x", _fig(0.5, 0.1, episodes=1))
+    with pytest.raises(SystemExit, match="does not rise"):
+        R.check_thinking("x", _fig(0.5, 0.1, js=(0.1, 0.4, 0.4)))
+
+
+def test_pilot_figures_from_a_real_analysis(tmp_path):
+    from mrt.measure.analyze import AnalyzeConfig, run_analysis
+
+    d = tmp_path / "a"
+    run_analysis(AnalyzeConfig(n_problems=3, traces_per_problem=2, answers_per_prefix=2, extensions=0, out=str(d)))
+    f = R.pilot_figures(d)
+    rows = [json.loads(x) for x in (d / "traces.jsonl").read_text().splitlines()]
+    assert f["n_traces"] == len(rows) == 6
+    assert f["thinking_gain"] == pytest.approx(f["acc_at"][B] - f["j_empty"])
+    ok = [r for r in rows if r["status"] == "ok"]
+    j0 = [r["prefixes"][0]["j"] for r in ok] + [0.0] * (6 - len(ok))  # a truncated trace counts as wrong
+    assert f["j_empty"] == pytest.approx(statistics.fmean(j0))
+    assert f["episodes_median"] == statistics.median(len(r["episodes"]) for r in rows)
+
+
+def _design(tmp_path, pilot: dict | None) -> Path:
+    """The settings file in a folder of its own, with a prepare record (or none)."""
+    (tmp_path / "results").mkdir(parents=True)
+    shutil.copy(ROOT / "benchmarks" / "real_smollm2_settings.py", tmp_path / "settings.py")
+    if pilot is not None:
+        (tmp_path / "results" / "real_smollm2_prepare.json").write_text(json.dumps({"pilot": pilot}))
+    return tmp_path / "settings.py"
+
+
+def test_the_settings_refuse_to_load_before_the_pilot_and_build_real_model_commands(tmp_path):
+    with pytest.raises(V3.SettingsError, match="has not chosen a task"):
+        V3.load_settings(_design(tmp_path / "a", None))
+    path = _design(tmp_path / "b", {"chosen": "3x2", "options": R.PILOT_CANDIDATES["3x2"]})
+    ns = V3.parse(["--settings-file", str(path), "--out", str(tmp_path / "runs")])
+    S = ns.S
+    assert f"options={R.PILOT_CANDIDATES['3x2']}" in S.SETTING["knobs"] and S.PRIMARY["metric"] == f"acc_at_{B}"
+    assert {len(S.tune_grid(m)) for m in S.METHODS} == {2} and len(S.FINAL_SEEDS) >= 5
+    train = V3.train_cmd(ns, "mrt-dense-onpolicy", 0, {"learning_rate": 2e-5}, tmp_path / "t")
+    for flag, value in [
+        ("--task", "gym"),
+        ("--model", S.SETTING["model"]),
+        ("--thinking-budget", B),
+        ("--prompts-per-step", "4"),
+        ("--algo", "mrt-dense"),
+        ("--j-source", "mixed"),
+        ("--learning-rate", "2e-05"),
+    ]:
+        assert train[train.index(flag) + 1] == value, flag
+    ana = V3.eval_cmd(ns, S.SETTING["model"], 0, S.TEST, tmp_path / "e")
+    for flag, value in [("--task", "gym"), ("--backend", "vllm"), ("--answers-per-prefix", "4"), ("--extensions", "2")]:
+        assert ana[ana.index(flag) + 1] == value, flag
+
+
+def test_the_didactic_designs_commands_are_unchanged():
+    """A setting without a task or extra flags builds the commands it built before (no --task)."""
+    ns = V3.parse(["--settings-file", str(ROOT / "benchmarks" / "didactic_v4_settings.py")])
+    cmd = V3.train_cmd(ns, "grpo", 0, {"learning_rate": 1e-4}, Path("x"))
+    assert "--task" not in cmd and "--prompts-per-step" not in cmd
+    assert "--task" not in V3.eval_cmd(ns, "m", 0, ns.S.TEST, Path("y"))
