@@ -67,6 +67,7 @@ PILOT_CANDIDATES = {  # ascending difficulty
     "4x2": "min_terms:4,max_terms:4,min_digits:2,max_digits:2",
     "3x3": "min_terms:3,max_terms:3,min_digits:3,max_digits:3",
 }
+TEST_PROBLEMS, FINAL_SEEDS = 96, 5  # the comparison's held-out split and seeds (real_smollm2_settings.py)
 PILOT = {
     "problem_seed": 7,
     "n_problems": 48,
@@ -199,6 +200,7 @@ def pilot_figures(eval_dir: Path) -> dict:
     recs = [TraceRecord.from_json(json.loads(x), str(eval_dir)) for x in open(eval_dir / "traces.jsonl")]
     summary = json.loads((eval_dir / "summary.json").read_text())
     acc = {str(c): statistics.fmean(t["acc_at"][str(c)] for t in traces) for c in BUDGETS}
+    per_problem = [statistics.fmean(t["acc_at"][str(B)] for t in ts) for ts in tab.values()]
     j0 = statistics.fmean(t["js"][0] for t in traces)
     return {
         "acc_at": acc,
@@ -210,8 +212,20 @@ def pilot_figures(eval_dir: Path) -> dict:
         "traces_by_episode": summary.get("traces_by_episode", [])[:5],
         "mean_thinking_tokens": summary.get("mean_thinking_tokens"),
         "truncated": sum(r.status != "ok" for r in recs),
+        "problem_sd": statistics.stdev(per_problem) if len(per_problem) > 1 else None,
         "n_traces": len(recs),
     }
+
+
+def min_detectable(sd: float, problems: int, seeds: int, methods: int = 2, power: float = 0.8) -> float:
+    """The smallest difference in accuracy at B a paired comparison over ``problems`` x ``seeds``
+    resolves at two-sided 0.05 / ``methods`` (Holm's first step) with ``power``, from the spread of
+    problems alone (two independent policies: the difference's variance 2 sd^2 per problem; the
+    seed-to-seed variance of training, unknown before the tuning runs, only adds to it)."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(1 - 0.05 / methods / 2) + NormalDist().inv_cdf(power)
+    return z * (2 * sd**2 / (problems * seeds)) ** 0.5
 
 
 def choose_task(figs: dict[str, dict]) -> tuple[str | None, str]:
@@ -280,8 +294,15 @@ def pilot(ns) -> dict:
     figs = {n: pilot_figures(Path(ns.out) / "pilot" / n) for n in PILOT_CANDIDATES}
     chosen, why = choose_task(figs)
     doc = load_prepare()
+    sd = figs[chosen]["problem_sd"] if chosen else None
     doc["pilot"] = {
         "settings": PILOT,
+        "min_detectable_difference": {
+            "problems": TEST_PROBLEMS,
+            "seeds": FINAL_SEEDS,
+            "value": min_detectable(sd, TEST_PROBLEMS, FINAL_SEEDS) if sd else None,
+            "note": "from the spread of problems alone (the pilot's); seed-to-seed variance adds to it",
+        },
         "budget": B,
         "candidates": PILOT_CANDIDATES,
         "figures": figs,
@@ -323,6 +344,12 @@ def markdown(doc: dict) -> str:
                 f"{f['truncated']}/{f['n_traces']} |"
             )
         lines.append(f"\nRule: {p['rule']}.")
+        mdd = p.get("min_detectable_difference", {}).get("value")
+        if mdd:
+            lines.append(
+                f"Minimum detectable difference in accuracy at B with {FINAL_SEEDS} seeds x {TEST_PROBLEMS} problems "
+                f"(problems' spread alone, Holm over 2, 80% power): {mdd:.3f}."
+            )
     return "\n".join(lines)
 
 

@@ -101,3 +101,11 @@ def test_the_didactic_designs_commands_are_unchanged():
     cmd = V3.train_cmd(ns, "grpo", 0, {"learning_rate": 1e-4}, Path("x"))
     assert "--task" not in cmd and "--prompts-per-step" not in cmd
     assert "--task" not in V3.eval_cmd(ns, "m", 0, ns.S.TEST, Path("y"))
+
+
+def test_the_minimum_detectable_difference_by_hand(tmp_path):
+    # z(1 - 0.05/2/2) = 2.2414, z(0.8) = 0.8416; sqrt(2 * 0.35^2 / (96 * 5)) = 0.022592
+    assert R.min_detectable(0.35, 96, 5) == pytest.approx(3.0830 * 0.022592, abs=2e-4)
+    path = _design(tmp_path, {"chosen": "3x2", "options": R.PILOT_CANDIDATES["3x2"]})
+    S = V3.load_settings(path)  # the driver's constants are the declared design's
+    assert (S.TEST["n_problems"], len(S.FINAL_SEEDS), S.B) == (R.TEST_PROBLEMS, R.FINAL_SEEDS, R.B)
