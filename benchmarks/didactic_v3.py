@@ -429,16 +429,15 @@ LEAD_CURVE_POINTS = (0, 4, 6, 8, 12, 16, 20, 32, 48, 64, 128, 256)  # thinking t
 
 
 def lead_split(S, recs: dict[str, list[dict]]) -> dict:
-    """Secondary, added after the results (issue 36): where each method's difference from GRPO on
-    the primary endpoint sits, from the records alone, per seed (paired), 95% seed-level t intervals.
+    """Secondary, added after the results (issue 36): where each method's difference from GRPO in
+    regret at the primary endpoint's budget sits, from the records alone, per seed (paired), 95% seed-level t intervals.
 
     Per run: J(empty) = the step curve at 0 tokens (the answer forced with no thinking); regret at B
     on the declared, interpolated curve (the primary metric); the same integral on the step curve
     (an answer forced at t, the curve the plots draw: 1 - the mean of the curve over [0, B)); and
     regret = start - progress, start = 1 - J(empty), progress = the area between the curve and its
     start, over B (docs/concepts.md, regret split). The differences: method - GRPO."""
-    metric = S.PRIMARY["metric"]
-    B = int(metric.split("C")[-1]) if metric.startswith("regret_C") else S.SETTING["thinking_budget"]
+    B = int(S.PRIMARY["metric"].rsplit("_", 1)[-1].lstrip("C"))  # regret_C16, acc_at_128: the budget
     key = f"regret_C{B}"
 
     def per_run(x: dict) -> dict:
@@ -546,7 +545,7 @@ def report(ns, chosen: dict | None) -> dict:
             "setting": S.SETTING,
             "methods": S.METHODS,
             "learning_rates": S.LEARNING_RATES,
-            "second_axis": S.SECOND_AXIS,
+            "second_axis": getattr(S, "SECOND_AXIS", {}),
             "token_budget": _n(ns, S.TOKEN_BUDGET),
             "tune_seeds": S.TUNE_SEEDS,
             "final_seeds": ns.seeds,

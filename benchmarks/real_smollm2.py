@@ -17,12 +17,13 @@ Stages:
      epoch. The record keeps a fingerprint of the weights: a fresh checkout rebuilds the model with
      the same command and is told if the weights differ.
   2. **Task pilot.** ``mrt analyze`` of the warm-started model on each candidate difficulty
-     (``PILOT_CANDIDATES``, problem seed 7, never used again), 48 problems x 2 traces, 4 forced
+     (``PILOT_CANDIDATES``, problem seed 3,000,000, never used again), 48 problems x 2 traces, 4 forced
      answers per prefix. The declared rule: a candidate qualifies when its accuracy at the training
      budget B is in [0.3, 0.7] and thinking pays (that accuracy minus the answer forced before any
      thinking >= 0.1); of those, the one whose accuracy is closest to 0.5. The warm start must
      think in >= 2 episodes at the median, with J rising from the first episode to the second, on
-     the chosen task. Anything else stops with an error naming what to change.
+     the chosen task. Anything else stops with an error naming what to change, and the settings
+     refuse to load. A pilot that has chosen is never run again (its record is the design's).
 
 * ``plan``, ``tune``, ``final``, ``report``, ``all``: the third didactic design's driver
   (``benchmarks/didactic_v3.py``) on ``benchmarks/real_smollm2_settings.py``, which declares the
@@ -37,10 +38,10 @@ import argparse
 import hashlib
 import json
 import statistics
-import sys
 from pathlib import Path
 
 from benchmarks import runner
+from mrt.rundir import has_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS_FILE = ROOT / "benchmarks" / "real_smollm2_settings.py"
@@ -69,7 +70,9 @@ PILOT_CANDIDATES = {  # ascending difficulty
 }
 TEST_PROBLEMS, FINAL_SEEDS = 96, 5  # the comparison's held-out split and seeds (real_smollm2_settings.py)
 PILOT = {
-    "problem_seed": 7,
+    # reasoning-gym draws item i of seed s from Random(s + i): seeds far apart keep the sets apart
+    # (training 11.., warm start 11.., test 1_000_000.., validation 2_000_000.., pilot 3_000_000..)
+    "problem_seed": 3_000_000,
     "n_problems": 48,
     "traces": 2,
     "answers_per_prefix": 4,
@@ -85,12 +88,13 @@ def smollm2_path() -> str:
     return str(smollm2())
 
 
-def warm_dir(out) -> Path:
-    return Path(out) / "warmstart"
+def warm_dir() -> Path:
+    return ROOT / OUT / "warmstart"
 
 
-def warm_model(out=OUT) -> Path:
-    return warm_dir(out) / "sft" / "model"
+def warm_model() -> Path:
+    """Where the warm-started model is: the settings file names the same folder."""
+    return warm_dir() / "sft" / "model"
 
 
 def knobs(options: str) -> list[str]:
@@ -120,7 +124,7 @@ def save_prepare(doc: dict) -> None:
 
 
 def warmstart(ns) -> dict:
-    W, d = WARMSTART, warm_dir(ns.out)
+    W, d = WARMSTART, warm_dir()
     base = smollm2_path()
     data = d / "data"
     cmds = []
@@ -170,7 +174,7 @@ def warmstart(ns) -> dict:
         "wall_seconds": s.get("wall_seconds"),
         "loss_first": losses[0] if losses else None,
         "loss_last": losses[-1] if losses else None,
-        "fingerprint": fingerprint(warm_model(ns.out)),
+        "fingerprint": fingerprint(warm_model()),
     }
     doc = load_prepare()
     old = doc.get("warmstart", {}).get("fingerprint")
@@ -200,8 +204,10 @@ def pilot_figures(eval_dir: Path) -> dict:
     recs = [TraceRecord.from_json(json.loads(x), str(eval_dir)) for x in open(eval_dir / "traces.jsonl")]
     summary = json.loads((eval_dir / "summary.json").read_text())
     acc = {str(c): statistics.fmean(t["acc_at"][str(c)] for t in traces) for c in BUDGETS}
+    # J(empty) depends on the prompt alone: every trace's own estimate, truncated ones too
+    j_empty = [r.j_curve[0] for r in recs if r.prefixes]
     per_problem = [statistics.fmean(t["acc_at"][str(B)] for t in ts) for ts in tab.values()]
-    j0 = statistics.fmean(t["js"][0] for t in traces)
+    j0 = statistics.fmean(j_empty) if j_empty else 0.0
     return {
         "acc_at": acc,
         "j_empty": j0,
@@ -218,10 +224,11 @@ def pilot_figures(eval_dir: Path) -> dict:
 
 
 def min_detectable(sd: float, problems: int, seeds: int, methods: int = 2, power: float = 0.8) -> float:
-    """The smallest difference in accuracy at B a paired comparison over ``problems`` x ``seeds``
-    resolves at two-sided 0.05 / ``methods`` (Holm's first step) with ``power``, from the spread of
-    problems alone (two independent policies: the difference's variance 2 sd^2 per problem; the
-    seed-to-seed variance of training, unknown before the tuning runs, only adds to it)."""
+    """A rough scale, not a power calculation: the difference in accuracy at B that ``problems`` x
+    ``seeds`` independent per-problem differences of variance 2 sd^2 would resolve at two-sided
+    0.05 / ``methods`` (Holm's first step) with ``power``. Pairing over problems removes part of
+    the problems' spread; reusing the same problems in every seed and the seed-to-seed variance of
+    training add to it. Neither is known before the final runs."""
     from statistics import NormalDist
 
     z = NormalDist().inv_cdf(1 - 0.05 / methods / 2) + NormalDist().inv_cdf(power)
@@ -232,10 +239,14 @@ def choose_task(figs: dict[str, dict]) -> tuple[str | None, str]:
     """The declared rule: of the candidates with accuracy at B in the band and a thinking gain of at
     least the minimum, the one closest to 0.5 (ties: the easier). Returns (name or None, why)."""
     lo, hi = PILOT["band"]
+
+    def r9(x: float) -> float:  # k/384-type accuracies: no float noise in the comparisons
+        return round(x, 9)
+
     ok = [
         n
         for n, f in figs.items()
-        if lo <= f["acc_at"][str(B)] <= hi and f["thinking_gain"] >= PILOT["min_thinking_gain"]
+        if lo <= r9(f["acc_at"][str(B)]) <= hi and r9(f["thinking_gain"]) >= PILOT["min_thinking_gain"]
     ]
     if not ok:
         table = ", ".join(
@@ -246,31 +257,40 @@ def choose_task(figs: dict[str, dict]) -> tuple[str | None, str]:
             f"({table}); change the candidates (PILOT_CANDIDATES), the budget B or the warm start (WARMSTART)"
         )
     order = list(figs)
-    best = min(ok, key=lambda n: (abs(figs[n]["acc_at"][str(B)] - 0.5), order.index(n)))
+    best = min(ok, key=lambda n: (r9(abs(figs[n]["acc_at"][str(B)] - 0.5)), order.index(n)))
     return best, "closest to 0.5 of those in the band with a thinking gain"
 
 
-def check_thinking(name: str, f: dict) -> None:
-    """The warm start must think in episodes, and J must rise across them."""
+def check_thinking(name: str, f: dict) -> str:
+    """The warm start must think in episodes, and J must rise across them: '' when it does, else
+    what is wrong and what to change."""
     if f["episodes_median"] < 2:
-        raise SystemExit(
-            f"the warm-started model thinks in {f['episodes_median']} episode(s) at the median on {name} (>= 2 "
-            "needed): train the warm start longer (WARMSTART epochs) or check that the traces' episodes are "
+        return (
+            f"the warm-started model thinks in {f['episodes_median']} episodes at the median on {name} (at least "
+            "2 needed): train the warm start longer (WARMSTART epochs) or check that the traces' episodes are "
             "cut by the task's R1 segmentation (episode_group_size=1)"
         )
     js = f["j_by_episode"]
-    if len(js) < 3 or js[2] <= js[1]:
-        raise SystemExit(
+    if len(js) < 3:
+        return f"no J after a second episode on {name} (J by episode {js}): the warm start does not check its work"
+    if js[2] <= js[1]:
+        return (
             f"J does not rise from the first episode to the second on {name} (J by episode {js}): the warm "
             "start's checks do not help; change the traces (mrt.tasks.think_traces) or the candidates"
         )
+    return ""
 
 
 def pilot(ns) -> dict:
-    model = warm_model(ns.out)
+    """The pilot's analyses, the declared choice and the warm start's check, recorded together; a
+    pilot that has chosen (its record committed) is not run again."""
+    doc = load_prepare()
+    if doc.get("pilot", {}).get("chosen"):
+        return doc["pilot"]
+    model = warm_model()
     jobs = []
     for name, options in PILOT_CANDIDATES.items():
-        d = Path(ns.out) / "pilot" / name
+        d = ROOT / OUT / "pilot" / name
         if (d / "summary.json").exists():
             continue
         cmd = runner.mrt_cmd(
@@ -288,34 +308,39 @@ def pilot(ns) -> dict:
             extensions=0,
             out=d,
         )
-        jobs.append(runner.Job(f"pilot/{name}", [cmd], Path(ns.out) / "pilot" / f"{name}.log"))
+        jobs.append(runner.Job(f"pilot/{name}", [cmd], d.parent / f"{name}.log"))
     if jobs:
-        runner.run_jobs(jobs, 1, Path(ns.out) / "pilot")
-    figs = {n: pilot_figures(Path(ns.out) / "pilot" / n) for n in PILOT_CANDIDATES}
+        runner.run_jobs(jobs, 1, ROOT / OUT / "pilot")
+    figs = {n: pilot_figures(ROOT / OUT / "pilot" / n) for n in PILOT_CANDIDATES}
     chosen, why = choose_task(figs)
-    doc = load_prepare()
+    problem = check_thinking(chosen, figs[chosen]) if chosen else why
     sd = figs[chosen]["problem_sd"] if chosen else None
     doc["pilot"] = {
         "settings": PILOT,
-        "min_detectable_difference": {
-            "problems": TEST_PROBLEMS,
-            "seeds": FINAL_SEEDS,
-            "value": min_detectable(sd, TEST_PROBLEMS, FINAL_SEEDS) if sd else None,
-            "note": "from the spread of problems alone (the pilot's); seed-to-seed variance adds to it",
-        },
         "budget": B,
         "candidates": PILOT_CANDIDATES,
         "figures": figs,
-        "chosen": chosen,
-        "options": PILOT_CANDIDATES.get(chosen),
         "rule": why,
+        "thinking_check": problem or "ok",
+        "problems_only_scale": {
+            "problems": TEST_PROBLEMS,
+            "seeds": FINAL_SEEDS,
+            "value": min_detectable(sd, TEST_PROBLEMS, FINAL_SEEDS) if sd else None,
+            "note": "a rough scale from the pilot's spread of problems (2 traces, unpaired), not a power calculation",
+        },
+        # the settings file reads these two, and refuses to load without them
+        "chosen": None if problem else chosen,
+        "options": None if problem else PILOT_CANDIDATES[chosen],
     }
     save_prepare(doc)
     print(markdown(doc), flush=True)
-    if chosen is None:
-        raise SystemExit(why)
-    check_thinking(chosen, figs[chosen])
+    if problem:
+        raise SystemExit(problem)
     return doc["pilot"]
+
+
+def _f(x, spec: str = ".3f") -> str:
+    return "—" if x is None else format(x, spec)
 
 
 def markdown(doc: dict) -> str:
@@ -323,8 +348,8 @@ def markdown(doc: dict) -> str:
     w = doc.get("warmstart")
     if w:
         lines += [
-            f"Warm start: {w['examples']} examples, {w['steps']} SFT steps, {w['wall_seconds']:.0f} s, "
-            f"loss {w['loss_first']:.3f} -> {w['loss_last']:.3f} (weights {w['fingerprint']})",
+            f"Warm start: {w['examples']} examples, {w['steps']} SFT steps, {_f(w.get('wall_seconds'), '.0f')} s, "
+            f"loss {_f(w.get('loss_first'))} -> {_f(w.get('loss_last'))} (weights {w['fingerprint']})",
             "",
         ]
     p = doc.get("pilot")
@@ -338,17 +363,17 @@ def markdown(doc: dict) -> str:
             a = f["acc_at"]
             mark = " (**chosen**)" if n == p["chosen"] else ""
             lines.append(
-                f"| {n}{mark} | {a[str(B // 2)]:.3f} | {a[str(B)]:.3f} | {a[str(2 * B)]:.3f} | {f['j_empty']:.3f} | "
-                f"{f['thinking_gain']:+.3f} | {f['episodes_median']} | "
-                f"{', '.join(f'{x:.2f}' for x in f['j_by_episode'])} | {f['mean_thinking_tokens']:.0f} | "
+                f"| {n}{mark} | {_f(a[str(B // 2)])} | {_f(a[str(B)])} | {_f(a[str(2 * B)])} | {_f(f['j_empty'])} | "
+                f"{_f(f['thinking_gain'], '+.3f')} | {f['episodes_median']} | "
+                f"{', '.join(_f(x, '.2f') for x in f['j_by_episode'])} | {_f(f['mean_thinking_tokens'], '.0f')} | "
                 f"{f['truncated']}/{f['n_traces']} |"
             )
-        lines.append(f"\nRule: {p['rule']}.")
-        mdd = p.get("min_detectable_difference", {}).get("value")
-        if mdd:
+        lines.append(f"\nRule: {p['rule']}. Warm start's thinking: {p['thinking_check']}.")
+        scale = p.get("problems_only_scale", {}).get("value")
+        if scale:
             lines.append(
-                f"Minimum detectable difference in accuracy at B with {FINAL_SEEDS} seeds x {TEST_PROBLEMS} problems "
-                f"(problems' spread alone, Holm over 2, 80% power): {mdd:.3f}."
+                f"A rough scale of the difference {FINAL_SEEDS} seeds x {TEST_PROBLEMS} problems resolve, from the "
+                f"pilot's spread of problems (not a power calculation): {scale:.3f}."
             )
     return "\n".join(lines)
 
@@ -359,25 +384,25 @@ def markdown(doc: dict) -> str:
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stage", default="all", choices=["prepare", "plan", "tune", "final", "report", "all"])
-    p.add_argument("--out", default=OUT, help=f"working directory (default: {OUT})")
     p.add_argument("--backend", default="vllm", help="sampler of the pilot's analyses (default: vllm)")
     return p.parse_known_args(argv)
 
 
-def main(argv=None):
+def main(argv=None) -> None:
+    """``prepare``: the warm start, then the pilot. Other stages go to the v3 driver (its flags pass
+    through); ``tune``, ``final`` and ``all`` first make what is missing: the pilot's choice, and the
+    warm-started model (rebuilt on a fresh checkout, checked against the record's fingerprint)."""
     ns, rest = parse(argv)
-    if ns.stage == "prepare":
-        warmstart(ns)
-        return pilot(ns)
-    if not warm_model(ns.out).exists() or not load_prepare().get("pilot", {}).get("chosen"):
-        if ns.stage != "plan":
-            print("the warm start or the pilot is not finished: running --stage prepare first", flush=True)
+    if ns.stage in ("prepare", "tune", "final", "all"):
+        if ns.stage == "prepare" or not has_weights(warm_model()):
             warmstart(ns)
-            pilot(ns)
+        pilot(ns)
+        if ns.stage == "prepare":
+            return
     from benchmarks import didactic_v3
 
-    return didactic_v3.main(["--settings-file", str(SETTINGS_FILE), "--stage", ns.stage, *rest])
+    didactic_v3.main(["--settings-file", str(SETTINGS_FILE), "--stage", ns.stage, *rest])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

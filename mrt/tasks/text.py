@@ -377,9 +377,10 @@ class GymTask(TextTask):
         """The reasoning-gym entry of a problem this task made (question, answer, metadata)."""
         try:
             _, seed, index = problem.id.rsplit("-", 2)
-            return self._entry(int(seed), int(index))
+            seed, index = int(seed), int(index)
         except ValueError:
             raise ValueError(f"problem id {problem.id!r} was not made by task gym/{self.dataset}") from None
+        return self._entry(seed, index)
 
     def _entry(self, seed: int, index: int) -> dict:
         key = f"{self.dataset}-{seed}-{index}"

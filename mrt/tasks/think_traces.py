@@ -1,5 +1,5 @@
 """Thinking traces in R1's format, written by a program, for chains of sums and differences of
-integers (reasoning-gym's ``chain_sum``, and ``basic_arithmetic`` without products). Pure: no I/O.
+integers (reasoning-gym's ``chain_sum``). Pure: no I/O.
 
 A real instruct model such as SmolLM2-135M-Instruct does not think in episodes. ``mrt warmstart
 --scheme think`` fine-tunes it on these traces (docs/real-models.md, "MRT on SmolLM2"). A trace is

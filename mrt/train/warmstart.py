@@ -29,7 +29,7 @@ import json
 import logging
 import random
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from mrt.config import arg, claim_run_dir
@@ -202,6 +202,11 @@ def _check_think_task(task, name: str) -> None:
         raise ValueError(f"--scheme think writes traces for reasoning-gym sums: use --task gym, not {name!r}")
     if task.thinking != "r1" or task.format != "plain":
         raise ValueError("--scheme think writes R1 thinking: use the task's default knobs thinking=r1 format=plain")
+    if task.episode_group_size != 1:
+        raise ValueError(
+            "--scheme think writes 2-3 short episodes, which R1 segmentation in groups of "
+            f"{task.episode_group_size} merges into one: use --knobs episode_group_size=1"
+        )
 
 
 # ---------------------------------------------------------------------------- the command
@@ -224,15 +229,8 @@ def run_warmstart(cfg: WarmstartConfig, sampler=None) -> dict:
     elif not is_tree and getattr(task, "format", None) != "backtrack":
         raise ValueError(f"task {cfg.task!r} needs --knobs format=backtrack")
     out = Path(cfg.out)
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "n_problems", "base_url", *ENGINE_FIELDS)}
-    if not think:  # the think scheme's own settings; older runs of the other schemes resume
-        for k in THINK_FIELDS:
-            settings.pop(k)
-    settings["knobs"] = task.knobs()
-    claim_run_dir(out, settings)
     problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)
-    # one record per problem, appended as it finishes: a rerun with the same settings resumes
-    loop = ProblemLoop("warmstart", out / "problems.jsonl", problems, 1, cfg)
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "n_problems", "base_url", *ENGINE_FIELDS)}
     tokenizer = None
     if think:  # written by a program: the model's tokenizer renders the prompts, nothing is sampled
         from transformers import AutoTokenizer
@@ -242,9 +240,19 @@ def run_warmstart(cfg: WarmstartConfig, sampler=None) -> dict:
         cfg.model = cfg.model or str(shipped_model_path())
         check_model_path(cfg.model)
         tokenizer = AutoTokenizer.from_pretrained(cfg.model)
-        if problems:  # a task whose problems are not chains of sums is refused before any work
+        if problems:  # a task whose problems are not chains of sums is refused before anything is written
             think_examples(task, problems[0], tokenizer, random.Random(0), cfg.third, cfg.forced_share)
-    elif not is_tree:
+        sampler_fields = {f.name for f in fields(SamplerArgs)}
+        for k in ("attempts", "attempt_tokens", "temperature", *sampler_fields):
+            settings.pop(k, None)  # nothing is sampled: these do not matter to a resume
+    else:  # the think scheme's own settings; older runs of the other schemes resume
+        for k in THINK_FIELDS:
+            settings.pop(k)
+    settings["knobs"] = task.knobs()
+    claim_run_dir(out, settings)
+    # one record per problem, appended as it finishes: a rerun with the same settings resumes
+    loop = ProblemLoop("warmstart", out / "problems.jsonl", problems, 1, cfg)
+    if not think and not is_tree:
         cfg.model = cfg.model or str(shipped_model_path())
         sampler = loop.sampler(sampler, lambda: sampler_from(cfg, cfg.model), cfg.max_retries, cfg.model)
 
@@ -252,7 +260,11 @@ def run_warmstart(cfg: WarmstartConfig, sampler=None) -> dict:
         ((i, p),) = items
         if think:
             rng = random.Random(f"warmstart-{cfg.seed}-{p.id}")
-            ex = think_examples(task, p, tokenizer, rng, cfg.third, cfg.forced_share)
+            try:
+                ex = think_examples(task, p, tokenizer, rng, cfg.third, cfg.forced_share)
+            except ValueError as e:  # e.g. a bracket or a product among chains: a counted skip
+                log.info("problem %s: %s", p.id, e)
+                return {p.id: [{"problem_id": p.id, "examples": [], "skipped": "not_a_chain"}]}
         elif is_tree:  # walks drawn from the problem's own seed: the same on a rerun
             rng = random.Random(f"warmstart-{cfg.seed}-{p.id}")
             ex = tree_examples(task, p, cfg.scheme, cfg.attempts, rng)

@@ -40,11 +40,10 @@ def test_the_pilot_rule_picks_the_candidate_in_the_band_closest_to_one_half():
 
 
 def test_a_warm_start_that_does_not_think_in_episodes_is_refused():
-    R.check_thinking("ok", _fig(0.5, 0.1))
-    with pytest.raises(SystemExit, match="1 episode"):
-        R.check_thinking("x", _fig(0.5, 0.1, episodes=1))
-    with pytest.raises(SystemExit, match="does not rise"):
-        R.check_thinking("x", _fig(0.5, 0.1, js=(0.1, 0.4, 0.4)))
+    assert R.check_thinking("ok", _fig(0.5, 0.1)) == ""
+    assert "1 episodes at the median" in R.check_thinking("x", _fig(0.5, 0.1, episodes=1))
+    assert "does not rise" in R.check_thinking("x", _fig(0.5, 0.1, js=(0.1, 0.4, 0.4)))
+    assert "no J after a second episode" in R.check_thinking("x", _fig(0.5, 0.1, js=(0.1, 0.4)))
 
 
 def test_pilot_figures_from_a_real_analysis(tmp_path):
@@ -57,8 +56,9 @@ def test_pilot_figures_from_a_real_analysis(tmp_path):
     assert f["n_traces"] == len(rows) == 6
     assert f["thinking_gain"] == pytest.approx(f["acc_at"][B] - f["j_empty"])
     ok = [r for r in rows if r["status"] == "ok"]
-    j0 = [r["prefixes"][0]["j"] for r in ok] + [0.0] * (6 - len(ok))  # a truncated trace counts as wrong
+    j0 = [r["prefixes"][0]["j"] for r in rows if r["prefixes"]]  # the prompt's alone: truncated traces too
     assert f["j_empty"] == pytest.approx(statistics.fmean(j0))
+    assert f["truncated"] == 6 - len(ok)
     assert f["episodes_median"] == statistics.median(len(r["episodes"]) for r in rows)
 
 
@@ -74,6 +74,9 @@ def _design(tmp_path, pilot: dict | None) -> Path:
 def test_the_settings_refuse_to_load_before_the_pilot_and_build_real_model_commands(tmp_path):
     with pytest.raises(V3.SettingsError, match="has not chosen a task"):
         V3.load_settings(_design(tmp_path / "a", None))
+    failed = {"chosen": None, "options": None, "thinking_check": "J does not rise ..."}
+    with pytest.raises(V3.SettingsError, match="failed the pilot's check: J does not rise"):
+        V3.load_settings(_design(tmp_path / "f", failed))
     path = _design(tmp_path / "b", {"chosen": "3x2", "options": R.PILOT_CANDIDATES["3x2"]})
     ns = V3.parse(["--settings-file", str(path), "--out", str(tmp_path / "runs")])
     S = ns.S
@@ -109,3 +112,47 @@ def test_the_minimum_detectable_difference_by_hand(tmp_path):
     path = _design(tmp_path, {"chosen": "3x2", "options": R.PILOT_CANDIDATES["3x2"]})
     S = V3.load_settings(path)  # the driver's constants are the declared design's
     assert (S.TEST["n_problems"], len(S.FINAL_SEEDS), S.B) == (R.TEST_PROBLEMS, R.FINAL_SEEDS, R.B)
+
+
+def test_the_problem_sets_are_disjoint(tmp_path):
+    """reasoning-gym draws item i of seed s from Random(s + i): the held-out, validation and pilot
+    problems come from random states none of the training (mrt train's default seed and count) or
+    warm-start problems use, nor each other's; on the larger candidates, no held-out prompt is
+    shared either (the pilot's with the RL training set aside: it measures the warm start)
+    (2 terms of 2 digits have 16,200 problems: 512 training draws meet some by chance)."""
+    from mrt.tasks import get_task, parse_knobs
+    from mrt.train.config import TrainConfig
+
+    S = V3.load_settings(_design(tmp_path, {"chosen": "3x2", "options": R.PILOT_CANDIDATES["3x2"]}))
+    train = TrainConfig()
+    spans = {
+        "training": (train.train_seed, S.SETTING["train_flags"]["train_problems"]),
+        "warm start": (R.WARMSTART["problem_seed"], R.WARMSTART["n_problems"]),
+        "test": (S.TEST["problem_seed"], S.TEST["n_problems"]),
+        "validation": (S.VALIDATION["problem_seed"], S.VALIDATION["n_problems"]),
+        "pilot": (R.PILOT["problem_seed"], R.PILOT["n_problems"]),
+    }
+    states = {k: set(range(seed, seed + n)) for k, (seed, n) in spans.items()}
+    for held_out in ("test", "validation", "pilot"):
+        for other, xs in states.items():
+            assert other == held_out or not states[held_out] & xs, (held_out, other)
+    for name in ("3x2", "4x2", "3x3"):
+        task = get_task("gym", **parse_knobs(R.knobs(R.PILOT_CANDIDATES[name])))
+        prompts = {k: {p.prompt for p in task.problems(n, seed=seed)} for k, (seed, n) in spans.items()}
+        for held_out in ("test", "validation", "pilot"):
+            for other, xs in prompts.items():
+                if (held_out, other) == ("pilot", "training"):
+                    continue  # the pilot measures the warm start, before any RL (one prompt meets by chance)
+                assert other == held_out or not prompts[held_out] & xs, (name, held_out, other)
+
+
+def test_plan_and_report_run_on_the_settings_before_any_record(tmp_path):
+    path = _design(tmp_path, {"chosen": "3x2", "options": R.PILOT_CANDIDATES["3x2"], "thinking_check": "ok"})
+    d = tmp_path / "w"
+    flags = ["--out", d / "runs", "--records", d / "rec", "--tune-records", d / "tr", "--tuning", d / "t.json"]
+    ns = V3.parse(["--settings-file", str(path), *map(str, flags), "--plots", str(d / "plots")])
+    (d / "runs").mkdir(parents=True)
+    plan = V3.plan(ns)
+    assert plan["tuning_runs_to_do"] == 1 + 3 * 2 and plan["final_runs_without_record"] == 4 * 5
+    doc = V3.report(ns, None)
+    assert doc["settings"]["smollm2-chain-sum"]["missing"] and doc["declared"]["second_axis"] == {}

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from mrt.core.episodes import segment_r1
 from mrt.tasks import get_task, parse_knobs
 from mrt.tasks import think_traces as tt
 from mrt.train.warmstart import WarmstartConfig, run_warmstart
@@ -57,13 +58,12 @@ def _check_arithmetic(text: str) -> int:
 def test_every_step_of_random_traces_is_right():
     rng = random.Random(1)
     for _ in range(300):
-        terms = [rng.choice((1, -1)) * rng.randrange(0, 1000) for _ in range(rng.randint(2, 5))]
-        terms[0] = abs(terms[0])
+        terms = [rng.choice((1, -1)) * rng.randrange(0, 10 ** rng.randint(1, 4)) for _ in range(rng.randint(2, 5))]
         eps = tt.think_episodes(terms, rng, third=0.7)
         text = tt.episode_text(eps)
         assert _check_arithmetic(text) >= len(terms) - 1
         assert text.endswith(f"So the answer is {sum(terms)}.")
-        assert all(len(e) >= 3 for e in eps[:-1])  # the R1 splitter's gap of 3 paragraphs
+        assert segment_r1(text, group_size=1).episodes == ["\n\n".join(e) for e in eps]
 
 
 def test_episodes_are_the_r1_segmentation_of_the_trace_in_tokens(smollm2_tok):
@@ -75,7 +75,7 @@ def test_episodes_are_the_r1_segmentation_of_the_trace_in_tokens(smollm2_tok):
         assert len(task.episode_ends(ids, smollm2_tok)) == len(eps)
 
 
-def test_warmstart_think_writes_traces_and_forced_answers(smollm2_dir, tmp_path):
+def test_warmstart_think_writes_traces_and_forced_answers(smollm2_dir, smollm2_tok, tmp_path):
     cfg = WarmstartConfig(
         scheme="think", task="gym", knobs=KNOBS, model=str(smollm2_dir), n_problems=24, out=str(tmp_path / "ws")
     )
@@ -97,6 +97,13 @@ def test_warmstart_think_writes_traces_and_forced_answers(smollm2_dir, tmp_path)
             assert "<think>\nTime is up." in r["prompt"]
         else:
             assert ".\n\nTime is up." in r["prompt"]
+    # a forced example's prompt is what the meta-prover sees after j episodes (Task.forced_ids)
+    for r in forced:
+        prompt = next(w["prompt"] for w in whole if w["problem_id"] == r["problem_id"])
+        thinking = r["prompt"][len(prompt) :].split("Time is up.")[0]
+        ids = smollm2_tok(thinking, add_special_tokens=False)["input_ids"]
+        p_ids = smollm2_tok(prompt, add_special_tokens=False)["input_ids"]
+        assert smollm2_tok.decode(task.forced_ids(smollm2_tok, p_ids, ids)) == r["prompt"]
     # a rerun resumes: nothing is written twice
     assert run_warmstart(cfg)["examples"] == len(rows)
 
@@ -107,7 +114,11 @@ def test_warmstart_think_refuses_what_it_cannot_write(smollm2_dir, tmp_path):
         run_warmstart(WarmstartConfig(task="tree", out=str(tmp_path / "a"), **base))
     with pytest.raises(ValueError, match="thinking=r1"):
         run_warmstart(WarmstartConfig(task="gym", knobs=["thinking=none"], out=str(tmp_path / "b"), **base))
+    with pytest.raises(ValueError, match="episode_group_size=1"):
+        run_warmstart(WarmstartConfig(task="gym", out=str(tmp_path / "g"), **base))
+    bad = ["dataset=products", "episode_group_size=1"]
     with pytest.raises(ValueError, match="not a chain"):
-        run_warmstart(WarmstartConfig(task="gym", knobs=["dataset=products"], out=str(tmp_path / "c"), **base))
+        run_warmstart(WarmstartConfig(task="gym", knobs=bad, out=str(tmp_path / "c"), **base))
+    assert not (tmp_path / "c").exists()  # refused before anything was written: the folder stays free
     with pytest.raises(ValueError, match="forced_share"):
         run_warmstart(WarmstartConfig(task="gym", forced_share=2, out=str(tmp_path / "d"), **base))
