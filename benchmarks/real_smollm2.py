@@ -17,7 +17,7 @@ Stages:
      epoch. The record keeps a fingerprint of the weights: a fresh checkout rebuilds the model with
      the same command and is told if the weights differ.
   2. **Task pilot.** ``mrt analyze`` of the warm-started model on each candidate difficulty
-     (``PILOT_CANDIDATES``, problem seed 3,000,000, never used again), 48 problems x 2 traces, 4 forced
+     (``PILOT_CANDIDATES``, problem seed 3, never used again), 48 problems x 2 traces, 4 forced
      answers per prefix. The declared rule: a candidate qualifies when its accuracy at the training
      budget B is in [0.3, 0.7] and thinking pays (that accuracy minus the answer forced before any
      thinking >= 0.1); of those, the one whose accuracy is closest to 0.5. The warm start must
@@ -70,9 +70,7 @@ PILOT_CANDIDATES = {  # ascending difficulty
 }
 TEST_PROBLEMS, FINAL_SEEDS = 96, 5  # the comparison's held-out split and seeds (real_smollm2_settings.py)
 PILOT = {
-    # reasoning-gym draws item i of seed s from Random(s + i): seeds far apart keep the sets apart
-    # (training 11.., warm start 11.., test 1_000_000.., validation 2_000_000.., pilot 3_000_000..)
-    "problem_seed": 3_000_000,
+    "problem_seed": 3,  # training and the warm start 11, test 0, validation 1 (mrt.tasks.text.gym_seed)
     "n_problems": 48,
     "traces": 2,
     "answers_per_prefix": 4,

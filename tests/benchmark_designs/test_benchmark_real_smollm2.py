@@ -115,12 +115,14 @@ def test_the_minimum_detectable_difference_by_hand(tmp_path):
 
 
 def test_the_problem_sets_are_disjoint(tmp_path):
-    """reasoning-gym draws item i of seed s from Random(s + i): the held-out, validation and pilot
+    """reasoning-gym draws item i of seed s from Random(s + i) (mrt maps problem seeds 2^20 apart,
+    ``gym_seed``): the held-out, validation and pilot
     problems come from random states none of the training (mrt train's default seed and count) or
     warm-start problems use, nor each other's; on the larger candidates, no held-out prompt is
     shared either (the pilot's with the RL training set aside: it measures the warm start)
     (2 terms of 2 digits have 16,200 problems: 512 training draws meet some by chance)."""
     from mrt.tasks import get_task, parse_knobs
+    from mrt.tasks.text import gym_seed
     from mrt.train.config import TrainConfig
 
     S = V3.load_settings(_design(tmp_path, {"chosen": "3x2", "options": R.PILOT_CANDIDATES["3x2"]}))
@@ -132,7 +134,7 @@ def test_the_problem_sets_are_disjoint(tmp_path):
         "validation": (S.VALIDATION["problem_seed"], S.VALIDATION["n_problems"]),
         "pilot": (R.PILOT["problem_seed"], R.PILOT["n_problems"]),
     }
-    states = {k: set(range(seed, seed + n)) for k, (seed, n) in spans.items()}
+    states = {k: set(range(gym_seed(seed), gym_seed(seed) + n)) for k, (seed, n) in spans.items()}
     for held_out in ("test", "validation", "pilot"):
         for other, xs in states.items():
             assert other == held_out or not states[held_out] & xs, (held_out, other)
