@@ -82,7 +82,7 @@ def test_the_settings_refuse_to_load_before_the_pilot_and_build_real_model_comma
     S = ns.S
     assert f"options={R.PILOT_CANDIDATES['3x2']}" in S.SETTING["knobs"] and S.PRIMARY["metric"] == f"acc_at_{B}"
     assert {len(S.tune_grid(m)) for m in S.METHODS} == {2} and len(S.FINAL_SEEDS) >= 5
-    train = V3.train_cmd(ns, "mrt-dense-onpolicy", 0, {"learning_rate": 2e-5}, tmp_path / "t")
+    train = V3.train_cmd(ns, "mrt-dense-onpolicy", 0, {"learning_rate": 3e-5}, tmp_path / "t")
     for flag, value in [
         ("--task", "gym"),
         ("--model", S.SETTING["model"]),
@@ -90,7 +90,7 @@ def test_the_settings_refuse_to_load_before_the_pilot_and_build_real_model_comma
         ("--prompts-per-step", "4"),
         ("--algo", "mrt-dense"),
         ("--j-source", "mixed"),
-        ("--learning-rate", "2e-05"),
+        ("--learning-rate", "3e-05"),
     ]:
         assert train[train.index(flag) + 1] == value, flag
     ana = V3.eval_cmd(ns, S.SETTING["model"], 0, S.TEST, tmp_path / "e")
