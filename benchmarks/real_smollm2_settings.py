@@ -82,7 +82,7 @@ METHODS = {
     "mrt-dense-onpolicy": {"algo": "mrt-dense", "j_source": "mixed"},
 }
 CUT: dict = {}
-LEARNING_RATES = [3e-5, 1e-4]  # about 12 GRPO steps a run: rates that can move a 135M model in that
+LEARNING_RATES = [3e-5, 1e-4]  # about 12 GRPO steps a run: rates that can move a 135M model that fast
 TOKEN_BUDGET = 48_000
 TUNE_SEEDS = [100]  # never a final seed
 FINAL_SEEDS = list(range(5))
