@@ -157,14 +157,25 @@ def eval_cmd(ns, model: str, seed: int, split: dict, out: Path) -> list[str]:
     return D.analysis_cmd(ns.S.SETTING, model, seed, split, _n(ns, split["n_problems"]), out)
 
 
+def hard_split(S) -> dict | None:
+    """A design's optional harder held-out split (``HARD``: its own knobs, problem seed, problem and
+    trace counts), evaluated after the held-out one in final runs only."""
+    return getattr(S, "HARD", None)
+
+
 def _job(ns, name: str, d: Path, method: str | None, seed: int, values: dict, split: dict):
-    if (d / "eval" / "summary.json").exists():
+    hard = hard_split(ns.S) if split is ns.S.TEST else None
+    done = (d / "eval" / "summary.json").exists() and (not hard or (d / "eval-hard" / "summary.json").exists())
+    if done:
         return None
     cmds, model = [], ns.S.SETTING["model"]
     if method:
         cmds.append(train_cmd(ns, method, seed, values, d / "train"))
         model = str(d / "train" / "model")
     cmds.append(eval_cmd(ns, model, seed, split, d / "eval"))
+    if hard:
+        s = {**ns.S.SETTING, "knobs": hard["knobs"]}
+        cmds.append(D.analysis_cmd(s, model, seed, hard, _n(ns, hard["n_problems"]), d / "eval-hard"))
     d.mkdir(parents=True, exist_ok=True)
     return name, cmds, d / "log.txt", ns.threads
 
@@ -378,6 +389,12 @@ def write_record(ns, run: str) -> dict:
         },
         "hint": hint(S, d / "eval"),
     }
+    if hard_split(S) and (d / "eval-hard" / "summary.json").exists():
+        hard = D.problem_table(d / "eval-hard", S.SETTING["budgets"])
+        rec["hard"] = {
+            k: {p: D.rounded(v) for p, v in D.per_problem(hard, lambda t, key=key: D.value_of(t, key)).items()}
+            for k, key in metric_keys(S).items()
+        }
     path = record_path(ns, run)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rec))
@@ -524,6 +541,11 @@ def results(ns) -> dict:
             )
         if "base" in recs and m != "base":
             row["vs_base"] = {"accuracy": ST.paired(per[m]["accuracy"], per["base"]["accuracy"])}
+        if all("hard" in x for x in rs):  # the harder held-out split: secondary
+            hard = {k: [x["hard"][k] for x in rs] for k in keys}
+            row["hard"] = {k: ST.bootstrap(v) for k, v in hard.items()}
+            if "grpo" in recs and m != "grpo" and all("hard" in x for x in recs["grpo"]):
+                row["hard_vs_grpo"] = {k: ST.paired(v, [x["hard"][k] for x in recs["grpo"]]) for k, v in hard.items()}
         r["methods"][m] = row
 
     def curve(rs):
@@ -551,6 +573,7 @@ def report(ns, chosen: dict | None) -> dict:
             "final_seeds": ns.seeds,
             "validation": S.VALIDATION,
             "test": S.TEST,
+            **({"hard": hard_split(S)} if hard_split(S) else {}),
             "criterion": S.CRITERION,
             "primary": S.PRIMARY,
             "scale": ns.scale,
@@ -614,6 +637,17 @@ def markdown(doc: dict) -> str:
                 + f" | {D.fmt(row['hint']['goal_arm_first'])} | "
                 f"{D.fmt(row.get('steps'), 0)} |"
             )
+        hard = {m: row for m, row in r["methods"].items() if "hard" in row}
+        if hard:
+            metric = P["declared"]["metric"]
+            lines += [
+                f"\nHarder held-out split (secondary, 95% intervals), `{metric}`:\n",
+                "| method | value | Δ vs GRPO |",
+                "|---|---|---|",
+            ]
+            for m, row in hard.items():
+                d = row.get("hard_vs_grpo", {}).get(metric)
+                lines.append(f"| {m} | {D.fmt(row['hard'][metric])} | {D.fmt(d)} |")
         for f, n in (r.get("grpo_vs_itself") or {}).items():
             lines.append(
                 f"\nGRPO vs GRPO at {float(f):.0%}: seed pairs {D.fmt_range(n['seed_pairs'])}, "

@@ -23,6 +23,7 @@ learning rates, on a seed that is never a final seed (alpha stays at the paper's
 Primary endpoint, declared here before any final run: accuracy at the training budget B on the
 held-out split (the answer after the thinking cut at B: natural if the trace ended before B, forced
 otherwise; strict accounting, a truncated trace is wrong), method - GRPO, Holm over the 2 methods.
+The same figure on a harder held-out set (one more digit per term, ``HARD``) is secondary.
 The answer forced before any thinking cannot carry it alone: it counts only for a model that stops
 thinking at once. Secondary: regret at B and its split (before the first episode ends, after),
 accuracy with budget forcing at 2x, the paper's relative gain over the base ((method - base) /
@@ -90,6 +91,24 @@ FINAL_SEEDS = list(range(5))
 # the sets share no problem, checked by a test)
 VALIDATION = {"problem_seed": 1, "n_problems": 48, "traces": 2, "extensions": 0}
 TEST = {"problem_seed": 0, "n_problems": 96, "traces": 4, "extensions": 2}
+
+
+def _harder(options: str) -> str:
+    """The chosen difficulty with one more digit per term."""
+    kv = dict(item.split(":") for item in options.split(","))
+    for k in ("min_digits", "max_digits"):
+        kv[k] = str(int(kv[k]) + 1)
+    return ",".join(f"{k}:{v}" for k, v in kv.items())
+
+
+# a harder held-out set (the issue's): one more digit per term, evaluated after each final run
+HARD = {
+    "knobs": ["dataset=chain_sum", f"options={_harder(_options())}", "episode_group_size=1"],
+    "problem_seed": 0,
+    "n_problems": 48,
+    "traces": 2,
+    "extensions": 0,
+}
 CRITERION = "regret_at_B"
 TIE_SE = 2.0
 

@@ -158,3 +158,19 @@ def test_plan_and_report_run_on_the_settings_before_any_record(tmp_path):
     assert plan["tuning_runs_to_do"] == 1 + 3 * 2 and plan["final_runs_without_record"] == 4 * 5
     doc = V3.report(ns, None)
     assert doc["settings"]["smollm2-chain-sum"]["missing"] and doc["declared"]["second_axis"] == {}
+
+
+def test_final_runs_also_evaluate_the_harder_split(tmp_path):
+    path = _design(tmp_path, {"chosen": "3x2", "options": R.PILOT_CANDIDATES["3x2"], "thinking_check": "ok"})
+    ns = V3.parse(["--settings-file", str(path), "--out", str(tmp_path / "runs")])
+    S = ns.S
+    assert "options=min_terms:3,max_terms:3,min_digits:3,max_digits:3" in S.HARD["knobs"]
+    _, cmds, _, _ = V3._job(ns, "final/grpo-s0", tmp_path / "f", "grpo", 0, {"learning_rate": 1e-4}, S.TEST)
+    assert [c[c.index("--out") + 1].rsplit("/", 1)[-1] for c in cmds] == ["train", "eval", "eval-hard"]
+    hard = cmds[2]
+    assert hard[hard.index("--knobs") + 2] == S.HARD["knobs"][1] and hard[hard.index("--n-problems") + 1] == "48"
+    _, cmds, _, _ = V3._job(ns, "tune/grpo-0-s100", tmp_path / "t", "grpo", 100, {}, S.VALIDATION)
+    assert len(cmds) == 2  # tuning runs are not evaluated on the harder split
+    v4 = V3.parse(["--settings-file", str(ROOT / "benchmarks" / "didactic_v4_settings.py")])
+    _, cmds, _, _ = V3._job(v4, "final/grpo-s0", tmp_path / "v4", "grpo", 0, {}, v4.S.TEST)
+    assert len(cmds) == 2  # a design without HARD: as before
