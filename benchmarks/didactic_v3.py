@@ -756,6 +756,16 @@ def plan(ns) -> dict:
         "final_runs_without_record": sum(not record_path(ns, r).exists() for r in final),
         "training_tokens_per_run": _n(ns, S.TOKEN_BUDGET),
     }
+    prior = getattr(S, "RUN_SECONDS", None)  # a design's per-run seconds here, from measured rates
+    if prior:
+        measured = [w for ws in walls.values() for w in ws if w]
+        train = statistics.fmean(measured) if measured else prior["train"]
+        tune_left = [r for r in tune if not tune_record_path(ns, r).exists()]
+        final_left = [r for r in final if not record_path(ns, r).exists()]
+        trained = sum(not r.startswith("base") for r in tune_left + final_left)  # base runs only evaluate
+        left = trained * train + len(tune_left) * prior["eval_validation"] + len(final_left) * prior["eval_test"]
+        out["hours_left_one_run_at_a_time"] = round(left / 3600, 1)
+        out["seconds_per_run_from"] = "the tuning records" if measured else prior["source"]
     print(json.dumps(out))
     print(tuning_markdown(S, tuning_table(ns)))
     return out

@@ -109,6 +109,12 @@ HARD = {
     "traces": 2,
     "extensions": 0,
 }
+# seconds per run here, for the plan stage until tuning records measure training: a GRPO step of
+# SmolLM2 took 30.2 s for about 900 sampled tokens on transformers (docs/benchmarks.md), so 48K
+# tokens take about 1,600 s; SmolLM2 analysis ran at about 150-230 tokens/s on vLLM (traces and
+# forced answers), so 48 x 2 validation traces take about 150 s and 96 x 4 held-out plus 48 x 2
+# harder ones about 600 s
+RUN_SECONDS = {"train": 1600, "eval_validation": 150, "eval_test": 600, "source": "rates measured here"}
 CRITERION = "regret_at_B"
 TIE_SE = 2.0
 

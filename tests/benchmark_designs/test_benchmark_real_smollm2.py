@@ -174,3 +174,15 @@ def test_final_runs_also_evaluate_the_harder_split(tmp_path):
     v4 = V3.parse(["--settings-file", str(ROOT / "benchmarks" / "didactic_v4_settings.py")])
     _, cmds, _, _ = V3._job(v4, "final/grpo-s0", tmp_path / "v4", "grpo", 0, {}, v4.S.TEST)
     assert len(cmds) == 2  # a design without HARD: as before
+
+
+def test_the_plan_says_how_long_the_rest_takes(tmp_path):
+    path = _design(tmp_path, {"chosen": "3x2", "options": R.PILOT_CANDIDATES["3x2"], "thinking_check": "ok"})
+    d = tmp_path / "w"
+    ns = V3.parse(
+        ["--settings-file", str(path), "--out", str(d), "--tune-records", str(d / "tr"), "--records", str(d / "r")]
+    )
+    p = V3.plan(ns)
+    S = ns.S.RUN_SECONDS
+    by_hand = (6 + 15) * S["train"] + 7 * S["eval_validation"] + 20 * S["eval_test"]  # base runs are not trained
+    assert p["hours_left_one_run_at_a_time"] == round(by_hand / 3600, 1) and p["seconds_per_run_from"] == S["source"]
