@@ -116,15 +116,16 @@ def training_cmd(s: dict, algo: str, seed: int, out: Path, token_budget: int, th
         model=s["model"] or None,
         thinking_budget=s["thinking_budget"] or None,
         max_completion_length=s["max_completion_length"] or None,
+        task=s.get("task"),  # a setting on another task than the didactic world's default
     )
+    flags.update(s.get("train_flags", {}))  # the setting's own flags, then the method's
     flags.update(values)  # the method's own flags, after the setting's (one of its own replaces the setting's)
     return mrt_cmd("train", **flags)
 
 
 def analysis_cmd(s: dict, model: str, seed: int, split: dict, n_problems: int, out: Path) -> list[str]:
     """``mrt analyze`` of a model on an evaluation split in a setting ``s`` (the third design's too)."""
-    return mrt_cmd(
-        "analyze",
+    flags = dict(
         out=out,
         knobs=s["knobs"],
         n_problems=n_problems,
@@ -134,7 +135,10 @@ def analysis_cmd(s: dict, model: str, seed: int, split: dict, n_problems: int, o
         budgets=s["budgets"],
         seed=seed,
         model=model or None,
+        task=s.get("task"),
     )
+    flags.update(s.get("analysis_flags", {}))
+    return mrt_cmd("analyze", **flags)
 
 
 def train_cmd(ns, setting: str, method: str, seed: int, values: dict, out: Path) -> list[str]:

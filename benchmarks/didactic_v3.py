@@ -53,7 +53,10 @@ def load_settings(path: str | Path):
     if spec is None or not Path(path).exists():
         raise SettingsError(f"{path}: no such settings file")
     S = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(S)
+    try:
+        spec.loader.exec_module(S)
+    except ValueError as e:  # a design that reads another stage's record refuses to load before it
+        raise SettingsError(f"{path}: {e}") from None
     prim = getattr(S, "PRIMARY", None)
     if not isinstance(prim, dict) or any(k not in prim for k in PRIMARY_KEYS):
         raise SettingsError(
@@ -154,14 +157,25 @@ def eval_cmd(ns, model: str, seed: int, split: dict, out: Path) -> list[str]:
     return D.analysis_cmd(ns.S.SETTING, model, seed, split, _n(ns, split["n_problems"]), out)
 
 
+def hard_split(S) -> dict | None:
+    """A design's optional harder held-out split (``HARD``: its own knobs, problem seed, problem and
+    trace counts), evaluated after the held-out one in final runs only."""
+    return getattr(S, "HARD", None)
+
+
 def _job(ns, name: str, d: Path, method: str | None, seed: int, values: dict, split: dict):
-    if (d / "eval" / "summary.json").exists():
+    hard = hard_split(ns.S) if split is ns.S.TEST else None
+    done = (d / "eval" / "summary.json").exists() and (not hard or (d / "eval-hard" / "summary.json").exists())
+    if done:
         return None
     cmds, model = [], ns.S.SETTING["model"]
     if method:
         cmds.append(train_cmd(ns, method, seed, values, d / "train"))
         model = str(d / "train" / "model")
     cmds.append(eval_cmd(ns, model, seed, split, d / "eval"))
+    if hard:
+        s = {**ns.S.SETTING, "knobs": hard["knobs"]}
+        cmds.append(D.analysis_cmd(s, model, seed, hard, _n(ns, hard["n_problems"]), d / "eval-hard"))
     d.mkdir(parents=True, exist_ok=True)
     return name, cmds, d / "log.txt", ns.threads
 
@@ -211,6 +225,11 @@ def tune_jobs(ns) -> list:
     return [j for j in jobs if j]
 
 
+def hint(S, eval_dir: Path) -> dict:
+    """Hint uptake in the didactic world (none on other tasks)."""
+    return D.hint_uptake(eval_dir, S.SETTING["knobs"]) if S.SETTING.get("task", "star") == "star" else {}
+
+
 def write_tune_record(ns, run: str) -> dict:
     """A finished tuning run's compact record: its configuration, the criterion per validation
     problem (1 - normalised regret at B, strict accounting: truncated and empty traces are wrong),
@@ -235,7 +254,7 @@ def write_tune_record(ns, run: str) -> dict:
             p: D.rounded(1 - v) for p, v in D.per_problem(tab, lambda t: t["regret"][str(b)]).items()
         },
         "n_traces": sum(len(ts) for ts in tab.values()),
-        "hint": D.hint_uptake(d / "eval", S.SETTING["knobs"]),
+        "hint": hint(S, d / "eval"),
         "train": {k: train.get(k) for k in ("steps", "sampled_tokens", "extra_sampled_tokens", "wall_seconds")},
     }
     path = tune_record_path(ns, run)
@@ -368,8 +387,14 @@ def write_record(ns, run: str) -> dict:
             **{k: train.get(k) for k in ("sampled_tokens", "extra_sampled_tokens", "steps", "wall_seconds")},
             **estimator_cost(train),
         },
-        "hint": D.hint_uptake(d / "eval", S.SETTING["knobs"]),
+        "hint": hint(S, d / "eval"),
     }
+    if hard_split(S) and (d / "eval-hard" / "summary.json").exists():
+        hard = D.problem_table(d / "eval-hard", S.SETTING["budgets"])
+        rec["hard"] = {
+            k: {p: D.rounded(v) for p, v in D.per_problem(hard, lambda t, key=key: D.value_of(t, key)).items()}
+            for k, key in metric_keys(S).items()
+        }
     path = record_path(ns, run)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rec))
@@ -421,16 +446,16 @@ LEAD_CURVE_POINTS = (0, 4, 6, 8, 12, 16, 20, 32, 48, 64, 128, 256)  # thinking t
 
 
 def lead_split(S, recs: dict[str, list[dict]]) -> dict:
-    """Secondary, added after the results (issue 36): where each method's difference from GRPO on
-    the primary endpoint sits, from the records alone, per seed (paired), 95% seed-level t intervals.
+    """Secondary, added after the results (issue 36): where each method's difference from GRPO in
+    regret at the primary endpoint's budget sits, from the records alone, per seed (paired), 95% seed-level t intervals.
 
     Per run: J(empty) = the step curve at 0 tokens (the answer forced with no thinking); regret at B
     on the declared, interpolated curve (the primary metric); the same integral on the step curve
     (an answer forced at t, the curve the plots draw: 1 - the mean of the curve over [0, B)); and
     regret = start - progress, start = 1 - J(empty), progress = the area between the curve and its
     start, over B (docs/concepts.md, regret split). The differences: method - GRPO."""
-    B = int(S.PRIMARY["metric"].split("C")[-1])
-    key = S.PRIMARY["metric"]
+    B = int(S.PRIMARY["metric"].rsplit("_", 1)[-1].lstrip("C"))  # regret_C16, acc_at_128: the budget
+    key = f"regret_C{B}"
 
     def per_run(x: dict) -> dict:
         j0 = x["curve"][0]
@@ -516,6 +541,11 @@ def results(ns) -> dict:
             )
         if "base" in recs and m != "base":
             row["vs_base"] = {"accuracy": ST.paired(per[m]["accuracy"], per["base"]["accuracy"])}
+        if all("hard" in x for x in rs):  # the harder held-out split: secondary
+            hard = {k: [x["hard"][k] for x in rs] for k in keys}
+            row["hard"] = {k: ST.bootstrap(v) for k, v in hard.items()}
+            if "grpo" in recs and m != "grpo" and all("hard" in x for x in recs["grpo"]):
+                row["hard_vs_grpo"] = {k: ST.paired(v, [x["hard"][k] for x in recs["grpo"]]) for k, v in hard.items()}
         r["methods"][m] = row
 
     def curve(rs):
@@ -537,12 +567,13 @@ def report(ns, chosen: dict | None) -> dict:
             "setting": S.SETTING,
             "methods": S.METHODS,
             "learning_rates": S.LEARNING_RATES,
-            "second_axis": S.SECOND_AXIS,
+            "second_axis": getattr(S, "SECOND_AXIS", {}),
             "token_budget": _n(ns, S.TOKEN_BUDGET),
             "tune_seeds": S.TUNE_SEEDS,
             "final_seeds": ns.seeds,
             "validation": S.VALIDATION,
             "test": S.TEST,
+            **({"hard": hard_split(S)} if hard_split(S) else {}),
             "criterion": S.CRITERION,
             "primary": S.PRIMARY,
             "scale": ns.scale,
@@ -606,6 +637,17 @@ def markdown(doc: dict) -> str:
                 + f" | {D.fmt(row['hint']['goal_arm_first'])} | "
                 f"{D.fmt(row.get('steps'), 0)} |"
             )
+        hard = {m: row for m, row in r["methods"].items() if "hard" in row}
+        if hard:
+            metric = P["declared"]["metric"]
+            lines += [
+                f"\nHarder held-out split (secondary, 95% intervals), `{metric}`:\n",
+                "| method | value | Δ vs GRPO |",
+                "|---|---|---|",
+            ]
+            for m, row in hard.items():
+                d = row.get("hard_vs_grpo", {}).get(metric)
+                lines.append(f"| {m} | {D.fmt(row['hard'][metric])} | {D.fmt(d)} |")
         for f, n in (r.get("grpo_vs_itself") or {}).items():
             lines.append(
                 f"\nGRPO vs GRPO at {float(f):.0%}: seed pairs {D.fmt_range(n['seed_pairs'])}, "
@@ -714,6 +756,16 @@ def plan(ns) -> dict:
         "final_runs_without_record": sum(not record_path(ns, r).exists() for r in final),
         "training_tokens_per_run": _n(ns, S.TOKEN_BUDGET),
     }
+    prior = getattr(S, "RUN_SECONDS", None)  # a design's per-run seconds here, from measured rates
+    if prior:
+        measured = [w for ws in walls.values() for w in ws if w]
+        train = statistics.fmean(measured) if measured else prior["train"]
+        tune_left = [r for r in tune if not tune_record_path(ns, r).exists()]
+        final_left = [r for r in final if not record_path(ns, r).exists()]
+        trained = sum(not r.startswith("base") for r in tune_left + final_left)  # base runs only evaluate
+        left = trained * train + len(tune_left) * prior["eval_validation"] + len(final_left) * prior["eval_test"]
+        out["hours_left_one_run_at_a_time"] = round(left / 3600, 1)
+        out["seconds_per_run_from"] = "the tuning records" if measured else prior["source"]
     print(json.dumps(out))
     print(tuning_markdown(S, tuning_table(ns)))
     return out

@@ -1,4 +1,4 @@
-"""``mrt warmstart``: warm-start SFT data for the backtracking format, in the three schemes the MRT
+"""``mrt warmstart``: warm-start SFT data. For the backtracking format, the three schemes the MRT
 paper compares (docs/backtracking.md):
 
 * ``backtrack`` (the authors'): a failed attempt and a correct one that share a prefix, joined by a
@@ -10,6 +10,11 @@ Each line of ``data.jsonl`` is ``{"prompt", "completion"}``: the prompt holds th
 failed attempt, the completion the marker, the revision and the answer, so ``mrt train --algo sft
 --sft-data FILE`` (TRL's completion-only loss) puts the loss on the suffix only, as the authors'
 ``sft_suffix``.
+
+With ``--scheme think``, thinking traces in R1's format for a real instruct model that does not
+think in episodes: written by a program (:mod:`mrt.tasks.think_traces`) for reasoning-gym's
+chains of sums and differences, with forced-answer examples after the authors' termination text
+(docs/real-models.md, "MRT on SmolLM2").
 
 Attempts come from search traces in the tree world (random walks to leaves, the goal's walk is the
 correct one) and, for text tasks in ``format=backtrack``, from the model's own sampled attempts,
@@ -24,7 +29,7 @@ import json
 import logging
 import random
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from mrt.config import arg, claim_run_dir
@@ -35,13 +40,18 @@ from mrt.samplers import ENGINE_FIELDS, SamplerArgs, sampler_from
 from mrt.samplers.base import SamplingParams
 
 log = logging.getLogger(__name__)
-SCHEMES = ("backtrack", "rise", "star")
+SCHEMES = ("backtrack", "rise", "star", "think")
+THINK_FIELDS = ("third", "forced_share")
 
 
 @dataclass
 class WarmstartConfig(SamplerArgs):
-    scheme: str = arg("backtrack", "backtrack (shared prefix, the authors'), rise (restart) or star (correct attempts)")
-    task: str = arg("tree", "tree, or a text task with --knobs format=backtrack")
+    scheme: str = arg(
+        "backtrack",
+        "backtrack (shared prefix, the authors'), rise (restart), star (correct attempts), or think "
+        "(program-written R1 thinking traces for reasoning-gym sums, for a real model's thinking warm start)",
+    )
+    task: str = arg("tree", "tree, or a text task with --knobs format=backtrack; think: gym (chain_sum)")
     knobs: list[str] = arg([], "task knobs as name=value")
     out: str = arg("runs/warmstart", "output directory (data.jsonl, summary.json)")
     n_problems: int = arg(1024, "training problems to write examples for")
@@ -51,6 +61,10 @@ class WarmstartConfig(SamplerArgs):
     attempt_tokens: int = arg(512, "text tasks: token cap of one sampled attempt")
     temperature: float = arg(0.7, "text tasks: sampling temperature of attempts")
     seed: int = arg(0, "random seed (walks in the tree world, sampling for text)")
+    third: float = arg(0.5, "think: probability that a trace has a third episode (a check by signs)")
+    forced_share: float = arg(
+        0.5, "think: forced-answer examples per trace (the answer after the termination text, after j episodes)"
+    )
 
     def check(self) -> None:
         if self.scheme not in SCHEMES:
@@ -58,6 +72,9 @@ class WarmstartConfig(SamplerArgs):
         for name in ("n_problems", "attempts", "attempt_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in THINK_FIELDS:
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 # ---------------------------------------------------------------------------- tree world
@@ -149,6 +166,49 @@ def sample_text_attempts(sampler, task, problem, cfg: WarmstartConfig, seed: int
     return out
 
 
+# ---------------------------------------------------------------------------- thinking traces
+
+
+def think_examples(task, problem, tokenizer, rng: random.Random, third: float, forced_share: float) -> list[dict]:
+    """One whole trace (thinking, ``</think>``, the boxed answer) and, with probability
+    ``forced_share``, one forced answer after ``j`` of its episodes (``j`` uniform, 0 included):
+    the prompt ends with the task's termination text, the completion is the answer."""
+    from mrt.tasks import think_traces as tt
+
+    expression = task.entry(problem).get("metadata", {}).get("expression", "")
+    terms = tt.parse_chain(expression)
+    if sum(terms) != int(problem.answer):
+        raise ValueError(f"problem {problem.id}: {expression} does not equal its answer {problem.answer}")
+    eps = tt.think_episodes(terms, rng, third)
+    prompt = task.render(problem, tokenizer)
+    out = [
+        {
+            "prompt": prompt,
+            "completion": tt.episode_text(eps) + task.natural_end_text + "\n\n" + tt.answer_text(problem.answer),
+            "episodes": len(eps),
+        }
+    ]
+    if rng.random() < forced_share:
+        j = rng.randrange(len(eps))
+        prefix = tt.episode_text(eps[:j]) + task.termination_text if j else task.termination_text.lstrip("\n")
+        out.append({"prompt": prompt + prefix, "completion": tt.forced_answer_text(problem.answer), "episodes": j})
+    return out
+
+
+def _check_think_task(task, name: str) -> None:
+    from mrt.tasks.text import GymTask
+
+    if not isinstance(task, GymTask):
+        raise ValueError(f"--scheme think writes traces for reasoning-gym sums: use --task gym, not {name!r}")
+    if task.thinking != "r1" or task.format != "plain":
+        raise ValueError("--scheme think writes R1 thinking: use the task's default knobs thinking=r1 format=plain")
+    if task.episode_group_size != 1:
+        raise ValueError(
+            "--scheme think writes 2-3 short episodes, which R1 segmentation in groups of "
+            f"{task.episode_group_size} merges into one: use --knobs episode_group_size=1"
+        )
+
+
 # ---------------------------------------------------------------------------- the command
 
 
@@ -161,24 +221,51 @@ def run_warmstart(cfg: WarmstartConfig, sampler=None) -> dict:
     cfg.check()
     task = get_task(cfg.task, **parse_knobs(cfg.knobs))
     is_tree = isinstance(task, TreeTask)
-    if is_tree and task.format != "backtrack":
+    think = cfg.scheme == "think"
+    if think:
+        _check_think_task(task, cfg.task)
+    elif is_tree and task.format != "backtrack":
         raise ValueError("warm-start data is in the backtracking format: use the tree world's format=backtrack")
-    if not is_tree and getattr(task, "format", None) != "backtrack":
+    elif not is_tree and getattr(task, "format", None) != "backtrack":
         raise ValueError(f"task {cfg.task!r} needs --knobs format=backtrack")
     out = Path(cfg.out)
+    problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "n_problems", "base_url", *ENGINE_FIELDS)}
+    tokenizer = None
+    if think:  # written by a program: the model's tokenizer renders the prompts, nothing is sampled
+        from transformers import AutoTokenizer
+
+        from mrt.samplers.hf import check_model_path
+
+        cfg.model = cfg.model or str(shipped_model_path())
+        check_model_path(cfg.model)
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+        if problems:  # a task whose problems are not chains of sums is refused before anything is written
+            think_examples(task, problems[0], tokenizer, random.Random(0), cfg.third, cfg.forced_share)
+        sampler_fields = {f.name for f in fields(SamplerArgs)}
+        for k in ("attempts", "attempt_tokens", "temperature", *sampler_fields):
+            settings.pop(k, None)  # nothing is sampled: these do not matter to a resume
+    else:  # the think scheme's own settings; older runs of the other schemes resume
+        for k in THINK_FIELDS:
+            settings.pop(k)
     settings["knobs"] = task.knobs()
     claim_run_dir(out, settings)
-    problems = task.problems(cfg.n_problems, seed=cfg.problem_seed)
     # one record per problem, appended as it finishes: a rerun with the same settings resumes
     loop = ProblemLoop("warmstart", out / "problems.jsonl", problems, 1, cfg)
-    if not is_tree:
+    if not think and not is_tree:
         cfg.model = cfg.model or str(shipped_model_path())
         sampler = loop.sampler(sampler, lambda: sampler_from(cfg, cfg.model), cfg.max_retries, cfg.model)
 
     def work(items):
         ((i, p),) = items
-        if is_tree:  # walks drawn from the problem's own seed: the same on a rerun
+        if think:
+            rng = random.Random(f"warmstart-{cfg.seed}-{p.id}")
+            try:
+                ex = think_examples(task, p, tokenizer, rng, cfg.third, cfg.forced_share)
+            except ValueError as e:  # e.g. a bracket or a product among chains: a counted skip
+                log.info("problem %s: %s", p.id, e)
+                return {p.id: [{"problem_id": p.id, "examples": [], "skipped": "not_a_chain"}]}
+        elif is_tree:  # walks drawn from the problem's own seed: the same on a rerun
             rng = random.Random(f"warmstart-{cfg.seed}-{p.id}")
             ex = tree_examples(task, p, cfg.scheme, cfg.attempts, rng)
         else:
@@ -199,7 +286,9 @@ def run_warmstart(cfg: WarmstartConfig, sampler=None) -> dict:
         "n_problems": len(problems),
         "examples": len(rows),
         "skipped_problems": dict(skipped),
-        "mean_keep": round(sum(r["keep"] for r in rows) / len(rows), 4) if rows and cfg.scheme != "star" else None,
+        "mean_keep": round(sum(r["keep"] for r in rows) / len(rows), 4)
+        if rows and cfg.scheme in ("backtrack", "rise")
+        else None,
     }
     if skipped:
         log.info("skipped %d problems: %s", sum(skipped.values()), dict(skipped))

@@ -265,3 +265,58 @@ def test_a_design_with_one_configuration_per_method_chooses_it():
     S.tune_grid = lambda m: [row["values"]]
     c = V.choose(S, {"mrt": {"grid": [row]}}, ["mrt"])["mrt"]
     assert c["values"] == {"learning_rate": 1e-4} and c["tie"] is False and c["margin"] is None
+
+
+def test_a_harder_held_out_split_is_recorded_and_compared(tiny_model_dir, tmp_path):
+    """A design with ``HARD`` evaluates each final run on it too (real analyses of a real model):
+    the record carries the split's per-problem figures, and the results compare methods on it."""
+    import json
+
+    from mrt.measure.analyze import AnalyzeConfig
+    from mrt.pipelines import analyze as run_analysis
+
+    text = SETTINGS.replace(
+        'CRITERION = "regret_at_B"',
+        'HARD = {"knobs": ["arms=5-6", "arm_len=4-5"], "problem_seed": 0, "n_problems": 3, "traces": 2, '
+        '"extensions": 0}\nCRITERION = "regret_at_B"',
+    )
+    out = tmp_path / "out"
+    flags = ["--out", str(out), "--records", str(tmp_path / "rec"), "--seeds", "0", "--methods", "grpo", "mrt"]
+    ns = V.parse(["--settings-file", str(_write(tmp_path, text)), *flags])
+    S = ns.S
+    for i, run in enumerate(("grpo-s0", "mrt-s0")):
+        d = out / "final" / run
+        for sub, knobs in (("eval", S.SETTING["knobs"]), ("eval-hard", S.HARD["knobs"])):
+            cfg = AnalyzeConfig(
+                model=str(tiny_model_dir),
+                out=str(d / sub),
+                n_problems=3,
+                traces_per_problem=2,
+                answers_per_prefix=2,
+                max_new_tokens=24,
+                answer_tokens=6,
+                extensions=0,
+                knobs=knobs,
+                budgets=S.SETTING["budgets"],
+                seed=i,
+            )
+            run_analysis(cfg)
+        (d / "train").mkdir(parents=True)
+        (d / "train" / "summary.json").write_text(json.dumps({"steps": 3, "sampled_tokens": 900}))
+        rec = V.write_record(ns, run)
+        traces = [json.loads(x) for x in (d / "eval-hard" / "traces.jsonl").read_text().splitlines()]
+        assert set(rec["hard"]) == set(rec["per_problem"]) and len(rec["hard"]["accuracy"]) == 3
+        mean = sum(float(t["correct"]) if t["status"] == "ok" else 0.0 for t in traces) / len(traces)
+        assert sum(rec["hard"]["natural_accuracy"].values()) / 3 == pytest.approx(mean, abs=1e-3)
+    r = V.results(ns)
+    d = r["methods"]["mrt"]["hard_vs_grpo"]["natural_accuracy"]
+    grpo, mrt = (json.loads((tmp_path / "rec" / f"{m}-s0.json").read_text()) for m in ("grpo", "mrt"))
+    by_hand = (
+        sum(
+            mrt["hard"]["natural_accuracy"][p] - grpo["hard"]["natural_accuracy"][p]
+            for p in grpo["hard"]["natural_accuracy"]
+        )
+        / 3
+    )
+    assert d["mean"] == pytest.approx(by_hand, abs=1e-9)
+    assert "Harder held-out split" in V.markdown({"settings": {S.SETTING["name"]: r}})

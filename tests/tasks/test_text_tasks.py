@@ -80,3 +80,27 @@ def test_reasoning_gym_task_offline():
         get_task("gym", dataset="nope")
     with pytest.raises(ValueError, match="must look like name:value"):
         get_task("gym", options="max_terms").problems(1)
+
+
+def test_gym_problem_seeds_give_disjoint_sets():
+    """reasoning-gym draws item i of seed s from Random(s + i): without mrt's mapping, mrt train's
+    default training set (seed 11, 4,096 problems) held 53 of the 64 problems of its default
+    evaluation (seed 0). Now they share no prompt, and seed 0 is reasoning-gym's own seed 0."""
+    import reasoning_gym
+
+    from mrt.train.config import TrainConfig
+
+    cfg = TrainConfig()
+    task = get_task("gym", dataset="chain_sum", options="min_terms:4,max_terms:4,min_digits:3,max_digits:3")
+    train = {p.prompt for p in task.problems(cfg.train_problems, seed=cfg.train_seed)}
+    held_out = [p.prompt for p in task.problems(cfg.eval_problems, seed=cfg.eval_seed)]
+    assert len(held_out) == 64 and not train & set(held_out)
+    own = reasoning_gym.create_dataset(
+        "chain_sum", size=3, seed=0, min_terms=4, max_terms=4, min_digits=3, max_digits=3
+    )
+    assert [e["question"] for e in own] == held_out[:3]
+    raw = reasoning_gym.create_dataset(
+        "chain_sum", size=4, seed=11, min_terms=4, max_terms=4, min_digits=3, max_digits=3
+    )
+    assert raw[0]["question"] == held_out[11]  # reasoning-gym's own seeds alias: its seed 11 starts at seed 0's item 11
+    assert held_out[11] not in train  # mrt's seed 11 does not
