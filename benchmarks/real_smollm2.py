@@ -86,6 +86,12 @@ def smollm2_path() -> str:
     return str(smollm2())
 
 
+def rel(path: Path) -> Path:
+    """A path under the checkout as the commands see it (they run from its root): relative, so that
+    a run's settings and its resume do not depend on where the checkout is."""
+    return path.relative_to(ROOT)
+
+
 def warm_dir() -> Path:
     return ROOT / OUT / "warmstart"
 
@@ -138,7 +144,7 @@ def warmstart(ns) -> dict:
                 problem_seed=W["problem_seed"],
                 third=W["third"],
                 forced_share=W["forced_share"],
-                out=data,
+                out=rel(data),
             )
         )
     if cmds:
@@ -150,7 +156,7 @@ def warmstart(ns) -> dict:
         cmd = runner.mrt_cmd(
             "train",
             algo="sft",
-            sft_data=data / "data.jsonl",
+            sft_data=rel(data / "data.jsonl"),
             model=base,
             task="gym",
             knobs=knobs(W["options"]),
@@ -159,7 +165,7 @@ def warmstart(ns) -> dict:
             max_steps=steps,
             eval_problems=0,
             report_to="none",
-            out=sft,
+            out=rel(sft),
         )
         runner.run_jobs([runner.Job("warmstart/sft", [cmd], d / "log.txt")], 1, d)
     s = json.loads((sft / "summary.json").read_text())
@@ -293,7 +299,7 @@ def pilot(ns) -> dict:
             continue
         cmd = runner.mrt_cmd(
             "analyze",
-            model=model,
+            model=rel(model),
             task="gym",
             knobs=knobs(options),
             backend=ns.backend,
@@ -304,7 +310,7 @@ def pilot(ns) -> dict:
             max_new_tokens=PILOT["max_new_tokens"],
             budgets=BUDGETS,
             extensions=0,
-            out=d,
+            out=rel(d),
         )
         jobs.append(runner.Job(f"pilot/{name}", [cmd], d.parent / f"{name}.log"))
     if jobs:
