@@ -19,6 +19,7 @@ BENCHMARKS = [
     ("didactic_v2", "didactic_v2.json"),
     ("didactic_v3", "didactic_v3.json"),
     ("didactic_v3 --settings-file benchmarks/didactic_v4_settings.py", "didactic_v4.json"),
+    ("didactic_v3 --settings-file benchmarks/didactic_curriculum_settings.py", "didactic_curriculum.json"),
     ("backtracking", "backtracking.json"),
     ("amortised_progress", "amortised_progress.json"),
 ]
