@@ -60,13 +60,14 @@ def _options() -> str:
     return pilot["options"]
 
 
+OPTIONS = _options()  # the pilot's choice, read once
 SECOND_AXIS: dict = {}  # the driver reads it: no second tuning axis here (the learning rate only)
 
 SETTING = {
     "name": "smollm2-chain-sum",
     "task": "gym",
     "model": "runs/real-smollm2/warmstart/sft/model",
-    "knobs": ["dataset=chain_sum", f"options={_options()}", "episode_group_size=1"],
+    "knobs": ["dataset=chain_sum", f"options={OPTIONS}", "episode_group_size=1"],
     "thinking_budget": B,
     "budgets": [B // 2, B, 2 * B],
     "max_completion_length": 2 * B,
@@ -103,7 +104,7 @@ def _harder(options: str) -> str:
 
 # a harder held-out set (the issue's): one more digit per term, evaluated after each final run
 HARD = {
-    "knobs": ["dataset=chain_sum", f"options={_harder(_options())}", "episode_group_size=1"],
+    "knobs": ["dataset=chain_sum", f"options={_harder(OPTIONS)}", "episode_group_size=1"],
     "problem_seed": 0,
     "n_problems": 48,
     "traces": 2,
