@@ -3,7 +3,8 @@ by the third didactic design's driver through ``python -m benchmarks.real_smollm
 makes the warm start and runs the task pilot: ``benchmarks/real_smollm2.py``).
 
 Model and task. SmolLM2-135M-Instruct after the thinking warm start (``runs/real-smollm2/
-warmstart/sft/model``, rebuilt by ``--stage prepare`` on a fresh checkout, its fingerprint in
+warmstart2/sft/model``: the second, with slipped first attempts; the first failed the pilot's
+check. Rebuilt by ``--stage prepare`` on a fresh checkout, its fingerprint in
 ``benchmarks/results/real_smollm2_prepare.json``), on reasoning-gym chain sums at the difficulty
 the pilot chose by its declared rule (read from that record: this file refuses to load before the
 pilot has chosen). R1 format: ``<think>``, episodes cut at R1's markers one by one
@@ -66,7 +67,7 @@ SECOND_AXIS: dict = {}  # the driver reads it: no second tuning axis here (the l
 SETTING = {
     "name": "smollm2-chain-sum",
     "task": "gym",
-    "model": "runs/real-smollm2/warmstart/sft/model",
+    "model": "runs/real-smollm2/warmstart2/sft/model",  # real_smollm2.warm_model(), checked by a test
     "knobs": ["dataset=chain_sum", f"options={OPTIONS}", "episode_group_size=1"],
     "thinking_budget": B,
     "budgets": [B // 2, B, 2 * B],

@@ -12,10 +12,16 @@ a marker, at least three paragraphs after the previous episode's start):
 3. (with probability ``third``) ``But let me double-check ...``: by grouping the signs (what is
    added, what is taken away, one difference), or from right to left when there is nothing to group.
 
-Every episode ends at the same value, the right one: the warm start teaches the format and the
-checks, and what the model gets wrong is its own. The forced-answer examples teach the answer
-after the authors' termination text: after ``j`` episodes the value the prefix reached, with no
-episode the answer itself.
+With ``slips = 0`` every episode ends at the same value, the right one. A model warm-started on
+such traces learns that a check repeats what came before: SmolLM2 fitted its checks' sums to its
+first attempt's wrong result, so J did not rise across episodes (docs/real-models.md). With
+probability ``slips`` the quick attempt slips once instead (one partial result off by 1 or 10, a
+digit or a carry, carried on to its end); the check by place value then reaches another value and
+says so, and a third episode (by signs, or right to left) settles it. The checks are therefore worked out from the
+terms, never from the attempt before them, as the MRT authors' backtracking warm start pairs a
+failed attempt with the correction that follows it. The forced-answer examples teach the answer
+after the authors' termination text: after ``j`` episodes the value the prefix reached (a slipped
+attempt's own value), with no episode the answer itself.
 """
 
 from __future__ import annotations
@@ -58,16 +64,19 @@ def _chain(values: list[int]) -> str:
     return out
 
 
-def quick_attempt(terms: list[int]) -> list[str]:
-    """Left to right, one partial result per paragraph; at least three paragraphs."""
+def quick_attempt(terms: list[int], slip: tuple[int, int] | None = None) -> tuple[list[str], int]:
+    """Left to right, one partial result per paragraph; at least three paragraphs. ``slip = (k,
+    delta)``: the k-th partial result is off by ``delta``, and what follows builds on it. Returns the
+    paragraphs and the value reached."""
     paras = [f"Let me work out {_chain(terms)} from left to right."]
     acc = terms[0]
-    for t in terms[1:]:
-        paras.append(f"{_chain([acc, t])} = {_num(acc + t)}.")
-        acc += t
+    for k, t in enumerate(terms[1:]):
+        new = acc + t + (slip[1] if slip and slip[0] == k else 0)
+        paras.append(f"{_chain([acc, t])} = {_num(new)}.")
+        acc = new
     if len(paras) < 3:
         paras.append(f"So I get {_num(acc)}.")
-    return paras
+    return paras, acc
 
 
 def place_value_check(terms: list[int]) -> list[str]:
@@ -87,8 +96,9 @@ def place_value_check(terms: list[int]) -> list[str]:
     return paras
 
 
-def sign_check(terms: list[int]) -> list[str]:
-    """What is added, what is taken away, one difference; with one sign only, right to left."""
+def sign_check(terms: list[int], after_slip: bool = False) -> list[str]:
+    """What is added, what is taken away, one difference; with one sign only, right to left. After a
+    slip, a short right-to-left check closes by naming the check it agrees with."""
     plus = [t for t in terms if t >= 0]
     minus = [-t for t in terms if t < 0]
     if not plus or not minus:
@@ -98,7 +108,9 @@ def sign_check(terms: list[int]) -> list[str]:
         for t in back[1:]:
             paras.append(f"{_chain([acc, t])} = {_num(acc + t)}.")
             acc += t
-        return paras + ([f"Again {_num(acc)}."] if len(paras) < 3 else [])
+        if len(paras) < 3:
+            paras.append(f"{_num(acc)}, as by place value." if after_slip else f"Again {_num(acc)}.")
+        return paras
     paras = ["But let me double-check by grouping the signs."]
     p, m = sum(plus), sum(minus)
     paras.append(f"Added: {_chain(plus) + ' = ' if len(plus) > 1 else ''}{_num(p)}.")
@@ -107,13 +119,35 @@ def sign_check(terms: list[int]) -> list[str]:
     return paras
 
 
-def think_episodes(terms: list[int], rng: random.Random, third: float = 0.5) -> list[list[str]]:
-    """The episodes of one trace, each a list of paragraphs; the last ends with the conclusion."""
-    eps = [quick_attempt(terms), place_value_check(terms)]
-    if rng.random() < third:
+def draw_slip(terms: list[int], rng: random.Random) -> tuple[int, int]:
+    """Which partial result of the quick attempt slips, and by how much: a digit (1) or a carry (10)."""
+    return rng.randrange(len(terms) - 1), rng.choice((1, -1)) * rng.choice((1, 10))
+
+
+def think_trace(
+    terms: list[int], rng: random.Random, third: float = 0.5, slips: float = 0.0
+) -> tuple[list[list[str]], list[int]]:
+    """The episodes of one trace, each a list of paragraphs, the last ending with the conclusion;
+    and the value each episode reached. ``rng`` is drawn for a slip only when ``slips > 0`` (traces
+    without slips are the same as before slips existed)."""
+    right = sum(terms)
+    slip = draw_slip(terms, rng) if slips > 0 and rng.random() < slips else None
+    first, reached = quick_attempt(terms, slip)
+    eps, values = [first, place_value_check(terms)], [reached, right]
+    if slip:  # the check disagrees: it says so, and a third check settles it
+        eps[1] = eps[1] + [f"That is not {_num(reached)}: one of the two is wrong."]
+        eps.append(sign_check(terms, after_slip=True))
+        values.append(right)
+    elif rng.random() < third:
         eps.append(sign_check(terms))
-    eps[-1] = eps[-1] + [f"So the answer is {_num(sum(terms))}."]
-    return eps
+        values.append(right)
+    eps[-1] = eps[-1] + [f"So the answer is {_num(right)}."]
+    return eps, values
+
+
+def think_episodes(terms: list[int], rng: random.Random, third: float = 0.5, slips: float = 0.0) -> list[list[str]]:
+    """The episodes of :func:`think_trace` alone."""
+    return think_trace(terms, rng, third, slips)[0]
 
 
 def episode_text(episodes: list[list[str]]) -> str:

@@ -41,7 +41,7 @@ from mrt.samplers.base import SamplingParams
 
 log = logging.getLogger(__name__)
 SCHEMES = ("backtrack", "rise", "star", "think")
-THINK_FIELDS = ("third", "forced_share")
+THINK_FIELDS = ("third", "forced_share", "slips")
 
 
 @dataclass
@@ -63,7 +63,14 @@ class WarmstartConfig(SamplerArgs):
     seed: int = arg(0, "random seed (walks in the tree world, sampling for text)")
     third: float = arg(0.5, "think: probability that a trace has a third episode (a check by signs)")
     forced_share: float = arg(
-        0.5, "think: forced-answer examples per trace (the answer after the termination text, after j episodes)"
+        0.5,
+        "think: forced-answer examples per trace (after j episodes and the termination text, the value the "
+        "prefix reached)",
+    )
+    slips: float = arg(
+        0.0,
+        "think: probability that the quick attempt slips once (off by 1 or 10); the check by place value "
+        "then disagrees and a third check (by signs, or right to left) settles it",
     )
 
     def check(self) -> None:
@@ -169,17 +176,20 @@ def sample_text_attempts(sampler, task, problem, cfg: WarmstartConfig, seed: int
 # ---------------------------------------------------------------------------- thinking traces
 
 
-def think_examples(task, problem, tokenizer, rng: random.Random, third: float, forced_share: float) -> list[dict]:
+def think_examples(
+    task, problem, tokenizer, rng: random.Random, third: float, forced_share: float, slips: float = 0.0
+) -> list[dict]:
     """One whole trace (thinking, ``</think>``, the boxed answer) and, with probability
     ``forced_share``, one forced answer after ``j`` of its episodes (``j`` uniform, 0 included):
-    the prompt ends with the task's termination text, the completion is the answer."""
+    the prompt ends with the task's termination text, the completion is the value the prefix
+    reached (the answer itself after no episode)."""
     from mrt.tasks import think_traces as tt
 
     expression = task.entry(problem).get("metadata", {}).get("expression", "")
     terms = tt.parse_chain(expression)
     if sum(terms) != int(problem.answer):
         raise ValueError(f"problem {problem.id}: {expression} does not equal its answer {problem.answer}")
-    eps = tt.think_episodes(terms, rng, third)
+    eps, values = tt.think_trace(terms, rng, third, slips)
     prompt = task.render(problem, tokenizer)
     out = [
         {
@@ -191,7 +201,8 @@ def think_examples(task, problem, tokenizer, rng: random.Random, third: float, f
     if rng.random() < forced_share:
         j = rng.randrange(len(eps))
         prefix = tt.episode_text(eps[:j]) + task.termination_text if j else task.termination_text.lstrip("\n")
-        out.append({"prompt": prompt + prefix, "completion": tt.forced_answer_text(problem.answer), "episodes": j})
+        value = values[j - 1] if j else problem.answer
+        out.append({"prompt": prompt + prefix, "completion": tt.forced_answer_text(value), "episodes": j})
     return out
 
 
@@ -241,10 +252,12 @@ def run_warmstart(cfg: WarmstartConfig, sampler=None) -> dict:
         check_model_path(cfg.model)
         tokenizer = AutoTokenizer.from_pretrained(cfg.model)
         if problems:  # a task whose problems are not chains of sums is refused before anything is written
-            think_examples(task, problems[0], tokenizer, random.Random(0), cfg.third, cfg.forced_share)
+            think_examples(task, problems[0], tokenizer, random.Random(0), cfg.third, cfg.forced_share, cfg.slips)
         sampler_fields = {f.name for f in fields(SamplerArgs)}
         for k in ("attempts", "attempt_tokens", "temperature", *sampler_fields):
             settings.pop(k, None)  # nothing is sampled: these do not matter to a resume
+        if not cfg.slips:
+            settings.pop("slips")  # think runs from before slips existed resume
     else:  # the think scheme's own settings; older runs of the other schemes resume
         for k in THINK_FIELDS:
             settings.pop(k)
@@ -261,7 +274,7 @@ def run_warmstart(cfg: WarmstartConfig, sampler=None) -> dict:
         if think:
             rng = random.Random(f"warmstart-{cfg.seed}-{p.id}")
             try:
-                ex = think_examples(task, p, tokenizer, rng, cfg.third, cfg.forced_share)
+                ex = think_examples(task, p, tokenizer, rng, cfg.third, cfg.forced_share, cfg.slips)
             except ValueError as e:  # e.g. a bracket or a product among chains: a counted skip
                 log.info("problem %s: %s", p.id, e)
                 return {p.id: [{"problem_id": p.id, "examples": [], "skipped": "not_a_chain"}]}

@@ -46,6 +46,70 @@ def test_a_trace_by_hand():
     assert two[1][-1] == "So the answer is 7." and len(two) == 2
 
 
+def test_a_slipped_trace_by_hand():
+    """The quick attempt's second partial result is off by a carry; the check by place value works
+    from the terms, says the two differ, and a check by signs settles it."""
+
+    class Rigged(random.Random):  # slip drawn (0.0 < slips), at the 2nd partial result, by -10
+        def random(self):
+            return 0.0
+
+        def randrange(self, n):
+            return 1
+
+        def choice(self, seq):
+            return seq[-1] if 10 in seq else seq[1]
+
+    eps, values = tt.think_trace([42, -25, -73], Rigged(), third=0.0, slips=0.5)
+    assert eps == [
+        ["Let me work out 42 - 25 - 73 from left to right.", "42 - 25 = 17.", "17 - 73 = -66."],
+        [
+            "Wait, let me check it by place value.",
+            "Ones: 2 - 5 - 3 = -6.",
+            "Tens: 40 - 20 - 70 = -50.",
+            "-50 - 6 = -56.",
+            "That is not -66: one of the two is wrong.",
+        ],
+        [
+            "But let me double-check by grouping the signs.",
+            "Added: 42.",
+            "Taken away: 25 + 73 = 98.",
+            "42 - 98 = -56.",
+            "So the answer is -56.",
+        ],
+    ]
+    assert values == [-66, -56, -56]
+
+
+def test_slips_off_draws_nothing_more():
+    """Without slips a trace draws one number (the third episode), as the first warm start's did:
+    its data rebuild byte for byte."""
+    for seed in range(50):
+        a, b = random.Random(seed), random.Random(seed)
+        eps, values = tt.think_trace([17, -4, 250], a, 0.5, 0.0)
+        assert len(eps) == (3 if b.random() < 0.5 else 2) and values == [263] * len(eps)
+        assert a.random() == b.random()
+
+
+def test_slipped_traces_are_right_but_for_the_slip():
+    rng = random.Random(2)
+    slipped = 0
+    for _ in range(300):
+        terms = [rng.choice((1, -1)) * rng.randrange(0, 10 ** rng.randint(1, 4)) for _ in range(rng.randint(2, 5))]
+        eps, values = tt.think_trace(terms, rng, third=0.5, slips=0.5)
+        assert len(values) == len(eps) and values[1:] == [sum(terms)] * (len(eps) - 1)
+        text = tt.episode_text(eps)
+        assert segment_r1(text, group_size=1).episodes == ["\n\n".join(e) for e in eps]
+        assert text.endswith(f"So the answer is {sum(terms)}.")
+        _check_arithmetic(tt.episode_text(eps[1:]))  # the checks are right
+        if values[0] != sum(terms):
+            slipped += 1
+            assert len(eps) == 3 and abs(values[0] - sum(terms)) in (1, 10)
+            assert eps[1][-1] == f"That is not {values[0]}: one of the two is wrong."
+            assert not any(x.startswith("Again") for x in eps[2])  # it agrees with the check, not the slip
+    assert 110 < slipped < 190
+
+
 def _check_arithmetic(text: str) -> int:
     """Every 'a ± b ± ... = c' in the text is right; returns how many there were."""
     n = 0
@@ -106,6 +170,26 @@ def test_warmstart_think_writes_traces_and_forced_answers(smollm2_dir, smollm2_t
         assert smollm2_tok.decode(task.forced_ids(smollm2_tok, p_ids, ids)) == r["prompt"]
     # a rerun resumes: nothing is written twice
     assert run_warmstart(cfg)["examples"] == len(rows)
+
+
+def test_warmstart_think_with_slips_forces_the_value_the_prefix_reached(smollm2_dir, tmp_path):
+    cfg = WarmstartConfig(
+        scheme="think", task="gym", knobs=KNOBS, model=str(smollm2_dir), n_problems=24, out=str(tmp_path / "ws"),
+        slips=1.0, forced_share=1.0,
+    )  # fmt: skip
+    run_warmstart(cfg)
+    rows = [json.loads(x) for x in (tmp_path / "ws" / "data.jsonl").read_text().splitlines()]
+    task = get_task("gym", **parse_knobs(KNOBS))
+    answers = {p.id: p.answer for p in task.problems(24, seed=11)}
+    forced = [r for r in rows if not r["prompt"].endswith("<think>\n")]
+    assert len(forced) == 24 and {r["episodes"] for r in forced} == {0, 1, 2}
+    for r in forced:
+        value = re.search(r"boxed\{(-?\d+)\}", r["completion"]).group(1)
+        if r["episodes"] == 1:  # the slipped attempt's own value, the last one its prefix states
+            assert value != answers[r["problem_id"]]
+            assert r["prompt"].split("Time is up.")[0].rstrip().endswith(f"{value}.")
+        else:
+            assert value == answers[r["problem_id"]]
 
 
 def test_warmstart_think_refuses_what_it_cannot_write(smollm2_dir, tmp_path):
