@@ -541,6 +541,10 @@ def results(ns) -> dict:
             )
         if "base" in recs and m != "base":
             row["vs_base"] = {"accuracy": ST.paired(per[m]["accuracy"], per["base"]["accuracy"])}
+            if "grpo" in recs and m != "grpo":  # the paper's headline ratio: its gain over the base / GRPO's
+                row["relative_gain_vs_grpo"] = ST.relative_gain(
+                    per[m]["accuracy"], per["grpo"]["accuracy"], per["base"]["accuracy"]
+                )
         if all("hard" in x for x in rs):  # the harder held-out split: secondary
             hard = {k: [x["hard"][k] for x in rs] for k in keys}
             row["hard"] = {k: ST.bootstrap(v) for k, v in hard.items()}
@@ -648,6 +652,22 @@ def markdown(doc: dict) -> str:
             for m, row in hard.items():
                 d = row.get("hard_vs_grpo", {}).get(metric)
                 lines.append(f"| {m} | {D.fmt(row['hard'][metric])} | {D.fmt(d)} |")
+        gains = {m: row["relative_gain_vs_grpo"] for m, row in r["methods"].items() if "relative_gain_vs_grpo" in row}
+        if gains:
+            lines += [
+                "\nThe paper's relative gain (secondary): accuracy gain over the base, relative to GRPO's "
+                "((method - base) / (GRPO - base), 95% bootstrap over seeds and problems):\n",
+                "| method | gain over base | GRPO's gain | ratio | interval |",
+                "|---|---|---|---|---|",
+            ]
+            for m, x in gains.items():
+                ci = (
+                    "— (GRPO's gain is not above 0 in enough draws)"
+                    if x["ci"] is None
+                    else (f"[{x['ci'][0]:.2f}, {x['ci'][1]:.2f}]")
+                )
+                ratio = "—" if x["mean"] is None else f"{x['mean']:.2f}"
+                lines.append(f"| {m} | {x['new_gain']:+.4f} | {x['ref_gain']:+.4f} | {ratio} | {ci} |")
         for f, n in (r.get("grpo_vs_itself") or {}).items():
             lines.append(
                 f"\nGRPO vs GRPO at {float(f):.0%}: seed pairs {D.fmt_range(n['seed_pairs'])}, "

@@ -206,3 +206,19 @@ def test_holm_and_t_quantile_by_hand():
     assert ST.t_quantile(0.975, 9) == pytest.approx(2.262, abs=1e-3)
     t = ST.t_interval([1.0, 2.0, 3.0])
     assert t["mean"] == 2.0 and t["ci"][1] - 2.0 == pytest.approx(4.303 * 1 / 3**0.5, abs=1e-3)
+
+
+def test_the_papers_relative_gain_by_hand():
+    from benchmarks import didactic_stats as ST
+
+    base = [{"a": 0.0, "b": 0.2}, {"a": 0.2, "b": 0.0}]  # mean 0.1
+    ref = [{"a": 0.2, "b": 0.4}, {"a": 0.4, "b": 0.2}]  # mean 0.3: gain 0.2, the same on every cell
+    new = [{"a": 0.4, "b": 0.6}, {"a": 0.6, "b": 0.4}]  # mean 0.5: gain 0.4
+    r = ST.relative_gain(new, ref, base)
+    assert r["mean"] == pytest.approx(2.0) and r["ci"] == pytest.approx([2.0, 2.0])  # every draw: 0.4 / 0.2
+    assert (r["new_gain"], r["ref_gain"], r["ref_gain_not_positive"]) == pytest.approx((0.4, 0.2, 0.0))
+    flat = [{"a": 0.1, "b": -0.1}, {"a": 0.3, "b": 0.1}]  # the reference gains nothing on average
+    r = ST.relative_gain(new, flat, base)
+    assert r["mean"] is None and r["ci"] is None and r["ref_gain_not_positive"] > 0.025
+    extra = [*new, {"a": 1.0, "b": 1.0}]  # a seed the others lack is left out
+    assert ST.relative_gain(extra, ref, base)["seeds"] == 2

@@ -165,7 +165,12 @@ def test_the_report_reads_records_alone(tmp_path, capsys):
     assert prim["methods"]["mrt"]["verdict"] == "better than GRPO"
     assert r["methods"]["mrt"]["secondary"] and "token_efficiency_vs_grpo" in r["methods"]["mrt"]
     assert (tmp_path / "img" / f"{S.SETTING['name']}.png").exists()
-    assert "Primary endpoint" in capsys.readouterr().out
+    # accuracy: base 0.55, GRPO 0.60, MRT 0.62: the paper's ratio (0.62 - 0.55) / (0.60 - 0.55) = 1.4
+    gain = r["methods"]["mrt"]["relative_gain_vs_grpo"]
+    assert gain["mean"] == pytest.approx(1.4, abs=0.15) and gain["ci"][0] < gain["mean"] < gain["ci"][1]
+    assert "relative_gain_vs_grpo" not in r["methods"]["grpo"]
+    out = capsys.readouterr().out
+    assert "Primary endpoint" in out and "The paper's relative gain" in out
 
 
 def test_choice_from_the_tuning_table_and_ties():
