@@ -445,7 +445,8 @@ def backtrack_advantages(
     form: str = "outcome+progress",
 ) -> list[float]:
     """Advantages of revisions sampled after the policy's own first attempt z0 (one z0 per group,
-    ``j0[i]``: the meta-prover's J(z0) of row i's group).
+    ``j0[i]``: the meta-prover's J(z0) of row i's group). ``correct``: each row's R, its 0/1 grade
+    or a reward (the grade less a format penalty).
 
     ``authors``: the reward ``R + alpha * (R - J(z0))`` (the authors' GRPO fork sums their final
     and info-gain rewards), then GRPO's advantage ``(r - mean_G r) / (std_G r + 1e-4)``. With one
