@@ -198,12 +198,18 @@ class TreeTask(StarTask):
         """The strict parser's error kind (``mrt.core.backtrack.parse_words``) on the whole thinking
         stream: what the prompt holds after ``<think>`` (MRT-RL's first attempt and marker) and the
         completion up to ``</think>``; node names are the prompt's. None for a well-formed stream,
-        one the budget cut (no ``</think>``), and the plain format."""
+        one the budget cut (no ``</think>``), one whose prompt part is already broken (MRT-RL's z0:
+        not the completion's error), and the plain format."""
         if self.format != "backtrack" or END_THINK not in completion or THINK not in prompt:
             return None
         head, given = prompt.split(THINK, 1)
         nodes = {w for w in head.split() if w not in SPECIAL_WORDS}
-        words = [w for w in (given + " " + completion.split(END_THINK, 1)[0]).split() if w not in (EOS, PAD)]
+        before = [w for w in given.split() if w not in (EOS, PAD)]
+        words = before + [w for w in completion.split(END_THINK, 1)[0].split() if w not in (EOS, PAD)]
+        try:
+            bt.parse_words(before[:-1] if before[-1:] == [BACK] else before, nodes)
+        except bt.BacktrackFormatError:
+            return None  # the prompt's own part is broken
         try:
             bt.parse_words(words, nodes)
         except bt.BacktrackFormatError as e:

@@ -188,7 +188,8 @@ def load_config(path: str | None, overrides: dict) -> TrainConfig:
 
 
 # the algorithms whose advantages come from the reward (TRL's, or mrt-backtrack's R), so that a
-# penalty in it counts; the others rebuild theirs from 0/1 correctness
+# penalty in it counts; the others rebuild theirs from 0/1 correctness, or (mrt) would judge only
+# the continuing half of a group and bias its termination baseline
 FORMAT_PENALTY_ALGOS = ("grpo", "length-penalty", "mrt-dense", "mrt-backtrack")
 
 

@@ -44,7 +44,8 @@ def make_reward_fn(
 ):
     """TRL reward function: 0/1 correctness of the answer part (length-penalised if asked), less
     ``format_penalty`` for a rollout whose finished thinking breaks the task's format
-    (:meth:`Task.format_error`; rows whose prompt already ended thinking are not judged).
+    (:meth:`Task.format_error`; rows whose prompt already ended thinking, and rows the thinking
+    budget cut, ``record["cut"]``, are not judged).
 
     ``record["correct"]`` receives the local rows' correctness of the last call, ``record["rewards"]``
     their rewards, ``record["format_errors"]`` the kinds of format error among them.
@@ -54,10 +55,11 @@ def make_reward_fn(
 
     def correctness(completions, completion_ids, problem_id, answer, mrt_terminated=None, prompts=None, **_):
         correct, errors = [], []
+        cut = record.get("cut") or [False] * len(completion_ids)  # thinking ended by the budget, not the model
         for i, ids in enumerate(completion_ids):
             terminated = bool(mrt_terminated[i]) if mrt_terminated is not None else False
             text = tokenizer.decode(ids, skip_special_tokens=False)
-            judged = format_penalty and not terminated and prompts is not None
+            judged = format_penalty and not terminated and not cut[i] and prompts is not None
             errors.append(task.format_error(prompts[i], text) if judged else None)
             if eos not in ids:  # unfinished (hit the token cap): never graded correct
                 correct.append(False)
@@ -608,6 +610,7 @@ class MRTTrainer(GRPOTrainer):
 
     # ------------------------------------------------------------------ TRL hooks
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        self.reward_record["cut"] = [s is not None for s in self._forced_spans] if self._forced_spans else None
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self.gathered_rewards = rewards_per_func  # all processes' rows, in order
         return rewards_per_func

@@ -110,6 +110,8 @@ def test_format_errors_of_whole_streams_by_hand():
     z0 = p.prompt + " try v62 v25 v58 v50 v53 dead back"
     assert t.format_error(z0, " v62 v52 v48 v16 v34 found </think> answer") is None
     assert t.format_error(z0, " v48 v16 v34 found </think> answer") == "missing_step"
+    broken_z0 = p.prompt + " try v62 v63 dead back"  # the prompt's part is broken: not the completion's error
+    assert t.format_error(broken_z0, " v62 v52 v48 v16 v34 found </think> answer") is None
     assert get_task("tree", format="plain").format_error(p.prompt, " try v62 v62 </think>") is None
     assert get_task("star").format_error(p.prompt, " try v99 </think>") is None
 
@@ -138,6 +140,8 @@ def test_the_format_penalty_lowers_the_reward_of_broken_streams():
     assert record["format_errors"] == {"missing_step": 1, "no_revision": 1}
     r = fn(texts, ids, [p.id] * 4, [p.answer] * 4, prompts=[p.prompt] * 4, mrt_terminated=[1, 1, 1, 1])
     assert r[1:3] == [1.0, 0.0]  # a prompt that ended thinking itself: not judged
+    record["cut"] = [False, True, False, False]  # the thinking budget ended row 1's thinking
+    assert fn(texts, ids, [p.id] * 4, [p.answer] * 4, prompts=[p.prompt] * 4)[:3] == [1.0, 1.0, -0.25]
     record.clear()
     plain = make_reward_fn(t, tok, "grpo", 32, 0.0, record)  # no penalty: the 0/1 grade
     assert plain(texts, ids, [p.id] * 4, [p.answer] * 4, prompts=[p.prompt] * 4) == [1.0, 1.0, 0.0, 0.0]

@@ -24,7 +24,9 @@ def advantages(trainer, step: Step):
     rewards = step.rewards if step.rewards is not None else [float(c) for c in step.correct]
     rows = trainer.gather_rows([[float(x), float(c)] for x, c in zip(rewards, step.correct)])
     all_r, all_correct = [r[0] for r in rows], [r[1] for r in rows]
-    a = backtrack_advantages(all_r, j0, trainer.num_generations, cfg.alpha, cfg.scale_rewards, cfg.mrt_advantage)
+    a = backtrack_advantages(
+        all_r, j0, trainer.num_generations, cfg.alpha, cfg.scale_rewards, cfg.mrt_advantage, std_of=all_correct
+    )
     trainer.log_metric("backtrack/progress", sum(all_correct) / len(all_correct) - sum(j0) / len(j0))
     return trainer.local_tensor(a, len(step.inputs), device)
 
