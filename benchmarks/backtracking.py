@@ -60,7 +60,19 @@ def load_settings(path: str | Path):
     for arm, base in S.PRIMARY["comparisons"].items():
         if arm not in S.RL_ARMS or base not in S.RL_ARMS:
             raise SettingsError(f"{path}: comparison {arm} vs {base} names an arm that is not declared")
+    sens = sensitivity(S)
+    if sens:
+        if not set(sens["arms"].values()) <= set(S.RL_ARMS) or not set(sens["seeds"]) <= set(S.FINAL_SEEDS):
+            raise SettingsError(f"{path}: SENSITIVITY must name RL arms and final seeds")
+        if not all(a in sens["arms"] and b in sens["arms"] for a, b in sens["comparisons"].items()):
+            raise SettingsError(f"{path}: SENSITIVITY's comparisons must name its own arms")
     return S
+
+
+def sensitivity(S) -> dict:
+    """A settings file's declared sensitivity runs (``SENSITIVITY``): arms that rerun an RL arm at
+    its tuned configuration with extra flags, on some of the final seeds; {} when none."""
+    return getattr(S, "SENSITIVITY", None) or {}
 
 
 def parse(argv=None):
@@ -288,6 +300,23 @@ def lin_at(row: dict, mode: str, budget: float) -> float:
     return statistics.fmean(bt.value_at_tokens(g["cum_tokens"], g["maj"], budget) for g in groups)
 
 
+def parsed_at(groups: list[dict], budget: float, tie: str) -> float:
+    """The linearized majority at ``budget`` tokens with the format-error rounds' answers out of the
+    vote (``mrt linearized``'s ``linearized_parsed_votes``, per problem)."""
+    return statistics.fmean(
+        bt.value_at_tokens(
+            g["cum_tokens"],
+            bt.running_majority(
+                [None if "format_error" in e else lab for e, lab in zip(g["episodes"], g["labels"])],
+                [e["correct"] for e in g["episodes"]],
+                tie=tie,
+            ),
+            budget,
+        )
+        for g in groups
+    )
+
+
 def read_rows(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
@@ -329,16 +358,28 @@ def final_jobs(ns, table: dict) -> tuple[list, list]:
     """(the backtrack-SFT trainings the RL arms start from, then every evaluated run): the primary
     comparison's arms first, seed by seed, so a partial run has the primary endpoint first."""
     S = ns.S
-    first, by_arm = [], {a: [] for a in arms(S)}
+    sens = sensitivity(S)
+    first, by_arm, sens_jobs = [], {a: [] for a in arms(S)}, []
     for seed in ns.seeds:
         todo = [a for a in arms(S) if not record_path(ns, f"{a}-s{seed}").exists()]
+        sens_todo = [
+            a for a in sens.get("arms", {}) if seed in sens["seeds"] and not record_path(ns, f"{a}-s{seed}").exists()
+        ]
         for a in arms(S):
             by_arm[a].append(None)  # a run with a record is not run again
-        if not todo:
+        if not todo and not sens_todo:
             continue
         prepare_data(ns, seed)
         sft_dir = seed_dir(ns, seed) / "sft-backtrack"
-        if set(todo) & set(S.RL_ARMS):
+        for arm in sens_todo:  # after every primary and secondary run: the parent's tuned configuration + flags
+            parent = sens["arms"][arm]
+            c = table[parent]["chosen"]
+            extra = {k: v for k, v in c.items() if k not in ("i", "learning_rate", "criterion", "se")}
+            d = final_dir(ns, f"{arm}-s{seed}")
+            cmds = [rl_cmd(ns, seed, parent, c["learning_rate"], {**extra, **sens["flags"]}, d / "train")]
+            cmds.append(lin_cmd(ns, d / "train" / "model", seed, S.TEST, d / "eval", 1))
+            sens_jobs.append(_job(ns, f"final/{arm}-s{seed}", d, cmds, d / "eval"))
+        if set(todo) & set(S.RL_ARMS) or sens_todo:
             first.append(
                 _job(ns, f"prep/sft-backtrack-s{seed}", seed_dir(ns, seed), [sft_cmd(ns, seed, "backtrack")], sft_dir)
             )
@@ -374,7 +415,7 @@ def final_jobs(ns, table: dict) -> tuple[list, list]:
     for group in (order[:2], order[2:4], order[4:]):
         for i in range(len(ns.seeds)):
             second += [by_arm[a][i] for a in group]
-    return first, second
+    return first, second + sens_jobs
 
 
 def token_grid(S) -> list[int]:
@@ -386,6 +427,11 @@ def eval_record(S, d: Path) -> dict:
     resampled (majority at B and on the token grid, maj@k, both modes), and the pooled counts."""
     rows = read_rows(d / "linearized.jsonl")
     summary = json.loads((d / "summary.json").read_text())
+    tie = (
+        json.loads((d / "run.json").read_text()).get("vote_tie", "expected")
+        if (d / "run.json").exists()
+        else "expected"
+    )
     grid = token_grid(S)
     per_problem, progress, j_pairs = {}, [], []
     for r in rows:
@@ -398,6 +444,8 @@ def eval_record(S, d: Path) -> dict:
                 "maj": [round(statistics.fmean(x["maj"][k] for x in g), 4) for k in range(len(g[0]["maj"]))],
                 "tokens": [round(statistics.fmean(x["cum_tokens"][k] for x in g), 2) for k in range(len(g[0]["maj"]))],
             }
+        # sensitivity (issue 35): the linearized majority at B with the format-error rounds' votes left out
+        f["linearized_parsed_at_B"] = round(parsed_at(r["linearized"], S.B_TOKENS, tie), 6)
         rp = []
         for tr in r["linearized"]:
             last_j = None
@@ -463,6 +511,39 @@ def load_records(ns, arm: str) -> list[dict] | None:
 
 
 # --------------------------------------------------------------------------- report
+
+
+def sensitivity_results(ns) -> dict:
+    """The declared sensitivity runs against their parents (``SENSITIVITY``): each comparison with
+    the flags, and the same comparison without them on the same seeds (paired over seeds and
+    problems, linearized majority at B); a comparison whose records are not all there is left out."""
+    S = ns.S
+    sens = sensitivity(S)
+    seeds = [s for s in ns.seeds if s in sens["seeds"]]
+    rows = {}
+    for a, b in sens["comparisons"].items():
+        got = {x: [record_path(ns, f"{x}-s{s}") for s in seeds] for x in (a, b, sens["arms"][a], sens["arms"][b])}
+        if not seeds or not all(p.exists() for ps in got.values() for p in ps):
+            continue
+        rec = {x: [json.loads(p.read_text()) for p in ps] for x, ps in got.items()}
+
+        def d(x, y, rec=rec):
+            return ST.paired(
+                per_seed(rec[x], lambda f: f["linearized"]["at_B"]),
+                per_seed(rec[y], lambda f: f["linearized"]["at_B"]),
+            )
+
+        rows[f"{a} - {b}"] = {
+            "seeds": seeds,
+            "with_flags": d(a, b),
+            "without_on_the_same_seeds": d(sens["arms"][a], sens["arms"][b]),
+            **{f"{x} - {sens['arms'][x]}": d(x, sens["arms"][x]) for x in (a, b)},
+        }
+    return {"declared": sens, "comparisons": rows}
+
+
+def _pp(rec: dict) -> list[dict]:
+    return list(rec["eval"]["per_problem"].values())
 
 
 def per_seed(recs: list[dict], key, which: str = "eval") -> list[dict[str, float]]:
@@ -582,6 +663,19 @@ def results(ns) -> dict:
         "comparisons": comps,
         "missing": [k for k in pv if k not in comps],
     }
+    # sensitivity (issue 35, declared; not corrected): the comparisons with format-error rounds' votes
+    # out of the majority (records that have it), and RL with a format penalty (SENSITIVITY)
+    parsed = {}
+    for a, b in P["comparisons"].items():
+        if a in recs and b in recs and all("linearized_parsed_at_B" in f for r in recs[a] + recs[b] for f in _pp(r)):
+            parsed[f"{a} - {b}"] = ST.paired(
+                per_seed(recs[a], lambda f: f["linearized_parsed_at_B"]),
+                per_seed(recs[b], lambda f: f["linearized_parsed_at_B"]),
+            )
+    if parsed:
+        out["parsed_votes"] = parsed
+    if sensitivity(S):
+        out["sensitivity"] = sensitivity_results(ns)
     # found after the results (not declared, not corrected): each arm in its better mode at B
     # against GRPO in its better mode, since an SFT arm that never learned to revise is best sampled
     # in parallel
@@ -688,6 +782,18 @@ def markdown(doc: dict) -> str:
         lines += ["| arm | seeds | linearized at B, W = 2 | W = 2 − W = 1 |", "|---|---|---|---|"]
         for a, x in w2.items():
             lines.append(f"| {a} | {x['w2_seeds']} | {_ci(x['lin_at_B_w2'])} | {_d(x['w2_minus_w1_at_B'])} |")
+    if r.get("parsed_votes"):
+        lines.append("\nSensitivity: the comparisons with the format-error rounds' votes out of the majority:\n")
+        lines += ["| comparison | Δ at B, parsed votes |", "|---|---|"]
+        for k, x in r["parsed_votes"].items():
+            lines.append(f"| {k} | {_d(x)} |")
+    sv = (r.get("sensitivity") or {}).get("comparisons")
+    if sv:
+        flags = r["sensitivity"]["declared"]["flags"]
+        lines.append(f"\nSensitivity: RL with {flags} (each arm at its tuned configuration), on its seeds:\n")
+        lines += ["| comparison | seeds | Δ with it | Δ without, same seeds |", "|---|---|---|---|"]
+        for k, x in sv.items():
+            lines.append(f"| {k} | {len(x['seeds'])} | {_d(x['with_flags'])} | {_d(x['without_on_the_same_seeds'])} |")
     bm = r.get("best_mode_vs_grpo")
     if bm:
         lines.append(
@@ -780,6 +886,8 @@ def plan(ns) -> dict:
     n_tune = sum(len(g) for g in S.TUNE_GRID.values()) * len(S.TUNE_SEEDS)
     done_tune = sum(_done(p / "val") for p in (Path(ns.out) / "tune").glob("*-s*") if "sft-" not in p.name)
     runs = [f"{a}-s{s}" for a in arms(S) for s in ns.seeds]
+    sens = sensitivity(S)
+    runs += [f"{a}-s{s}" for a in sens.get("arms", {}) for s in ns.seeds if s in sens["seeds"]]
     out = {
         "tuning_runs": n_tune,
         "tuning_runs_done": done_tune,
@@ -833,7 +941,7 @@ def stage_final(ns, table: dict) -> None:
     run_jobs(ns, first, after=lambda name: write_record(ns, name.split("/")[1]))
     run_jobs(ns, second, after=lambda name: write_record(ns, name.split("/")[1]))
     for seed in ns.seeds:  # records of runs finished before (a rerun after a kill)
-        for a in arms(ns.S):
+        for a in arms(ns.S) + list(sensitivity(ns.S).get("arms", {})):
             run = f"{a}-s{seed}"
             if not record_path(ns, run).exists() and _done(final_dir(ns, run) / "eval"):
                 write_record(ns, run)

@@ -28,7 +28,13 @@ warm start, SFT recipe, RL budget, evaluation and token budget B are kept unchan
   paired difference (MRT-RL minus GRPO, lin_at_B) was 0.041; resolving 0.03 at 80% power after
   Holm over two comparisons (two-sided alpha 0.025 for the first: z = 2.241, power z = 0.842)
   needs n = ((2.241 + 0.842) x 0.041 / 0.03)^2 = 17.8, so 18 seeds;
-* **no W = 2 evaluation** (compute).
+* **no W = 2 evaluation** (compute);
+* **sensitivity** (issue 35; declared with the design, before any run, never in the primary
+  endpoint's Holm family): the comparisons with the format-error rounds' votes left out of the
+  majority (every record), and RL with a format penalty of 0.5 (``mrt train --format-penalty``: a
+  right answer whose stream breaks the format still scores above a wrong well-formed one), ``grpo``
+  and ``mrt-episode`` each rerun at its own tuned configuration on the first 6 final seeds;
+  reported beside the same comparison without the penalty on the same seeds.
 
 Nothing here was chosen from a method's result in this comparison.
 """
@@ -72,6 +78,13 @@ TUNE_GRID = {
 FINAL_SEEDS = list(range(18))  # the power calculation above; never the tuning seed
 WINDOW2_ARMS: list[str] = []  # no W = 2 evaluation here (compute)
 WINDOW2_SEEDS: list[int] = []
+
+SENSITIVITY = {
+    "arms": {"grpo-fp": "grpo", "mrt-episode-fp": "mrt-episode"},  # arm: the RL arm it reruns
+    "flags": {"format_penalty": 0.5},
+    "seeds": FINAL_SEEDS[:6],
+    "comparisons": {"mrt-episode-fp": "grpo-fp"},
+}
 
 # the primary endpoint, declared before any run of this design: the first design's quantity
 # (linearized majority at B = 128 tokens), the paper's per-episode form against GRPO first

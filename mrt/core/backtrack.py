@@ -443,9 +443,13 @@ def backtrack_advantages(
     alpha: float,
     scale: str = "group",
     form: str = "outcome+progress",
+    std_of: Sequence[float] | None = None,
 ) -> list[float]:
     """Advantages of revisions sampled after the policy's own first attempt z0 (one z0 per group,
-    ``j0[i]``: the meta-prover's J(z0) of row i's group).
+    ``j0[i]``: the meta-prover's J(z0) of row i's group). ``correct``: each row's R, its 0/1 grade
+    or a reward (the grade less a format penalty); ``std_of``: the values whose std divides the
+    first two forms (default: R; the 0/1 grades when R holds a penalty, so that a small penalty
+    does not shrink the divisor and blow up ``alpha (R - J(z0))``).
 
     ``authors``: the reward ``R + alpha * (R - J(z0))`` (the authors' GRPO fork sums their final
     and info-gain rewards), then GRPO's advantage ``(r - mean_G r) / (std_G r + 1e-4)``. With one
@@ -473,12 +477,13 @@ def backtrack_advantages(
         m = sum(xs) / len(xs)
         return (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 if len(xs) > 1 else 0.0
 
-    batch = std(r)
+    sd = r if std_of is None else [float(x) for x in std_of]
+    batch = std(sd)
     out = []
     for s in range(0, len(r), group_size):
         g, jg = r[s : s + group_size], j0[s : s + group_size]
         m = sum(g) / len(g)
-        d = {"group": std(g), "batch": batch, "none": 0.0}[scale]
+        d = {"group": std(sd[s : s + group_size]), "batch": batch, "none": 0.0}[scale]
         for x, j in zip(g, jg):
             a = (x - m) + alpha * (x - j) if form == "outcome+progress" else x - j
             out.append(a / (d + EPS) if d > 0 else a)

@@ -178,6 +178,14 @@ class Task:
             log.warning("grading failed on problem %s: %.80s", problem.id, str(e))
             return None, False
 
+    has_format_check = False  # True where format_error judges a thinking stream (training's --format-penalty)
+
+    def format_error(self, prompt: str, completion: str) -> str | None:
+        """The kind of format error in the thinking a prompt and its completion write together, or
+        None. Only tasks whose thinking has a format of its own judge it (``has_format_check``);
+        a stream the budget cut before it ended is not judged."""
+        return None
+
     def answer_part(self, completion: str, terminated: bool = False) -> str | None:
         """The part of a completion that is graded: what follows the end of thinking.
 

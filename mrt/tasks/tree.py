@@ -35,6 +35,9 @@ from mrt.tasks.star import (
     EPISODE_MARKERS,
     FOUND,
     NUM_NODE_NAMES,
+    PAD,
+    SPECIAL_WORDS,
+    THINK,
     TRY,
     StarGraph,
     StarTask,
@@ -186,6 +189,32 @@ class TreeTask(StarTask):
             "twig_len": r(self._twig_len),
             "format": self.format,
         }
+
+    @property
+    def has_format_check(self) -> bool:
+        return self.format == "backtrack"
+
+    def format_error(self, prompt: str, completion: str) -> str | None:
+        """The strict parser's error kind (``mrt.core.backtrack.parse_words``) on the whole thinking
+        stream: what the prompt holds after ``<think>`` (MRT-RL's first attempt and marker) and the
+        completion up to ``</think>``; node names are the prompt's. None for a well-formed stream,
+        one the budget cut (no ``</think>``), one whose prompt part is already broken (MRT-RL's z0:
+        not the completion's error), and the plain format."""
+        if self.format != "backtrack" or END_THINK not in completion or THINK not in prompt:
+            return None
+        head, given = prompt.split(THINK, 1)
+        nodes = {w for w in head.split() if w not in SPECIAL_WORDS}
+        before = [w for w in given.split() if w not in (EOS, PAD)]
+        words = before + [w for w in completion.split(END_THINK, 1)[0].split() if w not in (EOS, PAD)]
+        try:
+            bt.parse_words(before[:-1] if before[-1:] == [BACK] else before, nodes)
+        except bt.BacktrackFormatError:
+            return None  # the prompt's own part is broken
+        try:
+            bt.parse_words(words, nodes)
+        except bt.BacktrackFormatError as e:
+            return e.kind
+        return None
 
     def episode_ends(self, thinking_ids: list[int], tokenizer) -> list[int]:
         words = tokenizer.convert_ids_to_tokens(thinking_ids)

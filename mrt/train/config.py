@@ -56,6 +56,12 @@ class TrainConfig:
         "'star' (correct revisions) and 'mrt-star' (correct revisions of the group's largest progress over z0)",
     )
     length_penalty: float = arg(0.5, "length-penalty coefficient: R = correct - coef * tokens / max tokens")
+    format_penalty: float = arg(
+        0.0,
+        "subtract this from the reward of a rollout whose finished thinking breaks the task's format (the tree "
+        "world's backtracking format, by the strict parser); grpo, length-penalty, mrt-dense and "
+        "mrt-backtrack's RL forms",
+    )
     mc_answers: int = arg(
         4,
         "forced answers per prefix to estimate J (mrt-dense, mrt-star; mrt-online's "
@@ -181,6 +187,12 @@ def load_config(path: str | None, overrides: dict) -> TrainConfig:
     return cfg
 
 
+# the algorithms whose advantages come from the reward (TRL's, or mrt-backtrack's R), so that a
+# penalty in it counts; the others rebuild theirs from 0/1 correctness, or (mrt) would judge only
+# the continuing half of a group and bias its termination baseline
+FORMAT_PENALTY_ALGOS = ("grpo", "length-penalty", "mrt-dense", "mrt-backtrack")
+
+
 def validate(cfg: TrainConfig) -> None:
     """The settings every algorithm shares, then the chosen algorithm's own (its ``validate``)."""
     if cfg.algo not in names():
@@ -212,6 +224,16 @@ def validate(cfg: TrainConfig) -> None:
             raise ValueError(f"config key {name!r} must be >= 0, got {getattr(cfg, name)}")
     if not cfg.learning_rate > 0:
         raise ValueError(f"config key 'learning_rate' must be > 0, got {cfg.learning_rate}")
+    if cfg.format_penalty < 0:
+        raise ValueError(f"config key 'format_penalty' must be >= 0, got {cfg.format_penalty}")
+    if cfg.format_penalty and (
+        cfg.algo not in FORMAT_PENALTY_ALGOS
+        or (cfg.algo == "mrt-backtrack" and cfg.mrt_advantage in ("star", "mrt-star"))
+    ):
+        raise ValueError(
+            f"config key 'format_penalty' applies to the rewards of {', '.join(FORMAT_PENALTY_ALGOS)} (mrt-backtrack's "
+            f"RL forms), not to {cfg.algo} with mrt_advantage={cfg.mrt_advantage}"
+        )
     if cfg.temperature <= 0:
         raise ValueError(f"config key 'temperature' must be > 0, got {cfg.temperature}")
     if cfg.scale_rewards not in ("group", "batch", "none"):

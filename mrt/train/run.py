@@ -203,7 +203,7 @@ def _build_trainer(cfg: TrainConfig, task, model, tok, out: Path):
     )
     _fix_logging_dir(args, out)
     record: dict = {}
-    reward = make_reward_fn(task, tok, cfg.algo, max_len, cfg.length_penalty, record)
+    reward = make_reward_fn(task, tok, cfg.algo, max_len, cfg.length_penalty, record, cfg.format_penalty)
     with _engine_options(cfg):
         return MRTTrainer(
             model=model,
@@ -347,6 +347,10 @@ def run_train(cfg: TrainConfig, evaluate: Callable | None = None) -> dict:
         from mrt.tasks.backtrack_format import format_for
 
         format_for(task, None, None)  # a task not in the backtracking format fails before any work
+    if cfg.format_penalty and not task.has_format_check:
+        raise ValueError(
+            f"--format-penalty: task {cfg.task!r} has no thinking format to check (the tree world's format=backtrack has)"
+        )
     out = Path(cfg.out)
     main_proc = int(os.environ.get("RANK", "0")) == 0  # under accelerate launch / torchrun
     if main_proc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections import Counter
 
 import torch
 from trl import GRPOTrainer
@@ -38,22 +39,31 @@ class RewardError(RuntimeError):
     pass
 
 
-def make_reward_fn(task, tokenizer, algo: str, max_length: int, length_coef: float, record: dict):
-    """TRL reward function: 0/1 correctness of the answer part (length-penalised if asked).
+def make_reward_fn(
+    task, tokenizer, algo: str, max_length: int, length_coef: float, record: dict, format_penalty: float = 0.0
+):
+    """TRL reward function: 0/1 correctness of the answer part (length-penalised if asked), less
+    ``format_penalty`` for a rollout whose finished thinking breaks the task's format
+    (:meth:`Task.format_error`; rows whose prompt already ended thinking, and rows the thinking
+    budget cut, ``record["cut"]``, are not judged).
 
-    ``record["correct"]`` receives the local rows' correctness of the last call.
+    ``record["correct"]`` receives the local rows' correctness of the last call, ``record["rewards"]``
+    their rewards, ``record["format_errors"]`` the kinds of format error among them.
     """
     eos = tokenizer.eos_token_id
     shaped = get_algorithm(algo).reward  # None: the 0/1 correctness itself
 
-    def correctness(completions, completion_ids, problem_id, answer, mrt_terminated=None, **_):
-        correct = []
+    def correctness(completions, completion_ids, problem_id, answer, mrt_terminated=None, prompts=None, **_):
+        correct, errors = [], []
+        cut = record.get("cut") or [False] * len(completion_ids)  # thinking ended by the budget, not the model
         for i, ids in enumerate(completion_ids):
             terminated = bool(mrt_terminated[i]) if mrt_terminated is not None else False
+            text = tokenizer.decode(ids, skip_special_tokens=False)
+            judged = format_penalty and not terminated and not cut[i] and prompts is not None
+            errors.append(task.format_error(prompts[i], text) if judged else None)
             if eos not in ids:  # unfinished (hit the token cap): never graded correct
                 correct.append(False)
                 continue
-            text = tokenizer.decode(ids, skip_special_tokens=False)
             try:
                 part = task.answer_part(text, terminated)
                 ok = part is not None and bool(
@@ -64,8 +74,13 @@ def make_reward_fn(task, tokenizer, algo: str, max_length: int, length_coef: flo
             correct.append(ok)
         record["correct"] = correct
         if shaped is not None:
-            return shaped(correct, [len(x) for x in completion_ids], max_length, length_coef)
-        return [float(c) for c in correct]
+            rewards = shaped(correct, [len(x) for x in completion_ids], max_length, length_coef)
+        else:
+            rewards = [float(c) for c in correct]
+        rewards = [r - format_penalty if e else r for r, e in zip(rewards, errors)]
+        record["rewards"] = rewards
+        record["format_errors"] = Counter(e for e in errors if e)
+        return rewards
 
     correctness.__name__ = "correct" if shaped is None else "correct_minus_length"
     return correctness
@@ -595,6 +610,7 @@ class MRTTrainer(GRPOTrainer):
 
     # ------------------------------------------------------------------ TRL hooks
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        self.reward_record["cut"] = [s is not None for s in self._forced_spans] if self._forced_spans else None
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self.gathered_rewards = rewards_per_func  # all processes' rows, in order
         return rewards_per_func
@@ -612,9 +628,13 @@ class MRTTrainer(GRPOTrainer):
         self.tokens_sampled += int(n_tok)
         if not self.model.training:
             return out
+        if self.mrt_config.format_penalty:  # the share of this step's rollouts the penalty hit
+            errs = sum(self.reward_record.get("format_errors", {}).values())
+            self.log_metric("format/penalised", errs / max(1, len(inputs)))
         if algo.advantages is not None:
             local = [ids[m.bool()].tolist() for ids, m in zip(out["completion_ids"], mask)]
-            out["advantages"] = algo.advantages(self, Step(inputs, out, local, self.reward_record["correct"]))
+            rec = self.reward_record
+            out["advantages"] = algo.advantages(self, Step(inputs, out, local, rec["correct"], rec.get("rewards")))
         if any(self._forced_spans):  # the appended termination tokens were not sampled: no gradient
             a = out["advantages"]
             a = a.unsqueeze(1).expand(-1, mask.shape[1]).clone() if a.dim() == 1 else a.clone()

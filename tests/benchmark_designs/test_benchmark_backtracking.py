@@ -94,6 +94,11 @@ def test_records_and_primary_endpoint_from_real_linearized_runs(tiny_sampler, tm
                 f = rec["eval"]["per_problem"][r["problem_id"]]
                 assert f["linearized"]["at_B"] == pytest.approx(BT.lin_at(r, "linearized", 40), abs=1e-6)
                 assert len(f["linearized"]["maj"]) == 3 and len(f["parallel"]["curve"]) == len(BT.token_grid(ns.S))
+            # parsed votes: with every round spent, the run's own figure (mrt linearized's summary)
+            summary = json.loads((d / "summary.json").read_text())
+            whole = statistics.fmean(BT.parsed_at(r["linearized"], 10**9, "expected") for r in rows)
+            assert whole == pytest.approx(summary["linearized_parsed_votes"]["maj"]["3"], abs=1e-6)
+            assert all("linearized_parsed_at_B" in f for f in rec["eval"]["per_problem"].values())
     json.dumps(rec)  # compact and serialisable
     res = BT.results(ns)
     assert "sft-backtrack" in res["missing"] and set(res["arms"]) == {"grpo", "mrt-rl"}
@@ -110,6 +115,7 @@ def test_records_and_primary_endpoint_from_real_linearized_runs(tiny_sampler, tm
     assert c["mean"] == pytest.approx(statistics.fmean(diffs), abs=1e-9)
     assert c["ci"][0] <= c["mean"] <= c["ci"][1] and "p_holm" in c
     assert res["primary"]["missing"] == ["mrt-star - star"]  # counted in Holm with p = 1
+    assert res["parsed_votes"]["mrt-rl - grpo"]["ci"][0] <= res["parsed_votes"]["mrt-rl - grpo"]["mean"]
     text = BT.markdown({"results": res, "declared": {"linearized": ns.S.LINEARIZED}})
     assert "mrt-rl - grpo" in text and "(runs missing)" in text
 
@@ -124,6 +130,7 @@ def test_round_progress_skips_format_errors_by_hand(tmp_path):
 
     eps = [ep(0.5, 5, False), ep(0.0, 4, False, err=True), ep(0.75, 6, True), ep(0.25, 6, False)]
     group = {"episodes": eps, "maj": [0.0, 0.0, 0.5, 0.0], "cum_tokens": [7, 13, 21, 29], "errors": {}, "revisits": []}
+    group["labels"] = ["a", "b", "c", "a"]  # the format-error round voted b
     par = {"episodes": eps, "maj": [0.0, 0.0, 1.0, 1.0], "cum_tokens": [7, 14, 21, 28]}
     d = tmp_path / "e"
     d.mkdir()
@@ -147,6 +154,9 @@ def test_round_progress_skips_format_errors_by_hand(tmp_path):
     # at 24 tokens: linearized after its third attempt (21 tokens) 0.5; parallel 1.0
     assert BT.lin_at({"linearized": [group], "parallel": [par]}, "linearized", 24) == 0.5
     assert BT.lin_at({"linearized": [group], "parallel": [par]}, "parallel", 24) == 1.0
+    # parsed votes (b left out): a; a; a, c tied (c right: 1/2); a, c, a (a wins: 0)
+    assert BT.parsed_at([group], 24, "expected") == 0.5 and BT.parsed_at([group], 29, "expected") == 0.0
+    assert BT.parsed_at([group], 13, "expected") == 0.0
     h = BT.histogram([0.25, -0.5, 0.24, 1.0])
     assert h["+0.25"] == 0.5 and h["-0.5"] == 0.25 and h["+1"] == 0.25 and sum(h.values()) == 1 and len(h) == 9
 
@@ -198,3 +208,41 @@ def test_the_per_episode_design_runs_the_papers_arm_as_mrt_dense(tmp_path):
     assert algo("mrt-fork") == ("mrt-backtrack", True) and algo("grpo") == ("mrt-backtrack", True)
     n = ((2.241 + 0.842) * 0.041 / 0.03) ** 2  # the power calculation in the settings' docstring
     assert math.ceil(n) == len(S.FINAL_SEEDS)
+    # the sensitivity runs: each rerun arm at its parent's tuned configuration with the penalty, on 6 seeds
+    table = {a: {"chosen": {"i": 0, "learning_rate": 1e-4, "alpha": 0.8}} for a in S.RL_ARMS}
+    for arm in S.RL_ARMS:
+        BT.record_path(ns, f"{arm}-s0").parent.mkdir(parents=True, exist_ok=True)
+    for run in ("base-s0", "sft-backtrack-s0", "grpo-s0", "mrt-fork-s0", "mrt-episode-s0"):
+        BT.record_path(ns, run).write_text("{}")  # the primary arms of seed 0 are done
+    ns.seeds = [0, 7]
+    first, second = BT.final_jobs(ns, table)
+    names = [j[0] for j in second if j]
+    sens = {j[0]: j[1][0] for j in second if j and "-fp-" in j[0]}
+    assert set(sens) == {"final/grpo-fp-s0", "final/mrt-episode-fp-s0"}  # seed 7 is not a sensitivity seed
+    assert names.index("final/grpo-fp-s0") > names.index("final/mrt-episode-s7")  # after every primary run
+    for cmd in sens.values():
+        assert cmd[cmd.index("--format-penalty") + 1] == "0.5" and cmd[cmd.index("--alpha") + 1] == "0.8"
+    assert sens["final/mrt-episode-fp-s0"][sens["final/mrt-episode-fp-s0"].index("--algo") + 1] == "mrt-dense"
+    assert any(j and j[0] == "prep/sft-backtrack-s0" for j in first)  # its warm start, though seed 0's arms are done
+    assert BT.plan(ns)["final_runs"] == 2 * len(BT.arms(S)) + 2
+
+
+def test_the_sensitivity_runs_against_their_parents_by_hand(tmp_path):
+    """Each declared sensitivity comparison with its flags, and the same comparison without them on
+    the same seeds; by hand on two seeds of two problems."""
+    path = ROOT / "benchmarks" / "backtracking_episode_settings.py"
+    ns = BT.parse(["--settings-file", str(path), "--out", str(tmp_path / "w"), "--records", str(tmp_path / "r")])
+    ns.seeds = [0, 1, 7]  # 7: not a sensitivity seed
+    value = {"grpo": 0.5, "mrt-episode": 0.6, "grpo-fp": 0.45, "mrt-episode-fp": 0.65}
+    (tmp_path / "r").mkdir()
+    for arm, v in value.items():
+        for s in (0, 1):
+            pp = {p: {"linearized": {"at_B": v + (0.1 if p == "b" else 0.0) + 0.01 * s}} for p in ("a", "b")}
+            BT.record_path(ns, f"{arm}-s{s}").write_text(json.dumps({"eval": {"per_problem": pp}}))
+    out = BT.sensitivity_results(ns)["comparisons"]["mrt-episode-fp - grpo-fp"]
+    assert out["seeds"] == [0, 1]
+    assert out["with_flags"]["mean"] == pytest.approx(0.20) and out["with_flags"]["ci"] == pytest.approx([0.2, 0.2])
+    assert out["without_on_the_same_seeds"]["mean"] == pytest.approx(0.10)
+    assert out["grpo-fp - grpo"]["mean"] == pytest.approx(-0.05)
+    BT.record_path(ns, "grpo-fp-s1").unlink()  # a missing record: the comparison waits
+    assert BT.sensitivity_results(ns)["comparisons"] == {}

@@ -317,3 +317,19 @@ def test_per_episode_credit_on_the_backtracking_format_by_hand():
     other = adv.dense_token_advantages(0.5, ends, adv.progress_from_j([0.2, 0.8, 0.8, 0.9]), 11, alpha=1.0)
     assert other[:5] != a[:5] and other[7:9] != a[7:9]
     assert sum(prog) == pytest.approx(j[-1] - j[0])  # the sum telescopes: one scalar per completion
+
+
+def test_a_penalised_reward_keeps_the_grades_std_as_divisor():
+    """R = [1, 1, 1, 0.9] (a format penalty of 0.1 on a right answer), J(z0) = 0.25, alpha = 1: with
+    the 0/1 grades all equal the group is not divided, so the penalty weighs 0.1 and no more:
+    m = 0.975; 0.025 + 0.75 = 0.775 and -0.075 + 0.65 = 0.575. Divided by R's own std (0.05) the
+    same rows would get about 15.5 and 11.5."""
+    from mrt.core.backtrack import backtrack_advantages
+
+    r, j0 = [1.0, 1.0, 1.0, 0.9], [0.25] * 4
+    a = backtrack_advantages(r, j0, 4, 1.0, "group", std_of=[1, 1, 1, 1])
+    assert a == pytest.approx([0.775, 0.775, 0.775, 0.575])
+    assert backtrack_advantages(r, j0, 4, 1.0, "group")[0] > 10  # what std_of prevents
+    # without a penalty, std_of = the grades changes nothing
+    c = [1.0, 0.0, 1.0, 0.0]
+    assert backtrack_advantages(c, j0, 4, 0.8, "group", std_of=c) == backtrack_advantages(c, j0, 4, 0.8, "group")

@@ -38,12 +38,14 @@ class Algorithm:
 class Step:
     """What an advantage function sees of one step, on this process: ``inputs`` (the local rows),
     ``out`` (TRL's batch: ``advantages``, ``completion_mask``, ...), ``local`` (each row's sampled
-    completion ids), ``correct`` (each row's 0/1 grade)."""
+    completion ids), ``correct`` (each row's 0/1 grade), ``rewards`` (each row's reward: the grade
+    less any penalty; None where the caller has only grades)."""
 
     inputs: list[dict]
     out: dict
     local: list[list[int]]
     correct: list[bool]
+    rewards: list[float] | None = None
 
 
 _REGISTRY: dict[str, Algorithm] = {}

@@ -20,8 +20,13 @@ def advantages(trainer, step: Step):
     from mrt.core.backtrack import backtrack_advantages
 
     j0 = [r[0] for r in trainer.gather_rows([[float(x["backtrack_j0"])] for x in step.inputs])]
-    all_correct = [r[0] > 0.5 for r in trainer.gather_rows([[float(c)] for c in step.correct])]
-    a = backtrack_advantages(all_correct, j0, trainer.num_generations, cfg.alpha, cfg.scale_rewards, cfg.mrt_advantage)
+    # R: the reward (0/1 correctness, less the format penalty where one applies)
+    rewards = step.rewards if step.rewards is not None else [float(c) for c in step.correct]
+    rows = trainer.gather_rows([[float(x), float(c)] for x, c in zip(rewards, step.correct)])
+    all_r, all_correct = [r[0] for r in rows], [r[1] for r in rows]
+    a = backtrack_advantages(
+        all_r, j0, trainer.num_generations, cfg.alpha, cfg.scale_rewards, cfg.mrt_advantage, std_of=all_correct
+    )
     trainer.log_metric("backtrack/progress", sum(all_correct) / len(all_correct) - sum(j0) / len(j0))
     return trainer.local_tensor(a, len(step.inputs), device)
 
