@@ -210,6 +210,7 @@ def test_the_per_episode_design_runs_the_papers_arm_as_mrt_dense(tmp_path):
     assert math.ceil(n) == len(S.FINAL_SEEDS)
     # the sensitivity runs: each rerun arm at its parent's tuned configuration with the penalty, on 6 seeds
     table = {a: {"chosen": {"i": 0, "learning_rate": 1e-4, "alpha": 0.8}} for a in S.RL_ARMS}
+    ns.records = str(tmp_path / "rec")  # never the committed records folder
     for arm in S.RL_ARMS:
         BT.record_path(ns, f"{arm}-s0").parent.mkdir(parents=True, exist_ok=True)
     for run in ("base-s0", "sft-backtrack-s0", "grpo-s0", "mrt-fork-s0", "mrt-episode-s0"):
