@@ -563,10 +563,23 @@ def results(ns) -> dict:
     return r
 
 
+def entry_module() -> str:
+    """The module this process was started as (a wrapper such as ``benchmarks.real_smollm2`` names
+    itself), ``benchmarks.didactic_v3`` otherwise."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    name = getattr(spec, "name", "") or ""
+    return name if name.startswith("benchmarks.") else "benchmarks.didactic_v3"
+
+
+def has_hint(setting: dict) -> bool:
+    """The hint columns belong to the star world's settings only."""
+    return setting.get("task", "star") == "star"
+
+
 def report(ns, chosen: dict | None) -> dict:
     S = ns.S
     doc = {
-        "command": "python -m benchmarks.didactic_v3 " + " ".join(sys.argv[1:]),
+        "command": f"python -m {entry_module()} " + " ".join(sys.argv[1:]),
         "declared": {
             "setting": S.SETTING,
             "methods": S.METHODS,
@@ -623,13 +636,14 @@ def markdown(doc: dict) -> str:
                     f"{tt} | {x['p_holm']:.3f} | {x['verdict']} |"
                 )
         bs = r["budgets"]
+        hinted = has_hint(doc.get("declared", {}).get("setting", {}))
+        hint_heads = " hinted arm first | walks at all | answer on hinted arm | goal arm first |" if hinted else ""
         lines += [
             "\nSecondary (95% intervals, not corrected for multiplicity):\n",
             "| method | accuracy | Δ vs GRPO | "
             + " | ".join(f"regret C={c}" for c in bs)
-            + " | tokens | token eff. at 90% | at 95% | hinted arm first | walks at all | answer on hinted arm "
-            "| goal arm first | steps |",
-            "|---" * (12 + len(bs)) + "|",
+            + f" | tokens | token eff. at 90% | at 95% |{hint_heads} steps |",
+            "|---" * ((12 if hinted else 8) + len(bs)) + "|",
         ]
         for m, row in r["methods"].items():
             te = row.get("token_efficiency_vs_grpo") or {}
@@ -637,9 +651,13 @@ def markdown(doc: dict) -> str:
                 f"| {m} | {D.fmt(row['accuracy'])} | {D.fmt(row.get('vs_grpo', {}).get('accuracy'))} | "
                 + " | ".join(D.fmt(row[f"regret_C{c}"]) for c in bs)
                 + f" | {row['output_tokens']['mean']:.1f} | {D.fmt_eff(te.get('0.9'))} | {D.fmt_eff(te.get('0.95'))} | "
-                + " | ".join(D.fmt(row["hint"][k]) for k in ("hinted_arm_first", "walked", "answer_on_hinted_arm"))
-                + f" | {D.fmt(row['hint']['goal_arm_first'])} | "
-                f"{D.fmt(row.get('steps'), 0)} |"
+                + (
+                    " | ".join(D.fmt(row["hint"][k]) for k in ("hinted_arm_first", "walked", "answer_on_hinted_arm"))
+                    + f" | {D.fmt(row['hint']['goal_arm_first'])} | "
+                    if hinted
+                    else ""
+                )
+                + f"{D.fmt(row.get('steps'), 0)} |"
             )
         hard = {m: row for m, row in r["methods"].items() if "hard" in row}
         if hard:
@@ -727,19 +745,23 @@ def lead_markdown(ls: dict) -> list[str]:
 
 def tuning_markdown(S, table: dict) -> str:
     """The tuning table so far: per method and configuration, the criterion on validation
-    problems, the share of traces that walk at all, the share of answers on the hinted arm, and the
-    training steps and seconds; the best finished configuration of each method is marked."""
+    problems, (star world) the share of traces that walk at all and the share of answers on the
+    hinted arm, and the training steps and seconds; the best finished configuration of each method
+    is marked."""
+    hinted = has_hint(S.SETTING)
 
     def share(r: dict, k: str) -> str:
-        v = r["hint"][k]["mean"]
+        v = r["hint"].get(k, {}).get("mean")
         return "—" if v is None else f"{v:.2f}"
 
+    cols = " walks at all | answer on hinted arm |" if hinted else ""
+    blank = " | |" if hinted else ""
     lines = [
-        "| method | configuration | 1 − regret at B (validation) | walks at all | answer on hinted arm | steps | train s |",
-        "|---|---|---|---|---|---|---|",
+        f"| method | configuration | 1 − regret at B (validation) |{cols} steps | train s |",
+        "|---" * (7 if hinted else 5) + "|",
     ]
     if "base" in table:
-        lines.append(f"| base | — | {table['base']['criterion']:.4f} | | | | |")
+        lines.append(f"| base | — | {table['base']['criterion']:.4f} |{blank} | |")
     for m in S.METHODS:
         rows = table.get(m, {}).get("grid", [])
         best = max(rows, key=lambda r: r["criterion"]) if rows else None
@@ -750,11 +772,11 @@ def tuning_markdown(S, table: dict) -> str:
         for r in rows:
             conf = ", ".join(f"{k} {v}" for k, v in r["values"].items())
             mark = "" if r is not best else f" (**chosen**{tie})" if done else " (best so far)"
+            hint = f" {share(r, 'walked')} | {share(r, 'answer_on_hinted_arm')} |" if hinted else ""
             lines.append(
-                f"| {m} | {conf}{mark} | {r['criterion']:.4f} | {share(r, 'walked')} | "
-                f"{share(r, 'answer_on_hinted_arm')} | {r['steps']:.0f} | {r['wall_seconds']:.0f} |"
+                f"| {m} | {conf}{mark} | {r['criterion']:.4f} |{hint} {r['steps']:.0f} | {r['wall_seconds']:.0f} |"
             )
-        lines.append(f"| {m} | ({table.get(m, {}).get('finished', '0/9')} finished) | | | | | |")
+        lines.append(f"| {m} | ({table.get(m, {}).get('finished', '0/9')} finished) | |{blank} | |")
     return "\n".join(lines)
 
 

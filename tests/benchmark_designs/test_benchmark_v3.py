@@ -235,6 +235,10 @@ def test_a_tuning_run_leaves_a_record_and_the_table_needs_only_records(tiny_mode
     assert row["criterion"] == pytest.approx(sum(crit.values()) / 3) and row["steps"] == 3
     text = V.tuning_markdown(S, table)
     assert "(best so far)" in text and "| grpo | (1/9 finished)" in text and "| mrt | (0/9 finished)" in text
+    assert len({line.count("|") for line in text.splitlines()}) == 1 and "hinted arm" in text  # one width
+    S.SETTING = dict(S.SETTING, task="gym")  # a world without the hint: no hint columns
+    text = V.tuning_markdown(S, table)
+    assert len({line.count("|") for line in text.splitlines()}) == 1 and "hinted arm" not in text
     assert run not in [j[0].split("/")[1] for j in V.tune_jobs(ns)]
     assert len(V.tune_jobs(ns)) == 1 + 6 * 9 - 1  # the base and every other configuration
 
