@@ -40,6 +40,7 @@ import hashlib
 import json
 import re
 import statistics
+import sys
 from pathlib import Path
 
 from benchmarks import runner
@@ -151,6 +152,21 @@ def archive_earlier(doc: dict) -> dict:
     return doc
 
 
+def check_weights(committed: str | None, rebuilt: str) -> None:
+    """A rebuilt warm start must have the committed record's weights: the pilot and every tuning and
+    final record were made from them, and runs from other weights must not join them."""
+    if committed and committed != rebuilt:
+        import torch
+
+        sys.exit(
+            f"the rebuilt warm-started model's weights ({rebuilt}) differ from the committed record's "
+            f"({committed}), whose pilot, tuning and final records were made from them. Rebuild with the "
+            f"torch version and thread count that made them (here: torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads), or, to restart the comparison from these weights, move "
+            f"{rel(PREPARE)}'s warmstart and pilot entries and the design's records aside and run --stage prepare"
+        )
+
+
 def warmstart(ns) -> dict:
     W, d = WARMSTART, warm_dir()
     base = smollm2_path()
@@ -206,14 +222,7 @@ def warmstart(ns) -> dict:
         "fingerprint": fingerprint(warm_model()),
     }
     doc = archive_earlier(load_prepare())
-    old = doc.get("warmstart", {}).get("fingerprint")
-    if old and old != rec["fingerprint"]:
-        print(
-            f"warning: the warm-started model's weights ({rec['fingerprint']}) differ from the committed "
-            f"record's ({old}); the design's runs were made from the committed one",
-            flush=True,
-        )
-        return doc["warmstart"]
+    check_weights(doc.get("warmstart", {}).get("fingerprint"), rec["fingerprint"])
     doc["warmstart"] = rec
     save_prepare(doc)
     return rec

@@ -133,6 +133,13 @@ def test_a_warm_start_with_other_settings_is_kept_as_an_earlier_attempt():
     assert md.index("Earlier attempt 1") < md.index("(weights a)") < md.index("(weights b)")
 
 
+def test_a_rebuilt_warm_start_with_other_weights_is_refused():
+    R.check_weights(None, "b")  # nothing committed yet
+    R.check_weights("a", "a")  # the same weights
+    with pytest.raises(SystemExit, match=r"\(b\) differ from the committed record's \(a\).*torch .* threads"):
+        R.check_weights("a", "b")
+
+
 def test_the_didactic_designs_commands_are_unchanged():
     """A setting without a task or extra flags builds the commands it built before (no --task)."""
     ns = V3.parse(["--settings-file", str(ROOT / "benchmarks" / "didactic_v4_settings.py")])
