@@ -60,12 +60,15 @@ def load_settings(path: str | Path):
     for arm, base in S.PRIMARY["comparisons"].items():
         if arm not in S.RL_ARMS or base not in S.RL_ARMS:
             raise SettingsError(f"{path}: comparison {arm} vs {base} names an arm that is not declared")
-    sens = sensitivity(S)
-    if sens:
-        if not set(sens["arms"].values()) <= set(S.RL_ARMS) or not set(sens["seeds"]) <= set(S.FINAL_SEEDS):
-            raise SettingsError(f"{path}: SENSITIVITY must name RL arms and final seeds")
-        if not all(a in sens["arms"] and b in sens["arms"] for a, b in sens["comparisons"].items()):
-            raise SettingsError(f"{path}: SENSITIVITY's comparisons must name its own arms")
+    for key, block in extra_blocks(S).items():
+        if not set(block["arms"].values()) <= set(S.RL_ARMS) or not set(block["seeds"]) <= set(S.FINAL_SEEDS):
+            raise SettingsError(f"{path}: {key} must name RL arms and final seeds")
+        named = set(block["arms"]) | (set(S.RL_ARMS) if key == "DIAGNOSTIC" else set())
+        if not all(a in named and b in named for a, b in block["comparisons"].items()):
+            raise SettingsError(
+                f"{path}: {key}'s comparisons must name its own arms"
+                + (" or RL arms" if named - set(block["arms"]) else "")
+            )
     return S
 
 
@@ -73,6 +76,23 @@ def sensitivity(S) -> dict:
     """A settings file's declared sensitivity runs (``SENSITIVITY``): arms that rerun an RL arm at
     its tuned configuration with extra flags, on some of the final seeds; {} when none."""
     return getattr(S, "SENSITIVITY", None) or {}
+
+
+def diagnostic(S) -> dict:
+    """A settings file's diagnostic runs (``DIAGNOSTIC``), added after results to find out why a
+    method did what it did: shaped as ``SENSITIVITY``, its comparisons may name the RL arms too;
+    never part of the primary endpoint; {} when none."""
+    return getattr(S, "DIAGNOSTIC", None) or {}
+
+
+def extra_blocks(S) -> dict[str, dict]:
+    """The runs beyond the arms: each reruns an RL arm at its tuned configuration with flags."""
+    return {k: b for k, b in (("SENSITIVITY", sensitivity(S)), ("DIAGNOSTIC", diagnostic(S))) if b}
+
+
+def extra_arms(S) -> dict[str, dict]:
+    """Every sensitivity and diagnostic arm: its block."""
+    return {a: b for b in extra_blocks(S).values() for a in b["arms"]}
 
 
 def parse(argv=None):
@@ -358,13 +378,11 @@ def final_jobs(ns, table: dict) -> tuple[list, list]:
     """(the backtrack-SFT trainings the RL arms start from, then every evaluated run): the primary
     comparison's arms first, seed by seed, so a partial run has the primary endpoint first."""
     S = ns.S
-    sens = sensitivity(S)
+    extra = extra_arms(S)
     first, by_arm, sens_jobs = [], {a: [] for a in arms(S)}, []
     for seed in ns.seeds:
         todo = [a for a in arms(S) if not record_path(ns, f"{a}-s{seed}").exists()]
-        sens_todo = [
-            a for a in sens.get("arms", {}) if seed in sens["seeds"] and not record_path(ns, f"{a}-s{seed}").exists()
-        ]
+        sens_todo = [a for a, b in extra.items() if seed in b["seeds"] and not record_path(ns, f"{a}-s{seed}").exists()]
         for a in arms(S):
             by_arm[a].append(None)  # a run with a record is not run again
         if not todo and not sens_todo:
@@ -372,11 +390,12 @@ def final_jobs(ns, table: dict) -> tuple[list, list]:
         prepare_data(ns, seed)
         sft_dir = seed_dir(ns, seed) / "sft-backtrack"
         for arm in sens_todo:  # after every primary and secondary run: the parent's tuned configuration + flags
-            parent = sens["arms"][arm]
+            block = extra[arm]
+            parent = block["arms"][arm]
             c = table[parent]["chosen"]
-            extra = {k: v for k, v in c.items() if k not in ("i", "learning_rate", "criterion", "se")}
+            tuned = {k: v for k, v in c.items() if k not in ("i", "learning_rate", "criterion", "se")}
             d = final_dir(ns, f"{arm}-s{seed}")
-            cmds = [rl_cmd(ns, seed, parent, c["learning_rate"], {**extra, **sens["flags"]}, d / "train")]
+            cmds = [rl_cmd(ns, seed, parent, c["learning_rate"], {**tuned, **block["flags"]}, d / "train")]
             cmds.append(lin_cmd(ns, d / "train" / "model", seed, S.TEST, d / "eval", 1))
             sens_jobs.append(_job(ns, f"final/{arm}-s{seed}", d, cmds, d / "eval"))
         if set(todo) & set(S.RL_ARMS) or sens_todo:
@@ -398,10 +417,10 @@ def final_jobs(ns, table: dict) -> tuple[list, list]:
             if arm not in S.RL_ARMS:
                 continue
             c = table[arm]["chosen"]
-            extra = {k: v for k, v in c.items() if k not in ("i", "learning_rate", "criterion", "se")}
+            tuned = {k: v for k, v in c.items() if k not in ("i", "learning_rate", "criterion", "se")}
             run = f"{arm}-s{seed}"
             d = final_dir(ns, run)
-            cmds = [rl_cmd(ns, seed, arm, c["learning_rate"], extra, d / "train")]
+            cmds = [rl_cmd(ns, seed, arm, c["learning_rate"], tuned, d / "train")]
             cmds.append(lin_cmd(ns, d / "train" / "model", seed, S.TEST, d / "eval", 1))
             want = d / "eval"
             if arm in S.WINDOW2_ARMS and seed in S.WINDOW2_SEEDS:
@@ -542,6 +561,32 @@ def sensitivity_results(ns) -> dict:
     return {"declared": sens, "comparisons": rows}
 
 
+def diagnostic_results(ns) -> dict:
+    """The diagnostic runs' comparisons (``DIAGNOSTIC``), paired over its seeds and problems: the
+    linearized and parallel majority at B, their difference, and the first attempt's accuracy; a
+    comparison whose records are not all there is left out."""
+    S = ns.S
+    diag = diagnostic(S)
+    seeds = [s for s in ns.seeds if s in diag["seeds"]]
+    figures = {
+        "lin_at_B": lambda f: f["linearized"]["at_B"],
+        "par_at_B": lambda f: f["parallel"]["at_B"],
+        "lin_minus_par_at_B": lambda f: f["linearized"]["at_B"] - f["parallel"]["at_B"],
+        "first_attempt": lambda f: f["linearized"]["maj"][0],
+    }
+    rows = {}
+    for a, b in diag["comparisons"].items():
+        paths = {x: [record_path(ns, f"{x}-s{s}") for s in seeds] for x in (a, b)}
+        if not seeds or not all(p.exists() for ps in paths.values() for p in ps):
+            continue
+        rec = {x: [json.loads(p.read_text()) for p in ps] for x, ps in paths.items()}
+        rows[f"{a} - {b}"] = {
+            "seeds": seeds,
+            **{k: ST.paired(per_seed(rec[a], g), per_seed(rec[b], g)) for k, g in figures.items()},
+        }
+    return {"declared": diag, "comparisons": rows}
+
+
 def _pp(rec: dict) -> list[dict]:
     return list(rec["eval"]["per_problem"].values())
 
@@ -676,6 +721,8 @@ def results(ns) -> dict:
         out["parsed_votes"] = parsed
     if sensitivity(S):
         out["sensitivity"] = sensitivity_results(ns)
+    if diagnostic(S):
+        out["diagnostic"] = diagnostic_results(ns)
     # found after the results (not declared, not corrected): each arm in its better mode at B
     # against GRPO in its better mode, since an SFT arm that never learned to revise is best sampled
     # in parallel
@@ -794,6 +841,20 @@ def markdown(doc: dict) -> str:
         lines += ["| comparison | seeds | Δ with it | Δ without, same seeds |", "|---|---|---|---|"]
         for k, x in sv.items():
             lines.append(f"| {k} | {len(x['seeds'])} | {_d(x['with_flags'])} | {_d(x['without_on_the_same_seeds'])} |")
+    dg = (r.get("diagnostic") or {}).get("comparisons")
+    if dg:
+        decl = r["diagnostic"]["declared"]
+        runs = ", ".join(f"{a} = {p} with {decl['flags']}" for a, p in decl["arms"].items())
+        lines.append(f"\nDiagnostic runs ({runs}; added after results, not corrected):\n")
+        lines += [
+            "| comparison | seeds | Δ linearized at B | Δ parallel at B | Δ (lin − par) at B | Δ first attempt |",
+            "|---|---|---|---|---|---|",
+        ]
+        for k, x in dg.items():
+            lines.append(
+                f"| {k} | {len(x['seeds'])} | {_d(x['lin_at_B'])} | {_d(x['par_at_B'])} | "
+                f"{_d(x['lin_minus_par_at_B'])} | {_d(x['first_attempt'])} |"
+            )
     bm = r.get("best_mode_vs_grpo")
     if bm:
         lines.append(
@@ -886,8 +947,7 @@ def plan(ns) -> dict:
     n_tune = sum(len(g) for g in S.TUNE_GRID.values()) * len(S.TUNE_SEEDS)
     done_tune = sum(_done(p / "val") for p in (Path(ns.out) / "tune").glob("*-s*") if "sft-" not in p.name)
     runs = [f"{a}-s{s}" for a in arms(S) for s in ns.seeds]
-    sens = sensitivity(S)
-    runs += [f"{a}-s{s}" for a in sens.get("arms", {}) for s in ns.seeds if s in sens["seeds"]]
+    runs += [f"{a}-s{s}" for a, b in extra_arms(S).items() for s in ns.seeds if s in b["seeds"]]
     out = {
         "tuning_runs": n_tune,
         "tuning_runs_done": done_tune,
@@ -941,7 +1001,7 @@ def stage_final(ns, table: dict) -> None:
     run_jobs(ns, first, after=lambda name: write_record(ns, name.split("/")[1]))
     run_jobs(ns, second, after=lambda name: write_record(ns, name.split("/")[1]))
     for seed in ns.seeds:  # records of runs finished before (a rerun after a kill)
-        for a in arms(ns.S) + list(sensitivity(ns.S).get("arms", {})):
+        for a in arms(ns.S) + list(extra_arms(ns.S)):
             run = f"{a}-s{seed}"
             if not record_path(ns, run).exists() and _done(final_dir(ns, run) / "eval"):
                 write_record(ns, run)

@@ -86,6 +86,21 @@ SENSITIVITY = {
     "comparisons": {"mrt-episode-fp": "grpo-fp"},
 }
 
+# A diagnostic, added after results (the primary pair's first 4 seeds: mrt-episode below GRPO,
+# -0.07 [-0.12, -0.03]); not declared before the runs, outside the Holm family, never a verdict.
+# The two arms differ in two ways: the per-episode bonus, and what a rollout is. GRPO (mrt-backtrack)
+# trains the marker and revision after the policy's own first attempt, held in the prompt;
+# mrt-episode (mrt-dense) trains the whole stream, first attempt included. ``stream-grpo`` is
+# mrt-episode at its tuned configuration with alpha = 0: the same rollouts, the same forced answers,
+# the outcome advantage only. mrt-episode - stream-grpo is the bonus alone; stream-grpo - grpo is
+# the rollout's shape alone (at each arm's own tuned learning rate).
+DIAGNOSTIC = {
+    "arms": {"stream-grpo": "mrt-episode"},  # arm: the RL arm it reruns
+    "flags": {"alpha": 0.0},
+    "seeds": FINAL_SEEDS[:6],
+    "comparisons": {"mrt-episode": "stream-grpo", "stream-grpo": "grpo"},
+}
+
 # the primary endpoint, declared before any run of this design: the first design's quantity
 # (linearized majority at B = 128 tokens), the paper's per-episode form against GRPO first
 PRIMARY = {

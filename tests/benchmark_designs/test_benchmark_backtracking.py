@@ -225,7 +225,12 @@ def test_the_per_episode_design_runs_the_papers_arm_as_mrt_dense(tmp_path):
         assert cmd[cmd.index("--format-penalty") + 1] == "0.5" and cmd[cmd.index("--alpha") + 1] == "0.8"
     assert sens["final/mrt-episode-fp-s0"][sens["final/mrt-episode-fp-s0"].index("--algo") + 1] == "mrt-dense"
     assert any(j and j[0] == "prep/sft-backtrack-s0" for j in first)  # its warm start, though seed 0's arms are done
-    assert BT.plan(ns)["final_runs"] == 2 * len(BT.arms(S)) + 2
+    diag = {j[0]: j[1][0] for j in second if j and "stream-grpo" in j[0]}
+    assert set(diag) == {"final/stream-grpo-s0"}  # the diagnostic: mrt-episode's configuration, alpha 0
+    cmd = diag["final/stream-grpo-s0"]
+    assert cmd[cmd.index("--algo") + 1] == "mrt-dense" and cmd[cmd.index("--alpha") + 1] == "0.0"
+    assert "--format-penalty" not in cmd
+    assert BT.plan(ns)["final_runs"] == 2 * len(BT.arms(S)) + 3
 
 
 def test_the_sensitivity_runs_against_their_parents_by_hand(tmp_path):
@@ -247,3 +252,47 @@ def test_the_sensitivity_runs_against_their_parents_by_hand(tmp_path):
     assert out["grpo-fp - grpo"]["mean"] == pytest.approx(-0.05)
     BT.record_path(ns, "grpo-fp-s1").unlink()  # a missing record: the comparison waits
     assert BT.sensitivity_results(ns)["comparisons"] == {}
+
+
+def test_the_diagnostic_runs_against_the_arms_by_hand(tmp_path):
+    """The diagnostic's comparisons (its own arm against RL arms), paired over its seeds; by hand on
+    two seeds of two problems."""
+    path = ROOT / "benchmarks" / "backtracking_episode_settings.py"
+    ns = BT.parse(["--settings-file", str(path), "--out", str(tmp_path / "w"), "--records", str(tmp_path / "r")])
+    ns.seeds = [0, 1, 7]  # 7: not a diagnostic seed
+    (tmp_path / "r").mkdir()
+    lin = {"grpo": 0.5, "mrt-episode": 0.4, "stream-grpo": 0.45}
+    first = {"grpo": 0.3, "mrt-episode": 0.35, "stream-grpo": 0.36}
+    for arm in lin:
+        for s in (0, 1, 7):
+            pp = {
+                p: {
+                    "linearized": {"at_B": lin[arm] + 0.01 * s, "maj": [first[arm], 0.9]},
+                    "parallel": {"at_B": 0.4},
+                }
+                for p in ("a", "b")
+            }
+            BT.record_path(ns, f"{arm}-s{s}").write_text(json.dumps({"eval": {"per_problem": pp}}))
+    out = BT.diagnostic_results(ns)["comparisons"]
+    bonus, shape = out["mrt-episode - stream-grpo"], out["stream-grpo - grpo"]
+    assert bonus["seeds"] == [0, 1]
+    assert bonus["lin_at_B"]["mean"] == pytest.approx(-0.05) and bonus["par_at_B"]["mean"] == pytest.approx(0.0)
+    assert bonus["lin_minus_par_at_B"]["mean"] == pytest.approx(-0.05)
+    assert bonus["first_attempt"]["mean"] == pytest.approx(-0.01)
+    assert shape["lin_at_B"]["mean"] == pytest.approx(-0.05) and shape["first_attempt"]["mean"] == pytest.approx(0.06)
+    primary = {"declared": {"name": "x"}, "B_tokens": 128, "comparisons": {}, "missing": []}
+    doc = {"results": {"K": 10, "primary": primary, "arms": {}, "diagnostic": BT.diagnostic_results(ns)}}
+    text = BT.markdown(doc)
+    assert "| mrt-episode - stream-grpo | 2 |" in text and "added after results" in text
+    BT.record_path(ns, "stream-grpo-s1").unlink()  # a missing record: its comparisons wait
+    assert BT.diagnostic_results(ns)["comparisons"] == {}
+
+
+def test_a_diagnostic_naming_an_unknown_arm_is_refused(tmp_path):
+    text = (ROOT / "benchmarks" / "backtracking_episode_settings.py").read_text()
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        text.replace('"comparisons": {"mrt-episode": "stream-grpo"', '"comparisons": {"nope": "stream-grpo"')
+    )
+    with pytest.raises(BT.SettingsError, match="DIAGNOSTIC's comparisons must name its own arms or RL arms"):
+        BT.load_settings(bad)
