@@ -376,10 +376,11 @@ def record_path(ns, run: str) -> Path:
 
 def final_jobs(ns, table: dict) -> tuple[list, list]:
     """(the backtrack-SFT trainings the RL arms start from, then every evaluated run): the primary
-    comparison's arms first, seed by seed, so a partial run has the primary endpoint first."""
+    comparison's arms first, seed by seed, so a partial run has the primary endpoint first, then its
+    diagnostic runs, the other arms, and the sensitivity runs last (the order changes no result)."""
     S = ns.S
     extra = extra_arms(S)
-    first, by_arm, sens_jobs = [], {a: [] for a in arms(S)}, []
+    first, by_arm, sens_jobs, diag_jobs = [], {a: [] for a in arms(S)}, [], []
     for seed in ns.seeds:
         todo = [a for a in arms(S) if not record_path(ns, f"{a}-s{seed}").exists()]
         sens_todo = [a for a, b in extra.items() if seed in b["seeds"] and not record_path(ns, f"{a}-s{seed}").exists()]
@@ -397,7 +398,8 @@ def final_jobs(ns, table: dict) -> tuple[list, list]:
             d = final_dir(ns, f"{arm}-s{seed}")
             cmds = [rl_cmd(ns, seed, parent, c["learning_rate"], {**tuned, **block["flags"]}, d / "train")]
             cmds.append(lin_cmd(ns, d / "train" / "model", seed, S.TEST, d / "eval", 1))
-            sens_jobs.append(_job(ns, f"final/{arm}-s{seed}", d, cmds, d / "eval"))
+            job = _job(ns, f"final/{arm}-s{seed}", d, cmds, d / "eval")
+            (diag_jobs if block is diagnostic(S) else sens_jobs).append(job)
         if set(todo) & set(S.RL_ARMS) or sens_todo:
             first.append(
                 _job(ns, f"prep/sft-backtrack-s{seed}", seed_dir(ns, seed), [sft_cmd(ns, seed, "backtrack")], sft_dir)
@@ -434,6 +436,8 @@ def final_jobs(ns, table: dict) -> tuple[list, list]:
     for group in (order[:2], order[2:4], order[4:]):
         for i in range(len(ns.seeds)):
             second += [by_arm[a][i] for a in group]
+        if group == order[:2]:
+            second += diag_jobs  # the primary comparison's diagnostic right after it
     return first, second + sens_jobs
 
 

@@ -227,6 +227,7 @@ def test_the_per_episode_design_runs_the_papers_arm_as_mrt_dense(tmp_path):
     assert any(j and j[0] == "prep/sft-backtrack-s0" for j in first)  # its warm start, though seed 0's arms are done
     diag = {j[0]: j[1][0] for j in second if j and "stream-grpo" in j[0]}
     assert set(diag) == {"final/stream-grpo-s0"}  # the diagnostic: mrt-episode's configuration, alpha 0
+    assert names.index("final/mrt-episode-s7") < names.index("final/stream-grpo-s0") < names.index("final/base-s7")
     cmd = diag["final/stream-grpo-s0"]
     assert cmd[cmd.index("--algo") + 1] == "mrt-dense" and cmd[cmd.index("--alpha") + 1] == "0.0"
     assert "--format-penalty" not in cmd
