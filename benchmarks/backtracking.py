@@ -374,6 +374,11 @@ def record_path(ns, run: str) -> Path:
     return Path(ns.records) / f"{run}.json"
 
 
+def tuned_flags(chosen: dict) -> dict:
+    """A tuning choice's flags beyond the learning rate (alpha, ...)."""
+    return {k: v for k, v in chosen.items() if k not in ("i", "learning_rate", "criterion", "se")}
+
+
 def final_jobs(ns, table: dict) -> tuple[list, list]:
     """(the backtrack-SFT trainings the RL arms start from, then every evaluated run): the primary
     comparison's arms first, seed by seed, so a partial run has the primary endpoint first, then its
@@ -390,11 +395,11 @@ def final_jobs(ns, table: dict) -> tuple[list, list]:
             continue
         prepare_data(ns, seed)
         sft_dir = seed_dir(ns, seed) / "sft-backtrack"
-        for arm in sens_todo:  # after every primary and secondary run: the parent's tuned configuration + flags
+        for arm in sens_todo:  # the parent's tuned configuration + the block's flags
             block = extra[arm]
             parent = block["arms"][arm]
             c = table[parent]["chosen"]
-            tuned = {k: v for k, v in c.items() if k not in ("i", "learning_rate", "criterion", "se")}
+            tuned = tuned_flags(c)
             d = final_dir(ns, f"{arm}-s{seed}")
             cmds = [rl_cmd(ns, seed, parent, c["learning_rate"], {**tuned, **block["flags"]}, d / "train")]
             cmds.append(lin_cmd(ns, d / "train" / "model", seed, S.TEST, d / "eval", 1))
@@ -419,7 +424,7 @@ def final_jobs(ns, table: dict) -> tuple[list, list]:
             if arm not in S.RL_ARMS:
                 continue
             c = table[arm]["chosen"]
-            tuned = {k: v for k, v in c.items() if k not in ("i", "learning_rate", "criterion", "se")}
+            tuned = tuned_flags(c)
             run = f"{arm}-s{seed}"
             d = final_dir(ns, run)
             cmds = [rl_cmd(ns, seed, arm, c["learning_rate"], tuned, d / "train")]
