@@ -21,6 +21,7 @@ BENCHMARKS = [
     ("didactic_v3 --settings-file benchmarks/didactic_v4_settings.py", "didactic_v4.json"),
     ("didactic_v3 --settings-file benchmarks/didactic_curriculum_settings.py", "didactic_curriculum.json"),
     ("backtracking", "backtracking.json"),
+    ("backtracking --settings-file benchmarks/backtracking_episode_settings.py", "backtracking_episode.json"),
     ("amortised_progress", "amortised_progress.json"),
 ]
 
