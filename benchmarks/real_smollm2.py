@@ -152,6 +152,62 @@ def archive_earlier(doc: dict) -> dict:
     return doc
 
 
+ENV_PACKAGES = ("torch", "transformers", "trl", "accelerate", "safetensors", "numpy")
+
+
+def environment() -> dict:
+    """What the warm start's weights depend on beyond its settings: the packages that train it, the
+    CPU and the thread count (a rebuild in another environment writes other weights)."""
+    import platform
+    from importlib import metadata
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {
+        "packages": {name: metadata.version(name) for name in ENV_PACKAGES},
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def environment_differences(recorded: dict | None, here: dict) -> list[str]:
+    """What differs between the environment a record's warm start was built in and this one (an
+    older record without one: nothing known, nothing refused)."""
+    if not recorded:
+        return []
+    out = [
+        f"{name} {recorded['packages'].get(name)} (here {v})"
+        for name, v in here["packages"].items()
+        if recorded.get("packages", {}).get(name) != v
+    ]
+    out += [
+        f"{k} {recorded.get(k)} (here {here[k]})" for k in ("python", "cpu", "threads") if recorded.get(k) != here[k]
+    ]
+    return out
+
+
+def check_environment(recorded: dict | None, here: dict) -> None:
+    """Before an hour's rebuild: refuse where the committed weights were built in another environment,
+    naming what differs and the pins that restore it."""
+    diffs = environment_differences(recorded, here)
+    if diffs:
+        pins = " ".join(f"{n}=={v}" for n, v in recorded["packages"].items() if here["packages"].get(n) != v)
+        sys.exit(
+            "the committed warm start was built in another environment, so a rebuild here would write other "
+            f"weights than its records were made from: {'; '.join(diffs)}."
+            + (f" Pin the packages (pip install {pins}) and rebuild" if pins else " Rebuild where they match")
+            + f", or restart the comparison from new weights (move {rel(PREPARE)}'s warmstart and pilot "
+            "entries and the design's records aside and run --stage prepare)"
+        )
+
+
 def check_weights(committed: str | None, rebuilt: str) -> None:
     """A rebuilt warm start must have the committed record's weights: the pilot and every tuning and
     final record were made from them, and runs from other weights must not join them."""
@@ -194,6 +250,7 @@ def warmstart(ns) -> dict:
     steps = -(-examples * W["epochs"] // W["batch_size"])
     sft = d / "sft"
     if not (sft / "summary.json").exists():
+        check_environment(load_prepare().get("warmstart", {}).get("environment"), environment())
         cmd = runner.mrt_cmd(
             "train",
             algo="sft",
@@ -220,6 +277,7 @@ def warmstart(ns) -> dict:
         "loss_first": losses[0] if losses else None,
         "loss_last": losses[-1] if losses else None,
         "fingerprint": fingerprint(warm_model()),
+        "environment": environment(),
     }
     doc = archive_earlier(load_prepare())
     check_weights(doc.get("warmstart", {}).get("fingerprint"), rec["fingerprint"])

@@ -140,6 +140,24 @@ def test_a_rebuilt_warm_start_with_other_weights_is_refused():
         R.check_weights("a", "b")
 
 
+def test_a_rebuild_in_another_environment_is_refused_before_it_starts():
+    """The weights depend on the packages, the CPU and the thread count: a record made elsewhere is
+    named before an hour's rebuild, with the pins that restore it; an older record without an
+    environment refuses nothing (its fingerprint is still checked after the rebuild)."""
+    here = R.environment()
+    assert set(here["packages"]) == set(R.ENV_PACKAGES) and here["threads"] >= 1 and here["cpu"]
+    R.check_environment(None, here)
+    R.check_environment(json.loads(json.dumps(here)), here)
+    other = json.loads(json.dumps(here))
+    other["packages"]["transformers"], other["threads"] = "5.0.0", here["threads"] + 1
+    assert R.environment_differences(other, here) == [
+        f"transformers 5.0.0 (here {here['packages']['transformers']})",
+        f"threads {here['threads'] + 1} (here {here['threads']})",
+    ]
+    with pytest.raises(SystemExit, match=r"transformers 5\.0\.0 .*pip install transformers==5\.0\.0\) and rebuild"):
+        R.check_environment(other, here)
+
+
 def test_the_didactic_designs_commands_are_unchanged():
     """A setting without a task or extra flags builds the commands it built before (no --task)."""
     ns = V3.parse(["--settings-file", str(ROOT / "benchmarks" / "didactic_v4_settings.py")])
