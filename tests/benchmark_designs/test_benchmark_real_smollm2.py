@@ -154,6 +154,9 @@ def test_a_rebuild_in_another_environment_is_refused_before_it_starts():
         f"transformers 5.0.0 (here {here['packages']['transformers']})",
         f"threads {here['threads'] + 1} (here {here['threads']})",
     ]
+    other_cpu = {**here, "cpu": "another CPU"}
+    assert R.environment_differences(other_cpu, here) == []  # a note only: the fingerprint decides
+    R.check_environment(other_cpu, here)
     with pytest.raises(SystemExit, match=r"transformers 5\.0\.0 .*pip install transformers==5\.0\.0\) and rebuild"):
         R.check_environment(other, here)
 
