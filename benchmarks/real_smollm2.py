@@ -284,9 +284,20 @@ def warmstart(ns) -> dict:
     }
     doc = archive_earlier(load_prepare())
     check_weights(doc.get("warmstart", {}).get("fingerprint"), rec["fingerprint"])
-    doc["warmstart"] = rec
+    doc["warmstart"] = record_rebuild(doc.get("warmstart"), rec)
     save_prepare(doc)
-    return rec
+    return doc["warmstart"]
+
+
+def record_rebuild(prev: dict | None, rec: dict) -> dict:
+    """The record of the build the design's runs came from stays as it was; a later build with the
+    same weights (a fresh checkout's rebuild) is logged under ``rebuilds``, once."""
+    if not prev or prev.get("fingerprint") != rec["fingerprint"]:
+        return rec
+    entry = {k: rec[k] for k in ("wall_seconds", "loss_last", "environment")}
+    if entry != {k: prev.get(k) for k in entry} and entry not in prev.get("rebuilds", []):
+        prev = {**prev, "rebuilds": [*prev.get("rebuilds", []), entry]}
+    return prev
 
 
 # --------------------------------------------------------------------------- the task pilot
@@ -497,6 +508,11 @@ def attempt_markdown(w: dict | None, p: dict | None) -> str:
             f"{w['settings'].get('slips', 0)}, {w['steps']} SFT steps, {_f(w.get('wall_seconds'), '.0f')} s, "
             f"loss {_f(w.get('loss_first'))} -> {_f(w.get('loss_last'))} (weights {w['fingerprint']})",
             "",
+        ]
+        lines += [
+            f"Rebuilt with the same weights in {_f(r['wall_seconds'], '.0f')} s ({r['environment']['cpu']}, "
+            f"{r['environment']['threads']} threads)\n"
+            for r in w.get("rebuilds", [])
         ]
     if p:
         lines += [

@@ -140,6 +140,22 @@ def test_a_rebuilt_warm_start_with_other_weights_is_refused():
         R.check_weights("a", "b")
 
 
+def test_a_rebuild_with_the_same_weights_is_logged_and_the_record_kept():
+    env = {"packages": {"torch": "2"}, "python": "3.11", "cpu": "x", "threads": 2}
+    made = {"fingerprint": "a", "wall_seconds": 6000.0, "loss_last": 0.05, "environment": env, "steps": 2}
+    again = {**made, "wall_seconds": 2900.0}
+    kept = R.record_rebuild(json.loads(json.dumps(made)), again)
+    assert {k: v for k, v in kept.items() if k != "rebuilds"} == made  # the figures the runs came from
+    assert kept["rebuilds"] == [{"wall_seconds": 2900.0, "loss_last": 0.05, "environment": env}]
+    assert R.record_rebuild(kept, again) == kept  # a later stage on the same build logs nothing more
+    assert "Rebuilt with the same weights in 2900 s (x, 2 threads)" in R.attempt_markdown(
+        {**kept, "examples": 9, "settings": R.WARMSTART, "loss_first": 1.0}, None
+    )
+    assert R.record_rebuild(made, made) == made  # the build that made the record
+    assert R.record_rebuild(None, again) == again  # the first build
+    assert R.record_rebuild(made, {**again, "fingerprint": "b"})["fingerprint"] == "b"  # a restart
+
+
 def test_a_rebuild_in_another_environment_is_refused_before_it_starts():
     """The weights depend on the packages, the CPU and the thread count: a record made elsewhere is
     named before an hour's rebuild, with the pins that restore it; an older record without an
