@@ -269,5 +269,6 @@ def test_the_plan_says_how_long_the_rest_takes(tmp_path):
     )
     p = V3.plan(ns)
     S = ns.S.RUN_SECONDS
-    by_hand = (6 + 15) * S["train"] + 7 * S["eval_validation"] + 20 * S["eval_test"]  # base runs are not trained
+    trained = (2 + 5) * S["train"] + (4 + 10) * S["train_by_method"]["mrt"]  # grpo; the 2 MRT forms; base: none
+    by_hand = trained + 7 * S["eval_validation"] + 20 * S["eval_test"]
     assert p["hours_left_one_run_at_a_time"] == round(by_hand / 3600, 1) and p["seconds_per_run_from"] == S["source"]
