@@ -802,20 +802,13 @@ def plan(ns) -> dict:
     if prior:
         measured = [w for ws in walls.values() for w in ws if w]
         own = {m: statistics.fmean([w for w in ws if w]) for m, ws in walls.items() if any(ws)}
-
-        def train(method: str) -> float:  # its own tuning runs, else the design's prior for it, else any
-            by_method = prior.get("train_by_method", {})
-            if method in own:
-                return own[method]
-            if method in by_method:
-                return by_method[method]
-            return statistics.fmean(measured) if measured else prior["train"]
-
+        train = {**prior.get("train_by_method", {}), **own}  # its own tuning runs, else the design's prior
+        fallback = statistics.fmean(measured) if measured else prior["train"]
         tune_left = [r for r in tune if not tune_record_path(ns, r).exists()]
         final_left = [r for r in final if not record_path(ns, r).exists()]
         methods_left = [r.rsplit("-", 2)[0] for r in tune_left] + [r.rsplit("-", 1)[0] for r in final_left]
         left = (
-            sum(train(m) for m in methods_left if m != "base")  # base runs only evaluate
+            sum(train.get(m, fallback) for m in methods_left if m != "base")  # base runs only evaluate
             + len(tune_left) * prior["eval_validation"]
             + len(final_left) * prior["eval_test"]
         )
