@@ -350,7 +350,7 @@ class MRTTrainer(GRPOTrainer):
         firsts = inputs[::g]
         params = SamplingParams(
             n=1,
-            max_new_tokens=self.max_completion_length,
+            max_new_tokens=self._prefix_tokens(),
             temperature=cfg.temperature,
             seed=self._rng().randrange(2**31),
         )
@@ -376,6 +376,18 @@ class MRTTrainer(GRPOTrainer):
                 term = r < n_term
                 out.append({**inputs[gi * g + r], "mrt_terminated": term, "mrt_cut_episodes": k, "prompt": texts[term]})
         return out
+
+    def _prefix_tokens(self) -> int:
+        """Tokens to sample for a prefix trace. Only its thinking inside a binding budget becomes a
+        prefix, so sampling stops once that thinking (and a ``</think>`` starting inside it) is in
+        hand: the prefixes are those of a longer sample with the same seed (a sampler's first
+        tokens do not depend on its length cap), and no token past them is sampled and counted."""
+        budget = self.thinking_budget
+        if not budget:
+            return self.max_completion_length
+        end = self.task.think_end_text
+        closing = len(self._tok().encode(end, add_special_tokens=False)) if end else 0
+        return min(self.max_completion_length, budget + closing)
 
     # ------------------------------------------------------------------ MRT-RL, backtracking format
     def backtrack_inputs(self, inputs: list[dict]) -> list[dict]:

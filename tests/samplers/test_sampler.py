@@ -53,6 +53,9 @@ def test_sampling_is_seeded_and_respects_limits(tiny_sampler):
         assert 1 <= len(comp.token_ids) <= 7 and len(comp.logprobs) == len(comp.token_ids)
         assert comp.finish_reason == ("length" if len(comp.token_ids) == 7 else "stop")
         assert comp.text == s.tokenizer.decode(comp.token_ids)
+    # a shorter cap samples the first tokens of the longer sample (MRT's prefix traces rely on it)
+    short = s.sample(prompts, SamplingParams(n=4, max_new_tokens=3, temperature=1.0, seed=3))
+    assert [x[:3] for x in ids(a)] == ids(short) and any(len(x) > 3 for x in ids(a))
 
 
 def test_stop_tokens_end_a_row(tiny_sampler):

@@ -235,6 +235,38 @@ def test_thinking_budget_forces_the_answer(tmp_path):
         load_config(None, dict(SMALL, algo="anytme"))
 
 
+def test_mrt_prefix_traces_stop_at_the_thinking_budget(tmp_path):
+    """Only the thinking inside the budget becomes a prefix: the prefix traces are sampled that far
+    (and a closing tag), not to the rollout cap, so no unusable token is sampled and counted."""
+    from mrt.train.trainer import MRTTrainer
+
+    prefix_calls, orig_inputs, orig_sample = [], MRTTrainer.mrt_inputs, MRTTrainer._sample
+
+    def spy_inputs(self, inputs):
+        self._spy_prefix = True
+        return orig_inputs(self, inputs)
+
+    def spy_sample(self, prompt_ids, params):
+        comps = orig_sample(self, prompt_ids, params)
+        if getattr(self, "_spy_prefix", False):  # the first call of mrt_inputs: the prefix traces
+            prefix_calls.append((params.max_new_tokens, [len(c[0].token_ids) for c in comps]))
+            self._spy_prefix = False
+        return comps
+
+    MRTTrainer.mrt_inputs, MRTTrainer._sample = spy_inputs, spy_sample
+    try:
+        run_train(
+            load_config(
+                None, dict(SMALL, algo="mrt", thinking_budget=3, max_completion_length=16, out=str(tmp_path / "m"))
+            )
+        )
+    finally:
+        MRTTrainer.mrt_inputs, MRTTrainer._sample = orig_inputs, orig_sample
+    assert len(prefix_calls) == 2
+    for cap, lengths in prefix_calls:  # </think> is one token of the tiny vocabulary
+        assert cap == 3 + 1 and all(1 <= n <= cap for n in lengths)
+
+
 def test_a_new_algorithm_is_one_registration(tmp_path):
     """An algorithm is a registered advantage function: registered here (as a new module in
     mrt/train/algos/ would), it is a valid --algo, the trainer calls it every step, and it trains."""
