@@ -86,6 +86,9 @@ def make_reward_fn(
     return correctness
 
 
+UPDATE_GROUP_ROWS = 4  # rows scored together in the policy update (mrt.train.trim)
+
+
 class MRTTrainer(GRPOTrainer):
     """``GRPOTrainer`` with the prompt and advantage hooks of the MRT family (see module doc)."""
 
@@ -149,6 +152,32 @@ class MRTTrainer(GRPOTrainer):
             buffer=cfg.estimator_buffer,
             seed=cfg.seed,
         )
+
+    def _get_per_token_logps_and_entropies(
+        self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False, **kw
+    ):
+        """TRL's log-probs (and entropies) of the completion tokens, scored on rows grouped by
+        length, each group without its padding columns (:mod:`mrt.train.trim`): the same values for
+        a fraction of the work when prompts carry prefixes of different lengths. Anything TRL's own
+        scoring handles beyond text (images, an MoE's auxiliary loss), and a model with absolute
+        positions, goes to it unchanged."""
+        from mrt.train.trim import grouped_logps, rotary
+
+        other = kw.get("compute_aux_loss") or any(v is not None for k, v in kw.items() if k != "compute_aux_loss")
+        if other or not rotary(self.accelerator.unwrap_model(model)):
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, **kw
+            )
+
+        def score(ids, mask, keep):
+            lp, ent, _ = super(MRTTrainer, self)._get_per_token_logps_and_entropies(
+                model, ids, mask, keep, compute_entropy=compute_entropy
+            )
+            return lp, ent
+
+        rows = min(UPDATE_GROUP_ROWS, batch_size or UPDATE_GROUP_ROWS)
+        logps, ents = grouped_logps(score, input_ids, attention_mask, logits_to_keep, rows, compute_entropy)
+        return logps, ents, None
 
     # ------------------------------------------------------------------ helpers
     def _tok(self):
