@@ -124,7 +124,8 @@ def training_cmd(s: dict, algo: str, seed: int, out: Path, token_budget: int, th
 
 
 def analysis_cmd(s: dict, model: str, seed: int, split: dict, n_problems: int, out: Path) -> list[str]:
-    """``mrt analyze`` of a model on an evaluation split in a setting ``s`` (the third design's too)."""
+    """``mrt analyze`` of a model on an evaluation split in a setting ``s`` (the third design's too).
+    A split's ``window`` (problems in flight) is passed on; without one, the backend's default."""
     flags = dict(
         out=out,
         knobs=s["knobs"],
@@ -136,6 +137,7 @@ def analysis_cmd(s: dict, model: str, seed: int, split: dict, n_problems: int, o
         seed=seed,
         model=model or None,
         task=s.get("task"),
+        window=split.get("window"),
     )
     flags.update(s.get("analysis_flags", {}))
     return mrt_cmd("analyze", **flags)
