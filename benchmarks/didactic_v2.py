@@ -124,8 +124,7 @@ def training_cmd(s: dict, algo: str, seed: int, out: Path, token_budget: int, th
 
 
 def analysis_cmd(s: dict, model: str, seed: int, split: dict, n_problems: int, out: Path) -> list[str]:
-    """``mrt analyze`` of a model on an evaluation split in a setting ``s`` (the third design's too).
-    A split's ``window`` (problems in flight) is passed on; without one, the backend's default."""
+    """``mrt analyze`` of a model on an evaluation split in a setting ``s`` (the third design's too)."""
     flags = dict(
         out=out,
         knobs=s["knobs"],
@@ -137,7 +136,6 @@ def analysis_cmd(s: dict, model: str, seed: int, split: dict, n_problems: int, o
         seed=seed,
         model=model or None,
         task=s.get("task"),
-        window=split.get("window"),
     )
     flags.update(s.get("analysis_flags", {}))
     return mrt_cmd("analyze", **flags)

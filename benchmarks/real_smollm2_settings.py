@@ -92,14 +92,7 @@ FINAL_SEEDS = list(range(5))
 # problem seeds: training and the warm start 11, the pilot 3 (mrt maps reasoning-gym's seeds apart:
 # the sets share no problem, checked by a test)
 VALIDATION = {"problem_seed": 1, "n_problems": 48, "traces": 2, "extensions": 0}
-# The held-out evaluations hand the engine their whole split at once (``window``: problems in
-# flight; 16 by default, which validation keeps because the tuning runs were evaluated so). A forced
-# answer may run on to the task's 4,096-token cap (1 of 1,008 did in MRT's first tuning evaluation),
-# and the engine then decodes it nearly alone for minutes, once in every window that has one; with
-# one window those answers run together, beside the rest of the work. The samples come from the
-# same distribution, drawn with other seeds (docs/scale.md#problems-in-flight). Declared before any
-# final run.
-TEST = {"problem_seed": 0, "n_problems": 96, "traces": 4, "extensions": 2, "window": 96}
+TEST = {"problem_seed": 0, "n_problems": 96, "traces": 4, "extensions": 2}
 
 
 def _harder(options: str) -> str:
@@ -117,7 +110,6 @@ HARD = {
     "n_problems": 48,
     "traces": 2,
     "extensions": 0,
-    "window": 48,
 }
 # seconds per run here, for the plan stage until tuning records measure training: a GRPO step of
 # SmolLM2 took 30.2 s for about 900 sampled tokens on transformers (docs/benchmarks.md), so 48K
