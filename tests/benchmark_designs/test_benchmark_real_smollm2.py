@@ -108,10 +108,17 @@ def test_the_settings_refuse_to_load_before_the_pilot_and_build_real_model_comma
         ("--algo", "mrt-dense"),
         ("--j-source", "mixed"),
         ("--learning-rate", "3e-05"),
+        ("--answer-tokens", "64"),
     ]:
         assert train[train.index(flag) + 1] == value, flag
     ana = V3.eval_cmd(ns, S.SETTING["model"], 0, S.TEST, tmp_path / "e")
-    for flag, value in [("--task", "gym"), ("--backend", "vllm"), ("--answers-per-prefix", "4"), ("--extensions", "2")]:
+    for flag, value in [
+        ("--task", "gym"),
+        ("--backend", "vllm"),
+        ("--answers-per-prefix", "4"),
+        ("--extensions", "2"),
+        ("--answer-tokens", "64"),  # forced answers capped alike in training and evaluation
+    ]:
         assert ana[ana.index(flag) + 1] == value, flag
 
 
