@@ -152,6 +152,27 @@ def _callbacks(cfg: TrainConfig, counters, trainer=None):
     return [Budget()]
 
 
+def warn_long_answers(cfg: TrainConfig, task, max_len: int) -> bool:
+    """Warn (and say so) when a forced answer may be longer than a whole rollout: the task's
+    default cap (4,096 tokens for text tasks, the MRT authors' for 16K-token traces) left in place
+    under short rollouts lets one answer that rambles on cost that many sampled tokens, minutes of
+    generation and an update over that many positions."""
+    cap = cfg.answer_tokens or task.default_answer_tokens
+    forces = cfg.thinking_budget > 0 or cfg.algo not in ("grpo", "length-penalty")
+    if not forces or cap <= max_len:
+        return False
+    log.warning(
+        "a forced answer may run to %d tokens (%s) while a rollout stops at %d (max_completion_length): one "
+        "that rambles on costs up to %d sampled tokens of the budget; consider --answer-tokens below %d",
+        cap,
+        "--answer-tokens" if cfg.answer_tokens else "the task's default",
+        max_len,
+        cap,
+        max_len,
+    )
+    return True
+
+
 def _build_trainer(cfg: TrainConfig, task, model, tok, out: Path):
     import torch
 
@@ -188,6 +209,7 @@ def _build_trainer(cfg: TrainConfig, task, model, tok, out: Path):
     from mrt.train.trainer import MRTTrainer, make_reward_fn
 
     max_len = cfg.max_completion_length or task.default_max_new_tokens
+    warn_long_answers(cfg, task, max_len)
     args = GRPOConfig(
         per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
         num_generations=cfg.num_generations,

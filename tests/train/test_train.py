@@ -312,3 +312,19 @@ def test_a_budget_curriculum_switches_the_thinking_budget_by_tokens_sampled(tmp_
     budgets = [r["budget/thinking_budget"] for r in log if "budget/thinking_budget" in r]
     assert budgets[0] == 2 and budgets[-1] == 6 and budgets == sorted(budgets)  # B first, then 2B, by tokens
     assert s["sampled_tokens"] >= 900
+
+
+def test_a_forced_answer_longer_than_a_rollout_is_warned_about(caplog):
+    """The text tasks' default answer cap (4,096, the authors') under 256-token rollouts: warned,
+    naming the flag; a cap within the rollout, or an algorithm that forces no answer, is quiet."""
+    from mrt.tasks import get_task
+    from mrt.train.run import warn_long_answers
+
+    task = get_task("gym", dataset="chain_sum", options="max_terms:2,max_digits:1")
+    mrt = load_config(None, {"algo": "mrt", "task": "gym", "max_completion_length": 256})
+    with caplog.at_level("WARNING", logger="mrt.train.run"):
+        assert warn_long_answers(mrt, task, 256)
+    assert "4096 tokens (the task's default)" in caplog.text and "--answer-tokens below 256" in caplog.text
+    assert not warn_long_answers(load_config(None, {"algo": "mrt", "answer_tokens": 64}), task, 256)
+    assert not warn_long_answers(load_config(None, {"algo": "grpo"}), task, 256)  # no budget: nothing forced
+    assert warn_long_answers(load_config(None, {"algo": "grpo", "thinking_budget": 128}), task, 256)
