@@ -73,7 +73,7 @@ OPTIONS = _options()  # the pilot's choice, read once
 # 99th percentile 23, in that evaluation), so 64 binds only on such rambles. Declared before any
 # final run; every tuning run restarted under it (the earlier records are kept in
 # results/real_smollm2_tuning_runs_answer4096/).
-ANSWER_TOKENS = 2 * B // 4
+ANSWER_TOKENS = B // 2  # a quarter of the 2B rollout cap
 SECOND_AXIS: dict = {}  # the driver reads it: no second tuning axis here (the learning rate only)
 
 SETTING = {
